@@ -1,0 +1,108 @@
+//! Command-line arguments: which command to run and the flags that feed the configuration.
+
+use crate::config::Flags;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+master-pinger: keeps a fleet of sleepy free-tier web apps awake and shows how each is doing.
+
+USAGE:
+    master-pinger [--config PATH] [--listen ADDR]   run the service (the default)
+    master-pinger check [--config PATH]             validate the configuration, print the schedule, exit
+    master-pinger healthcheck [--url URL]           GET http://127.0.0.1:$PORT/health; exit 0 if alive, 1 if not
+    master-pinger --help | --version
+
+OPTIONS:
+    --config PATH   JSON configuration file (else $PINGER_CONFIG, else ./pinger.json if present)
+    --listen ADDR   address to listen on, e.g. 0.0.0.0:7860 (else 0.0.0.0:$PORT, else the file's \"listen\")
+    --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
+
+ENVIRONMENT:
+    PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
+    PINGER_WEBHOOK_URL, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
+
+EXIT STATUS:
+    0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration
+";
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Run(Flags),
+    Check(Flags),
+    Healthcheck { url: Option<String> },
+    Help,
+    Version,
+}
+
+/// Parses the arguments after the program name. `Err` is a usage message (exit 2).
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let mut iter = args.iter().peekable();
+    let sub = match iter.peek().map(|s| s.as_str()) {
+        Some("check") | Some("healthcheck") | Some("run") => iter.next().map(|s| s.as_str()),
+        _ => None,
+    };
+    let mut flags = Flags::default();
+    let mut url = None;
+    while let Some(arg) = iter.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} needs a value ({what})"))
+        };
+        match (name, sub) {
+            ("-h" | "--help", _) => return Ok(Command::Help),
+            ("-V" | "--version", _) => return Ok(Command::Version),
+            ("--config", None | Some("run") | Some("check")) => flags.config = Some(PathBuf::from(value("a file path")?)),
+            ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
+            ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
+            (other, _) if other.starts_with('-') => {
+                return Err(format!("unknown option {other:?} for {}", sub.unwrap_or("the service")));
+            }
+            (other, _) => return Err(format!("unexpected argument {other:?}")),
+        }
+    }
+    Ok(match sub {
+        Some("check") => Command::Check(flags),
+        Some("healthcheck") => Command::Healthcheck { url },
+        _ => Command::Run(flags),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn commands_and_flags() {
+        assert!(matches!(parse(&args(&[])), Ok(Command::Run(_))));
+        match parse(&args(&["--config", "a.json", "--listen=127.0.0.1:0"])) {
+            Ok(Command::Run(f)) => {
+                assert_eq!(f.config, Some(PathBuf::from("a.json")));
+                assert_eq!(f.listen.as_deref(), Some("127.0.0.1:0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&args(&["check", "--config", "x"])), Ok(Command::Check(_))));
+        assert!(matches!(parse(&args(&["healthcheck", "--url", "http://x"])), Ok(Command::Healthcheck { url: Some(_) })));
+        assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
+        assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        assert!(parse(&args(&["--config"])).unwrap_err().contains("--config needs a value"));
+        assert!(parse(&args(&["--bogus"])).unwrap_err().contains("unknown option \"--bogus\""));
+        assert!(parse(&args(&["check", "--listen", "x"])).unwrap_err().contains("for check"));
+        assert!(parse(&args(&["stray"])).unwrap_err().contains("unexpected argument"));
+    }
+}

@@ -1,0 +1,309 @@
+//! master-pinger: keeps a fleet of sleepy free-tier web apps awake and shows how each is doing.
+//!
+//! Data flows one way: config -> worker threads (schedule, check with retries) -> shared state
+//! (history, counters) -> web (HTML, JSON, metrics), with alerts and persistence beside the state.
+
+pub mod alert;
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod persist;
+pub mod probe;
+pub mod schedule;
+pub mod shutdown;
+pub mod state;
+pub mod target_url;
+pub mod timefmt;
+pub mod web;
+pub mod worker;
+
+use config::{Config, Env, Target};
+use shutdown::Shutdown;
+use state::{State, TargetInfo};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// The whole program behind `main`: returns the exit status.
+pub fn main_with(args: &[String], env: &Env) -> u8 {
+    let command = match cli::parse(args) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("error: {message}\n\nRun 'master-pinger --help' for usage.");
+            return EXIT_USAGE;
+        }
+    };
+    match command {
+        cli::Command::Help => {
+            print!("{}", cli::USAGE);
+            EXIT_OK
+        }
+        cli::Command::Version => {
+            println!("master-pinger {}", env!("CARGO_PKG_VERSION"));
+            EXIT_OK
+        }
+        cli::Command::Healthcheck { url } => healthcheck(url, env),
+        cli::Command::Check(flags) => match config::load(&flags, env) {
+            Ok(cfg) => {
+                print!("{}", describe_schedule(&cfg));
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
+                EXIT_OK
+            }
+            Err(errors) => report_config_errors(&errors),
+        },
+        cli::Command::Run(flags) => match config::load(&flags, env) {
+            Ok(cfg) => match run(cfg) {
+                Ok(()) => EXIT_OK,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    EXIT_FAILURE
+                }
+            },
+            Err(errors) => report_config_errors(&errors),
+        },
+    }
+}
+
+fn report_config_errors(errors: &[config::ConfigError]) -> u8 {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!(
+        "master-pinger: {} configuration problem{} found; not started",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    EXIT_USAGE
+}
+
+/// `healthcheck`: GET the local /health; 0 when it answers alive.
+fn healthcheck(url: Option<String>, env: &Env) -> u8 {
+    let url = url.unwrap_or_else(|| {
+        let port = env.get("PORT").and_then(|p| p.trim().parse::<u16>().ok()).unwrap_or(config::DEFAULT_PORT);
+        format!("http://127.0.0.1:{port}/health")
+    });
+    let timeout = Duration::from_secs(5);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .proxy(None)
+        .build()
+        .new_agent();
+    let shown = target_url::redact(&url, &[]);
+    match agent.get(&url).call() {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+            if status == 200 && body.contains("alive") {
+                println!("{shown}: alive");
+                EXIT_OK
+            } else {
+                eprintln!("{shown}: not alive (status {status})");
+                EXIT_FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{shown}: not alive ({})", probe::describe(&e, timeout));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// What `check` prints: each target's schedule and check settings.
+pub fn describe_schedule(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
+    let _ = writeln!(out, "listen: {}", cfg.listen);
+    let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
+    let _ = writeln!(out, "workers: {}", cfg.workers.len());
+    for (i, t) in targets.iter().enumerate() {
+        let first = schedule::stagger(i, targets.len(), t.interval);
+        let delays: Vec<String> = (1..=t.retries).map(|a| duration::format(probe::backoff_delay(t.backoff, a))).collect();
+        let _ = writeln!(
+            out,
+            "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
+            t.name,
+            t.method,
+            t.display_url,
+            duration::format(t.interval),
+            duration::format(first),
+            duration::format(t.timeout),
+            t.retries,
+            if t.retries == 1 { "y" } else { "ies" },
+            if delays.is_empty() { String::new() } else { format!(" (waits {})", delays.join(", ")) },
+            t.expect_status,
+            t.expect_body.as_ref().map_or(String::new(), |_| ", body must contain the expected text".to_string()),
+        );
+    }
+    if cfg.self_ping.is_none() {
+        let _ = writeln!(out, "self-ping: off");
+    }
+    let _ = writeln!(
+        out,
+        "alerts: {}; state file: {}; history: {} checks",
+        if cfg.alerts.webhook_url.is_some() { "webhook configured" } else { "off" },
+        cfg.state_file.as_ref().map_or("none (memory only)".to_string(), |p| p.display().to_string()),
+        cfg.history
+    );
+    out
+}
+
+fn init_logging(level: log::LevelFilter) {
+    // A second init (tests calling run twice) fails harmlessly.
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_utc_timestamps()
+        .with_module_level("rustls", log::LevelFilter::Warn)
+        .with_module_level("ureq", log::LevelFilter::Warn)
+        .with_module_level("ureq_proto", log::LevelFilter::Warn)
+        .with_module_level("tiny_http", log::LevelFilter::Warn)
+        .init();
+}
+
+/// Runs the service until SIGTERM or SIGINT. `Err` is a runtime failure (exit 1).
+pub fn run(cfg: Config) -> Result<(), String> {
+    init_logging(cfg.log_level);
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
+    let started = SystemTime::now();
+    let targets: Vec<Target> = cfg.workers.iter().cloned().chain(cfg.self_ping.iter().cloned()).collect();
+    let infos = targets
+        .iter()
+        .map(|t| TargetInfo {
+            name: t.name.clone(),
+            display_url: t.display_url.clone(),
+            interval: t.interval,
+            is_self: cfg.self_ping.as_ref().is_some_and(|s| s.name == t.name) && t.name == config::SELF_NAME,
+            restarts_enabled: t.space_id.is_some(),
+        })
+        .collect();
+    let state = Arc::new(State::new(infos, cfg.history, started));
+
+    let persister = cfg.state_file.clone().map(|path| {
+        let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+        Arc::new(persist::Persister::new(path, &urls))
+    });
+    if let Some(p) = &persister {
+        p.load(&state);
+        if let Err(e) = p.probe_writable() {
+            log::warn!("state file: {e}; history will not survive a restart until this is fixed");
+            state.set_persistence_error(Some(e));
+        }
+    }
+
+    let server = tiny_http::Server::http(&cfg.listen)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    match server.server_addr().to_ip() {
+        Some(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
+        None => log::info!("listening on {}", cfg.listen),
+    }
+
+    let shutdown = Arc::new(Shutdown::default());
+    {
+        let server = Arc::clone(&server);
+        shutdown.on_trigger(Box::new(move || server.unblock()));
+    }
+    install_signal_handlers(&shutdown)?;
+
+    let agent = probe::agent();
+    let alerter = match &cfg.alerts.webhook_url {
+        Some(url) => {
+            let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
+            Some(
+                alert::start_alerter(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
+                    .map_err(|e| format!("cannot start the alert thread: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
+        Some(
+            alert::start_restarter(cfg.hf_api_url.clone(), agent.clone(), Arc::clone(&state), shutdown.waker())
+                .map_err(|e| format!("cannot start the restart thread: {e}"))?,
+        )
+    } else {
+        None
+    };
+
+    let start = Instant::now();
+    let count = targets.len();
+    let mut wakers = Vec::with_capacity(count);
+    for (slot, target) in targets.into_iter().enumerate() {
+        let waker = shutdown.waker();
+        wakers.push(Arc::clone(&waker));
+        let restart_token = target.restart_token.clone().or_else(|| cfg.hf_token.clone());
+        let w = worker::Worker {
+            slot,
+            first: start + schedule::stagger(slot, count, target.interval),
+            target,
+            state: Arc::clone(&state),
+            agent: agent.clone(),
+            waker,
+            alerts: cfg.alerts.clone(),
+            alerter: alerter.clone(),
+            restarter: restarter.clone(),
+            restart_token,
+            restart_cooldown: cfg.restart_cooldown,
+        };
+        w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
+    }
+
+    if let Some(p) = &persister {
+        let (p, state, waker, every) = (Arc::clone(p), Arc::clone(&state), shutdown.waker(), cfg.save_interval);
+        std::thread::Builder::new()
+            .name("saver".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                while waker.sleep(every) {
+                    save_now(&p, &state);
+                }
+            })
+            .map_err(|e| format!("cannot start the saver thread: {e}"))?;
+    }
+
+    let app = Arc::new(web::App { state: Arc::clone(&state), wakers, admin_token: cfg.admin_token.clone() });
+    web::server::serve(server, app);
+
+    // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
+    if let Some(p) = &persister {
+        save_now(p, &state);
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+fn save_now(p: &persist::Persister, state: &State) {
+    match p.save(state) {
+        Ok(()) => state.set_persistence_error(None),
+        Err(e) => {
+            log::warn!("state file: {e}");
+            state.set_persistence_error(Some(e));
+        }
+    }
+}
+
+fn install_signal_handlers(shutdown: &Arc<Shutdown>) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let shutdown = Arc::clone(shutdown);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("received {}, shutting down", if sig == SIGTERM { "SIGTERM" } else { "SIGINT" });
+                shutdown.trigger();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
+}

@@ -1,0 +1,146 @@
+//! Interruptible sleeps. Every thread that waits (workers between checks and between retries,
+//! the self-ping, the saver, the senders) sleeps on a `Waker` instead of `thread::sleep`, so that
+//! shutdown, or an admin's "check now", reaches it at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+struct Flags {
+    stop: bool,
+    check_now: bool,
+}
+
+/// Why a sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Deadline,
+    CheckNow,
+    Stop,
+}
+
+#[derive(Debug, Default)]
+pub struct Waker {
+    flags: Mutex<Flags>,
+    cv: Condvar,
+}
+
+impl Waker {
+    fn lock(&self) -> MutexGuard<'_, Flags> {
+        self.flags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps until `deadline`, a stop, or (when `allow_check_now`) a check-now request.
+    pub fn sleep_until(&self, deadline: Instant, allow_check_now: bool) -> Wake {
+        let mut flags = self.lock();
+        loop {
+            if flags.stop {
+                return Wake::Stop;
+            }
+            if allow_check_now && flags.check_now {
+                flags.check_now = false;
+                return Wake::CheckNow;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wake::Deadline;
+            }
+            flags = self
+                .cv
+                .wait_timeout(flags, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Sleeps for `d`; false when woken by a stop.
+    pub fn sleep(&self, d: Duration) -> bool {
+        self.sleep_until(Instant::now() + d, false) != Wake::Stop
+    }
+
+    pub fn check_now(&self) {
+        self.lock().check_now = true;
+        self.cv.notify_all();
+    }
+
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.cv.notify_all();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stop
+    }
+}
+
+/// The process-wide stop switch: one `Waker` per sleeping thread, all stopped together.
+#[derive(Default)]
+pub struct Shutdown {
+    stopped: AtomicBool,
+    wakers: Mutex<Vec<Arc<Waker>>>,
+    hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Shutdown {
+    /// A waker that the next `trigger()` will stop (already stopped if that happened).
+    pub fn waker(&self) -> Arc<Waker> {
+        let w = Arc::new(Waker::default());
+        self.wakers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&w));
+        if self.is_triggered() {
+            w.stop();
+        }
+        w
+    }
+
+    /// Something to run once on trigger, such as unblocking the HTTP server's accept loop.
+    pub fn on_trigger(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    pub fn trigger(&self) {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in wakers {
+            w.stop();
+        }
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    #[test]
+    fn stop_wakes_a_long_sleep_at_once() {
+        let sd = Arc::new(Shutdown::default());
+        let w = sd.waker();
+        let t0 = Instant::now();
+        let h = thread::spawn(move || w.sleep(Duration::from_secs(60)));
+        thread::sleep(Duration::from_millis(50));
+        sd.trigger();
+        assert!(!h.join().unwrap());
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(sd.waker().is_stopped(), "a waker made after the trigger starts stopped");
+    }
+
+    #[test]
+    fn check_now_ends_a_schedule_sleep_but_not_a_backoff() {
+        let w = Waker::default();
+        w.check_now();
+        assert!(w.sleep(Duration::from_millis(20)), "backoff sleeps ignore check-now");
+        assert_eq!(w.sleep_until(Instant::now() + Duration::from_secs(60), true), Wake::CheckNow);
+        assert_eq!(w.sleep_until(Instant::now() + Duration::from_millis(10), true), Wake::Deadline);
+    }
+}

@@ -1,0 +1,378 @@
+//! `/`: the status page, a hand-built HTML string. No JavaScript, no external assets: it refreshes
+//! with a meta tag, follows the system theme with CSS, and turns into cards on a phone.
+//! Every string that came from a target or the config passes through `escape`.
+
+use crate::duration;
+use crate::state::{CheckRecord, Health, Snapshot, TargetView};
+use crate::timefmt::{from_unix_millis, relative, rfc3339};
+use crate::web::json::percent;
+use std::fmt::Write;
+use std::time::SystemTime;
+
+/// How many recent checks the heartbeat bar and sparkline show.
+pub const BAR_CELLS: usize = 30;
+const REFRESH_SECONDS: u32 = 30;
+
+/// Escapes text for HTML content and (double- or single-quoted) attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root{--bg:#f6f7f9;--fg:#1b1f24;--muted:#5c6570;--card:#fff;--line:#dde1e6;--up:#1f9d55;--down:#d64545;--pending:#8a94a0;--warn:#c77c02;--downbg:#fdecec}
+@media (prefers-color-scheme:dark){:root{--bg:#0f1216;--fg:#e6e9ed;--muted:#9aa4af;--card:#171b21;--line:#2a3038;--up:#3ecf7a;--down:#ff6b6b;--pending:#7d8793;--warn:#f0a030;--downbg:#3a1a1d}}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+header,main,footer{max-width:1200px;margin:0 auto;padding:12px 16px}
+h1{font-size:20px;margin:0 0 4px}
+h2{font-size:15px;margin:18px 0 8px;color:var(--muted);font-weight:600}
+.overall{font-size:18px;font-weight:600;padding:10px 14px;border-radius:8px;background:var(--card);border:1px solid var(--line);border-left:6px solid var(--up)}
+.overall.degraded,.overall.down{border-left-color:var(--down);background:var(--downbg)}
+.meta,.muted,small{color:var(--muted)}
+table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);border-radius:8px}
+th,td{padding:8px 10px;text-align:left;vertical-align:middle;border-bottom:1px solid var(--line)}
+th{font-size:12px;color:var(--muted);font-weight:600}
+tr.down td{background:var(--downbg)}
+.name{font-weight:600;word-break:break-all}
+.url{font-size:12px;color:var(--muted);word-break:break-all}
+.pill{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
+.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending{background:var(--pending)}
+.bar{display:flex;gap:2px;align-items:stretch;height:22px}
+.hb{display:inline-block;width:6px;border-radius:2px;background:var(--pending)}
+.hb.up{background:var(--up)}.hb.down{background:var(--down)}.hb.slow{background:var(--warn)}
+.spark polyline{fill:none;stroke:var(--fg);stroke-width:1.5}
+.spark circle{fill:var(--fg)}
+.err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
+.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+@media (max-width:600px){
+ table,thead,tbody,tr,td{display:block;width:100%}
+ thead{display:none}
+ tr{border-bottom:1px solid var(--line);padding:6px 0}
+ td{border:0;padding:3px 12px}
+ td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:12px}
+}
+"#;
+
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096 + s.workers.len() * 4096);
+    let down = s.down_count();
+    let total = s.workers.len();
+    let pending = s.workers.iter().filter(|w| w.health == Health::Pending).count();
+    let overall = s.overall();
+    let headline = if total == 0 {
+        "No workers configured: only keeping itself awake".to_string()
+    } else if down == 0 && pending == total {
+        format!("Waiting for the first checks of {total} worker{}", plural(total))
+    } else if down == 0 {
+        format!("All {total} worker{} up", plural(total))
+    } else if down == total {
+        format!("All {total} worker{} down", plural(total))
+    } else {
+        format!("{down} of {total} worker{} down", plural(total))
+    };
+    let uptime = duration::format(std::time::Duration::from_secs(
+        s.now.duration_since(s.started_at).unwrap_or_default().as_secs(),
+    ));
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
+<meta name=\"color-scheme\" content=\"light dark\">\
+<title>{} · master-pinger</title><style>{STYLE}</style></head><body>\
+<header><h1>master-pinger</h1>\
+<p class=\"overall {overall}\" role=\"status\">{}</p>\
+<p class=\"meta\">v{} · up {} (since <time datetime=\"{4}\">{4}</time>) · refreshes every {REFRESH_SECONDS} s · \
+<a href=\"/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
+        escape(&headline),
+        escape(&headline),
+        escape(s.version),
+        escape(&uptime),
+        rfc3339(s.started_at),
+    );
+    if let Some(e) = &s.persistence_error {
+        let _ = write!(out, "<p class=\"err\" role=\"alert\">State file problem: {}</p>", escape(e));
+    }
+    out.push_str("</header><main>");
+    let show_restarts = s.workers.iter().any(|w| w.restarts_enabled || w.restarts > 0);
+    // Down workers first so they jump out; config order otherwise.
+    let mut order: Vec<&TargetView> = s.workers.iter().collect();
+    order.sort_by_key(|w| match w.health {
+        Health::Down => 0,
+        Health::Pending => 1,
+        Health::Up => 2,
+    });
+    out.push_str("<h2 id=\"workers\">Workers</h2>");
+    table(&mut out, &order, s.now, show_restarts, "workers");
+    if let Some(sp) = &s.self_ping {
+        out.push_str("<h2 id=\"self\">Self-ping</h2>");
+        table(&mut out, &[sp], s.now, false, "self");
+    }
+    let _ = write!(
+        out,
+        "</main><footer class=\"muted\">Rendered <time datetime=\"{0}\">{0}</time>.</footer></body></html>",
+        rfc3339(s.now)
+    );
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn table(out: &mut String, rows: &[&TargetView], now: SystemTime, show_restarts: bool, labelled_by: &str) {
+    let _ = write!(
+        out,
+        "<table aria-labelledby=\"{labelled_by}\"><thead><tr><th scope=\"col\">Worker</th><th scope=\"col\">State</th>\
+<th scope=\"col\">Recent checks</th><th scope=\"col\">Uptime 24h / 7d / 30d</th><th scope=\"col\">Latency</th>\
+<th scope=\"col\">Last check</th><th scope=\"col\">Next check</th><th scope=\"col\">Failures</th>\
+<th scope=\"col\">Last error</th>{}</tr></thead><tbody>",
+        if show_restarts { "<th scope=\"col\">Restarts</th>" } else { "" }
+    );
+    if rows.is_empty() {
+        out.push_str("<tr><td colspan=\"9\" class=\"muted\">No workers. Add some to pinger.json or PINGER_WORKERS.</td></tr>");
+    }
+    for w in rows {
+        row(out, w, now, show_restarts);
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
+    let state = w.health.as_str();
+    let name = escape(&w.name);
+    let _ = write!(
+        out,
+        "<tr class=\"{state}\" id=\"w-{name}\"><th scope=\"row\" data-label=\"Worker\"><div class=\"name\">{name}</div><div class=\"url\">{}</div>\
+<small>every {}</small></th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
+        escape(&w.url),
+        escape(&duration::format(w.interval)),
+    );
+    let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
+    out.push_str("<td data-label=\"Recent checks\">");
+    heartbeat(out, recent, w.interval.as_millis() as u64);
+    out.push_str("</td>");
+    let uptimes: Vec<String> = w
+        .uptime
+        .iter()
+        .map(|u| u.map_or("–".to_string(), |v| format!("{}%", trim_percent(percent(v)))))
+        .collect();
+    let _ = write!(
+        out,
+        "<td data-label=\"Uptime\" class=\"num\" aria-label=\"Uptime: {} over 24 hours, {} over 7 days, {} over 30 days\">{}</td>",
+        uptimes[0],
+        uptimes[1],
+        uptimes[2],
+        uptimes.join(" / ")
+    );
+    out.push_str("<td data-label=\"Latency\">");
+    sparkline(out, recent);
+    out.push_str("</td>");
+    match &w.last {
+        Some(r) => {
+            let at = from_unix_millis(r.at_ms);
+            let status = r.status.map_or("no response".to_string(), |c| c.to_string());
+            let _ = write!(
+                out,
+                "<td data-label=\"Last check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time><br><small>{2} · {3} ms</small></td>",
+                rfc3339(at),
+                escape(&relative(at, now)),
+                escape(&status),
+                r.latency_ms
+            );
+        }
+        None => out.push_str("<td data-label=\"Last check\" class=\"muted\">not yet</td>"),
+    }
+    match w.next_check_at_ms {
+        Some(ms) => {
+            let at = from_unix_millis(ms);
+            let _ = write!(
+                out,
+                "<td data-label=\"Next check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time></td>",
+                rfc3339(at),
+                escape(&relative(at, now))
+            );
+        }
+        None => out.push_str("<td data-label=\"Next check\" class=\"muted\">–</td>"),
+    }
+    let _ = write!(out, "<td data-label=\"Failures\" class=\"num\">{}</td>", w.consecutive_failures);
+    match w.last.as_ref().and_then(|r| r.error.as_deref()).or_else(|| {
+        w.history.iter().rev().find_map(|r| r.error.as_deref())
+    }) {
+        Some(e) => {
+            let _ = write!(out, "<td data-label=\"Last error\" class=\"err\">{}</td>", escape(e));
+        }
+        None => out.push_str("<td data-label=\"Last error\" class=\"muted\">none</td>"),
+    }
+    if show_restarts {
+        let last = w
+            .last_restart_at_ms
+            .map(|ms| {
+                let at = from_unix_millis(ms);
+                format!("<br><small><time datetime=\"{0}\" title=\"{0}\">{1}</time></small>", rfc3339(at), escape(&relative(at, now)))
+            })
+            .unwrap_or_default();
+        let _ = write!(out, "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>", w.restarts);
+    }
+    out.push_str("</tr>");
+}
+
+fn trim_percent(p: f64) -> String {
+    let s = format!("{p:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// One coloured cell per check, oldest left; the tooltip tells time, status, latency, attempts.
+pub fn heartbeat(out: &mut String, recent: &[CheckRecord], interval_ms: u64) {
+    let ups = recent.iter().filter(|r| r.ok).count();
+    let _ = write!(
+        out,
+        "<div class=\"bar\" role=\"img\" aria-label=\"Last {} checks: {} up, {} down\">",
+        recent.len(),
+        ups,
+        recent.len() - ups
+    );
+    if recent.is_empty() {
+        out.push_str("<span class=\"muted\">no checks yet</span>");
+    }
+    for r in recent {
+        // A success that needed retries is shown amber: awake, but it was a cold start.
+        let class = match (r.ok, r.attempts > 1) {
+            (true, false) => "up",
+            (true, true) => "up slow",
+            (false, _) => "down",
+        };
+        let status = r.status.map_or("no response".to_string(), |c| format!("status {c}"));
+        let attempts = if r.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", r.attempts) };
+        let error = r.error.as_deref().map(|e| format!(" · {e}")).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<span class=\"hb {class}\" title=\"{} · {} · {} ms · {}{}\"></span>",
+            rfc3339(from_unix_millis(r.at_ms)),
+            escape(&status),
+            r.latency_ms,
+            attempts,
+            escape(&error)
+        );
+    }
+    let _ = interval_ms;
+    out.push_str("</div>");
+}
+
+/// Points of a latency polyline in a `w` x `h` box, scaled between the min and max values;
+/// equal values draw a flat line through the middle.
+pub fn spark_points(values: &[u64], w: f64, h: f64) -> Vec<(f64, f64)> {
+    let (Some(&min), Some(&max)) = (values.iter().min(), values.iter().max()) else { return Vec::new() };
+    let n = values.len();
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let x = if n == 1 { w / 2.0 } else { w * i as f64 / (n - 1) as f64 };
+            let y = if max == min { h / 2.0 } else { h - 1.0 - (h - 2.0) * (v - min) as f64 / (max - min) as f64 };
+            ((x * 10.0).round() / 10.0, (y * 10.0).round() / 10.0)
+        })
+        .collect()
+}
+
+pub fn sparkline(out: &mut String, recent: &[CheckRecord]) {
+    let values: Vec<u64> = recent.iter().map(|r| r.latency_ms).collect();
+    let points = spark_points(&values, 120.0, 24.0);
+    let (Some(min), Some(max), Some(last)) = (values.iter().min(), values.iter().max(), values.last()) else {
+        out.push_str("<span class=\"muted\">–</span>");
+        return;
+    };
+    let _ = write!(
+        out,
+        "<svg class=\"spark\" width=\"120\" height=\"24\" viewBox=\"0 0 120 24\" role=\"img\" aria-label=\"Latency: last {last} ms, min {min} ms, max {max} ms\">"
+    );
+    if points.len() == 1 {
+        let _ = write!(out, "<circle cx=\"{}\" cy=\"{}\" r=\"2\"/>", points[0].0, points[0].1);
+    } else {
+        let coords: Vec<String> = points.iter().map(|(x, y)| format!("{x},{y}")).collect();
+        let _ = write!(out, "<polyline points=\"{}\"/>", coords.join(" "));
+    }
+    let _ = write!(out, "</svg><br><small class=\"num\">{last} ms</small>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::testdata::{rec, snapshot};
+
+    #[test]
+    fn escape_covers_text_and_attributes() {
+        assert_eq!(escape("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(escape("a\"b&c"), "a&quot;b&amp;c");
+    }
+
+    #[test]
+    fn hostile_target_text_is_escaped_everywhere() {
+        let mut s = snapshot();
+        s.workers[1].last.as_mut().unwrap().error = Some("<img src=x onerror=alert(1)>".into());
+        s.workers[1].history.last_mut().unwrap().error = Some("\"><script>bad()</script>".into());
+        s.workers[1].url = "http://h/?q=\"><b>".into();
+        let page = render(&s);
+        assert!(!page.contains("<img src=x"));
+        assert!(!page.contains("<script>"));
+        assert!(!page.contains("\"><b>"));
+        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    }
+
+    #[test]
+    fn page_shows_every_worker_state_and_the_headline() {
+        let page = render(&snapshot());
+        assert!(page.contains("1 of 3 workers down"));
+        for (name, state) in [("api", "up"), ("db", "down"), ("new", "pending")] {
+            assert!(page.contains(&format!("<tr class=\"{state}\" id=\"w-{name}\">")), "{name}");
+        }
+        assert!(page.contains("http-equiv=\"refresh\""));
+        assert!(page.contains("prefers-color-scheme:dark"));
+        assert!(page.contains("Restarts"));
+        assert!(page.find("id=\"w-db\"") < page.find("id=\"w-api\""), "down rows come first");
+        assert!(!page.contains("http://") || !page.contains("src=\"http"), "no external assets");
+    }
+
+    #[test]
+    fn heartbeat_cells_and_colours() {
+        let mut out = String::new();
+        let mut slow = rec(3, true);
+        slow.attempts = 3;
+        heartbeat(&mut out, &[rec(1, true), rec(2, false), slow], 1000);
+        assert_eq!(out.matches("class=\"hb ").count(), 3);
+        assert!(out.contains("class=\"hb up\""));
+        assert!(out.contains("class=\"hb down\""));
+        assert!(out.contains("class=\"hb up slow\""));
+        assert!(out.contains("3 attempts"));
+        assert!(out.contains("aria-label=\"Last 3 checks: 2 up, 1 down\""));
+        let mut empty = String::new();
+        heartbeat(&mut empty, &[], 1000);
+        assert!(empty.contains("no checks yet"));
+    }
+
+    #[test]
+    fn sparkline_scaling_edge_cases() {
+        assert!(spark_points(&[], 120.0, 24.0).is_empty());
+        assert_eq!(spark_points(&[7], 120.0, 24.0), vec![(60.0, 12.0)]);
+        assert_eq!(spark_points(&[5, 5, 5], 120.0, 24.0), vec![(0.0, 12.0), (60.0, 12.0), (120.0, 12.0)]);
+        let p = spark_points(&[10, 20], 120.0, 24.0);
+        assert_eq!(p, vec![(0.0, 23.0), (120.0, 1.0)], "min at the bottom, max at the top");
+        let mut out = String::new();
+        sparkline(&mut out, &[rec(1, true)]);
+        assert!(out.contains("<circle"));
+        let mut none = String::new();
+        sparkline(&mut none, &[]);
+        assert!(!none.contains("<svg"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `/status`: the snapshot as the SPEC's JSON document.
+
+use crate::state::{CheckRecord, Snapshot, TargetView, WINDOWS};
+use crate::timefmt::{from_unix_millis, rfc3339, unix_secs};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    status: &'static str,
+    version: &'static str,
+    started_at: String,
+    uptime_seconds: u64,
+    self_ping: Option<WorkerDoc<'a>>,
+    workers: Vec<WorkerDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persistence_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WorkerDoc<'a> {
+    name: &'a str,
+    url: &'a str,
+    interval_seconds: serde_json::Number,
+    state: &'static str,
+    consecutive_failures: u32,
+    checks: u64,
+    successes: u64,
+    skipped: u64,
+    attempts: u64,
+    uptime_percent: BTreeMap<&'static str, Option<f64>>,
+    last_check: Option<CheckDoc<'a>>,
+    next_check_at: Option<String>,
+    restarts: u64,
+    last_restart_at: Option<String>,
+    history: Vec<CheckDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct CheckDoc<'a> {
+    at: String,
+    ok: bool,
+    status_code: Option<u16>,
+    latency_ms: u64,
+    duration_ms: u64,
+    attempts: u32,
+    error: Option<&'a str>,
+}
+
+fn check_doc(r: &CheckRecord) -> CheckDoc<'_> {
+    CheckDoc {
+        at: rfc3339(from_unix_millis(r.at_ms)),
+        ok: r.ok,
+        status_code: r.status,
+        latency_ms: r.latency_ms,
+        duration_ms: r.duration_ms,
+        attempts: r.attempts,
+        error: r.error.as_deref(),
+    }
+}
+
+/// A ratio as a percentage with at most three decimals (`99.861`).
+pub fn percent(ratio: f64) -> f64 {
+    (ratio * 100_000.0).round() / 1000.0
+}
+
+fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
+    let secs = w.interval.as_secs_f64();
+    WorkerDoc {
+        name: &w.name,
+        url: &w.url,
+        interval_seconds: if secs.fract() == 0.0 {
+            serde_json::Number::from(w.interval.as_secs())
+        } else {
+            serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
+        },
+        state: w.health.as_str(),
+        consecutive_failures: w.consecutive_failures,
+        checks: w.checks,
+        successes: w.successes,
+        skipped: w.skipped,
+        attempts: w.attempts,
+        uptime_percent: WINDOWS.iter().zip(w.uptime).map(|((k, _), v)| (*k, v.map(percent))).collect(),
+        last_check: w.last.as_ref().map(check_doc),
+        next_check_at: w.next_check_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        restarts: w.restarts,
+        last_restart_at: w.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        history: w.history.iter().map(check_doc).collect(),
+    }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let doc = StatusDoc {
+        status: s.overall(),
+        version: s.version,
+        started_at: rfc3339(s.started_at),
+        uptime_seconds: unix_secs(s.now).saturating_sub(unix_secs(s.started_at)),
+        self_ping: s.self_ping.as_ref().map(worker_doc),
+        workers: s.workers.iter().map(worker_doc).collect(),
+        persistence_error: s.persistence_error.as_deref(),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::testdata::snapshot;
+    use serde_json::Value;
+
+    #[test]
+    fn status_has_the_spec_shape() {
+        let v: Value = serde_json::from_str(&render(&snapshot())).unwrap();
+        assert_eq!(v["status"], "degraded");
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["started_at"], "2026-11-28T10:00:00Z");
+        assert_eq!(v["uptime_seconds"], 3600);
+        let up = &v["workers"][0];
+        assert_eq!(up["name"], "api");
+        assert_eq!(up["interval_seconds"], 300);
+        assert_eq!(up["state"], "up");
+        assert_eq!(up["uptime_percent"]["24h"], 100.0);
+        assert_eq!(up["last_check"]["status_code"], 200);
+        assert_eq!(up["last_check"]["error"], Value::Null);
+        assert_eq!(up["history"].as_array().unwrap().len(), 3);
+        assert_eq!(up["next_check_at"], "2026-11-28T11:05:00Z");
+        let down = &v["workers"][1];
+        assert_eq!(down["last_check"]["error"], "status 503");
+        assert_eq!(down["restarts"], 1);
+        assert_eq!(v["workers"][2]["state"], "pending");
+        assert_eq!(v["workers"][2]["last_check"], Value::Null);
+        assert_eq!(v["workers"][2]["uptime_percent"]["30d"], Value::Null);
+        assert_eq!(v["self_ping"]["name"], "self");
+    }
+
+    #[test]
+    fn percent_rounds_to_three_decimals() {
+        assert_eq!(percent(2.0 / 3.0), 66.667);
+        assert_eq!(percent(1.0), 100.0);
+    }
+}

@@ -1,0 +1,151 @@
+//! `/metrics`: Prometheus text exposition format 0.0.4 rendered from a snapshot.
+
+use crate::state::{Health, Snapshot, TargetView, WINDOWS};
+use crate::timefmt::unix_millis;
+use std::fmt::Write;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Escapes a label value: backslash, double quote and newline.
+pub fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// Lines `labels value` for one target; empty when the series is absent for it.
+    sample: fn(&TargetView) -> Vec<(String, f64)>,
+}
+
+fn last_f(w: &TargetView, f: impl Fn(&crate::state::CheckRecord) -> f64) -> Vec<(String, f64)> {
+    w.last.as_ref().map(|r| vec![(String::new(), f(r))]).unwrap_or_default()
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "pinger_up",
+        kind: "gauge",
+        help: "1 if the last check succeeded, else 0 (absent while pending).",
+        sample: |w| match w.health {
+            Health::Pending => vec![],
+            h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
+        },
+    },
+    Family {
+        name: "pinger_check_duration_seconds",
+        kind: "gauge",
+        help: "Duration of the last check, retries included.",
+        sample: |w| last_f(w, |r| r.duration_ms as f64 / 1000.0),
+    },
+    Family {
+        name: "pinger_http_status_code",
+        kind: "gauge",
+        help: "Final HTTP status of the last check (0 when no response).",
+        sample: |w| last_f(w, |r| f64::from(r.status.unwrap_or(0))),
+    },
+    Family {
+        name: "pinger_last_check_timestamp_seconds",
+        kind: "gauge",
+        help: "Unix time the last check finished.",
+        sample: |w| last_f(w, |r| r.at_ms as f64 / 1000.0),
+    },
+    Family {
+        name: "pinger_checks_total",
+        kind: "counter",
+        help: "Checks by result.",
+        sample: |w| {
+            vec![
+                (",result=\"success\"".to_string(), w.successes as f64),
+                (",result=\"failure\"".to_string(), (w.checks - w.successes.min(w.checks)) as f64),
+            ]
+        },
+    },
+    Family {
+        name: "pinger_attempts_total",
+        kind: "counter",
+        help: "HTTP attempts, retries included.",
+        sample: |w| vec![(String::new(), w.attempts as f64)],
+    },
+    Family {
+        name: "pinger_skipped_total",
+        kind: "counter",
+        help: "Deadlines skipped because a check overran its slot.",
+        sample: |w| vec![(String::new(), w.skipped as f64)],
+    },
+    Family {
+        name: "pinger_restarts_total",
+        kind: "counter",
+        help: "Hugging Face Space restarts requested.",
+        sample: |w| vec![(String::new(), w.restarts as f64)],
+    },
+    Family {
+        name: "pinger_uptime_ratio",
+        kind: "gauge",
+        help: "Share of successful checks over the window (0..1).",
+        sample: |w| {
+            WINDOWS
+                .iter()
+                .zip(w.uptime)
+                .filter_map(|((name, _), v)| v.map(|v| (format!(",window=\"{name}\""), v)))
+                .collect()
+        },
+    },
+];
+
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(256 + s.workers.len() * 900);
+    let targets: Vec<&TargetView> = s.workers.iter().chain(s.self_ping.iter()).collect();
+    for f in FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", f.name, f.help, f.name, f.kind);
+        for w in &targets {
+            let worker = label(&w.name);
+            for (extra, value) in (f.sample)(w) {
+                let _ = writeln!(out, "{}{{worker=\"{worker}\"{extra}}} {}", f.name, number(value));
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",
+        label(s.version)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP process_start_time_seconds Unix time the process started.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
+        number(unix_millis(s.started_at) as f64 / 1000.0)
+    );
+    out
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::testdata::snapshot;
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let text = render(&snapshot());
+        for name in ["pinger_up", "pinger_checks_total", "pinger_uptime_ratio", "pinger_build_info", "process_start_time_seconds"] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+        assert!(text.contains("pinger_up{worker=\"api\"} 1\n"));
+        assert!(text.contains("pinger_up{worker=\"db\"} 0\n"));
+        assert!(!text.contains("pinger_up{worker=\"new\"}"), "absent while pending");
+        assert!(text.contains("pinger_checks_total{worker=\"db\",result=\"failure\"} 2\n"));
+        assert!(text.contains("pinger_http_status_code{worker=\"db\"} 503\n"));
+        assert!(text.contains("pinger_uptime_ratio{worker=\"api\",window=\"24h\"} 1\n"));
+        assert!(text.contains("pinger_up{worker=\"self\"} 1\n"));
+        assert!(text.contains("process_start_time_seconds 1795860000\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,60 @@
+//! Hand-made snapshots for the renderers' unit tests.
+
+use crate::state::{CheckRecord, Health, Snapshot, TargetView};
+use std::time::{Duration, UNIX_EPOCH};
+
+pub const START: u64 = 1_795_860_000; // 2026-11-28T10:00:00Z
+
+pub fn rec(i: u64, ok: bool) -> CheckRecord {
+    CheckRecord {
+        at_ms: (START + 3000 + i * 60) * 1000,
+        ok,
+        status: Some(if ok { 200 } else { 503 }),
+        latency_ms: 100 + i * 10,
+        duration_ms: 100 + i * 10,
+        attempts: 1,
+        error: (!ok).then(|| "status 503".to_string()),
+    }
+}
+
+fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
+    let successes = history.iter().filter(|r| r.ok).count() as u64;
+    let checks = history.len() as u64;
+    TargetView {
+        name: name.to_string(),
+        url: format!("https://{name}.hf.space/health"),
+        interval: Duration::from_secs(300),
+        is_self: name == "self",
+        restarts_enabled: false,
+        health,
+        checks,
+        successes,
+        skipped: 0,
+        attempts: checks,
+        consecutive_failures: history.iter().rev().take_while(|r| !r.ok).count() as u32,
+        restarts: 0,
+        last_restart_at_ms: None,
+        last: history.last().cloned(),
+        next_check_at_ms: Some((START + 3900) * 1000),
+        uptime: if checks == 0 { [None; 3] } else { [Some(successes as f64 / checks as f64); 3] },
+        history,
+    }
+}
+
+/// Three workers (up, down with a restart, pending) and an up self-ping, one hour after start.
+pub fn snapshot() -> Snapshot {
+    let mut db = view("db", Health::Down, vec![rec(0, true), rec(1, false), rec(2, false)]);
+    db.restarts_enabled = true;
+    db.restarts = 1;
+    db.last_restart_at_ms = Some((START + 3100) * 1000);
+    let mut new = view("new", Health::Pending, vec![]);
+    new.next_check_at_ms = None;
+    Snapshot {
+        version: env!("CARGO_PKG_VERSION"),
+        started_at: UNIX_EPOCH + Duration::from_secs(START),
+        now: UNIX_EPOCH + Duration::from_secs(START + 3600),
+        workers: vec![view("api", Health::Up, vec![rec(0, true), rec(1, true), rec(2, true)]), db, new],
+        self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
+        persistence_error: None,
+    }
+}

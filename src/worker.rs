@@ -1,0 +1,276 @@
+//! One thread per target: sleep until the next deadline, check (with retries), hand the result
+//! to the shared state, then decide alerts and restarts from streak counters this thread owns.
+
+use crate::alert::{Alerter, Event, RestartJob, Restarter, Transition};
+use crate::config::{Alerts, Target};
+use crate::probe::{self, Outcome};
+use crate::schedule;
+use crate::shutdown::{Wake, Waker};
+use crate::state::{CheckRecord, State};
+use crate::timefmt::{from_unix_millis, unix_millis};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
+/// inside it, and a thousand workers must not reserve 2 MiB each.
+pub const STACK_SIZE: usize = 256 * 1024;
+
+/// Alert-level state decided from consecutive results, owned by the worker's thread (no lock).
+#[derive(Debug, Clone, Default)]
+pub struct Streak {
+    fails: u32,
+    oks: u32,
+    /// `Some(true)` once the alert state is down, `Some(false)` once up, `None` before either.
+    down: Option<bool>,
+    pub down_since: Option<SystemTime>,
+}
+
+impl Streak {
+    /// Resumes from saved counters: a target already past the threshold stays down, so that its
+    /// recovery after a restart of the pinger is still announced.
+    pub fn resume(consecutive_failures: u32, failure_threshold: u32) -> Streak {
+        let down = consecutive_failures >= failure_threshold && consecutive_failures > 0;
+        Streak { fails: consecutive_failures, oks: 0, down: down.then_some(true), down_since: None }
+    }
+
+    pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Alerts) -> Option<Transition> {
+        if ok {
+            self.fails = 0;
+            self.oks = self.oks.saturating_add(1);
+            if self.oks >= cfg.success_threshold && self.down != Some(false) {
+                let was_down = self.down == Some(true);
+                self.down = Some(false);
+                return was_down.then_some(Transition::Up);
+            }
+        } else {
+            self.oks = 0;
+            self.fails = self.fails.saturating_add(1);
+            if self.fails >= cfg.failure_threshold && self.down != Some(true) {
+                self.down = Some(true);
+                self.down_since = Some(at);
+                return Some(Transition::Down);
+            }
+        }
+        None
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down == Some(true)
+    }
+}
+
+/// What a worker thread needs; every field is owned or shared read-only.
+pub struct Worker {
+    pub slot: usize,
+    pub target: Target,
+    pub state: Arc<State>,
+    pub agent: ureq::Agent,
+    pub waker: Arc<Waker>,
+    /// When the first check is due.
+    pub first: Instant,
+    pub alerts: Alerts,
+    pub alerter: Option<Arc<Alerter>>,
+    pub restarter: Option<Arc<Restarter>>,
+    /// Token for Space restarts (the worker's own `restart_token`, else `HF_TOKEN`).
+    pub restart_token: Option<String>,
+    pub restart_cooldown: Duration,
+}
+
+/// Runs a check, turning a panic into a failed outcome so the worker carries on.
+pub fn guarded(check: impl FnOnce() -> Outcome) -> Outcome {
+    let start = Instant::now();
+    catch_unwind(AssertUnwindSafe(check)).unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log::error!("a check panicked: {msg}");
+        Outcome {
+            ok: false,
+            status: None,
+            latency: start.elapsed(),
+            duration: start.elapsed(),
+            attempts: 1,
+            error: Some("internal error: the check panicked".to_string()),
+        }
+    })
+}
+
+fn system_time_of(deadline: Instant) -> SystemTime {
+    let now = Instant::now();
+    let sys = SystemTime::now();
+    if deadline >= now { sys + (deadline - now) } else { sys - (now - deadline) }
+}
+
+impl Worker {
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("w-{}", self.target.name))
+            .stack_size(STACK_SIZE)
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        let t = &self.target;
+        let saved = self.state.record_of(self.slot).unwrap_or_default();
+        let mut streak = Streak::resume(saved.consecutive_failures, self.alerts.failure_threshold);
+        let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
+        let mut was_ok = saved.last.as_ref().map(|r| r.ok);
+        let mut pending: u64 = 0;
+        loop {
+            let deadline = self.first + schedule::offset_of(t.interval, pending);
+            self.state.set_next_check(self.slot, system_time_of(deadline));
+            match self.waker.sleep_until(deadline, true) {
+                Wake::Stop => return,
+                Wake::Deadline => pending += 1,
+                Wake::CheckNow => log::info!("{}: check requested", t.name),
+            }
+            let outcome = guarded(|| probe::check(&self.agent, t, &self.waker));
+            if self.waker.is_stopped() {
+                // Shutting down: an abandoned check is not a result.
+                return;
+            }
+            let now = SystemTime::now();
+            self.log_outcome(&outcome, was_ok);
+            was_ok = Some(outcome.ok);
+            self.state.record_check(
+                self.slot,
+                CheckRecord {
+                    at_ms: unix_millis(now),
+                    ok: outcome.ok,
+                    status: outcome.status,
+                    latency_ms: outcome.latency.as_millis() as u64,
+                    duration_ms: outcome.duration.as_millis() as u64,
+                    attempts: outcome.attempts,
+                    error: outcome.error.clone(),
+                },
+            );
+            let transition = streak.observe(outcome.ok, now, &self.alerts);
+            self.announce(transition, &outcome, now, &streak);
+            if streak.is_down() && !outcome.ok {
+                self.maybe_restart(&mut last_restart, now);
+            }
+            let (next, skipped) = schedule::advance(pending, self.first.elapsed(), t.interval);
+            if skipped > 0 {
+                log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
+                self.state.record_skipped(self.slot, skipped);
+            }
+            pending = next;
+        }
+    }
+
+    fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
+        let name = &self.target.name;
+        let status = o.status.map_or("-".to_string(), |s| s.to_string());
+        let attempts = if o.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", o.attempts) };
+        if o.ok {
+            log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
+        } else {
+            log::info!(
+                "{name}: failed, {}, status {status}, {} ms, {attempts}",
+                o.error.as_deref().unwrap_or("error"),
+                o.latency.as_millis()
+            );
+        }
+        match (was_ok, o.ok) {
+            (Some(true) | None, false) => log::warn!("{name} ({}) is down: {}", self.target.display_url, o.error.as_deref().unwrap_or("error")),
+            (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
+            _ => {}
+        }
+    }
+
+    fn announce(&self, transition: Option<Transition>, o: &Outcome, now: SystemTime, streak: &Streak) {
+        let Some(transition) = transition else { return };
+        if transition == Transition::Up && !self.alerts.send_on_resolved {
+            return;
+        }
+        if let Some(alerter) = &self.alerter {
+            alerter.send(Event {
+                worker: self.target.name.clone(),
+                url: self.target.display_url.clone(),
+                transition,
+                error: o.error.clone(),
+                at: now,
+                since: streak.down_since,
+            });
+        }
+    }
+
+    fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
+        let (Some(space_id), Some(token), Some(restarter)) = (&self.target.space_id, &self.restart_token, &self.restarter) else {
+            return;
+        };
+        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= self.restart_cooldown);
+        if !cooled {
+            return;
+        }
+        *last_restart = Some(now);
+        restarter.send(RestartJob {
+            slot: self.slot,
+            worker: self.target.name.clone(),
+            space_id: space_id.clone(),
+            token: token.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AlertFormat;
+
+    fn alerts(fail: u32, ok: u32) -> Alerts {
+        Alerts {
+            webhook_url: None,
+            format: AlertFormat::Json,
+            failure_threshold: fail,
+            success_threshold: ok,
+            send_on_resolved: true,
+            timeout: Duration::from_secs(1),
+            retry_backoff: Duration::ZERO,
+        }
+    }
+
+    fn run(streak: &mut Streak, cfg: &Alerts, results: &[bool]) -> Vec<Option<Transition>> {
+        results.iter().map(|ok| streak.observe(*ok, SystemTime::now(), cfg)).collect()
+    }
+
+    #[test]
+    fn down_after_threshold_then_up_once() {
+        let cfg = alerts(3, 2);
+        let mut s = Streak::default();
+        let got = run(&mut s, &cfg, &[true, false, false, false, false, true, true, true]);
+        use Transition::*;
+        assert_eq!(got, [None, None, None, Some(Down), None, None, Some(Up), None]);
+    }
+
+    #[test]
+    fn never_up_without_a_down_before() {
+        let cfg = alerts(2, 1);
+        let mut s = Streak::default();
+        assert!(run(&mut s, &cfg, &[true, false, true, true]).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn flapping_below_threshold_is_quiet() {
+        let cfg = alerts(3, 1);
+        let mut s = Streak::default();
+        assert!(run(&mut s, &cfg, &[false, false, true, false, false, true]).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn resumed_down_streak_announces_recovery() {
+        let cfg = alerts(3, 1);
+        let mut s = Streak::resume(5, 3);
+        assert_eq!(s.observe(true, SystemTime::now(), &cfg), Some(Transition::Up));
+    }
+
+    #[test]
+    fn a_panicking_check_is_a_failed_outcome() {
+        let o = guarded(|| panic!("boom"));
+        assert!(!o.ok);
+        assert_eq!(o.error.as_deref(), Some("internal error: the check panicked"));
+    }
+}
