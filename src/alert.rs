@@ -24,7 +24,11 @@ pub struct Queue<T> {
 
 impl<T> Queue<T> {
     pub fn new(what: &'static str) -> Queue<T> {
-        Queue { items: Mutex::new(VecDeque::new()), cv: Condvar::new(), what }
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            cv: Condvar::new(),
+            what,
+        }
     }
 
     /// Adds an item; when full, the oldest is dropped (newer news matters more).
@@ -91,7 +95,13 @@ pub fn payload(format: AlertFormat, event: &Event, status_page: Option<&str>) ->
             "at": timefmt::rfc3339(event.at),
         });
     }
-    let bold = |s: &str| if format == AlertFormat::Slack { format!("*{s}*") } else { format!("**{s}**") };
+    let bold = |s: &str| {
+        if format == AlertFormat::Slack {
+            format!("*{s}*")
+        } else {
+            format!("**{s}**")
+        }
+    };
     let mut text = match event.transition {
         Transition::Down => format!(
             "🔴 {} is DOWN: {} ({}, since {})",
@@ -104,7 +114,12 @@ pub fn payload(format: AlertFormat, event: &Event, status_page: Option<&str>) ->
             let was = event
                 .since
                 .and_then(|s| event.at.duration_since(s).ok())
-                .map(|d| format!(" after {} down", crate::duration::format(Duration::from_secs(d.as_secs()))))
+                .map(|d| {
+                    format!(
+                        " after {} down",
+                        crate::duration::format(Duration::from_secs(d.as_secs()))
+                    )
+                })
                 .unwrap_or_default();
             format!("🟢 {} is UP again{was} ({})", bold(&event.worker), event.url)
         }
@@ -121,7 +136,10 @@ pub fn payload(format: AlertFormat, event: &Event, status_page: Option<&str>) ->
 /// The public status page, told from the self-ping URL (`https://me.hf.space/health` -> `https://me.hf.space/`).
 pub fn status_page_from(self_url: &str) -> String {
     let base = self_url.split('?').next().unwrap_or(self_url);
-    let base = base.strip_suffix("/healthz").or_else(|| base.strip_suffix("/health")).unwrap_or(base);
+    let base = base
+        .strip_suffix("/healthz")
+        .or_else(|| base.strip_suffix("/health"))
+        .unwrap_or(base);
     format!("{}/", base.trim_end_matches('/'))
 }
 
@@ -143,21 +161,42 @@ pub fn start_alerter(
     agent: ureq::Agent,
     waker: Arc<Waker>,
 ) -> std::io::Result<Arc<Alerter>> {
-    let alerter = Arc::new(Alerter { queue: Queue::new("alert") });
+    let alerter = Arc::new(Alerter {
+        queue: Queue::new("alert"),
+    });
     let a = Arc::clone(&alerter);
     let (format, timeout, backoff) = (cfg.format, cfg.timeout, cfg.retry_backoff);
-    std::thread::Builder::new().name("alerts".into()).stack_size(256 * 1024).spawn(move || {
-        while let Some(event) = a.queue.pop(&waker) {
-            let body = payload(format, &event, status_page.as_deref()).to_string();
-            let what = format!("alert for {} ({})", event.worker, if event.transition == Transition::Down { "down" } else { "up" });
-            deliver(&agent, &webhook, &body, timeout, backoff, &waker, &what);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("alerts".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            while let Some(event) = a.queue.pop(&waker) {
+                let body = payload(format, &event, status_page.as_deref()).to_string();
+                let what = format!(
+                    "alert for {} ({})",
+                    event.worker,
+                    if event.transition == Transition::Down {
+                        "down"
+                    } else {
+                        "up"
+                    }
+                );
+                deliver(&agent, &webhook, &body, timeout, backoff, &waker, &what);
+            }
+        })?;
     Ok(alerter)
 }
 
 /// POSTs `body` with up to 3 retries after the first try; gives up with a log line.
-fn deliver(agent: &ureq::Agent, url: &str, body: &str, timeout: Duration, backoff: Duration, waker: &Waker, what: &str) {
+fn deliver(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &str,
+    timeout: Duration,
+    backoff: Duration,
+    waker: &Waker,
+    what: &str,
+) {
     let tries = DELIVERY_RETRIES + 1;
     for attempt in 1..=tries {
         let result = agent
@@ -205,39 +244,49 @@ impl Restarter {
 }
 
 /// Starts the thread that POSTs `{api}/api/spaces/{id}/restart` and counts each request.
-pub fn start_restarter(api: String, agent: ureq::Agent, state: Arc<State>, waker: Arc<Waker>) -> std::io::Result<Arc<Restarter>> {
-    let r = Arc::new(Restarter { queue: Queue::new("restart") });
+pub fn start_restarter(
+    api: String,
+    agent: ureq::Agent,
+    state: Arc<State>,
+    waker: Arc<Waker>,
+) -> std::io::Result<Arc<Restarter>> {
+    let r = Arc::new(Restarter {
+        queue: Queue::new("restart"),
+    });
     let q = Arc::clone(&r);
-    std::thread::Builder::new().name("restarts".into()).stack_size(256 * 1024).spawn(move || {
-        while let Some(job) = q.queue.pop(&waker) {
-            let url = format!("{api}/api/spaces/{}/restart", job.space_id);
-            state.record_restart(job.slot, SystemTime::now());
-            let result = agent
-                .post(&url)
-                .config()
-                .timeout_global(Some(RESTART_TIMEOUT))
-                .build()
-                .header("Authorization", &format!("Bearer {}", job.token))
-                .send_empty();
-            match result {
-                Ok(resp) if resp.status().is_success() => {
-                    log::warn!("{}: restart of Space {} requested", job.worker, job.space_id);
+    std::thread::Builder::new()
+        .name("restarts".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            while let Some(job) = q.queue.pop(&waker) {
+                let url = format!("{api}/api/spaces/{}/restart", job.space_id);
+                state.record_restart(job.slot, SystemTime::now());
+                let result = agent
+                    .post(&url)
+                    .config()
+                    .timeout_global(Some(RESTART_TIMEOUT))
+                    .build()
+                    .header("Authorization", &format!("Bearer {}", job.token))
+                    .send_empty();
+                match result {
+                    Ok(resp) if resp.status().is_success() => {
+                        log::warn!("{}: restart of Space {} requested", job.worker, job.space_id);
+                    }
+                    Ok(resp) => log::error!(
+                        "{}: restart of Space {} refused: status {}",
+                        job.worker,
+                        job.space_id,
+                        resp.status().as_u16()
+                    ),
+                    Err(e) => log::error!(
+                        "{}: restart of Space {} failed: {}",
+                        job.worker,
+                        job.space_id,
+                        probe::describe(&e, RESTART_TIMEOUT)
+                    ),
                 }
-                Ok(resp) => log::error!(
-                    "{}: restart of Space {} refused: status {}",
-                    job.worker,
-                    job.space_id,
-                    resp.status().as_u16()
-                ),
-                Err(e) => log::error!(
-                    "{}: restart of Space {} failed: {}",
-                    job.worker,
-                    job.space_id,
-                    probe::describe(&e, RESTART_TIMEOUT)
-                ),
             }
-        }
-    })?;
+        })?;
     Ok(r)
 }
 
@@ -265,12 +314,19 @@ mod tests {
         assert_eq!(v["state"], "down");
         assert_eq!(v["error"], "status 503");
         assert_eq!(v["at"], "2026-11-28T10:55:00Z");
-        assert_eq!(payload(AlertFormat::Json, &event(Transition::Up), None)["error"], serde_json::Value::Null);
+        assert_eq!(
+            payload(AlertFormat::Json, &event(Transition::Up), None)["error"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]
     fn chat_payloads_read_at_a_glance() {
-        let d = payload(AlertFormat::Discord, &event(Transition::Down), Some("https://me.hf.space/"));
+        let d = payload(
+            AlertFormat::Discord,
+            &event(Transition::Down),
+            Some("https://me.hf.space/"),
+        );
         let text = d["content"].as_str().unwrap();
         assert!(text.contains("**rag** is DOWN: status 503"), "{text}");
         assert!(text.contains("since 2026-11-28T10:50:00Z"), "{text}");

@@ -58,7 +58,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         match (name, sub) {
             ("-h" | "--help", _) => return Ok(Command::Help),
             ("-V" | "--version", _) => return Ok(Command::Version),
-            ("--config", None | Some("run") | Some("check")) => flags.config = Some(PathBuf::from(value("a file path")?)),
+            ("--config", None | Some("run") | Some("check")) => {
+                flags.config = Some(PathBuf::from(value("a file path")?))
+            }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
             (other, _) if other.starts_with('-') => {
@@ -92,17 +94,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(&args(&["check", "--config", "x"])), Ok(Command::Check(_))));
-        assert!(matches!(parse(&args(&["healthcheck", "--url", "http://x"])), Ok(Command::Healthcheck { url: Some(_) })));
+        assert!(matches!(
+            parse(&args(&["check", "--config", "x"])),
+            Ok(Command::Check(_))
+        ));
+        assert!(matches!(
+            parse(&args(&["healthcheck", "--url", "http://x"])),
+            Ok(Command::Healthcheck { url: Some(_) })
+        ));
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
         assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
     }
 
     #[test]
     fn usage_errors_name_the_problem() {
-        assert!(parse(&args(&["--config"])).unwrap_err().contains("--config needs a value"));
-        assert!(parse(&args(&["--bogus"])).unwrap_err().contains("unknown option \"--bogus\""));
-        assert!(parse(&args(&["check", "--listen", "x"])).unwrap_err().contains("for check"));
+        assert!(
+            parse(&args(&["--config"]))
+                .unwrap_err()
+                .contains("--config needs a value")
+        );
+        assert!(
+            parse(&args(&["--bogus"]))
+                .unwrap_err()
+                .contains("unknown option \"--bogus\"")
+        );
+        assert!(
+            parse(&args(&["check", "--listen", "x"]))
+                .unwrap_err()
+                .contains("for check")
+        );
         assert!(parse(&args(&["stray"])).unwrap_err().contains("unexpected argument"));
     }
 }

@@ -289,7 +289,10 @@ impl Ctx<'_> {
         match v.as_u64() {
             Some(n) if (lo..=hi).contains(&n) => Some(n),
             _ => {
-                self.err(field, format!("expected a whole number from {lo} to {hi}, got {}", show(v)));
+                self.err(
+                    field,
+                    format!("expected a whole number from {lo} to {hi}, got {}", show(v)),
+                );
                 None
             }
         }
@@ -325,7 +328,10 @@ impl Ctx<'_> {
             .filter(|k| obj.contains_key(*k))
             .collect();
         if forms.len() > 1 {
-            self.err(field, format!("give only one of {} (they set the same value)", forms.join(", ")));
+            self.err(
+                field,
+                format!("give only one of {} (they set the same value)", forms.join(", ")),
+            );
             return None;
         }
         let key = *forms.first()?;
@@ -411,14 +417,19 @@ impl Ctx<'_> {
 
     fn headers(&mut self, v: &Value, field: &str) -> Vec<(String, String)> {
         let Some(obj) = v.as_object() else {
-            self.err(field, format!("expected an object of header names to values, got {}", kind(v)));
+            self.err(
+                field,
+                format!("expected an object of header names to values, got {}", kind(v)),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for (name, value) in obj {
             let path = join(field, name);
             let valid_name = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
             if !valid_name {
                 self.err(&path, "is not a valid HTTP header name");
                 continue;
@@ -426,7 +437,10 @@ impl Ctx<'_> {
             if let Some((value, _)) = self.string(value, &path) {
                 // The value is a secret: the message never quotes it.
                 if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                    self.err(&path, "the value contains a line break or NUL, which HTTP does not allow");
+                    self.err(
+                        &path,
+                        "the value contains a line break or NUL, which HTTP does not allow",
+                    );
                 } else {
                     out.push((name.clone(), value));
                 }
@@ -470,7 +484,11 @@ impl Ctx<'_> {
 }
 
 fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -534,7 +552,13 @@ pub fn derive_name(url: &str) -> String {
     };
     let mut name: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     if name.is_empty() {
@@ -544,8 +568,7 @@ pub fn derive_name(url: &str) -> String {
 }
 
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// Appends `-2`, `-3`, ... until the name is free, staying within 64 characters.
@@ -579,9 +602,12 @@ fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefault
     };
     let allowed: Vec<&str> = WORKER_ONLY_FIELDS.iter().chain(CHECK_FIELDS).copied().collect();
     let mut out = Vec::new();
+    let mut names = HashSet::new();
     for (i, item) in list.iter().enumerate() {
         let field = format!("{prefix}[{i}]");
-        let Some(obj) = ctx.object(item, &field, &allowed) else { continue };
+        let Some(obj) = ctx.object(item, &field, &allowed) else {
+            continue;
+        };
         let check = ctx.check_fields(obj, &field, defaults);
         let name = obj.get("name").and_then(|v| {
             let path = join(&field, "name");
@@ -591,6 +617,12 @@ fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefault
                 None
             } else if n == SELF_NAME {
                 ctx.err(&path, "\"self\" is reserved for the self-ping; choose another name");
+                None
+            } else if !names.insert(n.clone()) {
+                ctx.err(
+                    &path,
+                    format!("the name {n:?} is used by another worker; names must be unique"),
+                );
                 None
             } else {
                 Some(n)
@@ -606,8 +638,7 @@ fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefault
         let space_id = obj.get("space_id").and_then(|v| {
             let path = join(&field, "space_id");
             let (s, _) = ctx.string(v, &path)?;
-            let ok = s.split('/').count() == 2
-                && s.split('/').all(|p| valid_name(p) && !p.is_empty());
+            let ok = s.split('/').count() == 2 && s.split('/').all(|p| valid_name(p) && !p.is_empty());
             if !ok {
                 ctx.err(&path, format!("expected \"owner/space\", got {s:?}"));
             }
@@ -619,7 +650,14 @@ fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefault
             .map(|(s, _)| s)
             .filter(|s| !s.is_empty());
         if let Some((url, url_secrets)) = url {
-            out.push(RawWorker { name, url, url_secrets, check, space_id, restart_token });
+            out.push(RawWorker {
+                name,
+                url,
+                url_secrets,
+                check,
+                space_id,
+                restart_token,
+            });
         }
     }
     out
@@ -638,7 +676,10 @@ fn url_field(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, Vec<String
             None
         }
         Err(_) => {
-            ctx.err(path, "expected an http or https URL with a host (value not shown: it uses ${...})");
+            ctx.err(
+                path,
+                "expected an http or https URL with a host (value not shown: it uses ${...})",
+            );
             None
         }
     }
@@ -686,7 +727,11 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
             }
         },
     };
-    let mut ctx = Ctx { source: source.clone(), env, errors: &mut errors };
+    let mut ctx = Ctx {
+        source: source.clone(),
+        env,
+        errors: &mut errors,
+    };
     let top = match &parsed {
         Some(v) => ctx.object(v, "", TOP_FIELDS).unwrap_or(&empty),
         None => &empty,
@@ -703,11 +748,22 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     // Workers: PINGER_WORKERS replaces the file's list.
     let mut raw_workers = match env.get("PINGER_WORKERS").filter(|s| !s.trim().is_empty()) {
         Some(text) => {
-            let mut env_ctx = Ctx { source: "PINGER_WORKERS".to_string(), env, errors: ctx.errors };
+            let mut env_ctx = Ctx {
+                source: "PINGER_WORKERS".to_string(),
+                env,
+                errors: ctx.errors,
+            };
             match serde_json::from_str::<Value>(text) {
                 Ok(v) => parse_workers(&mut env_ctx, &v, "workers", &defaults),
                 Err(e) => {
-                    env_ctx.err("", format!("invalid JSON at line {} column {}: expected a JSON list of workers", e.line(), e.column()));
+                    env_ctx.err(
+                        "",
+                        format!(
+                            "invalid JSON at line {} column {}: expected a JSON list of workers",
+                            e.line(),
+                            e.column()
+                        ),
+                    );
                     Vec::new()
                 }
             }
@@ -719,23 +775,8 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     };
 
     // Names: explicit ones must be unique; derived ones avoid every other name.
-    let workers_source = if env.get("PINGER_WORKERS").is_some_and(|s| !s.trim().is_empty()) {
-        "PINGER_WORKERS".to_string()
-    } else {
-        source.clone()
-    };
     let mut taken: HashSet<String> = HashSet::from([SELF_NAME.to_string()]);
-    for (i, w) in raw_workers.iter().enumerate() {
-        if let Some(n) = &w.name {
-            if !taken.insert(n.clone()) {
-                ctx.errors.push(ConfigError {
-                    source: workers_source.clone(),
-                    field: format!("workers[{i}].name"),
-                    message: format!("the name {n:?} is used by another worker; names must be unique"),
-                });
-            }
-        }
-    }
+    taken.extend(raw_workers.iter().filter_map(|w| w.name.clone()));
     let mut workers = Vec::new();
     for w in raw_workers.drain(..) {
         let name = match w.name {
@@ -881,7 +922,12 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         .get("header_timeout")
         .and_then(|v| {
             let d = ctx.duration(v, "header_timeout")?;
-            ctx.limited(d, "header_timeout", Duration::from_millis(100), Duration::from_secs(600))
+            ctx.limited(
+                d,
+                "header_timeout",
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            )
         })
         .unwrap_or(Duration::from_secs(10));
 
@@ -953,13 +999,19 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
             ));
         }
     } else if !self_off {
-        warnings.push("self-ping is off: set PINGER_SELF_URL or self_ping.url to the pinger's public /health URL".to_string());
+        warnings.push(
+            "self-ping is off: set PINGER_SELF_URL or self_ping.url to the pinger's public /health URL".to_string(),
+        );
     }
     if workers.iter().any(|w| w.space_id.is_some())
         && env.get("HF_TOKEN").is_none_or(|s| s.is_empty())
-        && workers.iter().any(|w| w.space_id.is_some() && w.restart_token.is_none())
+        && workers
+            .iter()
+            .any(|w| w.space_id.is_some() && w.restart_token.is_none())
     {
-        warnings.push("some workers name a space_id but HF_TOKEN is not set: those Spaces will not be restarted".to_string());
+        warnings.push(
+            "some workers name a space_id but HF_TOKEN is not set: those Spaces will not be restarted".to_string(),
+        );
     }
 
     Ok(Config {
@@ -1000,7 +1052,10 @@ fn parse_alerts(ctx: &mut Ctx, v: Option<&Value>, env: &Env) -> Alerts {
                 if target_url::parse(&u).is_ok() {
                     a.webhook_url = Some(u).filter(|s| !s.is_empty());
                 } else {
-                    ctx.err("alerts.webhook_url", "expected an http or https URL with a host (value not shown: it is a secret)");
+                    ctx.err(
+                        "alerts.webhook_url",
+                        "expected an http or https URL with a host (value not shown: it is a secret)",
+                    );
                 }
             }
         }
@@ -1010,22 +1065,39 @@ fn parse_alerts(ctx: &mut Ctx, v: Option<&Value>, env: &Env) -> Alerts {
                     "discord" => format = Some(AlertFormat::Discord),
                     "slack" => format = Some(AlertFormat::Slack),
                     "json" => format = Some(AlertFormat::Json),
-                    _ => ctx.err("alerts.format", format!("expected \"discord\", \"slack\" or \"json\", got {f:?}")),
+                    _ => ctx.err(
+                        "alerts.format",
+                        format!("expected \"discord\", \"slack\" or \"json\", got {f:?}"),
+                    ),
                 }
             }
         }
-        if let Some(n) = obj.get("failure_threshold").and_then(|v| ctx.uint(v, "alerts.failure_threshold", 1, 1000)) {
+        if let Some(n) = obj
+            .get("failure_threshold")
+            .and_then(|v| ctx.uint(v, "alerts.failure_threshold", 1, 1000))
+        {
             a.failure_threshold = n as u32;
         }
-        if let Some(n) = obj.get("success_threshold").and_then(|v| ctx.uint(v, "alerts.success_threshold", 1, 1000)) {
+        if let Some(n) = obj
+            .get("success_threshold")
+            .and_then(|v| ctx.uint(v, "alerts.success_threshold", 1, 1000))
+        {
             a.success_threshold = n as u32;
         }
-        if let Some(b) = obj.get("send_on_resolved").and_then(|v| ctx.bool(v, "alerts.send_on_resolved")) {
+        if let Some(b) = obj
+            .get("send_on_resolved")
+            .and_then(|v| ctx.bool(v, "alerts.send_on_resolved"))
+        {
             a.send_on_resolved = b;
         }
         if let Some(d) = obj.get("timeout").and_then(|v| {
             let d = ctx.duration(v, "alerts.timeout")?;
-            ctx.limited(d, "alerts.timeout", Duration::from_millis(100), Duration::from_secs(120))
+            ctx.limited(
+                d,
+                "alerts.timeout",
+                Duration::from_millis(100),
+                Duration::from_secs(120),
+            )
         }) {
             a.timeout = d;
         }
@@ -1048,7 +1120,9 @@ fn parse_alerts(ctx: &mut Ctx, v: Option<&Value>, env: &Env) -> Alerts {
         }
     }
     a.format = format.unwrap_or(match &a.webhook_url {
-        Some(u) if u.contains("discord.com/api/webhooks") || u.contains("discordapp.com/api/webhooks") => AlertFormat::Discord,
+        Some(u) if u.contains("discord.com/api/webhooks") || u.contains("discordapp.com/api/webhooks") => {
+            AlertFormat::Discord
+        }
         Some(u) if u.contains("hooks.slack.com") => AlertFormat::Slack,
         _ => AlertFormat::Json,
     });

@@ -67,7 +67,11 @@ pub fn format(d: Duration) -> String {
 /// Seconds-first form for messages such as "timeout after 60s" (`1500ms`, `250ms`, `120s`).
 pub fn format_secs(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 #[cfg(test)]

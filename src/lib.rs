@@ -84,7 +84,10 @@ fn report_config_errors(errors: &[config::ConfigError]) -> u8 {
 /// `healthcheck`: GET the local /health; 0 when it answers alive.
 fn healthcheck(url: Option<String>, env: &Env) -> u8 {
     let url = url.unwrap_or_else(|| {
-        let port = env.get("PORT").and_then(|p| p.trim().parse::<u16>().ok()).unwrap_or(config::DEFAULT_PORT);
+        let port = env
+            .get("PORT")
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .unwrap_or(config::DEFAULT_PORT);
         format!("http://127.0.0.1:{port}/health")
     });
     let timeout = Duration::from_secs(5);
@@ -98,7 +101,12 @@ fn healthcheck(url: Option<String>, env: &Env) -> u8 {
     match agent.get(&url).call() {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let body = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
             if status == 200 && body.contains("alive") {
                 println!("{shown}: alive");
                 EXIT_OK
@@ -124,7 +132,9 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(out, "workers: {}", cfg.workers.len());
     for (i, t) in targets.iter().enumerate() {
         let first = schedule::stagger(i, targets.len(), t.interval);
-        let delays: Vec<String> = (1..=t.retries).map(|a| duration::format(probe::backoff_delay(t.backoff, a))).collect();
+        let delays: Vec<String> = (1..=t.retries)
+            .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))
+            .collect();
         let _ = writeln!(
             out,
             "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
@@ -136,9 +146,15 @@ pub fn describe_schedule(cfg: &Config) -> String {
             duration::format(t.timeout),
             t.retries,
             if t.retries == 1 { "y" } else { "ies" },
-            if delays.is_empty() { String::new() } else { format!(" (waits {})", delays.join(", ")) },
+            if delays.is_empty() {
+                String::new()
+            } else {
+                format!(" (waits {})", delays.join(", "))
+            },
             t.expect_status,
-            t.expect_body.as_ref().map_or(String::new(), |_| ", body must contain the expected text".to_string()),
+            t.expect_body
+                .as_ref()
+                .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
         );
     }
     if cfg.self_ping.is_none() {
@@ -147,8 +163,14 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(
         out,
         "alerts: {}; state file: {}; history: {} checks",
-        if cfg.alerts.webhook_url.is_some() { "webhook configured" } else { "off" },
-        cfg.state_file.as_ref().map_or("none (memory only)".to_string(), |p| p.display().to_string()),
+        if cfg.alerts.webhook_url.is_some() {
+            "webhook configured"
+        } else {
+            "off"
+        },
+        cfg.state_file
+            .as_ref()
+            .map_or("none (memory only)".to_string(), |p| p.display().to_string()),
         cfg.history
     );
     out
@@ -173,7 +195,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
         log::warn!("{w}");
     }
     let started = SystemTime::now();
-    let targets: Vec<Target> = cfg.workers.iter().cloned().chain(cfg.self_ping.iter().cloned()).collect();
+    let targets: Vec<Target> = cfg
+        .workers
+        .iter()
+        .cloned()
+        .chain(cfg.self_ping.iter().cloned())
+        .collect();
     let infos = targets
         .iter()
         .map(|t| TargetInfo {
@@ -226,8 +253,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
-            alert::start_restarter(cfg.hf_api_url.clone(), agent.clone(), Arc::clone(&state), shutdown.waker())
-                .map_err(|e| format!("cannot start the restart thread: {e}"))?,
+            alert::start_restarter(
+                cfg.hf_api_url.clone(),
+                agent.clone(),
+                Arc::clone(&state),
+                shutdown.waker(),
+            )
+            .map_err(|e| format!("cannot start the restart thread: {e}"))?,
         )
     } else {
         None
@@ -269,7 +301,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the saver thread: {e}"))?;
     }
 
-    let app = Arc::new(web::App { state: Arc::clone(&state), wakers, admin_token: cfg.admin_token.clone() });
+    let app = Arc::new(web::App {
+        state: Arc::clone(&state),
+        wakers,
+        admin_token: cfg.admin_token.clone(),
+    });
     web::server::serve(server, app);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
@@ -300,7 +336,10 @@ fn install_signal_handlers(shutdown: &Arc<Shutdown>) -> Result<(), String> {
         .stack_size(128 * 1024)
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                log::info!("received {}, shutting down", if sig == SIGTERM { "SIGTERM" } else { "SIGINT" });
+                log::info!(
+                    "received {}, shutting down",
+                    if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
+                );
                 shutdown.trigger();
             }
         })

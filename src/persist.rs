@@ -52,7 +52,11 @@ pub struct Persister {
 
 impl Persister {
     pub fn new(path: PathBuf, urls: &[&str]) -> Persister {
-        Persister { path, hashes: urls.iter().map(|u| url_hash(u)).collect(), saving: Mutex::new(()) }
+        Persister {
+            path,
+            hashes: urls.iter().map(|u| url_hash(u)).collect(),
+            saving: Mutex::new(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -78,7 +82,10 @@ impl Persister {
             }
         };
         if doc.version != FORMAT_VERSION {
-            self.set_aside(&format!("it has format version {}, this build reads {FORMAT_VERSION}", doc.version));
+            self.set_aside(&format!(
+                "it has format version {}, this build reads {FORMAT_VERSION}",
+                doc.version
+            ));
             return 0;
         }
         let mut restored = 0;
@@ -94,19 +101,30 @@ impl Persister {
             state.import(slot, saved.record);
             restored += 1;
         }
-        log::info!("state file {}: restored {restored} target(s) saved at {}", self.path.display(), doc.saved_at);
+        log::info!(
+            "state file {}: restored {restored} target(s) saved at {}",
+            self.path.display(),
+            doc.saved_at
+        );
         restored
     }
 
     fn set_aside(&self, why: &str) {
-        let aside = PathBuf::from(format!("{}.corrupt-{}", self.path.display(), unix_secs(SystemTime::now())));
+        let aside = PathBuf::from(format!(
+            "{}.corrupt-{}",
+            self.path.display(),
+            unix_secs(SystemTime::now())
+        ));
         match fs::rename(&self.path, &aside) {
             Ok(()) => log::warn!(
                 "state file {}: {why}; moved it to {} and starting fresh",
                 self.path.display(),
                 aside.display()
             ),
-            Err(e) => log::warn!("state file {}: {why}; could not move it aside ({e}); starting fresh", self.path.display()),
+            Err(e) => log::warn!(
+                "state file {}: {why}; could not move it aside ({e}); starting fresh",
+                self.path.display()
+            ),
         }
     }
 
@@ -119,7 +137,11 @@ impl Persister {
     }
 
     fn temp_path(&self) -> PathBuf {
-        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
         self.path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
     }
 
@@ -133,7 +155,13 @@ impl Persister {
                 .into_iter()
                 .enumerate()
                 .map(|(slot, (name, record))| {
-                    (name, SavedTarget { url_hash: self.hashes.get(slot).cloned().unwrap_or_default(), record })
+                    (
+                        name,
+                        SavedTarget {
+                            url_hash: self.hashes.get(slot).cloned().unwrap_or_default(),
+                            record,
+                        },
+                    )
                 })
                 .collect(),
         };
@@ -151,7 +179,11 @@ impl Persister {
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
             // The rename is durable only once the folder's entry is on disk.
-            let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = self
+                .path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -173,7 +205,13 @@ mod tests {
     fn state(names: &[&str]) -> State {
         let infos = names
             .iter()
-            .map(|n| TargetInfo { name: n.to_string(), display_url: String::new(), interval: Duration::from_secs(60), is_self: false, restarts_enabled: false })
+            .map(|n| TargetInfo {
+                name: n.to_string(),
+                display_url: String::new(),
+                interval: Duration::from_secs(60),
+                is_self: false,
+                restarts_enabled: false,
+            })
             .collect();
         State::new(infos, 10, UNIX_EPOCH)
     }
@@ -186,7 +224,15 @@ mod tests {
     }
 
     fn rec(ok: bool) -> CheckRecord {
-        CheckRecord { at_ms: 1000, ok, status: Some(200), latency_ms: 1, duration_ms: 1, attempts: 1, error: None }
+        CheckRecord {
+            at_ms: 1000,
+            ok,
+            status: Some(200),
+            latency_ms: 1,
+            duration_ms: 1,
+            attempts: 1,
+            error: None,
+        }
     }
 
     #[test]
@@ -197,7 +243,9 @@ mod tests {
         s.record_check(0, rec(true));
         s.record_check(1, rec(false));
         s.record_check(2, rec(true));
-        Persister::new(path.clone(), &["http://a", "http://b", "http://gone"]).save(&s).unwrap();
+        Persister::new(path.clone(), &["http://a", "http://b", "http://gone"])
+            .save(&s)
+            .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains("http://a"), "URLs never reach the disk");
 
@@ -216,14 +264,22 @@ mod tests {
         let s = state(&["a"]);
         assert_eq!(Persister::new(path.clone(), &["http://a"]).load(&s), 0);
         assert!(!path.exists());
-        let aside: Vec<_> = fs::read_dir(&d).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let aside: Vec<_> = fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         assert!(aside.iter().any(|n| n.starts_with("s.json.corrupt-")), "{aside:?}");
     }
 
     #[test]
     fn unwritable_folder_is_an_error_not_a_panic() {
         let p = Persister::new(PathBuf::from("/nonexistent-dir-mp/state.json"), &[]);
-        assert!(p.probe_writable().unwrap_err().contains("/nonexistent-dir-mp/state.json"));
+        assert!(
+            p.probe_writable()
+                .unwrap_err()
+                .contains("/nonexistent-dir-mp/state.json")
+        );
         assert!(p.save(&state(&[])).is_err());
     }
 

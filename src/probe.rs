@@ -103,23 +103,30 @@ pub fn attempt(agent: &ureq::Agent, t: &Target) -> Attempt {
                 }),
                 Ok(true) => None,
             };
-            Attempt { status: Some(status), latency, error }
+            Attempt {
+                status: Some(status),
+                latency,
+                error,
+            }
         }
-        Err(e) => Attempt { status: None, latency, error: Some(describe(&e, t.timeout)) },
+        Err(e) => Attempt {
+            status: None,
+            latency,
+            error: Some(describe(&e, t.timeout)),
+        },
     }
 }
 
 /// Sends the request; returns the status and whether the body held the expected text.
 fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<bool>), ureq::Error> {
-    let mut builder = ureq::http::Request::builder().method(t.method.as_str()).uri(t.url.as_str());
+    let mut builder = ureq::http::Request::builder()
+        .method(t.method.as_str())
+        .uri(t.url.as_str());
     for (k, v) in &t.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
     let request = builder.body(()).map_err(ureq::Error::from)?;
-    let request = agent
-        .configure_request(request)
-        .timeout_global(Some(t.timeout))
-        .build();
+    let request = agent.configure_request(request).timeout_global(Some(t.timeout)).build();
     let response = agent.run(request)?;
     let status = response.status().as_u16();
     if t.method == "HEAD" {
@@ -213,7 +220,19 @@ fn describe_io(e: &io::Error, timeout: Duration) -> String {
         K::HostUnreachable => "host unreachable".to_string(),
         K::NetworkUnreachable => "network unreachable".to_string(),
         K::AddrNotAvailable => "address not available".to_string(),
-        _ => format!("io error: {}", shorten(&e.to_string(), 100)),
+        _ => {
+            let text = e.to_string();
+            // getaddrinfo failures arrive as plain io errors; say what they mean.
+            if text.contains("lookup address") || text.contains("Name or service not known") {
+                if text.contains("emporary failure") {
+                    "dns: temporary failure in name resolution".to_string()
+                } else {
+                    "dns: no such host".to_string()
+                }
+            } else {
+                format!("io error: {}", shorten(&text, 100))
+            }
+        }
     }
 }
 
@@ -227,20 +246,26 @@ mod tests {
         let delays: Vec<u64> = (1..=3).map(|i| backoff_delay(b, i).as_secs()).collect();
         assert_eq!(delays, [5, 10, 20]);
         assert_eq!(backoff_delay(Duration::ZERO, 4), Duration::ZERO);
-        assert_eq!(backoff_delay(Duration::from_millis(100), 11), Duration::from_millis(102_400));
-        assert!(backoff_delay(b, 40) >= Duration::from_secs(5 << 20), "saturates, no overflow");
+        assert_eq!(
+            backoff_delay(Duration::from_millis(100), 11),
+            Duration::from_millis(102_400)
+        );
+        assert!(
+            backoff_delay(b, 40) >= Duration::from_secs(5 << 20),
+            "saturates, no overflow"
+        );
     }
 
     #[test]
     fn body_scan_finds_text_across_chunks_and_stops_at_limit() {
         let mut body = vec![b'x'; 8 * 1024 - 1];
         body.extend_from_slice(b"ok!");
-        assert_eq!(scan_body(&body[..], Some(b"ok!")).unwrap(), true);
-        assert_eq!(scan_body(&body[..], Some(b"nope")).unwrap(), false);
-        assert_eq!(scan_body(&b""[..], None).unwrap(), true);
+        assert!(scan_body(&body[..], Some(b"ok!")).unwrap());
+        assert!(!scan_body(&body[..], Some(b"nope")).unwrap());
+        assert!(scan_body(&b""[..], None).unwrap());
         let mut big = vec![b'a'; BODY_LIMIT];
         big.extend_from_slice(b"needle");
-        assert_eq!(scan_body(&big[..], Some(b"needle")).unwrap(), false, "text past 1 MiB is not read");
+        assert!(!scan_body(&big[..], Some(b"needle")).unwrap(), "text past 1 MiB is not read");
         let mut r = &big[..];
         scan_body(&mut r, None).unwrap();
         assert_eq!(r.len(), 6, "reading stops at the limit");
@@ -249,9 +274,18 @@ mod tests {
     #[test]
     fn io_errors_are_short() {
         let t = Duration::from_secs(1);
-        assert_eq!(describe_io(&io::Error::from(io::ErrorKind::ConnectionRefused), t), "connection refused");
-        assert_eq!(describe_io(&io::Error::from(io::ErrorKind::TimedOut), t), "timeout after 1s");
+        assert_eq!(
+            describe_io(&io::Error::from(io::ErrorKind::ConnectionRefused), t),
+            "connection refused"
+        );
+        assert_eq!(
+            describe_io(&io::Error::from(io::ErrorKind::TimedOut), t),
+            "timeout after 1s"
+        );
         assert_eq!(describe(&ureq::Error::HostNotFound, t), "dns: no such host");
-        assert_eq!(describe(&ureq::Error::Timeout(ureq::Timeout::Global), Duration::from_secs(60)), "timeout after 60s");
+        assert_eq!(
+            describe(&ureq::Error::Timeout(ureq::Timeout::Global), Duration::from_secs(60)),
+            "timeout after 60s"
+        );
     }
 }

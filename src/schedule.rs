@@ -46,7 +46,11 @@ mod tests {
         assert_eq!(stagger(0, 4, i), Duration::ZERO);
         assert_eq!(stagger(1, 4, i), Duration::from_millis(2500));
         assert_eq!(stagger(3, 4, i), Duration::from_millis(7500));
-        assert_eq!(stagger(1, 2, S), Duration::from_millis(500), "a 1s interval spreads over 1s");
+        assert_eq!(
+            stagger(1, 2, S),
+            Duration::from_millis(500),
+            "a 1s interval spreads over 1s"
+        );
         assert!((0..1000).all(|k| stagger(k, 1000, i) < FIRST_CHECK_WINDOW));
     }
 

@@ -86,7 +86,10 @@ impl Shutdown {
     /// A waker that the next `trigger()` will stop (already stopped if that happened).
     pub fn waker(&self) -> Arc<Waker> {
         let w = Arc::new(Waker::default());
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&w));
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&w));
         if self.is_triggered() {
             w.stop();
         }
@@ -140,7 +143,13 @@ mod tests {
         let w = Waker::default();
         w.check_now();
         assert!(w.sleep(Duration::from_millis(20)), "backoff sleeps ignore check-now");
-        assert_eq!(w.sleep_until(Instant::now() + Duration::from_secs(60), true), Wake::CheckNow);
-        assert_eq!(w.sleep_until(Instant::now() + Duration::from_millis(10), true), Wake::Deadline);
+        assert_eq!(
+            w.sleep_until(Instant::now() + Duration::from_secs(60), true),
+            Wake::CheckNow
+        );
+        assert_eq!(
+            w.sleep_until(Instant::now() + Duration::from_millis(10), true),
+            Wake::Deadline
+        );
     }
 }

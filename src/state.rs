@@ -115,7 +115,11 @@ pub fn add_to_buckets(buckets: &mut VecDeque<Bucket>, hour: u64, ok: bool) {
             b.total += 1;
             b.ok += u32::from(ok);
         }
-        _ => buckets.push_back(Bucket { hour, ok: u32::from(ok), total: 1 }),
+        _ => buckets.push_back(Bucket {
+            hour,
+            ok: u32::from(ok),
+            total: 1,
+        }),
     }
     while buckets.front().is_some_and(|b| b.hour + MAX_HOURS <= hour) {
         buckets.pop_front();
@@ -129,7 +133,9 @@ pub fn uptime(buckets: &VecDeque<Bucket>, now_hour: u64, hours: u64) -> Option<f
         .iter()
         .rev()
         .take_while(|b| b.hour + hours > now_hour)
-        .fold((0u64, 0u64), |(ok, total), b| (ok + u64::from(b.ok), total + u64::from(b.total)));
+        .fold((0u64, 0u64), |(ok, total), b| {
+            (ok + u64::from(b.ok), total + u64::from(b.total))
+        });
     (total > 0).then(|| ok as f64 / total as f64)
 }
 
@@ -223,13 +229,19 @@ impl State {
     pub fn new(infos: Vec<TargetInfo>, history_cap: usize, started_at: SystemTime) -> State {
         let slots = infos
             .iter()
-            .map(|_| Slot { record: Record::default(), next_check_at_ms: None })
+            .map(|_| Slot {
+                record: Record::default(),
+                next_check_at_ms: None,
+            })
             .collect();
         State {
             started_at,
             history_cap,
             infos,
-            inner: Mutex::new(Inner { slots, persistence_error: None }),
+            inner: Mutex::new(Inner {
+                slots,
+                persistence_error: None,
+            }),
         }
     }
 
@@ -283,7 +295,10 @@ impl State {
 
     /// One target's record, e.g. for a worker thread to seed its own streak counters.
     pub fn record_of(&self, slot: usize) -> Option<Record> {
-        self.lock().slots.get(slot).map(|s| Record { history: VecDeque::new(), ..s.record.clone() })
+        self.lock().slots.get(slot).map(|s| Record {
+            history: VecDeque::new(),
+            ..s.record.clone()
+        })
     }
 
     /// Every target's record by name, for the state file.
@@ -357,11 +372,25 @@ mod tests {
     const HOUR: u64 = 3_600_000;
 
     fn rec(at_ms: u64, ok: bool) -> CheckRecord {
-        CheckRecord { at_ms, ok, status: Some(if ok { 200 } else { 503 }), latency_ms: 5, duration_ms: 5, attempts: 1, error: None }
+        CheckRecord {
+            at_ms,
+            ok,
+            status: Some(if ok { 200 } else { 503 }),
+            latency_ms: 5,
+            duration_ms: 5,
+            attempts: 1,
+            error: None,
+        }
     }
 
     fn info(name: &str) -> TargetInfo {
-        TargetInfo { name: name.into(), display_url: format!("http://{name}/"), interval: Duration::from_secs(60), is_self: false, restarts_enabled: false }
+        TargetInfo {
+            name: name.into(),
+            display_url: format!("http://{name}/"),
+            interval: Duration::from_secs(60),
+            is_self: false,
+            restarts_enabled: false,
+        }
     }
 
     #[test]
@@ -371,7 +400,14 @@ mod tests {
         add_to_buckets(&mut b, 10, false);
         add_to_buckets(&mut b, 11, true);
         assert_eq!(b.len(), 2);
-        assert_eq!(b[0], Bucket { hour: 10, ok: 1, total: 2 });
+        assert_eq!(
+            b[0],
+            Bucket {
+                hour: 10,
+                ok: 1,
+                total: 2
+            }
+        );
         add_to_buckets(&mut b, 10 + 720, true);
         assert_eq!(b.front().map(|x| x.hour), Some(11), "the bucket 30 days old is dropped");
     }
@@ -420,7 +456,10 @@ mod tests {
     #[test]
     fn snapshot_limits_history_and_splits_self() {
         let mut infos = vec![info("a"), info("b")];
-        infos.push(TargetInfo { is_self: true, ..info("self") });
+        infos.push(TargetInfo {
+            is_self: true,
+            ..info("self")
+        });
         let s = State::new(infos, 50, UNIX_EPOCH);
         for i in 0..30 {
             s.record_check(0, rec(HOUR + i, true));

@@ -10,8 +10,7 @@ pub struct Parts {
 
 impl Parts {
     pub fn effective_port(&self) -> u16 {
-        self.port
-            .unwrap_or(if self.scheme == "https" { 443 } else { 80 })
+        self.port.unwrap_or(if self.scheme == "https" { 443 } else { 80 })
     }
 
     pub fn is_loopback(&self) -> bool {
@@ -109,7 +108,10 @@ mod tests {
     #[test]
     fn parses_host_and_port() {
         let p = parse("https://your-space.hf.space/health").unwrap();
-        assert_eq!((p.scheme.as_str(), p.host.as_str(), p.port), ("https", "your-space.hf.space", None));
+        assert_eq!(
+            (p.scheme.as_str(), p.host.as_str(), p.port),
+            ("https", "your-space.hf.space", None)
+        );
         assert_eq!(p.effective_port(), 443);
         let p = parse("http://user:pw@127.0.0.1:8080?x=1").unwrap();
         assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", Some(8080)));

@@ -31,7 +31,12 @@ impl Streak {
     /// recovery after a restart of the pinger is still announced.
     pub fn resume(consecutive_failures: u32, failure_threshold: u32) -> Streak {
         let down = consecutive_failures >= failure_threshold && consecutive_failures > 0;
-        Streak { fails: consecutive_failures, oks: 0, down: down.then_some(true), down_since: None }
+        Streak {
+            fails: consecutive_failures,
+            oks: 0,
+            down: down.then_some(true),
+            down_since: None,
+        }
     }
 
     pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Alerts) -> Option<Transition> {
@@ -101,7 +106,11 @@ pub fn guarded(check: impl FnOnce() -> Outcome) -> Outcome {
 fn system_time_of(deadline: Instant) -> SystemTime {
     let now = Instant::now();
     let sys = SystemTime::now();
-    if deadline >= now { sys + (deadline - now) } else { sys - (now - deadline) }
+    if deadline >= now {
+        sys + (deadline - now)
+    } else {
+        sys - (now - deadline)
+    }
 }
 
 impl Worker {
@@ -164,7 +173,11 @@ impl Worker {
     fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
         let name = &self.target.name;
         let status = o.status.map_or("-".to_string(), |s| s.to_string());
-        let attempts = if o.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", o.attempts) };
+        let attempts = if o.attempts == 1 {
+            "1 attempt".to_string()
+        } else {
+            format!("{} attempts", o.attempts)
+        };
         if o.ok {
             log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
         } else {
@@ -175,7 +188,11 @@ impl Worker {
             );
         }
         match (was_ok, o.ok) {
-            (Some(true) | None, false) => log::warn!("{name} ({}) is down: {}", self.target.display_url, o.error.as_deref().unwrap_or("error")),
+            (Some(true) | None, false) => log::warn!(
+                "{name} ({}) is down: {}",
+                self.target.display_url,
+                o.error.as_deref().unwrap_or("error")
+            ),
             (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
             _ => {}
         }
@@ -199,7 +216,9 @@ impl Worker {
     }
 
     fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
-        let (Some(space_id), Some(token), Some(restarter)) = (&self.target.space_id, &self.restart_token, &self.restarter) else {
+        let (Some(space_id), Some(token), Some(restarter)) =
+            (&self.target.space_id, &self.restart_token, &self.restarter)
+        else {
             return;
         };
         let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= self.restart_cooldown);
@@ -234,7 +253,10 @@ mod tests {
     }
 
     fn run(streak: &mut Streak, cfg: &Alerts, results: &[bool]) -> Vec<Option<Transition>> {
-        results.iter().map(|ok| streak.observe(*ok, SystemTime::now(), cfg)).collect()
+        results
+            .iter()
+            .map(|ok| streak.observe(*ok, SystemTime::now(), cfg))
+            .collect()
     }
 
     #[test]
@@ -250,14 +272,22 @@ mod tests {
     fn never_up_without_a_down_before() {
         let cfg = alerts(2, 1);
         let mut s = Streak::default();
-        assert!(run(&mut s, &cfg, &[true, false, true, true]).iter().all(Option::is_none));
+        assert!(
+            run(&mut s, &cfg, &[true, false, true, true])
+                .iter()
+                .all(Option::is_none)
+        );
     }
 
     #[test]
     fn flapping_below_threshold_is_quiet() {
         let cfg = alerts(3, 1);
         let mut s = Streak::default();
-        assert!(run(&mut s, &cfg, &[false, false, true, false, false, true]).iter().all(Option::is_none));
+        assert!(
+            run(&mut s, &cfg, &[false, false, true, false, false, true])
+                .iter()
+                .all(Option::is_none)
+        );
     }
 
     #[test]

@@ -1,0 +1,300 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn ok(json: &str) -> Config {
+    build(Some(("cfg.json", json)), &Flags::default(), &Env::new()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// Every error line for a file, as displayed.
+fn errs_env(json: &str, e: &Env) -> Vec<String> {
+    match build(Some(("cfg.json", json)), &Flags::default(), e) {
+        Ok(_) => panic!("expected errors for {json}"),
+        Err(v) => v.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn errs(json: &str) -> Vec<String> {
+    errs_env(json, &Env::new())
+}
+
+fn has(errors: &[String], needle: &str) {
+    assert!(
+        errors.iter().any(|e| e.contains(needle)),
+        "no {needle:?} in {errors:#?}"
+    );
+}
+
+#[test]
+fn defaults_without_a_file() {
+    let c = build(None, &Flags::default(), &Env::new()).unwrap();
+    assert_eq!(c.listen, "0.0.0.0:7860");
+    assert!(c.workers.is_empty() && c.self_ping.is_none());
+    assert_eq!(
+        (c.history, c.save_interval, c.restart_cooldown),
+        (100, Duration::from_secs(60), Duration::from_secs(1800))
+    );
+    assert_eq!(c.hf_api_url, "https://huggingface.co");
+    assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert!(c.warnings.iter().any(|w| w.contains("no workers")));
+}
+
+#[test]
+fn worker_inherits_defaults_and_overrides() {
+    let c = ok(
+        r#"{"defaults": {"interval": "1m", "timeout": "30s", "retries": 2, "backoff": "1s", "method": "head", "expect_status": "200-299"},
+                  "workers": [{"url": "https://a.hf.space/"}, {"url": "https://b.hf.space/", "retries": 0, "interval_seconds": 90}]}"#,
+    );
+    let (a, b) = (&c.workers[0], &c.workers[1]);
+    assert_eq!(
+        (a.interval, a.timeout, a.retries, a.backoff),
+        (
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            2,
+            Duration::from_secs(1)
+        )
+    );
+    assert_eq!(a.method, "HEAD");
+    assert!(a.expect_status.contains(204) && !a.expect_status.contains(301));
+    assert_eq!((b.retries, b.interval), (0, Duration::from_secs(90)));
+}
+
+#[test]
+fn built_in_check_defaults() {
+    let c = ok(r#"{"workers": [{"url": "https://a.hf.space/", "interval_minutes": 2}]}"#);
+    let w = &c.workers[0];
+    assert_eq!(
+        (w.interval, w.timeout, w.retries, w.backoff),
+        (
+            Duration::from_secs(120),
+            Duration::from_secs(120),
+            3,
+            Duration::from_secs(5)
+        )
+    );
+    assert!(w.expect_status.contains(200) && w.expect_status.contains(399) && !w.expect_status.contains(400));
+}
+
+#[test]
+fn names_are_derived_and_made_unique() {
+    let c = ok(
+        r#"{"workers": [{"url": "https://app.hf.space/"}, {"name": "app-2", "url": "http://x/"}, {"url": "https://app.hf.space/b"},
+                               {"url": "http://[::1]:8080/"}, {"url": "http://self.example/"}]}"#,
+    );
+    let names: Vec<&str> = c.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["app", "app-2", "app-3", "--1", "self-2"]);
+    assert_eq!(derive_name("https://your-space.hf.space/health"), "your-space");
+    assert_eq!(derive_name("http://127.0.0.1:9/"), "127.0.0.1");
+    assert_eq!(unique_name(&"a".repeat(64), &HashSet::from(["a".repeat(64)])).len(), 64);
+}
+
+#[test]
+fn every_field_error_names_its_path() {
+    let e = errs(
+        r#"{"listen": "nowhere", "history": 10001, "save_interval": "1ms", "restart_cooldown": "8d", "hf_api_url": "x",
+                     "max_connections": 0, "header_timeout": "1ms",
+                     "defaults": {"backoff": "11m", "method": "FETCH", "expect_status": [99], "headers": {"bad name": "v"}},
+                     "alerts": {"format": "teams", "failure_threshold": 0, "send_on_resolved": "yes", "webhook_url": "nope"},
+                     "self_ping": {"url": "http://x/", "intervall": "1m"},
+                     "workers": {"url": "http://x/"}}"#,
+    );
+    for needle in [
+        "cfg.json: listen: expected an address such as 0.0.0.0:7860",
+        "cfg.json: history: expected a whole number from 10 to 10000, got 10001",
+        "cfg.json: save_interval: expected a duration from 10ms to 1h, got 1ms",
+        "cfg.json: restart_cooldown: expected a duration from 0s to 7d, got 8d",
+        "cfg.json: hf_api_url: expected an http:// or https:// URL",
+        "cfg.json: max_connections: expected a whole number from 1 to 100000, got 0",
+        "cfg.json: header_timeout: expected a duration from 100ms",
+        "cfg.json: defaults.backoff: expected a duration from 0s to 10m, got 11m",
+        "cfg.json: defaults.method: expected one of GET, HEAD",
+        "cfg.json: defaults.expect_status: expected a status code",
+        "cfg.json: defaults.headers.bad name: is not a valid HTTP header name",
+        "cfg.json: alerts.format: expected \"discord\", \"slack\" or \"json\", got \"teams\"",
+        "cfg.json: alerts.failure_threshold: expected a whole number from 1 to 1000, got 0",
+        "cfg.json: alerts.send_on_resolved: expected true or false, got \"yes\"",
+        "cfg.json: alerts.webhook_url: expected an http or https URL with a host (value not shown",
+        "cfg.json: self_ping.intervall: unknown field",
+        "cfg.json: workers: expected a list of workers, got an object",
+    ] {
+        has(&e, needle);
+    }
+    assert_eq!(e.len(), 17, "{e:#?}");
+}
+
+#[test]
+fn worker_field_errors() {
+    let e = errs(
+        r#"{"workers": [{"name": ""}, {"url": "http://x:70000/"}, {"url": "http://a b/"}, {"url": "http://x/", "interval": 5},
+                                 {"url": "http://x/", "interval_minutes": -1}, {"url": "http://x/", "interval": "500ms"},
+                                 {"url": "http://x/", "space_id": "nope"}, {"url": "http://x/", "expect_body": ""}, "str"]}"#,
+    );
+    has(&e, "workers[0].name: expected 1-64 characters");
+    has(&e, "workers[0]: missing field \"url\"");
+    has(&e, "workers[1].url: the port \"70000\" is not a number from 1 to 65535");
+    has(&e, "workers[2].url: the host \"a b\" is not valid");
+    has(&e, "workers[3].interval: expected a string, got a number");
+    has(&e, "workers[4].interval_minutes: expected a positive number, got -1");
+    has(
+        &e,
+        "workers[5].interval: expected a duration from 1s to 365d, got 500ms",
+    );
+    has(&e, "workers[6].space_id: expected \"owner/space\", got \"nope\"");
+    has(&e, "workers[7].expect_body: expected a non-empty string");
+    has(&e, "workers[8]: expected an object, got a string");
+}
+
+#[test]
+fn env_expansion_and_secrets() {
+    let e = env(&[("TOK", "t0k3n"), ("HOST", "h.example")]);
+    let c = build(
+        Some(("cfg.json", r#"{"workers": [{"url": "https://${HOST}/x?k=${TOK}", "headers": {"Authorization": "Bearer ${TOK}"}, "expect_body": "${TOK}"}]}"#)),
+        &Flags::default(),
+        &e,
+    )
+    .unwrap();
+    let w = &c.workers[0];
+    assert_eq!(w.url, "https://h.example/x?k=t0k3n");
+    assert_eq!(w.display_url, "https://REDACTED/x?k=REDACTED");
+    assert_eq!(
+        w.headers,
+        vec![("Authorization".to_string(), "Bearer t0k3n".to_string())]
+    );
+    assert!(w.expect_body_secret);
+    let e2 = errs(r#"{"workers": [{"url": "http://x/${A-B}"}, {"url": "http://x/${OPEN"}]}"#);
+    has(
+        &e2,
+        "workers[0].url: \"${A-B}\" is not a valid environment variable reference",
+    );
+    has(&e2, "workers[1].url: unterminated \"${\"");
+    let e3 = errs_env(
+        r#"{"workers": [{"url": "http://x/", "headers": {"X": "${V}"}}]}"#,
+        &env(&[("V", "a\r\nInjected: 1")]),
+    );
+    has(&e3, "workers[0].headers.X: the value contains a line break");
+    assert!(
+        !e3.iter().any(|l| l.contains("Injected")),
+        "secret values are never quoted"
+    );
+}
+
+#[test]
+fn precedence_flags_env_file() {
+    let file = Some((
+        "cfg.json",
+        r#"{"listen": "127.0.0.1:1111", "state_file": "/from/file", "workers": [{"url": "http://file/"}]}"#,
+    ));
+    let c = build(file, &Flags::default(), &Env::new()).unwrap();
+    assert_eq!(
+        (c.listen.as_str(), c.workers[0].name.as_str()),
+        ("127.0.0.1:1111", "file")
+    );
+    let e = env(&[
+        ("PORT", "2222"),
+        ("PINGER_WORKERS", r#"[{"url": "http://envw/"}]"#),
+        ("PINGER_STATE_FILE", "/from/env"),
+    ]);
+    let c = build(file, &Flags::default(), &e).unwrap();
+    assert_eq!(c.listen, "0.0.0.0:2222");
+    assert_eq!(c.workers.len(), 1);
+    assert_eq!(c.workers[0].name, "envw");
+    assert_eq!(c.state_file, Some(PathBuf::from("/from/env")));
+    let flags = Flags {
+        listen: Some("127.0.0.1:3333".into()),
+        config: None,
+    };
+    assert_eq!(build(file, &flags, &e).unwrap().listen, "127.0.0.1:3333");
+}
+
+#[test]
+fn self_ping_sources() {
+    let e = env(&[
+        ("PINGER_SELF_URL", "https://env.example/health"),
+        ("SPACE_HOST", "me.hf.space"),
+    ]);
+    let c = build(None, &Flags::default(), &e).unwrap();
+    assert_eq!(c.self_ping.as_ref().unwrap().url, "https://env.example/health");
+    let c = build(None, &Flags::default(), &env(&[("SPACE_HOST", "me.hf.space")])).unwrap();
+    let s = c.self_ping.unwrap();
+    assert_eq!(
+        (s.url.as_str(), s.interval, s.name.as_str()),
+        ("https://me.hf.space/health", Duration::from_secs(240), "self")
+    );
+    let file = Some((
+        "cfg.json",
+        r#"{"self_ping": {"url": "https://file.example/health", "interval": "1m"}}"#,
+    ));
+    let c = build(file, &Flags::default(), &e).unwrap();
+    assert_eq!(
+        c.self_ping.unwrap().url,
+        "https://file.example/health",
+        "self_ping.url wins over PINGER_SELF_URL"
+    );
+    let off = build(Some(("cfg.json", r#"{"self_ping": false}"#)), &Flags::default(), &e).unwrap();
+    assert!(off.self_ping.is_none());
+    has(
+        &errs(r#"{"self_ping": true}"#),
+        "self_ping: expected an object or false, got true",
+    );
+}
+
+#[test]
+fn alerts_defaults_and_format_guess() {
+    let c = build(
+        None,
+        &Flags::default(),
+        &env(&[("PINGER_WEBHOOK_URL", "https://discord.com/api/webhooks/1/x")]),
+    )
+    .unwrap();
+    assert_eq!(c.alerts.format, AlertFormat::Discord);
+    assert_eq!(
+        (
+            c.alerts.failure_threshold,
+            c.alerts.success_threshold,
+            c.alerts.send_on_resolved
+        ),
+        (3, 1, true)
+    );
+    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#);
+    assert_eq!(c.alerts.format, AlertFormat::Slack);
+    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#);
+    assert_eq!(c.alerts.format, AlertFormat::Json);
+}
+
+#[test]
+fn bad_environment_values() {
+    let e = build(
+        None,
+        &Flags::default(),
+        &env(&[("RUST_LOG", "loud"), ("PORT", "99999"), ("PINGER_WEBHOOK_URL", "nope")]),
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.iter().map(ToString::to_string).collect();
+    has(
+        &lines,
+        "RUST_LOG: expected one of off, error, warn, info, debug, trace, got \"loud\"",
+    );
+    has(&lines, "PORT: expected a port number from 0 to 65535, got \"99999\"");
+    has(&lines, "PINGER_WEBHOOK_URL: expected an http or https URL");
+    let c = build(None, &Flags::default(), &env(&[("RUST_LOG", "DEBUG")])).unwrap();
+    assert_eq!(c.log_level, log::LevelFilter::Debug);
+}
+
+#[test]
+fn status_sets() {
+    let c = ok(r#"{"workers": [{"url": "http://x/", "expect_status": [200, "300-302", "404"]}]}"#);
+    let s = &c.workers[0].expect_status;
+    assert!(s.contains(200) && s.contains(301) && s.contains(404) && !s.contains(303));
+    assert_eq!(s.to_string(), "200,300-302,404");
+    has(
+        &errs(r#"{"workers": [{"url": "http://x/", "expect_status": []}]}"#),
+        "got an empty list",
+    );
+    has(
+        &errs(r#"{"workers": [{"url": "http://x/", "expect_status": "399-200"}]}"#),
+        "expect_status",
+    );
+}

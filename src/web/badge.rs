@@ -22,7 +22,13 @@ pub fn value(w: &TargetView) -> (String, &'static str) {
         (Health::Down, _) => ("down".to_string(), "#e05d44"),
         (Health::Up, Some(u)) => {
             let pct = (u * 1000.0).floor() / 10.0;
-            let color = if pct >= 99.0 { "#4c1" } else if pct >= 95.0 { "#dfb317" } else { "#fe7d37" };
+            let color = if pct >= 99.0 {
+                "#4c1"
+            } else if pct >= 95.0 {
+                "#dfb317"
+            } else {
+                "#fe7d37"
+            };
             (format!("{pct}%"), color)
         }
         (Health::Up, None) => ("up".to_string(), "#4c1"),
@@ -72,7 +78,13 @@ mod tests {
         let short = render(&s.workers[0]);
         s.workers[0].name = "a-much-longer-worker-name".into();
         let long = render(&s.workers[0]);
-        let width = |svg: &str| svg.split("width=\"").nth(1).and_then(|w| w.split('"').next()).and_then(|w| w.parse::<u32>().ok()).unwrap();
+        let width = |svg: &str| {
+            svg.split("width=\"")
+                .nth(1)
+                .and_then(|w| w.split('"').next())
+                .and_then(|w| w.parse::<u32>().ok())
+                .unwrap()
+        };
         assert!(width(&long) > width(&short) + 100);
         assert_eq!(text_width("abc"), 21);
     }

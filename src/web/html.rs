@@ -102,7 +102,11 @@ pub fn render(s: &Snapshot) -> String {
         rfc3339(s.started_at),
     );
     if let Some(e) = &s.persistence_error {
-        let _ = write!(out, "<p class=\"err\" role=\"alert\">State file problem: {}</p>", escape(e));
+        let _ = write!(
+            out,
+            "<p class=\"err\" role=\"alert\">State file problem: {}</p>",
+            escape(e)
+        );
     }
     out.push_str("</header><main>");
     let show_restarts = s.workers.iter().any(|w| w.restarts_enabled || w.restarts > 0);
@@ -138,10 +142,16 @@ fn table(out: &mut String, rows: &[&TargetView], now: SystemTime, show_restarts:
 <th scope=\"col\">Recent checks</th><th scope=\"col\">Uptime 24h / 7d / 30d</th><th scope=\"col\">Latency</th>\
 <th scope=\"col\">Last check</th><th scope=\"col\">Next check</th><th scope=\"col\">Failures</th>\
 <th scope=\"col\">Last error</th>{}</tr></thead><tbody>",
-        if show_restarts { "<th scope=\"col\">Restarts</th>" } else { "" }
+        if show_restarts {
+            "<th scope=\"col\">Restarts</th>"
+        } else {
+            ""
+        }
     );
     if rows.is_empty() {
-        out.push_str("<tr><td colspan=\"9\" class=\"muted\">No workers. Add some to pinger.json or PINGER_WORKERS.</td></tr>");
+        out.push_str(
+            "<tr><td colspan=\"9\" class=\"muted\">No workers. Add some to pinger.json or PINGER_WORKERS.</td></tr>",
+        );
     }
     for w in rows {
         row(out, w, now, show_restarts);
@@ -206,10 +216,17 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         }
         None => out.push_str("<td data-label=\"Next check\" class=\"muted\">–</td>"),
     }
-    let _ = write!(out, "<td data-label=\"Failures\" class=\"num\">{}</td>", w.consecutive_failures);
-    match w.last.as_ref().and_then(|r| r.error.as_deref()).or_else(|| {
-        w.history.iter().rev().find_map(|r| r.error.as_deref())
-    }) {
+    let _ = write!(
+        out,
+        "<td data-label=\"Failures\" class=\"num\">{}</td>",
+        w.consecutive_failures
+    );
+    match w
+        .last
+        .as_ref()
+        .and_then(|r| r.error.as_deref())
+        .or_else(|| w.history.iter().rev().find_map(|r| r.error.as_deref()))
+    {
         Some(e) => {
             let _ = write!(out, "<td data-label=\"Last error\" class=\"err\">{}</td>", escape(e));
         }
@@ -220,10 +237,18 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
             .last_restart_at_ms
             .map(|ms| {
                 let at = from_unix_millis(ms);
-                format!("<br><small><time datetime=\"{0}\" title=\"{0}\">{1}</time></small>", rfc3339(at), escape(&relative(at, now)))
+                format!(
+                    "<br><small><time datetime=\"{0}\" title=\"{0}\">{1}</time></small>",
+                    rfc3339(at),
+                    escape(&relative(at, now))
+                )
             })
             .unwrap_or_default();
-        let _ = write!(out, "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>", w.restarts);
+        let _ = write!(
+            out,
+            "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>",
+            w.restarts
+        );
     }
     out.push_str("</tr>");
 }
@@ -254,7 +279,11 @@ pub fn heartbeat(out: &mut String, recent: &[CheckRecord], interval_ms: u64) {
             (false, _) => "down",
         };
         let status = r.status.map_or("no response".to_string(), |c| format!("status {c}"));
-        let attempts = if r.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", r.attempts) };
+        let attempts = if r.attempts == 1 {
+            "1 attempt".to_string()
+        } else {
+            format!("{} attempts", r.attempts)
+        };
         let error = r.error.as_deref().map(|e| format!(" · {e}")).unwrap_or_default();
         let _ = write!(
             out,
@@ -273,14 +302,20 @@ pub fn heartbeat(out: &mut String, recent: &[CheckRecord], interval_ms: u64) {
 /// Points of a latency polyline in a `w` x `h` box, scaled between the min and max values;
 /// equal values draw a flat line through the middle.
 pub fn spark_points(values: &[u64], w: f64, h: f64) -> Vec<(f64, f64)> {
-    let (Some(&min), Some(&max)) = (values.iter().min(), values.iter().max()) else { return Vec::new() };
+    let (Some(&min), Some(&max)) = (values.iter().min(), values.iter().max()) else {
+        return Vec::new();
+    };
     let n = values.len();
     values
         .iter()
         .enumerate()
         .map(|(i, &v)| {
             let x = if n == 1 { w / 2.0 } else { w * i as f64 / (n - 1) as f64 };
-            let y = if max == min { h / 2.0 } else { h - 1.0 - (h - 2.0) * (v - min) as f64 / (max - min) as f64 };
+            let y = if max == min {
+                h / 2.0
+            } else {
+                h - 1.0 - (h - 2.0) * (v - min) as f64 / (max - min) as f64
+            };
             ((x * 10.0).round() / 10.0, (y * 10.0).round() / 10.0)
         })
         .collect()
@@ -313,7 +348,10 @@ mod tests {
 
     #[test]
     fn escape_covers_text_and_attributes() {
-        assert_eq!(escape("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(
+            escape("<script>alert('x')</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"
+        );
         assert_eq!(escape("a\"b&c"), "a&quot;b&amp;c");
     }
 
@@ -335,13 +373,22 @@ mod tests {
         let page = render(&snapshot());
         assert!(page.contains("1 of 3 workers down"));
         for (name, state) in [("api", "up"), ("db", "down"), ("new", "pending")] {
-            assert!(page.contains(&format!("<tr class=\"{state}\" id=\"w-{name}\">")), "{name}");
+            assert!(
+                page.contains(&format!("<tr class=\"{state}\" id=\"w-{name}\">")),
+                "{name}"
+            );
         }
         assert!(page.contains("http-equiv=\"refresh\""));
         assert!(page.contains("prefers-color-scheme:dark"));
         assert!(page.contains("Restarts"));
-        assert!(page.find("id=\"w-db\"") < page.find("id=\"w-api\""), "down rows come first");
-        assert!(!page.contains("http://") || !page.contains("src=\"http"), "no external assets");
+        assert!(
+            page.find("id=\"w-db\"") < page.find("id=\"w-api\""),
+            "down rows come first"
+        );
+        assert!(
+            !page.contains("http://") || !page.contains("src=\"http"),
+            "no external assets"
+        );
     }
 
     #[test]
@@ -365,7 +412,10 @@ mod tests {
     fn sparkline_scaling_edge_cases() {
         assert!(spark_points(&[], 120.0, 24.0).is_empty());
         assert_eq!(spark_points(&[7], 120.0, 24.0), vec![(60.0, 12.0)]);
-        assert_eq!(spark_points(&[5, 5, 5], 120.0, 24.0), vec![(0.0, 12.0), (60.0, 12.0), (120.0, 12.0)]);
+        assert_eq!(
+            spark_points(&[5, 5, 5], 120.0, 24.0),
+            vec![(0.0, 12.0), (60.0, 12.0), (120.0, 12.0)]
+        );
         let p = spark_points(&[10, 20], 120.0, 24.0);
         assert_eq!(p, vec![(0.0, 23.0), (120.0, 1.0)], "min at the bottom, max at the top");
         let mut out = String::new();

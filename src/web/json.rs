@@ -1,9 +1,8 @@
 //! `/status`: the snapshot as the SPEC's JSON document.
 
-use crate::state::{CheckRecord, Snapshot, TargetView, WINDOWS};
+use crate::state::{CheckRecord, Snapshot, TargetView};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_secs};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 struct StatusDoc<'a> {
@@ -28,12 +27,22 @@ struct WorkerDoc<'a> {
     successes: u64,
     skipped: u64,
     attempts: u64,
-    uptime_percent: BTreeMap<&'static str, Option<f64>>,
+    uptime_percent: Uptime,
     last_check: Option<CheckDoc<'a>>,
     next_check_at: Option<String>,
     restarts: u64,
     last_restart_at: Option<String>,
     history: Vec<CheckDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct Uptime {
+    #[serde(rename = "24h")]
+    day: Option<f64>,
+    #[serde(rename = "7d")]
+    week: Option<f64>,
+    #[serde(rename = "30d")]
+    month: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -80,7 +89,10 @@ fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
         successes: w.successes,
         skipped: w.skipped,
         attempts: w.attempts,
-        uptime_percent: WINDOWS.iter().zip(w.uptime).map(|((k, _), v)| (*k, v.map(percent))).collect(),
+        uptime_percent: {
+            let [day, week, month] = w.uptime.map(|u| u.map(percent));
+            Uptime { day, week, month }
+        },
         last_check: w.last.as_ref().map(check_doc),
         next_check_at: w.next_check_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         restarts: w.restarts,

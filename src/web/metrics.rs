@@ -58,7 +58,10 @@ const FAMILIES: &[Family] = &[
         sample: |w| {
             vec![
                 (",result=\"success\"".to_string(), w.successes as f64),
-                (",result=\"failure\"".to_string(), (w.checks - w.successes.min(w.checks)) as f64),
+                (
+                    ",result=\"failure\"".to_string(),
+                    (w.checks - w.successes.min(w.checks)) as f64,
+                ),
             ]
         },
     },
@@ -120,7 +123,11 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +138,13 @@ mod tests {
     #[test]
     fn renders_every_family_with_help_and_type() {
         let text = render(&snapshot());
-        for name in ["pinger_up", "pinger_checks_total", "pinger_uptime_ratio", "pinger_build_info", "process_start_time_seconds"] {
+        for name in [
+            "pinger_up",
+            "pinger_checks_total",
+            "pinger_uptime_ratio",
+            "pinger_build_info",
+            "process_start_time_seconds",
+        ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
         assert!(text.contains("pinger_up{worker=\"api\"} 1\n"));

@@ -28,7 +28,12 @@ pub struct Reply {
 
 impl Reply {
     fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-        Reply { status, content_type, body: body.into(), allow: None }
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            allow: None,
+        }
     }
 
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Reply {
@@ -83,8 +88,16 @@ pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) ->
     match path {
         "/health" => Reply::json(200, r#"{"status":"alive"}"#),
         "/healthz" => Reply::new(200, "text/plain; charset=utf-8", "ok"),
-        "/" => Reply::new(200, "text/html; charset=utf-8", html::render(&app.state.snapshot(html::BAR_CELLS, SystemTime::now()))),
-        "/metrics" => Reply::new(200, metrics::CONTENT_TYPE, metrics::render(&app.state.snapshot(0, SystemTime::now()))),
+        "/" => Reply::new(
+            200,
+            "text/html; charset=utf-8",
+            html::render(&app.state.snapshot(html::BAR_CELLS, SystemTime::now())),
+        ),
+        "/metrics" => Reply::new(
+            200,
+            metrics::CONTENT_TYPE,
+            metrics::render(&app.state.snapshot(0, SystemTime::now())),
+        ),
         "/status" => match history_param(query) {
             Ok(n) => Reply::json(200, json::render(&app.state.snapshot(n, SystemTime::now()))),
             Err(m) => Reply::error(400, &m),
@@ -118,7 +131,10 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
         return Reply::error(404, "not found (admin endpoints are off: set PINGER_ADMIN_TOKEN)");
     };
     if method != "POST" {
-        return Reply { allow: Some("POST"), ..Reply::error(405, &format!("method {method} is not allowed here; use POST")) };
+        return Reply {
+            allow: Some("POST"),
+            ..Reply::error(405, &format!("method {method} is not allowed here; use POST"))
+        };
     }
     let given = authorization.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
     if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
@@ -127,7 +143,10 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
     match app.state.slot_of(name).and_then(|slot| app.wakers.get(slot)) {
         Some(waker) => {
             waker.check_now();
-            Reply::json(202, serde_json::json!({ "status": "accepted", "worker": name }).to_string())
+            Reply::json(
+                202,
+                serde_json::json!({ "status": "accepted", "worker": name }).to_string(),
+            )
         }
         None => Reply::error(404, "no worker by that name"),
     }
@@ -171,14 +190,32 @@ mod tests {
 
     #[test]
     fn admin_endpoint_auth() {
-        assert_eq!(route(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status, 404);
+        assert_eq!(
+            route(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status,
+            404
+        );
         let a = app(Some("s3cret"));
         assert_eq!(route(&a, "POST", "/api/workers/api/check", None).status, 401);
-        assert_eq!(route(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status, 401);
-        assert_eq!(route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cre")).status, 401);
-        assert_eq!(route(&a, "POST", "/api/workers/zzz/check", Some("Bearer s3cret")).status, 404);
-        assert_eq!(route(&a, "GET", "/api/workers/api/check", Some("Bearer s3cret")).status, 405);
-        assert_eq!(route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status, 202);
+        assert_eq!(
+            route(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status,
+            401
+        );
+        assert_eq!(
+            route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cre")).status,
+            401
+        );
+        assert_eq!(
+            route(&a, "POST", "/api/workers/zzz/check", Some("Bearer s3cret")).status,
+            404
+        );
+        assert_eq!(
+            route(&a, "GET", "/api/workers/api/check", Some("Bearer s3cret")).status,
+            405
+        );
+        assert_eq!(
+            route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status,
+            202
+        );
         assert_eq!(
             a.wakers[0].sleep_until(std::time::Instant::now() + Duration::from_secs(5), true),
             crate::shutdown::Wake::CheckNow

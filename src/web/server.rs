@@ -45,7 +45,10 @@ fn handle(app: &App, request: tiny_http::Request) {
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.as_str().to_string());
     let reply = catch_unwind(AssertUnwindSafe(|| route(app, &method, &url, auth.as_deref()))).unwrap_or_else(|_| {
-        log::error!("a request handler panicked ({method} {})", url.split('?').next().unwrap_or(""));
+        log::error!(
+            "a request handler panicked ({method} {})",
+            url.split('?').next().unwrap_or("")
+        );
         Reply::error(500, "internal error")
     });
     respond(request, reply);

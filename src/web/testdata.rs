@@ -36,7 +36,11 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         last_restart_at_ms: None,
         last: history.last().cloned(),
         next_check_at_ms: Some((START + 3900) * 1000),
-        uptime: if checks == 0 { [None; 3] } else { [Some(successes as f64 / checks as f64); 3] },
+        uptime: if checks == 0 {
+            [None; 3]
+        } else {
+            [Some(successes as f64 / checks as f64); 3]
+        },
         history,
     }
 }
@@ -53,7 +57,11 @@ pub fn snapshot() -> Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         started_at: UNIX_EPOCH + Duration::from_secs(START),
         now: UNIX_EPOCH + Duration::from_secs(START + 3600),
-        workers: vec![view("api", Health::Up, vec![rec(0, true), rec(1, true), rec(2, true)]), db, new],
+        workers: vec![
+            view("api", Health::Up, vec![rec(0, true), rec(1, true), rec(2, true)]),
+            db,
+            new,
+        ],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
     }

@@ -1,0 +1,441 @@
+//! Shared helpers for the integration tests: fake targets on 127.0.0.1 and a handle on the real
+//! `master-pinger` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_master-pinger");
+
+/// What a fake target does with request number `n` (0-based).
+#[derive(Clone, Debug)]
+pub enum Action {
+    Respond {
+        status: u16,
+        body: Vec<u8>,
+    },
+    /// Wait, then respond 200 "ok".
+    Delay(Duration),
+    /// Accept and never answer.
+    Hang,
+    /// Send a status line and headers, then one body byte every `every`, forever.
+    Trickle(Duration),
+    /// Send the response head a byte at a time, every `every`.
+    TrickleHead(Duration),
+    Redirect(String),
+    /// Close the connection without answering.
+    Close,
+}
+
+pub fn ok() -> Action {
+    Action::Respond {
+        status: 200,
+        body: b"ok".to_vec(),
+    }
+}
+
+pub fn status(code: u16) -> Action {
+    Action::Respond {
+        status: code,
+        body: format!("status {code}").into_bytes(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub head: String,
+    pub body: String,
+}
+
+type Behaviour = dyn Fn(usize, &Seen) -> Action + Send + Sync;
+
+/// A tiny threaded HTTP/1.1 server whose every answer is chosen by a closure.
+pub struct FakeServer {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeServer {
+    pub fn start(behaviour: impl Fn(usize, &Seen) -> Action + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake target");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicUsize::new(0));
+        let behaviour: Arc<Behaviour> = Arc::new(behaviour);
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (seen, stop, count, behaviour) = (
+                    Arc::clone(&seen2),
+                    Arc::clone(&stop2),
+                    Arc::clone(&count),
+                    Arc::clone(&behaviour),
+                );
+                thread::spawn(move || serve(stream, &seen, &stop, &count, &*behaviour));
+            }
+        });
+        FakeServer { port, seen, stop }
+    }
+
+    /// Answers every request the same way.
+    pub fn always(action: Action) -> FakeServer {
+        FakeServer::start(move |_, _| action.clone())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Waits until `n` requests arrived (or the deadline passes); returns what was seen.
+    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Seen> {
+        let end = Instant::now() + within;
+        while self.count() < n && Instant::now() < end {
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.seen()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(
+    mut stream: TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
+    count: &AtomicUsize,
+    behaviour: &Behaviour,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let end = line == "\r\n" || line == "\n";
+            head.push_str(&line);
+            if end {
+                break;
+            }
+        }
+        let first = head.lines().next().unwrap_or("").to_string();
+        let mut parts = first.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let s = Seen {
+            at: Instant::now(),
+            method: method.clone(),
+            path,
+            head,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        seen.lock().unwrap().push(s.clone());
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let action = behaviour(n, &s);
+        let write = |stream: &mut TcpStream, status: u16, extra: &str, body: &[u8]| {
+            let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            if method != "HEAD" {
+                let _ = stream.write_all(body);
+            }
+        };
+        match action {
+            Action::Respond { status, body } => write(&mut stream, status, "", &body),
+            Action::Delay(d) => {
+                thread::sleep(d);
+                write(&mut stream, 200, "", b"ok");
+            }
+            Action::Redirect(to) => write(&mut stream, 302, &format!("Location: {to}\r\n"), b""),
+            Action::Close => {
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
+            }
+            Action::Hang => {
+                while !stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                return;
+            }
+            Action::Trickle(every) => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+                while !stop.load(Ordering::SeqCst) && stream.write_all(b"o").is_ok() {
+                    thread::sleep(every);
+                }
+                return;
+            }
+            Action::TrickleHead(every) => {
+                for b in b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\nok"
+                {
+                    if stop.load(Ordering::SeqCst) || stream.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(every);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The real binary, started with a config file and a clean environment.
+pub struct Pinger {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<String>>,
+    pub dir: PathBuf,
+}
+
+/// A fresh folder for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "mp-it-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A command for the binary with only the given environment (plus PATH), run in `dir`.
+pub fn command(dir: &PathBuf, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .current_dir(dir)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+impl Pinger {
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Pinger {
+        Pinger::start_in(temp_dir("pinger"), config, env)
+    }
+
+    pub fn start_in(dir: PathBuf, config: &str, env: &[(&str, &str)]) -> Pinger {
+        std::fs::write(dir.join("pinger.json"), config).unwrap();
+        let mut child = command(&dir, env)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start master-pinger");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = Arc::clone(&log);
+        thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(port) = line.split("listening on http://127.0.0.1:").nth(1) {
+                    let port: u16 = port.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(port);
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let port = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("master-pinger did not start; log:\n{}", log.lock().unwrap());
+            }
+        };
+        Pinger { child, port, log, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        request("GET", &self.url(path), None)
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let r = self.get("/status?history=100");
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).expect("/status is JSON")
+    }
+
+    /// The worker named `name` from /status.
+    pub fn worker(&self, name: &str) -> serde_json::Value {
+        let s = self.status();
+        if name == "self" {
+            return s["self_ping"].clone();
+        }
+        s["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no worker {name} in {s}"))
+    }
+
+    /// Polls /status until `pred` holds for worker `name`.
+    pub fn wait_worker(
+        &self,
+        name: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let end = Instant::now() + within;
+        loop {
+            let w = self.worker(name);
+            if pred(&w) {
+                return w;
+            }
+            if Instant::now() > end {
+                panic!("timed out waiting on {name}: {w:#}\nlog:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; its status code, or None on timeout.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st.code().unwrap_or(-1));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(a) = auth {
+        b = b.header("Authorization", a);
+    }
+    let mut resp = agent.run(b.body(()).unwrap()).expect("request to the pinger");
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .unwrap_or_default();
+    Reply {
+        status: resp.status().as_u16(),
+        headers,
+        body,
+    }
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = command(dir, env)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run master-pinger");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,10 @@
+//! One integration test binary: the real `master-pinger` against fake targets on 127.0.0.1.
+
+#[path = "common/mod.rs"]
+mod common;
+
+mod integration {
+    pub mod checks;
+    pub mod cli;
+    pub mod http;
+}
