@@ -4,6 +4,7 @@
 mod common;
 
 mod integration {
+    pub mod alerts;
     pub mod checks;
     pub mod cli;
     pub mod http;
