@@ -265,7 +265,10 @@ mod tests {
         assert!(scan_body(&b""[..], None).unwrap());
         let mut big = vec![b'a'; BODY_LIMIT];
         big.extend_from_slice(b"needle");
-        assert!(!scan_body(&big[..], Some(b"needle")).unwrap(), "text past 1 MiB is not read");
+        assert!(
+            !scan_body(&big[..], Some(b"needle")).unwrap(),
+            "text past 1 MiB is not read"
+        );
         let mut r = &big[..];
         scan_body(&mut r, None).unwrap();
         assert_eq!(r.len(), 6, "reading stops at the limit");

@@ -7,5 +7,6 @@ mod integration {
     pub mod alerts;
     pub mod checks;
     pub mod cli;
+    pub mod durability;
     pub mod http;
 }

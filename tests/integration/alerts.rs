@@ -11,7 +11,11 @@ const SEC: Duration = Duration::from_secs(1);
 fn scrape(p: &Pinger) -> Scrape {
     let r = p.get("/metrics");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     Scrape::parse(r.body.lines().map(|l| Ok(l.to_string()))).expect("valid exposition format")
 }
 
@@ -49,19 +53,43 @@ fn metrics_match_a_known_scenario() {
     assert_eq!(value(&s, "pinger_http_status_code", &w("down")), Some(503.0));
     assert_eq!(value(&s, "pinger_attempts_total", &w("down")), Some(3.0));
     assert_eq!(value(&s, "pinger_attempts_total", &w("up")), Some(1.0));
-    assert_eq!(value(&s, "pinger_checks_total", &[("worker", "down"), ("result", "failure")]), Some(1.0));
-    assert_eq!(value(&s, "pinger_checks_total", &[("worker", "down"), ("result", "success")]), Some(0.0));
-    assert_eq!(value(&s, "pinger_checks_total", &[("worker", "up"), ("result", "success")]), Some(1.0));
+    assert_eq!(
+        value(&s, "pinger_checks_total", &[("worker", "down"), ("result", "failure")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "pinger_checks_total", &[("worker", "down"), ("result", "success")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&s, "pinger_checks_total", &[("worker", "up"), ("result", "success")]),
+        Some(1.0)
+    );
     assert_eq!(value(&s, "pinger_skipped_total", &w("up")), Some(0.0));
     assert_eq!(value(&s, "pinger_restarts_total", &w("up")), Some(0.0));
-    assert_eq!(value(&s, "pinger_uptime_ratio", &[("worker", "up"), ("window", "30d")]), Some(1.0));
-    assert_eq!(value(&s, "pinger_uptime_ratio", &[("worker", "down"), ("window", "24h")]), Some(0.0));
+    assert_eq!(
+        value(&s, "pinger_uptime_ratio", &[("worker", "up"), ("window", "30d")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "pinger_uptime_ratio", &[("worker", "down"), ("window", "24h")]),
+        Some(0.0)
+    );
     let duration = value(&s, "pinger_check_duration_seconds", &w("down")).unwrap();
-    assert!((0.03..5.0).contains(&duration), "two 10/20 ms backoffs at least: {duration}");
+    assert!(
+        (0.03..5.0).contains(&duration),
+        "two 10/20 ms backoffs at least: {duration}"
+    );
     let last = value(&s, "pinger_last_check_timestamp_seconds", &w("up")).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert!((now - 60.0..now + 1.0).contains(&last));
-    assert_eq!(value(&s, "pinger_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    assert_eq!(
+        value(&s, "pinger_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
+        Some(1.0)
+    );
     let start = value(&s, "process_start_time_seconds", &[]).unwrap();
     assert!((now - 60.0..now).contains(&start));
     for name in ["pinger_up", "pinger_checks_total", "pinger_uptime_ratio"] {
@@ -72,11 +100,17 @@ fn metrics_match_a_known_scenario() {
 #[test]
 fn metrics_leave_pending_workers_out_of_pinger_up() {
     let hang = FakeServer::always(Action::Hang);
-    let cfg = format!(r#"{{"self_ping": false, "workers": [{{"name": "slow", "url": "{}", "interval": "1h"}}]}}"#, hang.url("/"));
+    let cfg = format!(
+        r#"{{"self_ping": false, "workers": [{{"name": "slow", "url": "{}", "interval": "1h"}}]}}"#,
+        hang.url("/")
+    );
     let p = Pinger::start(&cfg, &[]);
     let s = scrape(&p);
     assert_eq!(value(&s, "pinger_up", &[("worker", "slow")]), None);
-    assert_eq!(value(&s, "pinger_checks_total", &[("worker", "slow"), ("result", "success")]), Some(0.0));
+    assert_eq!(
+        value(&s, "pinger_checks_total", &[("worker", "slow"), ("result", "success")]),
+        Some(0.0)
+    );
 }
 
 /// A target whose health the test switches, and a pinger alerting on it to a fake webhook.
@@ -84,7 +118,10 @@ fn flip_scenario(format: &str) -> (Arc<AtomicBool>, FakeServer, FakeServer, Ping
     let healthy = Arc::new(AtomicBool::new(false));
     let h = Arc::clone(&healthy);
     let target = FakeServer::start(move |_, _| if h.load(Ordering::SeqCst) { ok() } else { status(502) });
-    let hook = FakeServer::always(Action::Respond { status: 204, body: vec![] });
+    let hook = FakeServer::always(Action::Respond {
+        status: 204,
+        body: vec![],
+    });
     let cfg = format!(
         r#"{{"self_ping": false, "workers": [{{"name": "flip", "url": "{}?key=hidden", "interval": "1s", "retries": 0}}],
             "alerts": {{"webhook_url": "{}", "format": "{format}", "failure_threshold": 2, "success_threshold": 2}}}}"#,
@@ -103,9 +140,17 @@ fn run_flip(format: &str) -> Vec<serde_json::Value> {
     p.wait_worker("flip", 10 * SEC, |w| w["successes"].as_u64() >= Some(4));
     let seen = hook.seen();
     assert_eq!(seen.len(), 2, "exactly one up alert on recovery");
-    assert!(seen.iter().all(|s| s.method == "POST" && s.head.to_ascii_lowercase().contains("content-type: application/json")));
-    assert!(!p.log().contains("secret-path") && !p.log().contains("hidden"), "webhook URL and query are secrets");
-    seen.iter().map(|s| serde_json::from_str(&s.body).expect("JSON payload")).collect()
+    assert!(
+        seen.iter()
+            .all(|s| s.method == "POST" && s.head.to_ascii_lowercase().contains("content-type: application/json"))
+    );
+    assert!(
+        !p.log().contains("secret-path") && !p.log().contains("hidden"),
+        "webhook URL and query are secrets"
+    );
+    seen.iter()
+        .map(|s| serde_json::from_str(&s.body).expect("JSON payload"))
+        .collect()
 }
 
 #[test]
@@ -170,13 +215,21 @@ fn a_failing_webhook_is_retried_3_times_then_dropped() {
     let seen = hook.wait_for(4, 12 * SEC);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(hook.count(), 4, "1 try + 3 retries");
-    let gaps: Vec<u128> = seen.windows(2).map(|w| w[1].at.duration_since(w[0].at).as_millis()).collect();
+    let gaps: Vec<u128> = seen
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at).as_millis())
+        .collect();
     assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "backoff grows: {gaps:?}");
     let end = Instant::now() + 2 * SEC;
     while !p.log().contains("webhook failed after 4 attempts") && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(p.log().contains("alert for t (down): webhook failed after 4 attempts (status 500); dropped"), "{}", p.log());
+    assert!(
+        p.log()
+            .contains("alert for t (down): webhook failed after 4 attempts (status 500); dropped"),
+        "{}",
+        p.log()
+    );
 }
 
 #[test]
@@ -201,7 +254,10 @@ fn a_stuck_space_is_restarted_once_per_cooldown() {
     assert_eq!(hf.count(), 1, "no second restart inside the cooldown");
     assert_eq!(w["restarts"], 1);
     assert!(w["last_restart_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(value(&scrape(&p), "pinger_restarts_total", &[("worker", "space")]), Some(1.0));
+    assert_eq!(
+        value(&scrape(&p), "pinger_restarts_total", &[("worker", "space")]),
+        Some(1.0)
+    );
     assert!(p.get("/").body.contains("Restarts"));
     assert!(!p.log().contains("hf_secret_token"));
 }
