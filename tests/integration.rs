@@ -5,6 +5,7 @@ mod common;
 
 mod integration {
     pub mod alerts;
+    pub mod browser;
     pub mod checks;
     pub mod cli;
     pub mod durability;

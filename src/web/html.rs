@@ -205,6 +205,10 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         None => out.push_str("<td data-label=\"Last check\" class=\"muted\">not yet</td>"),
     }
     match w.next_check_at_ms {
+        // The deadline has passed: the check is running (retries and timeouts take a while).
+        Some(ms) if from_unix_millis(ms) + std::time::Duration::from_secs(1) < now => {
+            out.push_str("<td data-label=\"Next check\">in progress</td>");
+        }
         Some(ms) => {
             let at = from_unix_millis(ms);
             let _ = write!(

@@ -1,0 +1,100 @@
+//! The status page in a real browser: headless Chromium renders it, and the DOM it built must
+//! show every worker with its state in words and its heartbeat cells.
+
+use crate::common::{Action, FakeServer, Pinger, ok, status, temp_dir};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| Command::new("sh").args(["-c", &format!("command -v {name}")]).output())
+        .filter_map(Result::ok)
+        .find(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if found.is_none() {
+        // CI installs Chromium, so there a missing browser is a failure, never a silent pass.
+        assert!(std::env::var("CI").is_err(), "CI=true but Chromium is not installed");
+        eprintln!("skipping the browser test: install Debian's chromium to run it");
+    }
+    found
+}
+
+fn headless(browser: &PathBuf, extra: &[&str], url: &str) -> std::process::Output {
+    let profile = temp_dir("chromium-profile");
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("run chromium")
+}
+
+#[test]
+fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
+    let Some(browser) = chromium() else { return };
+    let up = FakeServer::always(ok());
+    let down = FakeServer::always(status(503));
+    let pending = FakeServer::always(Action::Hang);
+    let flappy = FakeServer::start(|n, _| if n % 2 == 0 { ok() } else { status(500) });
+    let hostile = FakeServer::always(Action::Respond { status: 500, body: b"<script>document.title='pwned'</script>".to_vec() });
+    let cfg = format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1s", "timeout": "1s", "retries": 0}}, "workers": [
+            {{"name": "api", "url": "{}"}},
+            {{"name": "db", "url": "{}", "space_id": "you/db"}},
+            {{"name": "cold", "url": "{}", "interval": "1h", "timeout": "10m"}},
+            {{"name": "flappy", "url": "{}"}},
+            {{"name": "hostile", "url": "{}?q=%3Cb%3E", "expect_body": "<script>alert"}}]}}"#,
+        up.url("/"),
+        down.url("/"),
+        pending.url("/"),
+        flappy.url("/"),
+        hostile.url("/")
+    );
+    let p = Pinger::start(&cfg, &[]);
+    p.wait_worker("flappy", 12 * SEC, |w| w["checks"].as_u64() >= Some(4));
+    p.wait_worker("api", 12 * SEC, |w| w["checks"].as_u64() >= Some(3));
+
+    let out = headless(&browser, &["--dump-dom"], &p.url("/"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && dom.contains("</html>"), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(dom.contains("3 of 5 workers down") || dom.contains("2 of 5 workers down"), "headline in:\n{dom}");
+    for (name, state) in [("api", "up"), ("db", "down"), ("cold", "pending")] {
+        let row_start = dom.find(&format!("id=\"w-{name}\"")).unwrap_or_else(|| panic!("no row for {name}"));
+        let row = &dom[row_start..row_start + dom[row_start..].find("</tr>").unwrap()];
+        assert!(row.contains(&format!(">{state}</span>")), "{name} should read {state}: {row}");
+    }
+    let flappy_row = &dom[dom.find("id=\"w-flappy\"").unwrap()..];
+    let flappy_row = &flappy_row[..flappy_row.find("</tr>").unwrap()];
+    assert!(flappy_row.contains("class=\"hb up\"") && flappy_row.contains("class=\"hb down\""), "{flappy_row}");
+    let cells = dom.matches("class=\"hb ").count();
+    assert!(cells >= 3 + 4 + 1, "heartbeat cells: {cells}");
+    assert!(dom.contains("<svg class=\"spark\""), "latency sparkline");
+    assert!(!dom.contains("pwned"), "hostile text stays text");
+    assert!(dom.contains("body did not contain \"&lt;script&gt;alert\""), "the error is shown, escaped");
+    assert!(dom.contains("Restarts"));
+
+    let shot = temp_dir("shot").join("page.png");
+    let out = headless(&browser, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,900"], &p.url("/"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture: {} bytes", png.len());
+    if let Ok(keep) = std::env::var("MP_SCREENSHOT") {
+        let _ = std::fs::copy(&shot, keep);
+    }
+}
