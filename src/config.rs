@@ -672,7 +672,10 @@ fn url_field(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, Vec<String
         }
         // The HTTP client takes only what RFC 3986 allows; say so now rather than at every check.
         Ok(_) if ureq::http::Uri::try_from(url.as_str()).is_err() => {
-            ctx.err(path, "the URL has characters that must be percent-encoded (such as < > \" { } | ^ `)");
+            ctx.err(
+                path,
+                "the URL has characters that must be percent-encoded (such as < > \" { } | ^ `)",
+            );
             None
         }
         Ok(_) => Some((url, secrets)),

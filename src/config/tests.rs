@@ -146,7 +146,10 @@ fn worker_field_errors() {
     has(&e, "workers[7].expect_body: expected a non-empty string");
     has(&e, "workers[8]: expected an object, got a string");
     let e = errs(r#"{"workers": [{"url": "http://x/?q=<b>"}]}"#);
-    has(&e, "workers[0].url: the URL has characters that must be percent-encoded");
+    has(
+        &e,
+        "workers[0].url: the URL has characters that must be percent-encoded",
+    );
 }
 
 #[test]
