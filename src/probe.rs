@@ -218,6 +218,8 @@ fn describe_io(e: &io::Error, timeout: Duration) -> String {
         K::TimedOut | K::WouldBlock => format!("timeout after {}", duration::format_secs(timeout)),
         K::UnexpectedEof => "connection closed before the response ended".to_string(),
         K::HostUnreachable => "host unreachable".to_string(),
+        // rustls reports handshake and record failures as InvalidData on the stream.
+        K::InvalidData => format!("tls: {}", shorten(&e.to_string(), 100)),
         K::NetworkUnreachable => "network unreachable".to_string(),
         K::AddrNotAvailable => "address not available".to_string(),
         _ => {

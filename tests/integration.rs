@@ -8,6 +8,7 @@ mod integration {
     pub mod browser;
     pub mod checks;
     pub mod cli;
+    pub mod container;
     pub mod durability;
     pub mod http;
 }

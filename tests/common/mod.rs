@@ -263,8 +263,14 @@ impl Pinger {
 
     pub fn start_in(dir: PathBuf, config: &str, env: &[(&str, &str)]) -> Pinger {
         std::fs::write(dir.join("pinger.json"), config).unwrap();
-        let mut child = command(&dir, env)
-            .args(["--listen", "127.0.0.1:0"])
+        let mut c = command(&dir, env);
+        c.args(["--listen", "127.0.0.1:0"]);
+        Pinger::spawn(c, dir)
+    }
+
+    /// Starts a prepared command (which must listen on 127.0.0.1) and waits for its port.
+    pub fn spawn(mut c: Command, dir: PathBuf) -> Pinger {
+        let mut child = c
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
