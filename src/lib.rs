@@ -9,6 +9,7 @@ pub mod config;
 pub mod duration;
 pub mod persist;
 pub mod probe;
+pub mod rlimit;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -225,19 +226,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     }
 
-    let server = tiny_http::Server::http(&cfg.listen)
-        .map(Arc::new)
+    if let Some((old, new)) = rlimit::raise_nofile() {
+        if new > old {
+            log::debug!("open-files limit raised from {old} to {new}");
+        }
+    }
+    let listener = web::server::bind(&cfg.listen, cfg.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    match server.server_addr().to_ip() {
-        Some(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
-        None => log::info!("listening on {}", cfg.listen),
+    match listener.local_addr() {
+        Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
+        Err(_) => log::info!("listening on {}", cfg.listen),
     }
 
     let shutdown = Arc::new(Shutdown::default());
-    {
-        let server = Arc::clone(&server);
-        shutdown.on_trigger(Box::new(move || server.unblock()));
-    }
     install_signal_handlers(&shutdown)?;
 
     let agent = probe::agent();
@@ -306,7 +307,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         wakers,
         admin_token: cfg.admin_token.clone(),
     });
-    web::server::serve(server, app);
+    // Probing more often than the receive timeout keeps an idle accept loop from timing out.
+    web::server::serve(listener, app, Arc::clone(&shutdown), cfg.header_timeout / 2);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
     if let Some(p) = &persister {
