@@ -7,9 +7,9 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod os;
 pub mod persist;
 pub mod probe;
-pub mod rlimit;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -27,6 +27,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+
+/// Nice value of the HTTP-serving threads (workers keep 0).
+const HTTP_NICE: i32 = 10;
 
 /// The whole program behind `main`: returns the exit status.
 pub fn main_with(args: &[String], env: &Env) -> u8 {
@@ -178,6 +181,12 @@ pub fn describe_schedule(cfg: &Config) -> String {
 }
 
 fn init_logging(level: log::LevelFilter) {
+    // Panics (ours are caught and recorded; tiny_http's threads can panic when out of
+    // resources) go to the log as one line instead of a backtrace on stderr.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
+    }));
     // A second init (tests calling run twice) fails harmlessly.
     let _ = simple_logger::SimpleLogger::new()
         .with_level(level)
@@ -226,7 +235,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     }
 
-    if let Some((old, new)) = rlimit::raise_nofile() {
+    if let Some((old, new)) = os::raise_nofile() {
         if new > old {
             log::debug!("open-files limit raised from {old} to {new}");
         }
@@ -302,6 +311,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the saver thread: {e}"))?;
     }
 
+    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
+    // lower priority, so client load cannot push a worker past its deadline.
+    if !os::nice_current_thread(HTTP_NICE) {
+        log::debug!("could not lower the HTTP threads' priority");
+    }
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
         wakers,

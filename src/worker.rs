@@ -133,7 +133,14 @@ impl Worker {
             self.state.set_next_check(self.slot, system_time_of(deadline));
             match self.waker.sleep_until(deadline, true) {
                 Wake::Stop => return,
-                Wake::Deadline => pending += 1,
+                Wake::Deadline => {
+                    log::debug!(
+                        "{}: check {pending} started {} ms after its deadline",
+                        t.name,
+                        deadline.elapsed().as_millis()
+                    );
+                    pending += 1;
+                }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
             let outcome = guarded(|| probe::check(&self.agent, t, &self.waker));

@@ -4,6 +4,7 @@
 mod common;
 
 mod integration {
+    pub mod abuse;
     pub mod alerts;
     pub mod browser;
     pub mod checks;

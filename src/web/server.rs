@@ -28,6 +28,8 @@ frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'non
 const HANDLERS: usize = 4;
 /// After a failed rebuild (no file descriptors, no threads), wait this long before the next try.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
+/// A local /healthz that takes longer than this counts as not answering.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds the listening socket and sets the timeouts its connections inherit.
 pub fn bind(addr: &str, header_timeout: Duration) -> std::io::Result<TcpListener> {
@@ -211,7 +213,7 @@ fn start_watchdog(
         .spawn(move || {
             let failing = AtomicBool::new(false);
             while waker.sleep(every) {
-                if probe(target, Duration::from_secs(5)) {
+                if probe(target, PROBE_TIMEOUT) {
                     failing.store(false, Ordering::Relaxed);
                     continue;
                 }

@@ -123,7 +123,7 @@ fn workers_no_longer_configured_are_dropped_and_changed_urls_start_fresh() {
     );
     let mut p = Pinger::start_in(dir.clone(), &two, &[]);
     p.wait_worker("b", 5 * SEC, |w| w["checks"].as_u64() >= Some(1));
-    p.wait_worker("a", 5 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    p.wait_worker("a", 5 * SEC, |w| w["checks"].as_u64() >= Some(3));
     p.signal("TERM");
     assert_eq!(p.wait_exit(2 * SEC), Some(0));
     drop(p);
@@ -133,7 +133,8 @@ fn workers_no_longer_configured_are_dropped_and_changed_urls_start_fresh() {
         target.url("/a-moved")
     );
     let mut p = Pinger::start_in(dir, &changed, &[]);
-    assert_eq!(p.worker("a")["checks"], 0, "a new URL starts fresh");
+    // At most the one check the new run made itself (it starts at once).
+    assert!(p.worker("a")["checks"].as_u64() <= Some(1), "a new URL starts fresh");
     p.signal("TERM");
     assert_eq!(p.wait_exit(2 * SEC), Some(0));
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();

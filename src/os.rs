@@ -1,6 +1,9 @@
-//! Raises the soft open-files limit to the hard one at start-up, so that a burst of connections
-//! meets the largest limit the host allows. std has no wrapper for this; libc is linked anyway,
-//! so two declarations are cheaper than a crate.
+//! Two process knobs std has no wrapper for (libc is linked anyway, so a few declarations are
+//! cheaper than a crate):
+//! - the soft open-files limit is raised to the hard one at start-up, so a burst of connections
+//!   meets the largest limit the host allows;
+//! - the HTTP side runs at a lower CPU priority than the workers, so however hard clients hit the
+//!   server, a worker that wakes for its deadline gets a core first.
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
@@ -13,9 +16,20 @@ mod imp {
 
     const RLIMIT_NOFILE: i32 = 7;
 
+    const PRIO_PROCESS: i32 = 0;
+
     unsafe extern "C" {
         fn getrlimit(resource: i32, rlim: *mut RLimit) -> i32;
         fn setrlimit(resource: i32, rlim: *const RLimit) -> i32;
+        fn gettid() -> i32;
+        fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+    }
+
+    /// Sets the nice value of the calling thread (Linux applies it per thread; threads created
+    /// afterwards by this one inherit it). False when refused.
+    pub fn nice_current_thread(nice: i32) -> bool {
+        // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+        unsafe { setpriority(PRIO_PROCESS, gettid() as u32, nice) == 0 }
     }
 
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
@@ -45,12 +59,22 @@ mod imp {
     pub fn raise_nofile() -> Option<(u64, u64)> {
         None
     }
+
+    pub fn nice_current_thread(_nice: i32) -> bool {
+        false
+    }
 }
 
-pub use imp::raise_nofile;
+pub use imp::{nice_current_thread, raise_nofile};
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_thread_can_lower_its_own_priority() {
+        let ok = std::thread::spawn(|| super::nice_current_thread(5)).join().unwrap();
+        assert!(ok || !cfg!(target_os = "linux"));
+    }
+
     #[test]
     fn raising_is_idempotent() {
         if let Some((_, now)) = super::raise_nofile() {

@@ -1,0 +1,220 @@
+//! The HTTP face under abuse, bounded and on 127.0.0.1: idle floods, huge headers, garbage,
+//! file-descriptor exhaustion, and many readers while many workers record checks.
+
+use crate::common::{FakeServer, Pinger, ok, temp_dir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(0)))
+        })
+        .unwrap_or(0)
+}
+
+/// One raw request; the status code, or None when the server closed without answering.
+fn raw(port: u16, bytes: &[u8]) -> Option<u16> {
+    // A full accept backlog makes a plain connect retry SYNs for minutes: bound it.
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), 2 * SEC).ok()?;
+    s.set_read_timeout(Some(5 * SEC)).ok()?;
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+}
+
+fn health_ms(p: &Pinger) -> u128 {
+    let t = Instant::now();
+    let r = p.get("/health");
+    assert_eq!(r.status, 200);
+    t.elapsed().as_millis()
+}
+
+fn quiet_pinger(extra: &str) -> Pinger {
+    Pinger::start(
+        &format!(r#"{{"self_ping": false, "header_timeout": "1s" {extra}}}"#),
+        &[],
+    )
+}
+
+#[test]
+fn idle_connections_do_not_starve_health_and_are_closed() {
+    let p = quiet_pinger("");
+    let pid = p.child.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let base = threads(pid);
+    let idle: Vec<TcpStream> = (0..2000)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", p.port)).ok())
+        .collect();
+    assert!(idle.len() > 1900, "opened {}", idle.len());
+    let worst = (0..20).map(|_| health_ms(&p)).max().unwrap();
+    assert!(worst < 50, "/health took {worst} ms next to 2,000 idle connections");
+    // Silent connections are closed after header_timeout (1 s here), and their threads end.
+    let end = Instant::now() + 15 * SEC;
+    while threads(pid) > base + 10 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        threads(pid) <= base + 10,
+        "threads stayed at {} (base {base})",
+        threads(pid)
+    );
+    let mut closed = 0;
+    for mut s in idle {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+        if matches!(s.read(&mut [0u8; 1]), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 1900, "only {closed} idle connections were closed");
+    assert!(health_ms(&p) < 1000);
+}
+
+#[test]
+fn a_slowloris_head_is_cut_off() {
+    let p = quiet_pinger("");
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nX-a: ").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // More than header_timeout of silence: the server has closed the connection.
+    let _ = s.write_all(b"b\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = s.set_read_timeout(Some(2 * SEC));
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("alive"),
+        "a head that stalled was still served"
+    );
+}
+
+#[test]
+fn a_1mb_header_and_garbage_never_take_it_down() {
+    let p = quiet_pinger("");
+    let mut big = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 1 << 20));
+    big.extend_from_slice(b"\r\n\r\n");
+    let _ = raw(p.port, &big);
+    assert_eq!(p.get("/health").status, 200);
+    // A small deterministic fuzzer: random bytes, mangled request lines, bad methods and versions.
+    let mut seed: u64 = 42;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let templates: [&[u8]; 6] = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\x00\x01\x02\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"BREW /pot HTCPCP/1.0\r\n\r\n",
+        b"GET /% HTTP/9.9\r\nHost: \xff\xfe\r\n\r\n",
+        b"POST /status HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+    ];
+    for i in 0..300 {
+        let mut req = templates[i % templates.len()].to_vec();
+        for _ in 0..(next() % 6) {
+            let at = (next() as usize) % req.len();
+            req[at] = next() as u8;
+        }
+        if let Some(code) = raw(p.port, &req) {
+            assert!((200..600).contains(&code), "nonsense status {code}");
+        }
+    }
+    assert_eq!(p.get("/health").status, 200);
+    assert!(p.child.id() > 0 && threads(p.child.id()) > 0, "still running");
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_survived() {
+    let d = temp_dir("fd");
+    std::fs::write(d.join("pinger.json"), r#"{"self_ping": false, "header_timeout": "1s"}"#).unwrap();
+    // A shell sets a low hard limit, so raising the soft limit cannot help; then execs the binary.
+    let bin = crate::common::BIN;
+    let mut c = std::process::Command::new("sh");
+    c.env_clear()
+        .current_dir(&d)
+        .args(["-c", &format!("ulimit -n 64 && exec {bin} --listen 127.0.0.1:0")])
+        .stdin(Stdio::null());
+    let p = Pinger::spawn(c, d);
+    // Far more connections than descriptors; once the backlog is full, connects time out.
+    let addr = ([127, 0, 0, 1], p.port).into();
+    let flood: Vec<TcpStream> = (0..200)
+        .map_while(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok())
+        .collect();
+    assert!(flood.len() > 64, "the flood should exceed the limit of 64 descriptors");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(flood);
+    let end = Instant::now() + 10 * SEC;
+    let answered = loop {
+        if raw(p.port, b"GET /health HTTP/1.1\r\n\r\n") == Some(200) {
+            break true;
+        }
+        if Instant::now() > end {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(answered, "the server did not recover; log:\n{}", p.log());
+}
+
+#[test]
+fn status_readers_do_not_delay_200_workers() {
+    let target = FakeServer::always(ok());
+    let workers: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"name": "w{i}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                target.url(&format!("/w{i}"))
+            )
+        })
+        .collect();
+    let p = Pinger::start(
+        &format!(r#"{{"self_ping": false, "workers": [{}]}}"#, workers.join(",")),
+        &[("RUST_LOG", "debug")],
+    );
+    std::thread::sleep(2 * SEC);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..200)
+        .map(|_| {
+            let (url, stop) = (p.url("/status?history=5"), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 50 {
+                    let _ = crate::common::request("GET", &url, None);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(3 * SEC);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        let _ = r.join();
+    }
+    let lateness: Vec<u64> = p
+        .log()
+        .lines()
+        .filter_map(|l| {
+            l.split(" started ")
+                .nth(1)?
+                .split(" ms after its deadline")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(lateness.len() >= 200 * 4, "only {} checks started", lateness.len());
+    let worst = lateness.iter().max().copied().unwrap_or(0);
+    assert!(worst < 100, "a deadline was missed by {worst} ms");
+}
