@@ -128,6 +128,7 @@ impl Worker {
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last.as_ref().map(|r| r.ok);
         let mut pending: u64 = 0;
+        let stack = crate::os::current_stack();
         loop {
             let deadline = self.first + schedule::offset_of(t.interval, pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
@@ -135,15 +136,15 @@ impl Worker {
                 Wake::Stop => return,
                 Wake::Deadline => {
                     log::debug!(
-                        "{}: check {pending} started {} ms after its deadline",
+                        "{}: check {pending} started {:.3} ms after its deadline",
                         t.name,
-                        deadline.elapsed().as_millis()
+                        deadline.elapsed().as_secs_f64() * 1000.0
                     );
                     pending += 1;
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
-            let outcome = guarded(|| probe::check(&self.agent, t, &self.waker));
+            let outcome = self.check_once();
             if self.waker.is_stopped() {
                 // Shutting down: an abandoned check is not a result.
                 return;
@@ -174,7 +175,17 @@ impl Worker {
                 self.state.record_skipped(self.slot, skipped);
             }
             pending = next;
+            if let Some(stack) = stack {
+                crate::os::release_stack_below_here(stack);
+            }
         }
+    }
+
+    /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the
+    /// loop's frame, where `release_stack_below_here` can hand it back after each check.
+    #[inline(never)]
+    fn check_once(&self) -> Outcome {
+        guarded(|| probe::check(&self.agent, &self.target, &self.waker))
     }
 
     fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
