@@ -14,12 +14,15 @@ RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && rm -rf src target/release/master-pinger* target/release/deps/master_pinger* target/release/.fingerprint/master-pinger*
 
 COPY src ./src
-RUN cargo build --release --locked && cp target/release/master-pinger /master-pinger
+RUN cargo build --release --locked && cp target/release/master-pinger /master-pinger \
+ && mkdir /data
 
 # ---- run -----------------------------------------------------------------------------------------
 # Nothing but the binary: no shell, no libc, no CA files (ureq carries its own webpki roots).
 FROM scratch
 COPY --from=build /master-pinger /master-pinger
+# An empty /data owned by uid 1000, so a volume mounted there is writable for the state file.
+COPY --from=build --chown=1000:1000 /data /data
 # Hugging Face runs containers as uid 1000; so does this image everywhere.
 USER 1000:1000
 ENV PORT=7860

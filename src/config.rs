@@ -117,7 +117,6 @@ pub struct Config {
     pub hf_token: Option<String>,
     pub admin_token: Option<String>,
     pub log_level: log::LevelFilter,
-    pub max_connections: usize,
     pub header_timeout: Duration,
     pub warnings: Vec<String>,
 }
@@ -169,7 +168,6 @@ const TOP_FIELDS: &[&str] = &[
     "history",
     "restart_cooldown",
     "hf_api_url",
-    "max_connections",
     "header_timeout",
 ];
 const CHECK_FIELDS: &[&str] = &[
@@ -922,10 +920,6 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
             .unwrap_or_default(),
         None => "https://huggingface.co".to_string(),
     };
-    let max_connections = top
-        .get("max_connections")
-        .and_then(|v| ctx.uint(v, "max_connections", 1, 100_000))
-        .map_or(1024, |n| n as usize);
     let header_timeout = top
         .get("header_timeout")
         .and_then(|v| {
@@ -1036,7 +1030,6 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         hf_token: env.get("HF_TOKEN").filter(|s| !s.is_empty()).cloned(),
         admin_token: env.get("PINGER_ADMIN_TOKEN").filter(|s| !s.is_empty()).cloned(),
         log_level,
-        max_connections,
         header_timeout,
         warnings,
     })

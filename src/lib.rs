@@ -217,7 +217,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
             name: t.name.clone(),
             display_url: t.display_url.clone(),
             interval: t.interval,
-            is_self: cfg.self_ping.as_ref().is_some_and(|s| s.name == t.name) && t.name == config::SELF_NAME,
+            // Configured workers cannot be named "self" (config rejects it).
+            is_self: t.name == config::SELF_NAME,
             restarts_enabled: t.space_id.is_some(),
         })
         .collect();

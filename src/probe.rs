@@ -204,9 +204,15 @@ pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
         E::BodyExceedsLimit(_) => "body too large".to_string(),
         E::BodyStalled => format!("timeout after {} (body stalled)", duration::format_secs(timeout)),
         E::StatusCode(c) => format!("status {c}"),
+        // Rare variants (proxy, cookie, charset): their text may quote a URL, which may hold
+        // a secret, so such a text is not shown.
         other => {
             let text = other.to_string();
-            shorten(text.split(" http").next().unwrap_or(&text), 120)
+            if text.contains("://") {
+                "request failed".to_string()
+            } else {
+                shorten(&text, 120)
+            }
         }
     }
 }

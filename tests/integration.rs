@@ -6,6 +6,7 @@ mod common;
 mod integration {
     pub mod abuse;
     pub mod alerts;
+    pub mod bench;
     pub mod browser;
     pub mod checks;
     pub mod cli;

@@ -111,7 +111,7 @@ pub fn render(s: &Snapshot) -> String {
         workers: s.workers.iter().map(worker_doc).collect(),
         persistence_error: s.persistence_error.as_deref(),
     };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
+    serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
 }
 
 #[cfg(test)]

@@ -16,16 +16,20 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tiny_http::{Header, Response, Server};
 
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
 frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'none'";
 
-/// Threads answering requests. More than one, so a client that reads a large page slowly
-/// holds only its own thread, never the whole status page.
-const HANDLERS: usize = 4;
+/// Threads answering requests: one per core, at least two (so a client that reads a large page
+/// slowly does not hold the whole status page) and at most four. More handlers than cores was
+/// measured to cost a quarter of `/health` throughput (contention on the request queue and on
+/// musl's allocator).
+fn handlers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
 /// After a failed rebuild (no file descriptors, no threads), wait this long before the next try.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
 /// A local /healthz that takes longer than this counts as not answering.
@@ -47,40 +51,56 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
+/// The headers every response carries, parsed once rather than per request.
+fn common_headers() -> &'static [Header] {
+    static HEADERS: OnceLock<Vec<Header>> = OnceLock::new();
+    HEADERS.get_or_init(|| {
+        [
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Content-Security-Policy", CSP),
+            ("Cache-Control", "no-store"),
+        ]
+        .iter()
+        .filter_map(|(k, v)| header(k, v))
+        .collect()
+    })
+}
+
 pub fn respond(request: tiny_http::Request, reply: Reply) {
     let mut response = Response::from_data(reply.body).with_status_code(reply.status);
-    let mut headers = vec![
-        header("Content-Type", reply.content_type),
-        header("X-Content-Type-Options", "nosniff"),
-        header("Referrer-Policy", "no-referrer"),
-        header("Content-Security-Policy", CSP),
-        header("Cache-Control", "no-store"),
-    ];
-    if let Some(allow) = reply.allow {
-        headers.push(header("Allow", allow));
-    }
-    for h in headers.into_iter().flatten() {
+    for h in common_headers()
+        .iter()
+        .cloned()
+        .chain(header("Content-Type", reply.content_type))
+    {
         response.add_header(h);
+    }
+    if let Some(allow) = reply.allow.and_then(|a| header("Allow", a)) {
+        response.add_header(allow);
     }
     // A client that went away is not our problem; nothing to do but move on.
     let _ = request.respond(response);
 }
 
 fn handle(app: &App, request: tiny_http::Request) {
-    let method = request.method().as_str().to_ascii_uppercase();
-    let url = request.url().to_string();
-    let auth = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str().to_string());
-    let reply = catch_unwind(AssertUnwindSafe(|| route(app, &method, &url, auth.as_deref()))).unwrap_or_else(|_| {
-        log::error!(
-            "a request handler panicked ({method} {})",
-            url.split('?').next().unwrap_or("")
-        );
-        Reply::error(500, "internal error")
-    });
+    // Borrowed from the request, not copied: /health is answered tens of thousands of times a
+    // second, and every allocation there counts.
+    let reply = {
+        let (method, url) = (request.method().as_str(), request.url());
+        let auth = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.as_str());
+        catch_unwind(AssertUnwindSafe(|| route(app, method, url, auth))).unwrap_or_else(|_| {
+            log::error!(
+                "a request handler panicked ({method} {})",
+                url.split('?').next().unwrap_or("")
+            );
+            Reply::error(500, "internal error")
+        })
+    };
     respond(request, reply);
 }
 
@@ -136,11 +156,11 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, prob
     }
 }
 
-/// Runs `HANDLERS` loops (this thread plus helpers) until the server's queue says stop.
+/// Runs `handlers()` loops (this thread plus helpers) until the server's queue says stop.
 /// Returns the error that stopped it, or `None` for an unblock (shutdown or watchdog).
 fn run_handlers(server: &Arc<Server>, app: &Arc<App>) -> Option<std::io::Error> {
     let mut helpers = Vec::new();
-    for i in 1..HANDLERS {
+    for i in 1..handlers() {
         let (server, app) = (Arc::clone(server), Arc::clone(app));
         let spawned = std::thread::Builder::new()
             .name(format!("http-{i}"))
@@ -222,7 +242,7 @@ fn start_watchdog(
                 if failing.swap(true, Ordering::Relaxed) {
                     if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                         log::warn!("HTTP self-probe failed twice; rebuilding the server");
-                        for _ in 0..HANDLERS {
+                        for _ in 0..handlers() {
                             s.unblock();
                         }
                     }

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -444,4 +444,35 @@ pub fn run(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Says why a test that needs the machine's extras did nothing; under CI that is a failure.
+pub fn skip(why: &str) {
+    assert!(std::env::var("CI").is_err(), "CI=true but {why}");
+    eprintln!("skipping: {why}");
+}
+
+/// Builds the release binary for musl the way the Dockerfile does.
+pub fn build_static() -> Option<PathBuf> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if !installed
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(MUSL_TARGET))
+        .unwrap_or(false)
+    {
+        skip("the musl target is not installed (rustup target add x86_64-unknown-linux-musl)");
+        return None;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = root.join("target").join("container-test");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "--target", MUSL_TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(root)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "the musl build failed");
+    Some(target_dir.join(MUSL_TARGET).join("release").join("master-pinger"))
 }

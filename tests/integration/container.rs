@@ -2,17 +2,10 @@
 //! (what `FROM scratch` gives it), run as uid 1000 with chroot. Needs root and the musl target;
 //! CI has both (`.ci/run` installs them), elsewhere the test says why it skips.
 
-use crate::common::{FakeServer, Pinger, ok, temp_dir};
-use std::path::{Path, PathBuf};
+use crate::common::{FakeServer, Pinger, build_static, ok, skip, temp_dir};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-const TARGET: &str = "x86_64-unknown-linux-musl";
-
-fn skip(why: &str) {
-    assert!(std::env::var("CI").is_err(), "CI=true but {why}");
-    eprintln!("skipping the container test: {why}");
-}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -20,29 +13,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-/// Builds the release binary for musl the way the Dockerfile does.
-fn build_static() -> Option<PathBuf> {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    if !installed
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(TARGET))
-        .unwrap_or(false)
-    {
-        skip("the musl target is not installed (rustup target add x86_64-unknown-linux-musl)");
-        return None;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target_dir = root.join("target").join("container-test");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--locked", "--target", TARGET])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(root)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "the musl build failed");
-    Some(target_dir.join(TARGET).join("release").join("master-pinger"))
 }
 
 /// True when the ELF file asks for no program interpreter (no dynamic loader, no libc on disk).

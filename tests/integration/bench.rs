@@ -1,0 +1,284 @@
+//! The benchmark: prints the README's performance table. Ignored by default; run it with
+//!
+//!     cargo test --release --test integration -- --ignored bench --nocapture
+//!
+//! It builds the static musl binary (the one the Docker image ships) and measures that; only
+//! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
+//! `wrk` (apt) is needed for the requests-per-second rows; without it they are left out.
+
+use crate::common::{BIN, FakeServer, Pinger, build_static, ok, temp_dir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+struct Table(Vec<(String, String)>);
+
+impl Table {
+    fn row(&mut self, what: impl Into<String>, figure: impl Into<String>) {
+        let (what, figure) = (what.into(), figure.into());
+        eprintln!("  {what}: {figure}");
+        self.0.push((what, figure));
+    }
+}
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name; 100 Hz ticks.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+fn config(n: usize, target: &FakeServer, interval: &str) -> String {
+    let workers: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"name": "w{i}", "url": "{}", "interval": "{interval}", "retries": 0, "timeout": "2s"}}"#,
+                target.url(&format!("/w{i}"))
+            )
+        })
+        .collect();
+    format!(r#"{{"self_ping": false, "workers": [{}]}}"#, workers.join(","))
+}
+
+fn start(bin: &PathBuf, config: &str, log: &str) -> Pinger {
+    let dir = temp_dir("bench");
+    std::fs::write(dir.join("pinger.json"), config).unwrap();
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .current_dir(&dir)
+        .env("RUST_LOG", log)
+        .args(["--listen", "127.0.0.1:0"]);
+    Pinger::spawn(c, dir)
+}
+
+fn min_checks(p: &Pinger) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(&p.get("/status?history=0").body).unwrap_or_default();
+    v["workers"]
+        .as_array()
+        .map(|ws| ws.iter().map(|w| w["checks"].as_u64().unwrap_or(0)).min().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn wait_checks(p: &Pinger, n: u64, within: Duration) {
+    let end = Instant::now() + within;
+    while min_checks(p) < n && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Lateness figures from the workers' debug lines ("started X ms after its deadline").
+fn lateness(log: &str) -> String {
+    let mut v: Vec<f64> = log
+        .lines()
+        .filter_map(|l| {
+            l.split(" started ")
+                .nth(1)?
+                .split(" ms after its deadline")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let met = v.iter().filter(|x| **x <= 100.0).count() as f64 / v.len().max(1) as f64 * 100.0;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms; {met:.2}% within 100 ms ({} checks)",
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v.last().copied().unwrap_or(f64::NAN),
+        v.len()
+    )
+}
+
+fn wrk(url: &str) -> Option<String> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c50", "-d10s", "--latency", url])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))?
+        .trim()
+        .to_string();
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))?
+        .trim()
+        .to_string();
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .map(|l| format!("; {}", l.trim()))
+        .unwrap_or_default();
+    Some(format!("{rps} req/s, p99 {p99}{errors}"))
+}
+
+/// Median time to fetch `path` and its size.
+fn fetch_stats(p: &Pinger, path: &str) -> String {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..21 {
+        let t = Instant::now();
+        let r = p.get(path);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        bytes = r.body.len();
+    }
+    times.sort_by(f64::total_cmp);
+    format!(
+        "{:.1} KiB, {:.1} ms (median of 21 fetches)",
+        bytes as f64 / 1024.0,
+        percentile(&times, 0.5)
+    )
+}
+
+fn startup(bin: &PathBuf) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("bench-start");
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        let mut child = Command::new(bin)
+            .env_clear()
+            .current_dir(&dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let answered = loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"GET /health HTTP/1.0\r\n\r\n");
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                if buf.ends_with(b"alive\"}") {
+                    break t.elapsed();
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        times.push(answered.as_secs_f64() * 1000.0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    times.sort_by(f64::total_cmp);
+    format!("{:.1} ms (median of 10)", percentile(&times, 0.5))
+}
+
+#[test]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored bench --nocapture"]
+fn bench() {
+    let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
+    let mut t = Table(Vec::new());
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    t.row(
+        "static binary (musl, stripped)",
+        format!("{:.2} MiB ({size} bytes)", size as f64 / 1048576.0),
+    );
+    t.row("start-up to first /health answer", startup(&bin));
+    let target = FakeServer::always(ok());
+    let has_wrk = Command::new("sh")
+        .args(["-c", "command -v wrk"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+
+    for (n, interval) in [(10, "5s"), (1000, "5s"), (5000, "10s")] {
+        let p = start(&bin, &config(n, &target, interval), "info");
+        wait_checks(&p, 2, 60 * SEC);
+        let pid = p.child.id();
+        t.row(
+            format!("memory with {n} workers (every worker checked twice)"),
+            format!(
+                "VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads (min checks {})",
+                proc_status(pid, "VmRSS:") as f64 / 1024.0,
+                proc_status(pid, "VmHWM:") as f64 / 1024.0,
+                proc_status(pid, "Threads:"),
+                min_checks(&p)
+            ),
+        );
+    }
+
+    {
+        let p = start(&bin, &config(1000, &target, "10s"), "debug");
+        std::thread::sleep(12 * SEC);
+        let (c0, t0) = (cpu_seconds(p.child.id()), Instant::now());
+        std::thread::sleep(30 * SEC);
+        let cpu = (cpu_seconds(p.child.id()) - c0) / t0.elapsed().as_secs_f64() * 60.0;
+        t.row(
+            "CPU with 1,000 workers at 10 s (debug logging on)",
+            format!("{cpu:.2} CPU-seconds per minute"),
+        );
+        t.row("schedule lateness, 1,000 workers x 10 s", lateness(&p.log()));
+        t.row("/ at 1,000 workers", fetch_stats(&p, "/"));
+        t.row(
+            "/status at 1,000 workers (20 history entries each)",
+            fetch_stats(&p, "/status"),
+        );
+        t.row(
+            "/status?history=0 at 1,000 workers",
+            fetch_stats(&p, "/status?history=0"),
+        );
+        if has_wrk {
+            for path in ["/health", "/status?history=0"] {
+                if let Some(r) = wrk(&p.url(path)) {
+                    t.row(format!("wrk -t2 -c50 -d10s {path}, 1,000 workers running"), r);
+                }
+            }
+        }
+    }
+    {
+        let p = start(&bin, &config(200, &target, "1s"), "debug");
+        std::thread::sleep(25 * SEC);
+        t.row("schedule lateness, 200 workers x 1 s", lateness(&p.log()));
+    }
+    if has_wrk {
+        let p = start(&bin, r#"{"self_ping": false}"#, "info");
+        for path in ["/health", "/status?history=0"] {
+            if let Some(r) = wrk(&p.url(path)) {
+                t.row(format!("wrk -t2 -c50 -d10s {path}, no workers"), r);
+            }
+        }
+    }
+
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!("\n| measured {date}, {cores} cores, static musl build | figure |\n|---|---|");
+    for (what, figure) in &t.0 {
+        println!("| {what} | {figure} |");
+    }
+}
