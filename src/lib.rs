@@ -10,6 +10,7 @@ pub mod duration;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod resolve;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;

@@ -33,7 +33,7 @@ pub struct Outcome {
 
 /// The agent every worker shares. Timeouts are set per request, since each target has its own.
 pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(MAX_REDIRECTS)
         .user_agent(concat!("master-pinger/", env!("CARGO_PKG_VERSION")))
@@ -46,8 +46,12 @@ pub fn agent() -> ureq::Agent {
         .max_response_header_size(32 * 1024)
         .input_buffer_size(40 * 1024)
         .output_buffer_size(8 * 1024)
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        crate::resolve::CheckResolver,
+    )
 }
 
 /// Wait after failed attempt `i` (1-based): `backoff * 2^(i-1)`.
