@@ -43,7 +43,8 @@ h2{font-size:15px;margin:18px 0 8px;color:var(--muted);font-weight:600}
 table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);border-radius:8px}
 th,td{padding:8px 10px;text-align:left;vertical-align:middle;border-bottom:1px solid var(--line)}
 th{font-size:12px;color:var(--muted);font-weight:600}
-tr.down td{background:var(--downbg)}
+tr.down td,tr.down th{background:var(--downbg)}
+th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .name{font-weight:600;word-break:break-all}
 .url{font-size:12px;color:var(--muted);word-break:break-all}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}

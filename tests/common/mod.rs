@@ -476,3 +476,17 @@ pub fn build_static() -> Option<PathBuf> {
     assert!(status.success(), "the musl build failed");
     Some(target_dir.join(MUSL_TARGET).join("release").join("master-pinger"))
 }
+
+/// The workers' schedule lateness, from their debug lines ("check N started X ms after its deadline").
+pub fn lateness_ms(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter_map(|l| {
+            l.split(" started ")
+                .nth(1)?
+                .split(" ms after its deadline")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}

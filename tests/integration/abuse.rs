@@ -1,7 +1,7 @@
 //! The HTTP face under abuse, bounded and on 127.0.0.1: idle floods, huge headers, garbage,
 //! file-descriptor exhaustion, and many readers while many workers record checks.
 
-use crate::common::{FakeServer, Pinger, ok, temp_dir};
+use crate::common::{FakeServer, Pinger, lateness_ms, ok, temp_dir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
@@ -202,18 +202,7 @@ fn status_readers_do_not_delay_200_workers() {
     for r in readers {
         let _ = r.join();
     }
-    let lateness: Vec<f64> = p
-        .log()
-        .lines()
-        .filter_map(|l| {
-            l.split(" started ")
-                .nth(1)?
-                .split(" ms after its deadline")
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let lateness = lateness_ms(&p.log());
     assert!(lateness.len() >= 200 * 4, "only {} checks started", lateness.len());
     let worst = lateness.iter().copied().fold(0.0, f64::max);
     assert!(worst < 100.0, "a deadline was missed by {worst} ms");

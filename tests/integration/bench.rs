@@ -6,7 +6,7 @@
 //! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
 //! `wrk` (apt) is needed for the requests-per-second rows; without it they are left out.
 
-use crate::common::{BIN, FakeServer, Pinger, build_static, ok, temp_dir};
+use crate::common::{BIN, FakeServer, Pinger, build_static, lateness_ms, ok, temp_dir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -93,17 +93,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Lateness figures from the workers' debug lines ("started X ms after its deadline").
 fn lateness(log: &str) -> String {
-    let mut v: Vec<f64> = log
-        .lines()
-        .filter_map(|l| {
-            l.split(" started ")
-                .nth(1)?
-                .split(" ms after its deadline")
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    let mut v = lateness_ms(log);
     v.sort_by(f64::total_cmp);
     let met = v.iter().filter(|x| **x <= 100.0).count() as f64 / v.len().max(1) as f64 * 100.0;
     format!(
