@@ -23,6 +23,7 @@ pub struct Streak {
     oks: u32,
     /// `Some(true)` once the alert state is down, `Some(false)` once up, `None` before either.
     down: Option<bool>,
+    first_failure: Option<SystemTime>,
     pub down_since: Option<SystemTime>,
 }
 
@@ -33,9 +34,8 @@ impl Streak {
         let down = consecutive_failures >= failure_threshold && consecutive_failures > 0;
         Streak {
             fails: consecutive_failures,
-            oks: 0,
             down: down.then_some(true),
-            down_since: None,
+            ..Streak::default()
         }
     }
 
@@ -51,9 +51,13 @@ impl Streak {
         } else {
             self.oks = 0;
             self.fails = self.fails.saturating_add(1);
+            if self.fails == 1 {
+                self.first_failure = Some(at);
+            }
             if self.fails >= cfg.failure_threshold && self.down != Some(true) {
                 self.down = Some(true);
-                self.down_since = Some(at);
+                // "Down since" the streak began, not since the threshold was reached.
+                self.down_since = self.first_failure.or(Some(at));
                 return Some(Transition::Down);
             }
         }
@@ -306,6 +310,20 @@ mod tests {
                 .iter()
                 .all(Option::is_none)
         );
+    }
+
+    #[test]
+    fn down_since_is_the_first_failure_of_the_streak() {
+        let cfg = alerts(3, 1);
+        let mut s = Streak::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        s.observe(false, t0, &cfg);
+        s.observe(false, t0 + Duration::from_secs(60), &cfg);
+        assert_eq!(
+            s.observe(false, t0 + Duration::from_secs(120), &cfg),
+            Some(Transition::Down)
+        );
+        assert_eq!(s.down_since, Some(t0));
     }
 
     #[test]
