@@ -43,9 +43,9 @@ pub fn agent() -> ureq::Agent {
         .max_idle_connections_per_host(0)
         // ureq's default buffers are 128 KiB each way per connection; a ping sends a few hundred
         // bytes and reads a body in 8 KiB chunks, so a thousand concurrent checks need far less.
-        .max_response_header_size(32 * 1024)
-        .input_buffer_size(40 * 1024)
-        .output_buffer_size(8 * 1024)
+        .max_response_header_size(16 * 1024)
+        .input_buffer_size(20 * 1024)
+        .output_buffer_size(4 * 1024)
         .build();
     ureq::Agent::with_parts(
         config,
