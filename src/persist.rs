@@ -59,10 +59,6 @@ impl Persister {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Loads the file into `state`. Missing: nothing to do. Unreadable or corrupt: renamed to
     /// `<file>.corrupt-<unix time>` with a warning. Returns how many targets were restored.
     pub fn load(&self, state: &State) -> usize {

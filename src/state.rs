@@ -251,16 +251,8 @@ impl State {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn infos(&self) -> &[TargetInfo] {
-        &self.infos
-    }
-
     pub fn slot_of(&self, name: &str) -> Option<usize> {
         self.infos.iter().position(|i| i.name == name)
-    }
-
-    pub fn history_cap(&self) -> usize {
-        self.history_cap
     }
 
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
