@@ -236,14 +236,22 @@ struct Ctx<'a> {
     source: String,
     env: &'a Env,
     errors: &'a mut Vec<ConfigError>,
+    /// Values substituted from `${VAR}` so far: secrets, scrubbed from every message.
+    secrets: Vec<String>,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, field: &str, message: impl Into<String>) {
+        let mut message = message.into();
+        // A value that came from the environment may be quoted by a validation message
+        // ("expected a duration, got ..."); it is a secret, so it never reaches the terminal.
+        for secret in self.secrets.iter().filter(|s| !s.is_empty()) {
+            message = message.replace(secret.as_str(), "REDACTED");
+        }
         self.errors.push(ConfigError {
             source: self.source.clone(),
             field: field.to_string(),
-            message: message.into(),
+            message,
         });
     }
 
@@ -270,7 +278,10 @@ impl Ctx<'_> {
             return None;
         };
         match expand(s, self.env) {
-            Ok(x) => Some(x),
+            Ok(x) => {
+                self.secrets.extend(x.1.iter().cloned());
+                Some(x)
+            }
             Err(message) => {
                 self.err(field, message);
                 None
@@ -737,6 +748,7 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         source: source.clone(),
         env,
         errors: &mut errors,
+        secrets: Vec::new(),
     };
     let top = match &parsed {
         Some(v) => ctx.object(v, "", TOP_FIELDS).unwrap_or(&empty),
@@ -758,6 +770,7 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
                 source: "PINGER_WORKERS".to_string(),
                 env,
                 errors: ctx.errors,
+                secrets: Vec::new(),
             };
             match serde_json::from_str::<Value>(text) {
                 Ok(v) => parse_workers(&mut env_ctx, &v, "workers", &defaults),

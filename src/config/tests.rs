@@ -302,3 +302,20 @@ fn status_sets() {
         "expect_status",
     );
 }
+
+#[test]
+fn values_from_the_environment_are_never_quoted_in_errors() {
+    let e = env(&[
+        ("IV", "hunter2-interval"),
+        ("M", "hunter2-method"),
+        ("N", "bad name hunter2"),
+    ]);
+    let lines = errs_env(
+        r#"{"workers": [{"name": "${N}", "url": "http://x/", "interval": "${IV}", "method": "${M}"}]}"#,
+        &e,
+    );
+    has(&lines, "workers[0].interval: expected a duration");
+    has(&lines, "workers[0].method: expected one of");
+    has(&lines, "workers[0].name: expected 1-64 characters");
+    assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:#?}");
+}
