@@ -187,6 +187,9 @@ fn init_logging(level: log::LevelFilter) {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
+        if info.location().is_some_and(|l| l.file().contains("tiny_http")) {
+            web::server::tiny_http_panicked();
+        }
     }));
     // A second init (tests calling run twice) fails harmlessly.
     let _ = simple_logger::SimpleLogger::new()
@@ -324,7 +327,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
         admin_token: cfg.admin_token.clone(),
     });
     // Probing more often than the receive timeout keeps an idle accept loop from timing out.
-    web::server::serve(listener, app, Arc::clone(&shutdown), cfg.header_timeout / 2);
+    web::server::serve(
+        listener,
+        app,
+        Arc::clone(&shutdown),
+        cfg.header_timeout / 2,
+        cfg.header_timeout,
+    );
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
     if let Some(p) = &persister {

@@ -15,9 +15,8 @@ use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tiny_http::{Header, Response, Server};
 
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
@@ -104,19 +103,41 @@ fn handle(app: &App, request: tiny_http::Request) {
     respond(request, reply);
 }
 
-/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever it stops.
-pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, probe_every: Duration) {
-    let current: Arc<Mutex<Option<Arc<Server>>>> = Arc::new(Mutex::new(None));
-    {
-        let current = Arc::clone(&current);
-        shutdown.on_trigger(Box::new(move || {
-            if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                s.unblock();
-            }
-        }));
+/// The server currently answering, for the watchdog, shutdown and the panic hook to unblock.
+static CURRENT: Mutex<Option<Arc<Server>>> = Mutex::new(None);
+
+fn current() -> std::sync::MutexGuard<'static, Option<Arc<Server>>> {
+    CURRENT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stops the current server's handlers so `serve` builds a new one on the same socket.
+fn request_rebuild(why: &str) {
+    if let Some(s) = current().as_ref() {
+        log::warn!("{why}; rebuilding the HTTP server");
+        for _ in 0..handlers() {
+            s.unblock();
+        }
     }
+}
+
+/// Called by the panic hook for a panic located in tiny_http's own code. The one such panic
+/// seen in practice is its accept thread failing to duplicate a socket when out of file
+/// descriptors; after it nothing is ever accepted again. Rebuilding at once instead of waiting
+/// for two failed self-probes shortens the outage from ~5 s to the time the descriptors come back.
+pub fn tiny_http_panicked() {
+    request_rebuild("a tiny_http thread panicked");
+}
+
+/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever it stops.
+/// `linger` is how long a retired server keeps answering its open connections (see `retire`).
+pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, probe_every: Duration, linger: Duration) {
+    shutdown.on_trigger(Box::new(|| {
+        if let Some(s) = current().as_ref() {
+            s.unblock();
+        }
+    }));
     if let Ok(addr) = listener.local_addr() {
-        start_watchdog(addr, Arc::clone(&current), Arc::clone(&shutdown), probe_every);
+        start_watchdog(addr, Arc::clone(&shutdown), probe_every);
     }
     while !shutdown.is_triggered() {
         let server = match listener
@@ -131,28 +152,74 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, prob
                 continue;
             }
         };
-        *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&server));
+        *current() = Some(Arc::clone(&server));
         if shutdown.is_triggered() {
             break;
         }
         let error = run_handlers(&server, &app);
-        *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        drop(server);
+        *current() = None;
         match error {
-            _ if shutdown.is_triggered() => break,
+            _ if shutdown.is_triggered() => {
+                // Not dropped here: tiny_http's `Drop` can block (see `retire`).
+                retire(server, Arc::clone(&app), Duration::ZERO);
+                break;
+            }
             // The inherited receive timeout also bounds accept(): an idle server simply restarts.
             Some(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 log::debug!("HTTP accept loop idle; restarting it");
+                retire(server, Arc::clone(&app), linger);
             }
             Some(e) => {
                 log::warn!("HTTP accept loop stopped ({e}); restarting it");
+                retire(server, Arc::clone(&app), linger);
                 std::thread::sleep(REBUILD_PAUSE);
             }
             None => {
                 log::warn!("HTTP server stopped answering; restarting it");
+                retire(server, Arc::clone(&app), linger);
                 std::thread::sleep(REBUILD_PAUSE);
             }
         }
+    }
+}
+
+/// Retires a stopped server on its own thread, for two reasons:
+/// - tiny_http keeps a kept-alive connection bound to the server that accepted it: its next
+///   request lands in that server's queue, and a request nobody pops is never answered (its
+///   connection and descriptors stay open for good). So the old queue is still served until it
+///   has been quiet for `linger` (the connection read timeout: an idle connection is closed by
+///   then), at most four times that;
+/// - tiny_http's `Drop` makes a blocking `connect` to the listening address to wake its accept
+///   thread. When that thread has died and the backlog is full, nothing accepts and the connect
+///   waits out the SYN retries, about two minutes. Here it completes as soon as the next server
+///   drains the backlog, and neither the rebuild nor a shutdown waits for it.
+fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("http-retire".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let started = Instant::now();
+            let mut quiet_since = started;
+            loop {
+                let now = Instant::now();
+                let left = (quiet_since + linger)
+                    .min(started + 4 * linger)
+                    .saturating_duration_since(now);
+                if left.is_zero() {
+                    break;
+                }
+                // `Ok(None)`: an unblock left in the queue or the wait ran out; `Err`: the old
+                // accept thread's last error. Neither means the queue is empty for good.
+                if let Ok(Some(request)) = server.recv_timeout(left) {
+                    handle(&app, request);
+                    quiet_since = Instant::now();
+                }
+            }
+            drop(server);
+        });
+    if let Err(e) = spawned {
+        // The closure, and the server with it, was dropped by the failed spawn.
+        log::warn!("cannot start a thread to retire the old HTTP server ({e}); it was dropped in place");
     }
 }
 
@@ -215,12 +282,7 @@ fn probe(addr: SocketAddr, timeout: Duration) -> bool {
     buf.starts_with(b"HTTP/1.") && buf.ends_with(b"ok")
 }
 
-fn start_watchdog(
-    addr: SocketAddr,
-    current: Arc<Mutex<Option<Arc<Server>>>>,
-    shutdown: Arc<Shutdown>,
-    every: Duration,
-) {
+fn start_watchdog(addr: SocketAddr, shutdown: Arc<Shutdown>, every: Duration) {
     let target = match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
         SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port())),
@@ -231,26 +293,101 @@ fn start_watchdog(
         .name("http-watchdog".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            let failing = AtomicBool::new(false);
+            let mut failed_once = false;
             while waker.sleep(every) {
                 if probe(target, PROBE_TIMEOUT) {
-                    failing.store(false, Ordering::Relaxed);
-                    continue;
-                }
-                // Two failed probes in a row: the accept thread is gone (or wedged). Unblock the
-                // handlers so `serve` builds a new server on the same socket.
-                if failing.swap(true, Ordering::Relaxed) {
-                    if let Some(s) = current.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                        log::warn!("HTTP self-probe failed twice; rebuilding the server");
-                        for _ in 0..handlers() {
-                            s.unblock();
-                        }
-                    }
-                    failing.store(false, Ordering::Relaxed);
+                    failed_once = false;
+                } else if failed_once {
+                    // Two failed probes in a row: the accept thread is gone (or wedged).
+                    request_rebuild("HTTP self-probe failed twice");
+                    failed_once = false;
+                } else {
+                    failed_once = true;
                 }
             }
         });
     if let Err(e) = started {
         log::warn!("cannot start the HTTP watchdog: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::Waker;
+    use crate::state::{State, TargetInfo};
+    use std::io::BufRead;
+    use std::time::SystemTime;
+
+    fn app() -> Arc<App> {
+        let info = TargetInfo {
+            name: "api".into(),
+            display_url: "http://x/".into(),
+            interval: Duration::from_secs(60),
+            is_self: false,
+            restarts_enabled: false,
+        };
+        Arc::new(App {
+            state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
+            wakers: vec![Arc::new(Waker::default())],
+            admin_token: None,
+        })
+    }
+
+    /// Sends one keep-alive request and reads its response (status line and body `ok`).
+    fn healthz(reader: &mut std::io::BufReader<TcpStream>) -> String {
+        reader
+            .get_mut()
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (mut status, mut line, mut length) = (String::new(), String::new(), 0);
+        reader.read_line(&mut status).unwrap();
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            line.clear();
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        format!("{} {}", status.trim(), String::from_utf8_lossy(&body))
+    }
+
+    #[test]
+    fn a_kept_alive_connection_is_still_answered_after_a_rebuild() {
+        let listener = bind("127.0.0.1:0", Duration::from_secs(5)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Arc::new(Shutdown::default());
+        let serving = {
+            let shutdown = Arc::clone(&shutdown);
+            std::thread::spawn(move || {
+                serve(
+                    listener,
+                    app(),
+                    shutdown,
+                    Duration::from_secs(3600),
+                    Duration::from_secs(5),
+                )
+            })
+        };
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut kept = std::io::BufReader::new(stream);
+        assert_eq!(healthz(&mut kept), "HTTP/1.1 200 OK ok");
+        let first = Arc::as_ptr(current().as_ref().expect("a server is running"));
+        request_rebuild("test");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while current().as_ref().is_none_or(|s| std::ptr::eq(Arc::as_ptr(s), first)) {
+            assert!(Instant::now() < deadline, "no new server was built");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // This connection belongs to the retired server: without the retiring thread serving its
+        // queue, the request would wait for ever.
+        assert_eq!(healthz(&mut kept), "HTTP/1.1 200 OK ok");
+        let mut fresh = std::io::BufReader::new(TcpStream::connect(addr).unwrap());
+        fresh.get_mut().set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(healthz(&mut fresh), "HTTP/1.1 200 OK ok");
+        shutdown.trigger();
+        serving.join().unwrap();
     }
 }
