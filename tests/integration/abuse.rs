@@ -98,12 +98,24 @@ fn a_slowloris_head_is_cut_off() {
 }
 
 #[test]
-fn a_1mb_header_and_garbage_never_take_it_down() {
+fn heads_over_16_kib_are_refused_and_garbage_never_takes_it_down() {
     let p = quiet_pinger("");
     let mut big = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 1 << 20));
     big.extend_from_slice(b"\r\n\r\n");
-    let _ = raw(p.port, &big);
+    assert_eq!(raw(p.port, &big), Some(431), "a 1 MB head is refused");
+    let mut just_over = b"GET /health HTTP/1.1\r\n".to_vec();
+    for i in 0..17 {
+        just_over.extend(format!("X-H{i}: {}\r\n", "b".repeat(1000)).bytes());
+    }
+    just_over.extend_from_slice(b"\r\n");
+    assert_eq!(raw(p.port, &just_over), Some(431), "a 17 KB head is refused");
+    let mut under = b"GET /health HTTP/1.1\r\n".to_vec();
+    for i in 0..15 {
+        under.extend(format!("X-H{i}: {}\r\n", "b".repeat(1000)).bytes());
+    }
+    under.extend_from_slice(b"\r\n");
+    assert_eq!(raw(p.port, &under), Some(200), "a 15 KB head is served");
     assert_eq!(p.get("/health").status, 200);
     // A small deterministic fuzzer: random bytes, mangled request lines, bad methods and versions.
     let mut seed: u64 = 42;
