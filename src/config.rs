@@ -118,6 +118,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub log_level: log::LevelFilter,
     pub header_timeout: Duration,
+    pub max_connections: usize,
     pub warnings: Vec<String>,
 }
 
@@ -169,6 +170,7 @@ const TOP_FIELDS: &[&str] = &[
     "restart_cooldown",
     "hf_api_url",
     "header_timeout",
+    "max_connections",
 ];
 const CHECK_FIELDS: &[&str] = &[
     "interval",
@@ -945,6 +947,10 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
             )
         })
         .unwrap_or(Duration::from_secs(10));
+    let max_connections = top
+        .get("max_connections")
+        .and_then(|v| ctx.uint(v, "max_connections", 1, 1_000_000))
+        .map_or(1024, |n| n as usize);
 
     let log_level = match env.get("RUST_LOG").map(|s| s.trim().to_ascii_lowercase()) {
         None => log::LevelFilter::Info,
@@ -1044,6 +1050,7 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         admin_token: env.get("PINGER_ADMIN_TOKEN").filter(|s| !s.is_empty()).cloned(),
         log_level,
         header_timeout,
+        max_connections,
         warnings,
     })
 }

@@ -326,14 +326,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         wakers,
         admin_token: cfg.admin_token.clone(),
     });
-    // Probing more often than the receive timeout keeps an idle accept loop from timing out.
-    web::server::serve(
-        listener,
-        app,
-        Arc::clone(&shutdown),
-        cfg.header_timeout / 2,
-        cfg.header_timeout,
-    );
+    let limits = web::guard::Limits {
+        header_timeout: cfg.header_timeout,
+        max_connections: cfg.max_connections,
+    };
+    web::server::serve(listener, app, Arc::clone(&shutdown), limits);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
     if let Some(p) = &persister {

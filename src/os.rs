@@ -4,7 +4,8 @@
 //!   meets the largest limit the host allows;
 //! - the HTTP side runs at a lower CPU priority than the workers, so however hard clients hit the
 //!   server, a worker that wakes for its deadline gets a core first;
-//! - a worker hands back the stack pages one check touched before it goes back to sleep.
+//! - a worker hands back the stack pages one check touched before it goes back to sleep;
+//! - the HTTP connection guard duplicates descriptors and reads `TCP_INFO`.
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
@@ -31,6 +32,40 @@ mod imp {
         fn pthread_attr_getstack(attr: *const PthreadAttr, addr: *mut usize, size: *mut usize) -> i32;
         fn pthread_attr_destroy(attr: *mut PthreadAttr) -> i32;
         fn madvise(addr: usize, len: usize, advice: i32) -> i32;
+        fn fcntl(fd: i32, cmd: i32, arg: i32) -> i32;
+        fn getsockopt(fd: i32, level: i32, name: i32, value: *mut u8, len: *mut u32) -> i32;
+    }
+
+    const F_DUPFD_CLOEXEC: i32 = 1030;
+    const SOL_TCP: i32 = 6;
+    const TCP_INFO: i32 = 11;
+
+    /// A new descriptor for whatever `fd` refers to right now, or `None` (closed, or no
+    /// descriptor to spare). Unlike a borrowed raw fd, the duplicate keeps that very socket
+    /// alive: it cannot be closed and reused under the caller.
+    pub fn dup(fd: i32) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads the descriptor number; a closed one is EBADF.
+        let new = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0) };
+        // SAFETY: a non-negative result is a fresh descriptor that nothing else owns.
+        (new >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+    }
+
+    /// `TCP_INFO` of a TCP socket: (state, ms since data was last sent, ms since data was last
+    /// received). Both times count from the connection's start when nothing has moved yet.
+    pub fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u8, u32, u32)> {
+        use std::os::fd::AsRawFd;
+        // Offsets in `struct tcp_info`, stable since Linux 2.6: state at 0, last_data_sent at
+        // 44, last_data_recv at 52.
+        let mut buf = [0u8; 104];
+        let mut len = buf.len() as u32;
+        // SAFETY: the kernel writes at most `len` bytes into `buf` and updates `len`.
+        let r = unsafe { getsockopt(fd.as_raw_fd(), SOL_TCP, TCP_INFO, buf.as_mut_ptr(), &mut len) };
+        if r != 0 || len < 56 {
+            return None;
+        }
+        let u32_at = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        Some((buf[0], u32_at(44), u32_at(52)))
     }
 
     /// `pthread_attr_t` is 56 bytes on 64-bit glibc and musl; 64 leaves room to spare.
@@ -120,9 +155,17 @@ mod imp {
     pub fn release_stack_below_here(_stack: (usize, usize)) -> usize {
         0
     }
+
+    pub fn dup(_fd: i32) -> Option<std::os::fd::OwnedFd> {
+        None
+    }
+
+    pub fn tcp_info(_fd: std::os::fd::BorrowedFd<'_>) -> Option<(u8, u32, u32)> {
+        None
+    }
 }
 
-pub use imp::{current_stack, nice_current_thread, raise_nofile, release_stack_below_here};
+pub use imp::{current_stack, dup, nice_current_thread, raise_nofile, release_stack_below_here, tcp_info};
 
 #[cfg(test)]
 mod tests {

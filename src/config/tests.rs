@@ -37,6 +37,7 @@ fn defaults_without_a_file() {
         (100, Duration::from_secs(60), Duration::from_secs(1800))
     );
     assert_eq!(c.hf_api_url, "https://huggingface.co");
+    assert_eq!((c.header_timeout, c.max_connections), (Duration::from_secs(10), 1024));
     assert_eq!(c.log_level, log::LevelFilter::Info);
     assert!(c.warnings.iter().any(|w| w.contains("no workers")));
 }
@@ -95,7 +96,7 @@ fn names_are_derived_and_made_unique() {
 fn every_field_error_names_its_path() {
     let e = errs(
         r#"{"listen": "nowhere", "history": 10001, "save_interval": "1ms", "restart_cooldown": "8d", "hf_api_url": "x",
-                     "header_timeout": "1ms",
+                     "header_timeout": "1ms", "max_connections": 0,
                      "defaults": {"backoff": "11m", "method": "FETCH", "expect_status": [99], "headers": {"bad name": "v"}},
                      "alerts": {"format": "teams", "failure_threshold": 0, "send_on_resolved": "yes", "webhook_url": "nope"},
                      "self_ping": {"url": "http://x/", "intervall": "1m"},
@@ -108,6 +109,7 @@ fn every_field_error_names_its_path() {
         "cfg.json: restart_cooldown: expected a duration from 0s to 7d, got 8d",
         "cfg.json: hf_api_url: expected an http:// or https:// URL",
         "cfg.json: header_timeout: expected a duration from 100ms",
+        "cfg.json: max_connections: expected a whole number from 1 to 1000000, got 0",
         "cfg.json: defaults.backoff: expected a duration from 0s to 10m, got 11m",
         "cfg.json: defaults.method: expected one of GET, HEAD",
         "cfg.json: defaults.expect_status: expected a status code",
@@ -121,7 +123,7 @@ fn every_field_error_names_its_path() {
     ] {
         has(&e, needle);
     }
-    assert_eq!(e.len(), 16, "{e:#?}");
+    assert_eq!(e.len(), 17, "{e:#?}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! Handlers copy what they need out of the state (`snapshot`) and render after the lock is gone.
 
 pub mod badge;
+pub mod guard;
 pub mod html;
 pub mod json;
 pub mod metrics;

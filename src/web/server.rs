@@ -8,7 +8,7 @@
 //! - probes itself now and then, which keeps an idle accept loop from timing out and notices a
 //!   server that stopped answering, so it can be rebuilt.
 
-use super::{App, Reply, route};
+use super::{App, Reply, guard, route};
 use crate::shutdown::Shutdown;
 use std::io::{Read, Write};
 use std::mem::ManuallyDrop;
@@ -143,16 +143,20 @@ pub fn tiny_http_panicked() {
     request_rebuild("a tiny_http thread panicked");
 }
 
-/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever it stops.
-/// `linger` is how long a retired server keeps answering its open connections (see `retire`).
-pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, probe_every: Duration, linger: Duration) {
+/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever it stops, with
+/// the connection guard beside it.
+pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limits: guard::Limits) {
+    // A retired server keeps answering its open connections this long (see `retire`).
+    let linger = limits.header_timeout;
     shutdown.on_trigger(Box::new(|| {
         if let Some(s) = current().as_ref() {
             s.unblock();
         }
     }));
     if let Ok(addr) = listener.local_addr() {
-        start_watchdog(addr, Arc::clone(&shutdown), probe_every);
+        // Often enough that an idle accept loop never reaches its receive timeout.
+        start_watchdog(addr, Arc::clone(&shutdown), limits.header_timeout / 2);
+        guard::start(addr.port(), limits, shutdown.waker());
     }
     while !shutdown.is_triggered() {
         let server = match listener
@@ -376,13 +380,11 @@ mod tests {
         let serving = {
             let shutdown = Arc::clone(&shutdown);
             std::thread::spawn(move || {
-                serve(
-                    listener,
-                    app(),
-                    shutdown,
-                    Duration::from_secs(3600),
-                    Duration::from_secs(5),
-                )
+                let limits = guard::Limits {
+                    header_timeout: Duration::from_secs(5),
+                    max_connections: 100,
+                };
+                serve(listener, app(), shutdown, limits)
             })
         };
         let stream = TcpStream::connect(addr).unwrap();

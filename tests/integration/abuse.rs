@@ -49,7 +49,8 @@ fn quiet_pinger(extra: &str) -> Pinger {
 
 #[test]
 fn idle_connections_do_not_starve_health_and_are_closed() {
-    let p = quiet_pinger("");
+    // Above the 2,000 opened here: this is about silence, not the cap.
+    let p = quiet_pinger(r#", "max_connections": 4096"#);
     let pid = p.child.id();
     std::thread::sleep(Duration::from_millis(300));
     let base = threads(pid);
@@ -78,6 +79,60 @@ fn idle_connections_do_not_starve_health_and_are_closed() {
     }
     assert!(closed > 1900, "only {closed} idle connections were closed");
     assert!(health_ms(&p) < 1000);
+}
+
+/// True when the server has closed `s` (end of stream or reset) within `wait`.
+fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(wait));
+    matches!(s.read(&mut [0u8; 64]), Ok(0) | Err(_)) && {
+        // A timeout is not a close.
+        let _ = s.set_read_timeout(Some(Duration::from_millis(1)));
+        !matches!(s.read(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_cut_off_after_header_timeout() {
+    let p = quiet_pinger("");
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    let start = Instant::now();
+    // A byte every 200 ms never leaves the socket silent for header_timeout (1 s here): only a
+    // deadline on the whole head stops it.
+    let mut cut_after = None;
+    for b in b"GET /health HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if s.write_all(&[*b]).is_err() || closed_within(&s, Duration::from_millis(200)) {
+            cut_after = Some(start.elapsed());
+            break;
+        }
+    }
+    let cut_after = cut_after.expect("a head trickled for over 8 s was never cut off");
+    assert!(
+        cut_after >= Duration::from_millis(900),
+        "cut off too early: {cut_after:?}"
+    );
+    assert_eq!(p.get("/health").status, 200);
+}
+
+#[test]
+fn past_max_connections_the_newest_are_closed() {
+    // A long header_timeout, so that only the cap can close these silent connections.
+    let p = Pinger::start(
+        r#"{"self_ping": false, "header_timeout": "30s", "max_connections": 20}"#,
+        &[],
+    );
+    let conns: Vec<TcpStream> = (0..50)
+        .map(|_| TcpStream::connect(("127.0.0.1", p.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let closed = conns
+        .iter()
+        .filter(|s| closed_within(s, Duration::from_millis(50)))
+        .count();
+    assert_eq!(closed, 30, "50 connections with a cap of 20");
+    drop(conns);
+    // Under the cap again: new connections are served.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.get("/health").status, 200);
 }
 
 #[test]
