@@ -131,6 +131,14 @@ fn describe(slow: usize, over: usize, limits: Limits) -> String {
 
 /// Starts the guard thread for connections accepted on `port`; it stops with `waker`.
 pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
+    if let Err(e) = std::fs::read_dir("/proc/self/fd") {
+        log::warn!(
+            "cannot list /proc/self/fd ({e}): HTTP request heads have no overall deadline and \
+             connections no cap; only the {} silence limit applies",
+            crate::duration::format(limits.header_timeout)
+        );
+        return;
+    }
     let every = (limits.header_timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let started = std::thread::Builder::new()
         .name("http-guard".into())
