@@ -16,7 +16,7 @@
 use crate::shutdown::Waker;
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,8 +62,9 @@ pub fn decide(conns: &[Seen], first_seen: &HashMap<u64, u64>, limits: Limits) ->
     (slow, over)
 }
 
-/// The sockets accepted on `port` that are open now, each with a duplicate to act on.
-fn scan(port: u16) -> Vec<(Seen, TcpStream)> {
+/// The connection sockets accepted on `port` that are open now, each with a descriptor number
+/// that referred to it while it was read.
+fn scan(port: u16) -> Vec<(Seen, i32)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
@@ -74,23 +75,18 @@ fn scan(port: u16) -> Vec<(Seen, TcpStream)> {
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(link) = std::fs::read_link(entry.path()) else {
+        let Some(inode) = std::fs::read_link(entry.path())
+            .ok()
+            .and_then(|link| socket_inode(&link))
+            .filter(|i| !inodes.contains(i))
+        else {
             continue;
         };
-        let Some(inode) = socket_inode(&link).filter(|i| !inodes.contains(i)) else {
+        // The duplicate is dropped at once: holding one per connection would double the
+        // descriptors in use, and tiny_http's accept thread dies when it runs out.
+        let Some(stream) = pin(fd, inode) else {
             continue;
         };
-        let Some(dup) = crate::os::dup(fd) else {
-            continue;
-        };
-        // The descriptor may have been closed and reused between the two steps: act only if the
-        // duplicate is the very socket that was listed.
-        let same = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dup)))
-            .is_ok_and(|l| l == link);
-        if !same {
-            continue;
-        }
-        let stream = TcpStream::from(dup);
         if stream.local_addr().map(|a| a.port()).ok() != Some(port) {
             continue;
         }
@@ -98,17 +94,31 @@ fn scan(port: u16) -> Vec<(Seen, TcpStream)> {
         // client already closed is tiny_http's to close.
         if let Some((TCP_ESTABLISHED, since_sent_ms, since_recv_ms)) = crate::os::tcp_info(stream.as_fd()) {
             inodes.insert(inode);
-            found.push((
-                Seen {
-                    inode,
-                    since_sent_ms,
-                    since_recv_ms,
-                },
-                stream,
-            ));
+            let seen = Seen {
+                inode,
+                since_sent_ms,
+                since_recv_ms,
+            };
+            found.push((seen, fd));
         }
     }
     found
+}
+
+/// A duplicate of descriptor `fd` if it still refers to socket `inode`. The descriptor may have
+/// been closed and reused since it was listed; the duplicate is checked after it is made, so it
+/// is the listed socket, held open for as long as the caller keeps it.
+fn pin(fd: i32, inode: u64) -> Option<TcpStream> {
+    let dup = crate::os::dup(fd)?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", dup.as_raw_fd())).ok()?;
+    (socket_inode(&link) == Some(inode)).then(|| TcpStream::from(dup))
+}
+
+/// Ends the connection on socket `inode` (listed as `fd`), unless that socket is gone.
+fn close(fd: i32, inode: u64) {
+    if let Some(stream) = pin(fd, inode) {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
 }
 
 fn socket_inode(link: &std::path::Path) -> Option<u64> {
@@ -152,13 +162,14 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
                 round += 1;
                 let found = scan(port);
                 let seen: Vec<Seen> = found.iter().map(|(s, _)| *s).collect();
-                first_seen.retain(|inode, _| seen.iter().any(|s| s.inode == *inode));
+                let present: std::collections::HashSet<u64> = seen.iter().map(|s| s.inode).collect();
+                first_seen.retain(|inode, _| present.contains(inode));
                 for s in &seen {
                     first_seen.entry(s.inode).or_insert(round);
                 }
                 let (slow, over) = decide(&seen, &first_seen, limits);
                 for &i in slow.iter().chain(&over) {
-                    let _ = found[i].1.shutdown(Shutdown::Both);
+                    close(found[i].1, found[i].0.inode);
                 }
                 slow_total += slow.len();
                 over_total += over.len();
@@ -244,6 +255,27 @@ mod tests {
     }
 
     #[test]
+    fn a_descriptor_reused_by_another_socket_is_not_touched() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let first = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let fd = first.as_raw_fd();
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let inode = socket_inode(&link).unwrap();
+        assert!(pin(fd, inode).is_some());
+        drop(first);
+        // Most likely reuses the number; either way the old socket is gone.
+        let second = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(pin(fd, inode).is_none());
+        close(fd, inode);
+        second.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let still_open = matches!(
+            std::io::Read::read(&mut &second, &mut [0u8; 1]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        assert!(still_open, "the socket that took the number was left alone");
+    }
+
+    #[test]
     fn socket_links_are_parsed() {
         assert_eq!(socket_inode(std::path::Path::new("socket:[123456]")), Some(123456));
         assert_eq!(socket_inode(std::path::Path::new("/dev/null")), None);
@@ -271,8 +303,8 @@ mod tests {
             s.since_recv_ms < s.since_sent_ms,
             "bytes arrived after the start: {s:?}"
         );
-        // Shutting the duplicate down ends the connection for its real owner too.
-        found[0].1.shutdown(Shutdown::Both).unwrap();
+        // Shutting a duplicate down ends the connection for its real owner too.
+        close(found[0].1, s.inode);
         let mut rest = Vec::new();
         served.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         std::io::Read::read_to_end(&mut &served, &mut rest).unwrap();
