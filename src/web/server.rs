@@ -6,7 +6,12 @@
 //! - supervises the server: when its accept loop ends (an accept error, or the accept timeout the
 //!   same option causes while idle), a new server is built on the same socket;
 //! - probes itself now and then, which keeps an idle accept loop from timing out and notices a
-//!   server that stopped answering, so it can be rebuilt.
+//!   server that stopped answering, so it can be rebuilt (at once when a tiny_http thread
+//!   panics);
+//! - retires a stopped server off the serving thread, still answering its kept-alive
+//!   connections for a while;
+//! - refuses request heads over 16 KiB, and starts the guard (`guard.rs`) that enforces the head
+//!   deadline and the connection cap.
 
 use super::{App, Reply, guard, route};
 use crate::shutdown::Shutdown;
@@ -177,25 +182,22 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limi
         }
         let error = run_handlers(&server, &app);
         *current() = None;
+        // Not dropped here: tiny_http's `Drop` can block (see `retire`). When shutting down, its
+        // open connections are not served any more.
+        let stopping = shutdown.is_triggered();
+        retire(server, Arc::clone(&app), if stopping { Duration::ZERO } else { linger });
         match error {
-            _ if shutdown.is_triggered() => {
-                // Not dropped here: tiny_http's `Drop` can block (see `retire`).
-                retire(server, Arc::clone(&app), Duration::ZERO);
-                break;
-            }
+            _ if stopping => break,
             // The inherited receive timeout also bounds accept(): an idle server simply restarts.
             Some(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                 log::debug!("HTTP accept loop idle; restarting it");
-                retire(server, Arc::clone(&app), linger);
             }
             Some(e) => {
                 log::warn!("HTTP accept loop stopped ({e}); restarting it");
-                retire(server, Arc::clone(&app), linger);
                 std::thread::sleep(REBUILD_PAUSE);
             }
             None => {
                 log::warn!("HTTP server stopped answering; restarting it");
-                retire(server, Arc::clone(&app), linger);
                 std::thread::sleep(REBUILD_PAUSE);
             }
         }
