@@ -32,7 +32,7 @@ mod imp {
         fn pthread_attr_getstack(attr: *const PthreadAttr, addr: *mut usize, size: *mut usize) -> i32;
         fn pthread_attr_destroy(attr: *mut PthreadAttr) -> i32;
         fn madvise(addr: usize, len: usize, advice: i32) -> i32;
-        fn fcntl(fd: i32, cmd: i32, arg: i32) -> i32;
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
         fn getsockopt(fd: i32, level: i32, name: i32, value: *mut u8, len: *mut u32) -> i32;
     }
 
@@ -46,7 +46,7 @@ mod imp {
     pub fn dup(fd: i32) -> Option<std::os::fd::OwnedFd> {
         use std::os::fd::FromRawFd;
         // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads the descriptor number; a closed one is EBADF.
-        let new = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0) };
+        let new = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0i32) };
         // SAFETY: a non-negative result is a fresh descriptor that nothing else owns.
         (new >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
     }
