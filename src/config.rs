@@ -62,7 +62,7 @@ impl fmt::Display for StatusSet {
 }
 
 /// One thing to ping: a configured worker or the self-ping.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     /// The URL as requested, secrets included. Never display it: use `display_url`.
@@ -80,6 +80,8 @@ pub struct Target {
     pub expect_body_secret: bool,
     pub space_id: Option<String>,
     pub restart_token: Option<String>,
+    /// `"paused": true`: the worker starts paused.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +91,7 @@ pub enum AlertFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alerts {
     pub webhook_url: Option<String>,
     pub format: AlertFormat,
@@ -119,6 +121,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// How often the configuration file is looked at for changes; `None`: not watched.
+    pub watch_config: Option<Duration>,
     pub warnings: Vec<String>,
 }
 
@@ -129,19 +133,23 @@ pub struct Flags {
     pub listen: Option<String>,
 }
 
-/// Reads the file named by the flags or environment (if any) and builds the `Config`.
-pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
-    let path = match (&flags.config, env.get("PINGER_CONFIG")) {
-        (Some(p), _) => Some((p.clone(), true)),
-        (None, Some(p)) if !p.is_empty() => Some((PathBuf::from(p), true)),
+/// The configuration file the flags or environment name, else `./pinger.json` if it exists.
+pub fn file_path(flags: &Flags, env: &Env) -> Option<PathBuf> {
+    match (&flags.config, env.get("PINGER_CONFIG")) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(p)) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
             let default = PathBuf::from("pinger.json");
-            default.exists().then_some((default, false))
+            default.exists().then_some(default)
         }
-    };
-    let file = match path {
+    }
+}
+
+/// Reads the file named by the flags or environment (if any) and builds the `Config`.
+pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
+    let file = match file_path(flags, env) {
         None => None,
-        Some((path, _)) => {
+        Some(path) => {
             let source = path.display().to_string();
             match std::fs::read_to_string(&path) {
                 Ok(text) => Some((source, text)),
@@ -171,6 +179,7 @@ const TOP_FIELDS: &[&str] = &[
     "hf_api_url",
     "header_timeout",
     "max_connections",
+    "watch_config",
 ];
 const CHECK_FIELDS: &[&str] = &[
     "interval",
@@ -184,7 +193,7 @@ const CHECK_FIELDS: &[&str] = &[
     "expect_status",
     "expect_body",
 ];
-const WORKER_ONLY_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token"];
+const WORKER_ONLY_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "paused"];
 const SELF_PING_FIELDS: &[&str] = &[
     "url",
     "interval",
@@ -604,6 +613,7 @@ struct RawWorker {
     check: CheckDefaults,
     space_id: Option<String>,
     restart_token: Option<String>,
+    paused: bool,
 }
 
 fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefaults) -> Vec<RawWorker> {
@@ -660,8 +670,13 @@ fn parse_workers(ctx: &mut Ctx, v: &Value, prefix: &str, defaults: &CheckDefault
             .and_then(|v| ctx.string(v, &join(&field, "restart_token")))
             .map(|(s, _)| s)
             .filter(|s| !s.is_empty());
+        let paused = obj
+            .get("paused")
+            .and_then(|v| ctx.bool(v, &join(&field, "paused")))
+            .unwrap_or(false);
         if let Some((url, url_secrets)) = url {
             out.push(RawWorker {
+                paused,
                 name,
                 url,
                 url_secrets,
@@ -724,6 +739,7 @@ fn make_target(name: String, raw_url: String, url_secrets: &[String], c: CheckDe
         expect_body_secret,
         space_id: None,
         restart_token: None,
+        paused: false,
     }
 }
 
@@ -811,6 +827,7 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         let mut t = make_target(name, w.url, &w.url_secrets, w.check);
         t.space_id = w.space_id;
         t.restart_token = w.restart_token;
+        t.paused = w.paused;
         workers.push(t);
     }
 
@@ -952,6 +969,24 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         .and_then(|v| ctx.uint(v, "max_connections", 1, 1_000_000))
         .map_or(1024, |n| n as usize);
 
+    let watch_config = match top.get("watch_config") {
+        None | Some(Value::Bool(true)) => Some(Duration::from_secs(5)),
+        Some(Value::Bool(false)) => None,
+        Some(v @ Value::String(_)) => ctx
+            .duration(v, "watch_config")
+            .and_then(|d| ctx.limited(d, "watch_config", Duration::from_millis(10), Duration::from_secs(3600))),
+        Some(v) => {
+            ctx.err(
+                "watch_config",
+                format!(
+                    "expected true, false or a duration such as \"5s\" (how often to look), got {}",
+                    show(v)
+                ),
+            );
+            None
+        }
+    };
+
     let log_level = match env.get("RUST_LOG").map(|s| s.trim().to_ascii_lowercase()) {
         None => log::LevelFilter::Info,
         Some(s) if s.is_empty() => log::LevelFilter::Info,
@@ -1051,6 +1086,7 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         log_level,
         header_timeout,
         max_connections,
+        watch_config,
         warnings,
     })
 }

@@ -7,9 +7,11 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod fleet;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod reload;
 pub mod resolve;
 pub mod schedule;
 pub mod shutdown;
@@ -19,11 +21,11 @@ pub mod timefmt;
 pub mod web;
 pub mod worker;
 
-use config::{Config, Env, Target};
+use config::{Config, Env, Flags, Target};
 use shutdown::Shutdown;
-use state::{State, TargetInfo};
+use state::State;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -62,7 +64,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
-            Ok(cfg) => match run(cfg) {
+            Ok(cfg) => match run(cfg, flags, env.clone()) {
                 Ok(()) => EXIT_OK,
                 Err(message) => {
                     eprintln!("error: {message}");
@@ -202,35 +204,24 @@ fn init_logging(level: log::LevelFilter) {
         .init();
 }
 
-/// Runs the service until SIGTERM or SIGINT. `Err` is a runtime failure (exit 1).
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the
+/// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1).
+pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     init_logging(cfg.log_level);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
     let started = SystemTime::now();
-    let targets: Vec<Target> = cfg
-        .workers
-        .iter()
-        .cloned()
-        .chain(cfg.self_ping.iter().cloned())
-        .collect();
-    let infos = targets
-        .iter()
-        .map(|t| TargetInfo {
-            name: t.name.clone(),
-            display_url: t.display_url.clone(),
-            interval: t.interval,
-            // Configured workers cannot be named "self" (config rejects it).
-            is_self: t.name == config::SELF_NAME,
-            restarts_enabled: t.space_id.is_some(),
-        })
-        .collect();
-    let state = Arc::new(State::new(infos, cfg.history, started));
+    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.history, started));
 
     let persister = cfg.state_file.clone().map(|path| {
-        let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
-        Arc::new(persist::Persister::new(path, &urls))
+        let named: Vec<(&str, &str)> = cfg
+            .workers
+            .iter()
+            .chain(cfg.self_ping.iter())
+            .map(|t| (t.name.as_str(), t.url.as_str()))
+            .collect();
+        Arc::new(persist::Persister::new(path, &named))
     });
     if let Some(p) = &persister {
         p.load(&state);
@@ -253,55 +244,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
 
     let shutdown = Arc::new(Shutdown::default());
-    install_signal_handlers(&shutdown)?;
+    let reload_waker = shutdown.waker();
+    install_signal_handlers(&shutdown, &reload_waker)?;
 
-    let agent = probe::agent();
-    let alerter = match &cfg.alerts.webhook_url {
-        Some(url) => {
-            let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
-            Some(
-                alert::start_alerter(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
-                    .map_err(|e| format!("cannot start the alert thread: {e}"))?,
-            )
-        }
-        None => None,
-    };
-    let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
-        Some(
-            alert::start_restarter(
-                cfg.hf_api_url.clone(),
-                agent.clone(),
-                Arc::clone(&state),
-                shutdown.waker(),
-            )
-            .map_err(|e| format!("cannot start the restart thread: {e}"))?,
-        )
-    } else {
-        None
-    };
-
-    let start = Instant::now();
-    let count = targets.len();
-    let mut wakers = Vec::with_capacity(count);
-    for (slot, target) in targets.into_iter().enumerate() {
-        let waker = shutdown.waker();
-        wakers.push(Arc::clone(&waker));
-        let restart_token = target.restart_token.clone().or_else(|| cfg.hf_token.clone());
-        let w = worker::Worker {
-            slot,
-            first: start + schedule::stagger(slot, count, target.interval),
-            target,
-            state: Arc::clone(&state),
-            agent: agent.clone(),
-            waker,
-            alerts: cfg.alerts.clone(),
-            alerter: alerter.clone(),
-            restarter: restarter.clone(),
-            restart_token,
-            restart_cooldown: cfg.restart_cooldown,
-        };
-        w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
-    }
+    let fleet = fleet::Fleet::start(
+        &cfg,
+        Arc::clone(&state),
+        Arc::clone(&shutdown),
+        probe::agent(),
+        persister.clone(),
+    )?;
 
     if let Some(p) = &persister {
         let (p, state, waker, every) = (Arc::clone(p), Arc::clone(&state), shutdown.waker(), cfg.save_interval);
@@ -316,20 +268,31 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the saver thread: {e}"))?;
     }
 
-    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
-    // lower priority, so client load cannot push a worker past its deadline.
-    if !os::nice_current_thread(HTTP_NICE) {
-        log::debug!("could not lower the HTTP threads' priority");
-    }
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
-        wakers,
+        fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
         admin_token: cfg.admin_token.clone(),
     });
     let limits = web::guard::Limits {
         header_timeout: cfg.header_timeout,
         max_connections: cfg.max_connections,
     };
+    reload::Reloader {
+        fleet,
+        state: Arc::clone(&state),
+        current: cfg,
+        flags,
+        env,
+        waker: reload_waker,
+    }
+    .spawn()
+    .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+
+    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
+    // lower priority, so client load cannot push a worker past its deadline.
+    if !os::nice_current_thread(HTTP_NICE) {
+        log::debug!("could not lower the HTTP threads' priority");
+    }
     web::server::serve(listener, app, Arc::clone(&shutdown), limits);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
@@ -350,21 +313,27 @@ fn save_now(p: &persist::Persister, state: &State) {
     }
 }
 
-fn install_signal_handlers(shutdown: &Arc<Shutdown>) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+/// SIGTERM and SIGINT shut down; SIGHUP wakes the reload thread (through `reload`).
+fn install_signal_handlers(shutdown: &Arc<Shutdown>, reload: &Arc<shutdown::Waker>) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let shutdown = Arc::clone(shutdown);
+    let (shutdown, reload) = (Arc::clone(shutdown), Arc::clone(reload));
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    reload.check_now();
+                    continue;
+                }
                 log::info!(
                     "received {}, shutting down",
                     if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
                 );
                 shutdown.trigger();
+                break;
             }
         })
         .map(|_| ())

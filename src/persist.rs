@@ -6,7 +6,7 @@
 use crate::state::{Record, State};
 use crate::timefmt::{rfc3339, unix_secs};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,19 +44,39 @@ pub fn url_hash(url: &str) -> String {
 
 pub struct Persister {
     path: PathBuf,
-    /// Slot order matches the state's; the hash of each target's real URL.
-    hashes: Vec<String>,
+    /// The hash of each target's real URL, by target name (a reload replaces it).
+    hashes: Mutex<HashMap<String, String>>,
     /// One save at a time (the periodic saver and the final save at shutdown may meet).
     saving: Mutex<()>,
 }
 
 impl Persister {
-    pub fn new(path: PathBuf, urls: &[&str]) -> Persister {
-        Persister {
+    /// `targets`: each target's name and real URL.
+    pub fn new(path: PathBuf, targets: &[(&str, &str)]) -> Persister {
+        let p = Persister {
             path,
-            hashes: urls.iter().map(|u| url_hash(u)).collect(),
+            hashes: Mutex::new(HashMap::new()),
             saving: Mutex::new(()),
-        }
+        };
+        p.set_targets(targets);
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The targets now configured (after a reload), each with its real URL.
+    pub fn set_targets(&self, targets: &[(&str, &str)]) {
+        let hashes = targets
+            .iter()
+            .map(|(name, url)| (name.to_string(), url_hash(url)))
+            .collect();
+        *self.hashes.lock().unwrap_or_else(|e| e.into_inner()) = hashes;
+    }
+
+    fn hash_of(&self, name: &str) -> Option<String> {
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
     /// Loads the file into `state`. Missing: nothing to do. Unreadable or corrupt: renamed to
@@ -90,7 +110,7 @@ impl Persister {
                 log::info!("state file: dropping {name:?}, which is no longer configured");
                 continue;
             };
-            if self.hashes.get(slot) != Some(&saved.url_hash) {
+            if self.hash_of(&name).as_ref() != Some(&saved.url_hash) {
                 log::info!("state file: {name:?} has a new URL; its history starts fresh");
                 continue;
             }
@@ -149,15 +169,9 @@ impl Persister {
             saved_at: rfc3339(SystemTime::now()),
             workers: records
                 .into_iter()
-                .enumerate()
-                .map(|(slot, (name, record))| {
-                    (
-                        name,
-                        SavedTarget {
-                            url_hash: self.hashes.get(slot).cloned().unwrap_or_default(),
-                            record,
-                        },
-                    )
+                .map(|(name, record)| {
+                    let url_hash = self.hash_of(&name).unwrap_or_default();
+                    (name, SavedTarget { url_hash, record })
                 })
                 .collect(),
         };
@@ -239,14 +253,17 @@ mod tests {
         s.record_check(0, rec(true));
         s.record_check(1, rec(false));
         s.record_check(2, rec(true));
-        Persister::new(path.clone(), &["http://a", "http://b", "http://gone"])
-            .save(&s)
-            .unwrap();
+        Persister::new(
+            path.clone(),
+            &[("a", "http://a"), ("b", "http://b"), ("gone", "http://gone")],
+        )
+        .save(&s)
+        .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains("http://a"), "URLs never reach the disk");
 
         let s2 = state(&["a", "b"]);
-        let n = Persister::new(path, &["http://a", "http://b-moved"]).load(&s2);
+        let n = Persister::new(path, &[("a", "http://a"), ("b", "http://b-moved")]).load(&s2);
         assert_eq!(n, 1);
         assert_eq!(s2.record_of(0).unwrap().checks, 1);
         assert_eq!(s2.record_of(1).unwrap().checks, 0, "a new URL starts fresh");
@@ -258,7 +275,7 @@ mod tests {
         let path = d.join("s.json");
         fs::write(&path, b"{ not json").unwrap();
         let s = state(&["a"]);
-        assert_eq!(Persister::new(path.clone(), &["http://a"]).load(&s), 0);
+        assert_eq!(Persister::new(path.clone(), &[("a", "http://a")]).load(&s), 0);
         assert!(!path.exists());
         let aside: Vec<_> = fs::read_dir(&d)
             .unwrap()

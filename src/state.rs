@@ -1,6 +1,8 @@
 //! The shared state: per-target history rings, counters and hourly uptime buckets behind one
 //! `Mutex`. Worker threads call the `record_*` methods after their I/O is done; readers take a
 //! `snapshot()` (a copy) and render it after the lock is released. Nothing here does I/O.
+//! Targets are addressed by an id that is never reused, so a worker removed by a reload whose
+//! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 use crate::timefmt::unix_millis;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,7 @@ pub enum Health {
     Pending,
     Up,
     Down,
+    Paused,
 }
 
 impl Health {
@@ -51,6 +54,7 @@ impl Health {
             Health::Pending => "pending",
             Health::Up => "up",
             Health::Down => "down",
+            Health::Paused => "paused",
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct Record {
     pub last: Option<CheckRecord>,
     pub history: VecDeque<CheckRecord>,
     pub buckets: VecDeque<Bucket>,
+    /// Paused by the admin endpoint or the configuration; kept here so it survives restarts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl Record {
@@ -89,6 +96,9 @@ impl Record {
     }
 
     pub fn health(&self) -> Health {
+        if self.paused {
+            return Health::Paused;
+        }
         match &self.last {
             None => Health::Pending,
             Some(r) if r.ok => Health::Up,
@@ -148,6 +158,7 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
+    pub paused: bool,
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
@@ -170,6 +181,10 @@ pub struct Snapshot {
     pub workers: Vec<TargetView>,
     pub self_ping: Option<TargetView>,
     pub persistence_error: Option<String>,
+    /// Why the last reload failed (the previous configuration is still running).
+    pub config_error: Option<String>,
+    /// Configuration reloads so far: (succeeded, failed).
+    pub reloads: (u64, u64),
 }
 
 impl Snapshot {
@@ -208,28 +223,47 @@ pub struct TargetInfo {
 }
 
 struct Slot {
+    id: usize,
+    info: TargetInfo,
     record: Record,
     next_check_at_ms: Option<u64>,
 }
 
 struct Inner {
+    /// Configured workers first, in configuration order, then the self-ping (if any).
     slots: Vec<Slot>,
+    next_id: usize,
     persistence_error: Option<String>,
+    config_error: Option<String>,
+    reloads: (u64, u64),
 }
 
-/// Targets are addressed by slot index: configured workers first, then the self-ping (if any).
+impl Inner {
+    fn slot(&mut self, id: usize) -> Option<&mut Slot> {
+        // Until a reload removes a target, ids equal positions: try that before searching.
+        match self.slots.get(id) {
+            Some(s) if s.id == id => self.slots.get_mut(id),
+            _ => self.slots.iter_mut().find(|s| s.id == id),
+        }
+    }
+}
+
+/// Targets are addressed by id; at start-up the ids are 0, 1, ... in the order given.
 pub struct State {
     pub started_at: SystemTime,
     history_cap: usize,
-    infos: Vec<TargetInfo>,
     inner: Mutex<Inner>,
 }
 
 impl State {
     pub fn new(infos: Vec<TargetInfo>, history_cap: usize, started_at: SystemTime) -> State {
+        let next_id = infos.len();
         let slots = infos
-            .iter()
-            .map(|_| Slot {
+            .into_iter()
+            .enumerate()
+            .map(|(id, info)| Slot {
+                id,
+                info,
                 record: Record::default(),
                 next_check_at_ms: None,
             })
@@ -237,11 +271,71 @@ impl State {
         State {
             started_at,
             history_cap,
-            infos,
             inner: Mutex::new(Inner {
                 slots,
+                next_id,
                 persistence_error: None,
+                config_error: None,
+                reloads: (0, 0),
             }),
+        }
+    }
+
+    /// Adds a target (a reload) with the record it keeps, if any; returns its new id.
+    pub fn add(&self, info: TargetInfo, record: Record) -> usize {
+        let mut record = record;
+        record.trim_history(self.history_cap);
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.slots.push(Slot {
+            id,
+            info,
+            record,
+            next_check_at_ms: None,
+        });
+        id
+    }
+
+    /// Removes a target (a reload); its record is returned for a successor with the same URL.
+    pub fn remove(&self, id: usize) -> Option<Record> {
+        let mut inner = self.lock();
+        let pos = inner.slots.iter().position(|s| s.id == id)?;
+        Some(inner.slots.remove(pos).record)
+    }
+
+    /// Replaces what is shown about a target whose settings changed (its record stays).
+    pub fn set_info(&self, id: usize, info: TargetInfo) {
+        if let Some(s) = self.lock().slot(id) {
+            s.info = info;
+        }
+    }
+
+    /// Puts the targets in this order (the configuration's, self-ping last); others go after.
+    pub fn arrange(&self, ids: &[usize]) {
+        let mut inner = self.lock();
+        let rank = |id: usize| ids.iter().position(|x| *x == id).unwrap_or(usize::MAX);
+        inner.slots.sort_by_key(|s| rank(s.id));
+    }
+
+    pub fn set_paused(&self, id: usize, paused: bool) {
+        if let Some(s) = self.lock().slot(id) {
+            s.record.paused = paused;
+        }
+    }
+
+    /// Records the outcome of a reload: `Err` keeps the message for `/status` and the page.
+    pub fn record_reload(&self, result: Result<(), String>) {
+        let mut inner = self.lock();
+        match result {
+            Ok(()) => {
+                inner.reloads.0 += 1;
+                inner.config_error = None;
+            }
+            Err(e) => {
+                inner.reloads.1 += 1;
+                inner.config_error = Some(e);
+            }
         }
     }
 
@@ -252,30 +346,30 @@ impl State {
     }
 
     pub fn slot_of(&self, name: &str) -> Option<usize> {
-        self.infos.iter().position(|i| i.name == name)
+        self.lock().slots.iter().find(|s| s.info.name == name).map(|s| s.id)
     }
 
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.lock().slot(slot) {
             s.record.push(rec, cap);
         }
     }
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.lock().slot(slot) {
             s.record.skipped += n;
         }
     }
 
     pub fn set_next_check(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.lock().slot(slot) {
             s.next_check_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.lock().slot(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
         }
@@ -287,7 +381,7 @@ impl State {
 
     /// One target's record, e.g. for a worker thread to seed its own streak counters.
     pub fn record_of(&self, slot: usize) -> Option<Record> {
-        self.lock().slots.get(slot).map(|s| Record {
+        self.lock().slot(slot).map(|s| Record {
             history: VecDeque::new(),
             ..s.record.clone()
         })
@@ -295,14 +389,17 @@ impl State {
 
     /// Every target's record by name, for the state file.
     pub fn export(&self) -> Vec<(String, Record)> {
-        let records: Vec<Record> = self.lock().slots.iter().map(|s| s.record.clone()).collect();
-        self.infos.iter().map(|i| i.name.clone()).zip(records).collect()
+        self.lock()
+            .slots
+            .iter()
+            .map(|s| (s.info.name.clone(), s.record.clone()))
+            .collect()
     }
 
     /// Puts back saved records (already matched to current targets by the caller).
     pub fn import(&self, slot: usize, mut record: Record) {
         record.trim_history(self.history_cap);
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.lock().slot(slot) {
             s.record = record;
         }
     }
@@ -311,12 +408,11 @@ impl State {
         let now_hour = unix_millis(now) / 3_600_000;
         let limit = history_limit.min(self.history_cap);
         let inner = self.lock();
-        let mut views: Vec<TargetView> = self
-            .infos
+        let mut views: Vec<TargetView> = inner
+            .slots
             .iter()
-            .zip(&inner.slots)
-            .map(|(info, slot)| {
-                let r = &slot.record;
+            .map(|slot| {
+                let (info, r) = (&slot.info, &slot.record);
                 let skip = r.history.len().saturating_sub(limit);
                 TargetView {
                     name: info.name.clone(),
@@ -325,6 +421,7 @@ impl State {
                     is_self: info.is_self,
                     restarts_enabled: info.restarts_enabled,
                     health: r.health(),
+                    paused: r.paused,
                     checks: r.checks,
                     successes: r.successes,
                     skipped: r.skipped,
@@ -333,13 +430,15 @@ impl State {
                     restarts: r.restarts,
                     last_restart_at_ms: r.last_restart_at_ms,
                     last: r.last.clone(),
-                    next_check_at_ms: slot.next_check_at_ms,
+                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
                     uptime: WINDOWS.map(|(_, hours)| uptime(&r.buckets, now_hour, hours)),
                     history: r.history.iter().skip(skip).cloned().collect(),
                 }
             })
             .collect();
         let persistence_error = inner.persistence_error.clone();
+        let config_error = inner.config_error.clone();
+        let reloads = inner.reloads;
         drop(inner);
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
@@ -352,6 +451,8 @@ impl State {
             workers: views,
             self_ping,
             persistence_error,
+            config_error,
+            reloads,
         }
     }
 }
@@ -467,6 +568,50 @@ mod tests {
         assert_eq!(snap.workers[0].uptime[0], Some(1.0));
         assert!(s.snapshot(0, now).workers[0].history.is_empty());
         assert_eq!(s.snapshot(1000, now).workers[0].history.len(), 30);
+    }
+
+    #[test]
+    fn ids_survive_removals_and_are_never_reused() {
+        let s = State::new(vec![info("a"), info("b"), info("c")], 10, UNIX_EPOCH);
+        assert_eq!(s.slot_of("b"), Some(1));
+        let old = s.remove(1).unwrap();
+        s.record_check(1, rec(1, true));
+        assert_eq!(old.checks, 0);
+        let d = s.add(info("d"), Record::default());
+        assert_eq!(d, 3, "a new id, never a removed one");
+        s.record_check(2, rec(1, false));
+        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
+        s.arrange(&[d, 0, 2]);
+        let names: Vec<String> = s.export().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["d", "a", "c"]);
+    }
+
+    #[test]
+    fn a_paused_target_shows_paused_and_no_next_check() {
+        let s = State::new(vec![info("a"), info("b")], 10, UNIX_EPOCH);
+        s.record_check(0, rec(1, false));
+        s.set_next_check(0, UNIX_EPOCH + Duration::from_secs(5));
+        s.set_paused(0, true);
+        let now = UNIX_EPOCH + Duration::from_secs(10);
+        let snap = s.snapshot(0, now);
+        assert_eq!(snap.workers[0].health, Health::Paused);
+        assert!(snap.workers[0].paused);
+        assert_eq!(snap.workers[0].next_check_at_ms, None);
+        assert_eq!(snap.overall(), "ok", "a paused worker is not down");
+        s.set_paused(0, false);
+        assert_eq!(s.snapshot(0, now).workers[0].health, Health::Down);
+    }
+
+    #[test]
+    fn a_failed_reload_is_kept_until_a_good_one() {
+        let s = State::new(vec![], 10, UNIX_EPOCH);
+        s.record_reload(Err("bad".into()));
+        let snap = s.snapshot(0, UNIX_EPOCH);
+        assert_eq!((snap.config_error.as_deref(), snap.reloads), (Some("bad"), (0, 1)));
+        s.record_reload(Ok(()));
+        let snap = s.snapshot(0, UNIX_EPOCH);
+        assert_eq!((snap.config_error, snap.reloads), (None, (1, 1)));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! One thread per target: sleep until the next deadline, check (with retries), hand the result
 //! to the shared state, then decide alerts and restarts from streak counters this thread owns.
+//! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
+//! across a check's I/O), and a new schedule when the target itself changed.
 
 use crate::alert::{Alerter, Event, RestartJob, Restarter, Transition};
 use crate::config::{Alerts, Target};
@@ -9,7 +11,7 @@ use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
 use crate::timefmt::{from_unix_millis, unix_millis};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
@@ -69,21 +71,59 @@ impl Streak {
     }
 }
 
-/// What a worker thread needs; every field is owned or shared read-only.
-pub struct Worker {
-    pub slot: usize,
+/// What a check and its aftermath need; replaced as a whole by a reload.
+pub struct Settings {
     pub target: Target,
-    pub state: Arc<State>,
-    pub agent: ureq::Agent,
-    pub waker: Arc<Waker>,
-    /// When the first check is due.
-    pub first: Instant,
     pub alerts: Alerts,
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
     /// Token for Space restarts (the worker's own `restart_token`, else `HF_TOKEN`).
     pub restart_token: Option<String>,
     pub restart_cooldown: Duration,
+}
+
+/// The settings a worker runs on and the schedule it follows.
+#[derive(Clone)]
+pub struct Plan {
+    pub settings: Arc<Settings>,
+    /// When check 0 of this schedule is due.
+    pub first: Instant,
+    /// Bumped when the schedule starts over (the target changed), not when only settings did.
+    pub schedule: u64,
+}
+
+/// Where the fleet puts a worker's new plan; the thread copies it out at the top of each loop.
+pub struct PlanCell(Mutex<Plan>);
+
+impl PlanCell {
+    pub fn new(plan: Plan) -> PlanCell {
+        PlanCell(Mutex::new(plan))
+    }
+
+    pub fn get(&self) -> Plan {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, plan: Plan) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+}
+
+/// What a worker thread needs; every field is owned or shared.
+pub struct Worker {
+    /// The target's id in the state.
+    pub slot: usize,
+    pub state: Arc<State>,
+    pub agent: ureq::Agent,
+    pub waker: Arc<Waker>,
+    pub plan: Arc<PlanCell>,
+}
+
+/// Alert-side context of one check: the settings it ran with and what it found.
+struct Checked<'a> {
+    s: &'a Settings,
+    outcome: &'a Outcome,
+    now: SystemTime,
 }
 
 /// Runs a check, turning a panic into a failed outcome so the worker carries on.
@@ -119,25 +159,47 @@ fn system_time_of(deadline: Instant) -> SystemTime {
 
 impl Worker {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let name = format!("w-{}", self.plan.get().settings.target.name);
         std::thread::Builder::new()
-            .name(format!("w-{}", self.target.name))
+            .name(name)
             .stack_size(STACK_SIZE)
             .spawn(move || self.run())
     }
 
     fn run(self) {
-        let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
-        let mut streak = Streak::resume(saved.consecutive_failures, self.alerts.failure_threshold);
+        let mut plan = self.plan.get();
+        let mut streak = Streak::resume(saved.consecutive_failures, plan.settings.alerts.failure_threshold);
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last.as_ref().map(|r| r.ok);
+        let mut first = plan.first;
         let mut pending: u64 = 0;
         let stack = crate::os::current_stack();
         loop {
-            let deadline = self.first + schedule::offset_of(t.interval, pending);
+            let next = self.plan.get();
+            if next.schedule != plan.schedule {
+                first = next.first;
+                pending = 0;
+                if next.settings.target.url != plan.settings.target.url {
+                    // A new URL is a new target: its history starts fresh, and so do its streaks.
+                    streak = Streak::default();
+                    was_ok = None;
+                }
+            }
+            plan = next;
+            let s = &*plan.settings;
+            let t = &s.target;
+            let deadline = first + schedule::offset_of(t.interval, pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
             match self.waker.sleep_until(deadline, true) {
                 Wake::Stop => return,
+                Wake::Reschedule => continue,
+                Wake::Resumed => {
+                    // The next check starts now, and the schedule runs on from it.
+                    first = Instant::now();
+                    pending = 0;
+                    continue;
+                }
                 Wake::Deadline => {
                     log::debug!(
                         "{}: check {pending} started {:.3} ms after its deadline",
@@ -148,13 +210,17 @@ impl Worker {
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
-            let outcome = self.check_once();
+            let outcome = check_once(&self.agent, t, &self.waker);
             if self.waker.is_stopped() {
-                // Shutting down: an abandoned check is not a result.
+                // Shutting down or removed: an abandoned check is not a result.
                 return;
             }
+            if self.waker.is_paused() || self.plan.get().schedule != plan.schedule {
+                // Paused (no results, no alerts) or replaced while it ran: not this plan's result.
+                continue;
+            }
             let now = SystemTime::now();
-            self.log_outcome(&outcome, was_ok);
+            log_outcome(t, &outcome, was_ok);
             was_ok = Some(outcome.ok);
             self.state.record_check(
                 self.slot,
@@ -168,12 +234,17 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
-            let transition = streak.observe(outcome.ok, now, &self.alerts);
-            self.announce(transition, &outcome, now, &streak);
+            let transition = streak.observe(outcome.ok, now, &s.alerts);
+            let checked = Checked {
+                s,
+                outcome: &outcome,
+                now,
+            };
+            announce(transition, &checked, &streak);
             if streak.is_down() && !outcome.ok {
-                self.maybe_restart(&mut last_restart, now);
+                self.maybe_restart(s, &mut last_restart, now);
             }
-            let (next, skipped) = schedule::advance(pending, self.first.elapsed(), t.interval);
+            let (next, skipped) = schedule::advance(pending, first.elapsed(), t.interval);
             if skipped > 0 {
                 log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
                 self.state.record_skipped(self.slot, skipped);
@@ -185,74 +256,73 @@ impl Worker {
         }
     }
 
-    /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the
-    /// loop's frame, where `release_stack_below_here` can hand it back after each check.
-    #[inline(never)]
-    fn check_once(&self) -> Outcome {
-        guarded(|| probe::check(&self.agent, &self.target, &self.waker))
-    }
-
-    fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
-        let name = &self.target.name;
-        let status = o.status.map_or("-".to_string(), |s| s.to_string());
-        let attempts = if o.attempts == 1 {
-            "1 attempt".to_string()
-        } else {
-            format!("{} attempts", o.attempts)
-        };
-        if o.ok {
-            log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
-        } else {
-            log::info!(
-                "{name}: failed, {}, status {status}, {} ms, {attempts}",
-                o.error.as_deref().unwrap_or("error"),
-                o.latency.as_millis()
-            );
-        }
-        match (was_ok, o.ok) {
-            (Some(true) | None, false) => log::warn!(
-                "{name} ({}) is down: {}",
-                self.target.display_url,
-                o.error.as_deref().unwrap_or("error")
-            ),
-            (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
-            _ => {}
-        }
-    }
-
-    fn announce(&self, transition: Option<Transition>, o: &Outcome, now: SystemTime, streak: &Streak) {
-        let Some(transition) = transition else { return };
-        if transition == Transition::Up && !self.alerts.send_on_resolved {
-            return;
-        }
-        if let Some(alerter) = &self.alerter {
-            alerter.send(Event {
-                worker: self.target.name.clone(),
-                url: self.target.display_url.clone(),
-                transition,
-                error: o.error.clone(),
-                at: now,
-                since: streak.down_since,
-            });
-        }
-    }
-
-    fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
-        let (Some(space_id), Some(token), Some(restarter)) =
-            (&self.target.space_id, &self.restart_token, &self.restarter)
+    fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
+        let (Some(space_id), Some(token), Some(restarter)) = (&s.target.space_id, &s.restart_token, &s.restarter)
         else {
             return;
         };
-        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= self.restart_cooldown);
+        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= s.restart_cooldown);
         if !cooled {
             return;
         }
         *last_restart = Some(now);
         restarter.send(RestartJob {
             slot: self.slot,
-            worker: self.target.name.clone(),
+            worker: s.target.name.clone(),
             space_id: space_id.clone(),
             token: token.clone(),
+        });
+    }
+}
+
+/// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the loop's
+/// frame, where `release_stack_below_here` can hand it back after each check.
+#[inline(never)]
+fn check_once(agent: &ureq::Agent, target: &Target, waker: &Waker) -> Outcome {
+    guarded(|| probe::check(agent, target, waker))
+}
+
+fn log_outcome(target: &Target, o: &Outcome, was_ok: Option<bool>) {
+    let name = &target.name;
+    let status = o.status.map_or("-".to_string(), |s| s.to_string());
+    let attempts = if o.attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{} attempts", o.attempts)
+    };
+    if o.ok {
+        log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
+    } else {
+        log::info!(
+            "{name}: failed, {}, status {status}, {} ms, {attempts}",
+            o.error.as_deref().unwrap_or("error"),
+            o.latency.as_millis()
+        );
+    }
+    match (was_ok, o.ok) {
+        (Some(true) | None, false) => log::warn!(
+            "{name} ({}) is down: {}",
+            target.display_url,
+            o.error.as_deref().unwrap_or("error")
+        ),
+        (Some(false), true) => log::warn!("{name} ({}) is up again", target.display_url),
+        _ => {}
+    }
+}
+
+fn announce(transition: Option<Transition>, c: &Checked, streak: &Streak) {
+    let Some(transition) = transition else { return };
+    if transition == Transition::Up && !c.s.alerts.send_on_resolved {
+        return;
+    }
+    if let Some(alerter) = &c.s.alerter {
+        alerter.send(Event {
+            worker: c.s.target.name.clone(),
+            url: c.s.target.display_url.clone(),
+            transition,
+            error: c.outcome.error.clone(),
+            at: c.now,
+            since: streak.down_since,
         });
     }
 }

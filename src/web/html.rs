@@ -48,13 +48,14 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .name{font-weight:600;word-break:break-all}
 .url{font-size:12px;color:var(--muted);word-break:break-all}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
-.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending{background:var(--pending)}
+.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending,.pill.paused{background:var(--pending)}
 .bar{display:flex;gap:2px;align-items:stretch;height:22px}
 .hb{display:inline-block;width:6px;border-radius:2px;background:var(--pending)}
 .hb.up{background:var(--up)}.hb.down{background:var(--down)}.hb.slow{background:var(--warn)}
 .spark polyline{fill:none;stroke:var(--fg);stroke-width:1.5}
 .spark circle{fill:var(--fg)}
 .err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
+.err.banner{max-width:none;font-size:14px;padding:10px 14px;border-radius:8px;background:var(--downbg)}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
 @media (max-width:600px){
  table,thead,tbody,tr,td{display:block;width:100%}
@@ -70,11 +71,20 @@ pub fn render(s: &Snapshot) -> String {
     let down = s.down_count();
     let total = s.workers.len();
     let pending = s.workers.iter().filter(|w| w.health == Health::Pending).count();
+    let paused = s.workers.iter().filter(|w| w.health == Health::Paused).count();
     let overall = s.overall();
     let headline = if total == 0 {
         "No workers configured: only keeping itself awake".to_string()
-    } else if down == 0 && pending == total {
-        format!("Waiting for the first checks of {total} worker{}", plural(total))
+    } else if down == 0 && paused == total {
+        format!("All {total} worker{} paused", plural(total))
+    } else if down == 0 && pending + paused == total {
+        format!("Waiting for the first checks of {pending} worker{}", plural(pending))
+    } else if down == 0 && paused > 0 {
+        format!(
+            "All {} active worker{} up, {paused} paused",
+            total - paused,
+            plural(total - paused)
+        )
     } else if down == 0 {
         format!("All {total} worker{} up", plural(total))
     } else if down == total {
@@ -102,6 +112,14 @@ pub fn render(s: &Snapshot) -> String {
         escape(&uptime),
         rfc3339(s.started_at),
     );
+    if let Some(e) = &s.config_error {
+        let _ = write!(
+            out,
+            "<p class=\"err banner\" role=\"alert\"><strong>The configuration could not be reloaded; \
+the previous configuration is still running.</strong> {}</p>",
+            escape(e)
+        );
+    }
     if let Some(e) = &s.persistence_error {
         let _ = write!(
             out,
@@ -117,6 +135,7 @@ pub fn render(s: &Snapshot) -> String {
         Health::Down => 0,
         Health::Pending => 1,
         Health::Up => 2,
+        Health::Paused => 3,
     });
     out.push_str("<h2 id=\"workers\">Workers</h2>");
     table(&mut out, &order, s.now, show_restarts, "workers");

@@ -14,6 +14,8 @@ struct StatusDoc<'a> {
     workers: Vec<WorkerDoc<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     persistence_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -22,6 +24,7 @@ struct WorkerDoc<'a> {
     url: &'a str,
     interval_seconds: serde_json::Number,
     state: &'static str,
+    paused: bool,
     consecutive_failures: u32,
     checks: u64,
     successes: u64,
@@ -84,6 +87,7 @@ fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
+        paused: w.paused,
         consecutive_failures: w.consecutive_failures,
         checks: w.checks,
         successes: w.successes,
@@ -110,8 +114,14 @@ pub fn render(s: &Snapshot) -> String {
         self_ping: s.self_ping.as_ref().map(worker_doc),
         workers: s.workers.iter().map(worker_doc).collect(),
         persistence_error: s.persistence_error.as_deref(),
+        config_error: s.config_error.as_deref(),
     };
     serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
+}
+
+/// One worker as `/status` shows it (the answer to pause and resume).
+pub fn render_worker(w: &TargetView) -> String {
+    serde_json::to_string(&worker_doc(w)).unwrap_or_else(|e| format!("{{\"error\":\"cannot render the worker: {e}\"}}"))
 }
 
 #[cfg(test)]

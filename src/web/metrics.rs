@@ -27,11 +27,17 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "pinger_up",
         kind: "gauge",
-        help: "1 if the last check succeeded, else 0 (absent while pending).",
+        help: "1 if the last check succeeded, else 0 (absent while pending or paused).",
         sample: |w| match w.health {
-            Health::Pending => vec![],
+            Health::Pending | Health::Paused => vec![],
             h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
         },
+    },
+    Family {
+        name: "pinger_paused",
+        kind: "gauge",
+        help: "1 while the worker is paused, else 0.",
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.paused)))],
     },
     Family {
         name: "pinger_check_duration_seconds",
@@ -109,6 +115,12 @@ pub fn render(s: &Snapshot) -> String {
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP pinger_config_reloads_total Configuration reloads by result.\n# TYPE pinger_config_reloads_total counter\n\
+pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_total{{result=\"failure\"}} {}",
+        s.reloads.0, s.reloads.1
+    );
     let _ = writeln!(
         out,
         "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",

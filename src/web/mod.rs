@@ -10,7 +10,6 @@ pub mod server;
 #[cfg(test)]
 pub mod testdata;
 
-use crate::shutdown::Waker;
 use crate::state::State;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -46,11 +45,43 @@ impl Reply {
     }
 }
 
-/// What the handlers need: the state, a way to wake each worker, and the admin token.
+/// What the admin endpoints ask of the running workers (the fleet; a fake in tests).
+pub trait Control: Send + Sync {
+    /// `None`: no such worker; `Some(false)`: it is paused, so no check was asked for.
+    fn check_now(&self, name: &str) -> Option<bool>;
+    /// False when there is no such worker.
+    fn set_paused(&self, name: &str, paused: bool) -> bool;
+}
+
+impl Control for crate::fleet::Fleet {
+    fn check_now(&self, name: &str) -> Option<bool> {
+        crate::fleet::Fleet::check_now(self, name)
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> bool {
+        crate::fleet::Fleet::set_paused(self, name, paused)
+    }
+}
+
+/// For tests that serve no admin endpoint: knows no worker.
+#[cfg(test)]
+pub struct NoFleet;
+
+#[cfg(test)]
+impl Control for NoFleet {
+    fn check_now(&self, _: &str) -> Option<bool> {
+        None
+    }
+
+    fn set_paused(&self, _: &str, _: bool) -> bool {
+        false
+    }
+}
+
+/// What the handlers need: the state, the running workers, and the admin token.
 pub struct App {
     pub state: Arc<State>,
-    /// Indexed like the state's slots.
-    pub wakers: Vec<Arc<Waker>>,
+    pub fleet: Arc<dyn Control>,
     pub admin_token: Option<String>,
 }
 
@@ -73,8 +104,11 @@ pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) ->
         ..Reply::error(405, &format!("method {method} is not allowed here; use {allow}"))
     };
     if let Some(rest) = path.strip_prefix("/api/workers/") {
-        return match rest.strip_suffix("/check") {
-            Some(name) if !name.contains('/') => admin_check(app, method, name, authorization),
+        let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
+        return match action {
+            "check" | "pause" | "resume" if !name.contains('/') && !name.is_empty() => {
+                admin(app, method, name, action, authorization)
+            }
             _ => Reply::error(404, "not found"),
         };
     }
@@ -127,7 +161,7 @@ fn history_param(query: &str) -> Result<usize, String> {
     Ok(n)
 }
 
-fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>) -> Reply {
+fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Option<&str>) -> Reply {
     let Some(token) = &app.admin_token else {
         return Reply::error(404, "not found (admin endpoints are off: set PINGER_ADMIN_TOKEN)");
     };
@@ -141,15 +175,24 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
     if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
         return Reply::error(401, "missing or wrong bearer token");
     }
-    match app.state.slot_of(name).and_then(|slot| app.wakers.get(slot)) {
-        Some(waker) => {
-            waker.check_now();
-            Reply::json(
-                202,
-                serde_json::json!({ "status": "accepted", "worker": name }).to_string(),
-            )
+    let unknown = || Reply::error(404, "no worker by that name");
+    if action != "check" {
+        if !app.fleet.set_paused(name, action == "pause") {
+            return unknown();
         }
-        None => Reply::error(404, "no worker by that name"),
+        let snap = app.state.snapshot(DEFAULT_STATUS_HISTORY, SystemTime::now());
+        return match snap.find(name) {
+            Some(w) => Reply::json(200, json::render_worker(w)),
+            None => unknown(),
+        };
+    }
+    match app.fleet.check_now(name) {
+        Some(true) => Reply::json(
+            202,
+            serde_json::json!({ "status": "accepted", "worker": name }).to_string(),
+        ),
+        Some(false) => Reply::error(409, "the worker is paused; resume it first"),
+        None => unknown(),
     }
 }
 
@@ -157,9 +200,37 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
 mod tests {
     use super::*;
     use crate::state::TargetInfo;
+    use std::sync::Mutex;
     use std::time::Duration;
 
+    /// Remembers what was asked of it; knows the worker "api".
+    #[derive(Default)]
+    struct FakeFleet {
+        asked: Mutex<Vec<String>>,
+        paused: Mutex<bool>,
+    }
+
+    impl Control for FakeFleet {
+        fn check_now(&self, name: &str) -> Option<bool> {
+            (name == "api").then(|| {
+                self.asked.lock().unwrap().push(format!("check {name}"));
+                !*self.paused.lock().unwrap()
+            })
+        }
+
+        fn set_paused(&self, name: &str, paused: bool) -> bool {
+            if name == "api" {
+                *self.paused.lock().unwrap() = paused;
+            }
+            name == "api"
+        }
+    }
+
     fn app(token: Option<&str>) -> App {
+        app_with(token, Arc::new(FakeFleet::default()))
+    }
+
+    fn app_with(token: Option<&str>, fleet: Arc<FakeFleet>) -> App {
         let infos = vec![TargetInfo {
             name: "api".into(),
             display_url: "http://x/".into(),
@@ -169,7 +240,7 @@ mod tests {
         }];
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
-            wakers: vec![Arc::new(Waker::default())],
+            fleet,
             admin_token: token.map(String::from),
         }
     }
@@ -195,7 +266,8 @@ mod tests {
             route(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status,
             404
         );
-        let a = app(Some("s3cret"));
+        let fleet = Arc::new(FakeFleet::default());
+        let a = app_with(Some("s3cret"), Arc::clone(&fleet));
         assert_eq!(route(&a, "POST", "/api/workers/api/check", None).status, 401);
         assert_eq!(
             route(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status,
@@ -217,10 +289,33 @@ mod tests {
             route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status,
             202
         );
-        assert_eq!(
-            a.wakers[0].sleep_until(std::time::Instant::now() + Duration::from_secs(5), true),
-            crate::shutdown::Wake::CheckNow
-        );
+        assert_eq!(*fleet.asked.lock().unwrap(), ["check api"]);
+    }
+
+    #[test]
+    fn pause_and_resume_follow_the_check_rules() {
+        let ok = Some("Bearer s3cret");
+        for action in ["pause", "resume"] {
+            let path = format!("/api/workers/api/{action}");
+            assert_eq!(route(&app(None), "POST", &path, ok).status, 404, "admin off");
+            let a = app(Some("s3cret"));
+            assert_eq!(route(&a, "POST", &path, None).status, 401);
+            assert_eq!(route(&a, "POST", &path, Some("Bearer nope")).status, 401);
+            assert_eq!(route(&a, "GET", &path, ok).status, 405);
+            assert_eq!(route(&a, "POST", &format!("/api/workers/zzz/{action}"), ok).status, 404);
+        }
+        let fleet = Arc::new(FakeFleet::default());
+        let a = app_with(Some("s3cret"), Arc::clone(&fleet));
+        let r = route(&a, "POST", "/api/workers/api/pause", ok);
+        assert_eq!(r.status, 200);
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["name"], "api");
+        assert!(*fleet.paused.lock().unwrap());
+        assert_eq!(route(&a, "POST", "/api/workers/api/check", ok).status, 409);
+        assert_eq!(route(&a, "POST", "/api/workers/api/resume", ok).status, 200);
+        assert!(!*fleet.paused.lock().unwrap());
+        assert_eq!(route(&a, "POST", "/api/workers/api/stop", ok).status, 404);
+        assert_eq!(route(&a, "POST", "/api/workers//pause", ok).status, 404);
     }
 
     #[test]

@@ -335,7 +335,6 @@ fn start_watchdog(addr: SocketAddr, shutdown: Arc<Shutdown>, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shutdown::Waker;
     use crate::state::{State, TargetInfo};
     use std::io::BufRead;
     use std::time::SystemTime;
@@ -350,7 +349,7 @@ mod tests {
         };
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
-            wakers: vec![Arc::new(Waker::default())],
+            fleet: Arc::new(crate::web::NoFleet),
             admin_token: None,
         })
     }
