@@ -270,6 +270,20 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_is_saved_and_restored() {
+        let d = dir("paused");
+        let path = d.join("s.json");
+        let s = state(&["a", "b"]);
+        s.set_paused(1, true);
+        let targets = [("a", "http://a"), ("b", "http://b")];
+        Persister::new(path.clone(), &targets).save(&s).unwrap();
+        let s2 = state(&["a", "b"]);
+        Persister::new(path, &targets).load(&s2);
+        assert!(!s2.record_of(0).unwrap().paused);
+        assert!(s2.record_of(1).unwrap().paused);
+    }
+
+    #[test]
     fn corrupt_file_is_set_aside() {
         let d = dir("corrupt");
         let path = d.join("s.json");

@@ -414,6 +414,20 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_worker_and_a_failed_reload_show() {
+        let mut s = snapshot();
+        s.workers[1].health = Health::Paused;
+        s.workers[1].paused = true;
+        s.config_error = Some("pinger.json: workers[0].url: <bad>".into());
+        let page = render(&s);
+        assert!(page.contains("<span class=\"pill paused\">paused</span>"));
+        assert!(page.contains("All 2 active workers up, 1 paused"));
+        assert!(page.contains("the previous configuration is still running"));
+        assert!(page.contains("workers[0].url: &lt;bad&gt;"), "escaped");
+        assert!(!render(&snapshot()).contains("previous configuration"));
+    }
+
+    #[test]
     fn heartbeat_cells_and_colours() {
         let mut out = String::new();
         let mut slow = rec(3, true);

@@ -170,6 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_worker_has_pinger_paused_and_no_pinger_up() {
+        let mut s = snapshot();
+        s.workers[0].health = Health::Paused;
+        s.workers[0].paused = true;
+        s.reloads = (3, 1);
+        let text = render(&s);
+        assert!(text.contains("pinger_paused{worker=\"api\"} 1\n"));
+        assert!(text.contains("pinger_paused{worker=\"db\"} 0\n"));
+        assert!(!text.contains("pinger_up{worker=\"api\"}"));
+        assert!(text.contains("pinger_config_reloads_total{result=\"success\"} 3\n"));
+        assert!(text.contains("pinger_config_reloads_total{result=\"failure\"} 1\n"));
+        assert!(text.contains("# TYPE pinger_config_reloads_total counter"));
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
