@@ -94,22 +94,23 @@ pub fn parse(ctx: &mut Ctx, v: Option<&Value>) -> Alerts {
                 );
             }
         }
-        let get = |key: &str| obj.get(key).map(|v| (v, format!("alerts.{key}")));
-        if let Some(n) = get("failure_threshold").and_then(|(v, p)| ctx.count(v, &p, FAILURE_THRESHOLD)) {
-            a.failure_threshold = n as u32;
-        }
-        if let Some(n) = get("success_threshold").and_then(|(v, p)| ctx.count(v, &p, SUCCESS_THRESHOLD)) {
-            a.success_threshold = n as u32;
-        }
-        if let Some(b) = get("send_on_resolved").and_then(|(v, p)| ctx.bool(v, &p)) {
+        let f = "alerts";
+        a.failure_threshold = ctx
+            .count_in(obj, f, "failure_threshold", FAILURE_THRESHOLD)
+            .map_or(a.failure_threshold, |n| n as u32);
+        a.success_threshold = ctx
+            .count_in(obj, f, "success_threshold", SUCCESS_THRESHOLD)
+            .map_or(a.success_threshold, |n| n as u32);
+        if let Some(b) = obj
+            .get("send_on_resolved")
+            .and_then(|v| ctx.bool(v, "alerts.send_on_resolved"))
+        {
             a.send_on_resolved = b;
         }
-        if let Some(d) = get("timeout").and_then(|(v, p)| ctx.duration(v, &p, ALERT_TIMEOUT)) {
-            a.timeout = d;
-        }
-        if let Some(d) = get("retry_backoff").and_then(|(v, p)| ctx.duration(v, &p, ALERT_RETRY_BACKOFF)) {
-            a.retry_backoff = d;
-        }
+        a.timeout = ctx.duration_in(obj, f, "timeout", ALERT_TIMEOUT).unwrap_or(a.timeout);
+        a.retry_backoff = ctx
+            .duration_in(obj, f, "retry_backoff", ALERT_RETRY_BACKOFF)
+            .unwrap_or(a.retry_backoff);
     }
     if let Some(u) = env_var(ctx.env, "PINGER_WEBHOOK_URL") {
         if target_url::parse(u).is_ok() {

@@ -211,10 +211,10 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
 
     let defaults = match top
         .get("defaults")
-        .and_then(|v| ctx.object(v, "defaults", check::FIELDS))
+        .and_then(|v| ctx.object(v, "defaults", &check::fields()))
     {
-        Some(obj) => check::parse(&mut ctx, obj, "defaults", &check::Check::default()),
-        None => check::Check::default(),
+        Some(obj) => check::parse(&mut ctx, obj, "defaults", &check::builtin()),
+        None => check::builtin(),
     };
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
