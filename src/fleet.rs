@@ -32,7 +32,6 @@ struct Shared {
     alerter: Option<(Arc<Alerter>, Arc<Waker>)>,
     restarter: Option<(Arc<Restarter>, Arc<Waker>)>,
     hf_api_url: String,
-    hf_token: Option<String>,
     restart_cooldown: Duration,
 }
 
@@ -121,9 +120,8 @@ impl Fleet {
                     alerts: cfg.alerts.clone(),
                     alerter: None,
                     restarter: None,
-                    hf_api_url: cfg.hf_api_url.clone(),
-                    hf_token: cfg.hf_token.clone(),
-                    restart_cooldown: cfg.restart_cooldown,
+                    hf_api_url: cfg.settings.hf_api_url.clone(),
+                    restart_cooldown: cfg.settings.restart_cooldown,
                 },
                 retired: Vec::new(),
             }),
@@ -149,13 +147,11 @@ impl Fleet {
     }
 
     fn settings(&self, target: Target, shared: &Shared) -> Arc<Settings> {
-        let restart_token = target.restart_token.clone().or_else(|| shared.hf_token.clone());
         Arc::new(Settings {
             target,
             alerts: shared.alerts.clone(),
             alerter: shared.alerter.as_ref().map(|(a, _)| Arc::clone(a)),
             restarter: shared.restarter.as_ref().map(|(r, _)| Arc::clone(r)),
-            restart_token,
             restart_cooldown: shared.restart_cooldown,
         })
     }
@@ -212,15 +208,16 @@ impl Fleet {
             }
         }
         let wants_restarter = cfg.workers.iter().any(|w| w.space_id.is_some());
-        if first || wants_restarter != shared.restarter.is_some() || cfg.hf_api_url != shared.hf_api_url {
+        let api = &cfg.settings.hf_api_url;
+        if first || wants_restarter != shared.restarter.is_some() || *api != shared.hf_api_url {
             if let Some((_, waker)) = shared.restarter.take() {
                 self.stop_sender(&waker);
             }
-            shared.hf_api_url = cfg.hf_api_url.clone();
+            shared.hf_api_url = api.clone();
             if wants_restarter {
                 let waker = self.shutdown.waker();
                 let r = alert::start_restarter(
-                    cfg.hf_api_url.clone(),
+                    api.clone(),
                     self.agent.clone(),
                     Arc::clone(&self.state),
                     Arc::clone(&waker),
@@ -229,8 +226,7 @@ impl Fleet {
                 shared.restarter = Some((r, waker));
             }
         }
-        shared.hf_token = cfg.hf_token.clone();
-        shared.restart_cooldown = cfg.restart_cooldown;
+        shared.restart_cooldown = cfg.settings.restart_cooldown;
         Ok(())
     }
 

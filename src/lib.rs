@@ -134,7 +134,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
-    let _ = writeln!(out, "listen: {}", cfg.listen);
+    let _ = writeln!(out, "listen: {}", cfg.settings.listen);
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
     let _ = writeln!(out, "workers: {}", cfg.workers.len());
     for (i, t) in targets.iter().enumerate() {
@@ -175,10 +175,11 @@ pub fn describe_schedule(cfg: &Config) -> String {
         } else {
             "off"
         },
-        cfg.state_file
+        cfg.settings
+            .state_file
             .as_ref()
             .map_or("none (memory only)".to_string(), |p| p.display().to_string()),
-        cfg.history
+        cfg.settings.history
     );
     out
 }
@@ -207,14 +208,14 @@ fn init_logging(level: log::LevelFilter) {
 /// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the
 /// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1).
 pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
-    init_logging(cfg.log_level);
+    init_logging(cfg.settings.log_level);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
     let started = SystemTime::now();
-    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.history, started));
+    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, started));
 
-    let persister = cfg.state_file.clone().map(|path| {
+    let persister = cfg.settings.state_file.clone().map(|path| {
         let named: Vec<(&str, &str)> = cfg
             .workers
             .iter()
@@ -236,11 +237,11 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
-    let listener = web::server::bind(&cfg.listen, cfg.header_timeout)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
-        Err(_) => log::info!("listening on {}", cfg.listen),
+        Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
     let shutdown = Arc::new(Shutdown::default());
@@ -256,7 +257,12 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     )?;
 
     if let Some(p) = &persister {
-        let (p, state, waker, every) = (Arc::clone(p), Arc::clone(&state), shutdown.waker(), cfg.save_interval);
+        let (p, state, waker, every) = (
+            Arc::clone(p),
+            Arc::clone(&state),
+            shutdown.waker(),
+            cfg.settings.save_interval,
+        );
         std::thread::Builder::new()
             .name("saver".into())
             .stack_size(256 * 1024)
@@ -271,11 +277,11 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
         fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
-        admin_token: cfg.admin_token.clone(),
+        admin_token: cfg.settings.admin_token.clone(),
     });
     let limits = web::guard::Limits {
-        header_timeout: cfg.header_timeout,
-        max_connections: cfg.max_connections,
+        header_timeout: cfg.settings.header_timeout,
+        max_connections: cfg.settings.max_connections,
     };
     reload::Reloader {
         fleet,

@@ -43,7 +43,7 @@ impl Reloader {
         let path = config::file_path(&self.flags, &self.env);
         let mut seen = path.as_ref().map(stamp);
         loop {
-            let poll = self.current.watch_config.filter(|_| path.is_some());
+            let poll = self.current.settings.watch_config.filter(|_| path.is_some());
             let wait = poll.unwrap_or(Duration::from_secs(86_400));
             match self.waker.sleep_until(Instant::now() + wait, true) {
                 Wake::Stop => return,
@@ -103,6 +103,7 @@ impl Reloader {
 
 /// Settings read only at start-up that differ between two configurations.
 pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (old, new) = (&old.settings, &new.settings);
     let mut out = Vec::new();
     if old.listen != new.listen {
         out.push("listen");

@@ -77,8 +77,6 @@ pub struct Settings {
     pub alerts: Alerts,
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
-    /// Token for Space restarts (the worker's own `restart_token`, else `HF_TOKEN`).
-    pub restart_token: Option<String>,
     pub restart_cooldown: Duration,
 }
 
@@ -257,7 +255,8 @@ impl Worker {
     }
 
     fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
-        let (Some(space_id), Some(token), Some(restarter)) = (&s.target.space_id, &s.restart_token, &s.restarter)
+        let (Some(space_id), Some(token), Some(restarter)) =
+            (&s.target.space_id, &s.target.restart_token, &s.restarter)
         else {
             return;
         };
