@@ -342,3 +342,29 @@ fn fifty_random_reloads_leave_exactly_the_configured_workers_running() {
     assert_eq!(p.names(), fleet.keys().map(|k| k.to_string()).collect::<Vec<_>>());
     assert!(!p.log().contains("panic"), "{}", p.log());
 }
+
+#[test]
+fn pinger_workers_as_a_plain_list_of_urls() {
+    let target = FakeServer::always(ok());
+    let list = format!("{},{}\n{}", target.url("/a"), target.url("/b"), target.url("/c"));
+    let env = [("PINGER_WORKERS", list.as_str())];
+    let p = Pinger::start(r#"{"self_ping": false, "defaults": {"interval": "1h"}}"#, &env);
+    assert_eq!(p.names(), ["127.0.0.1", "127.0.0.1-2", "127.0.0.1-3"]);
+    for (name, path) in [("127.0.0.1", "/a"), ("127.0.0.1-3", "/c")] {
+        let w = p.wait_worker(name, 12 * SEC, |w| w["checks"] == 1);
+        assert_eq!(w["interval_seconds"], 3600, "each worker takes the defaults");
+        assert!(w["url"].as_str().unwrap().ends_with(path));
+    }
+    let dir = temp_dir("plain-bad");
+    let (code, _, err) = crate::common::run(&dir, &["check"], &[("PINGER_WORKERS", "a.hf.space b.hf.space")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("PINGER_WORKERS: item 1 is neither JSON nor a URL"),
+        "{err}"
+    );
+    assert!(err.contains(r#"[{"url": "https://a.hf.space/health"}]"#), "{err}");
+    assert!(
+        err.contains("https://a.hf.space/health, https://b.hf.space/health"),
+        "{err}"
+    );
+}
