@@ -235,13 +235,8 @@ mod tests {
     #[test]
     fn recoveries_are_dropped_when_not_announced() {
         let cfg = Alerts {
-            webhook_url: None,
-            format: AlertFormat::Json,
-            failure_threshold: 1,
-            success_threshold: 1,
             send_on_resolved: false,
-            timeout: Duration::from_secs(1),
-            retry_backoff: Duration::ZERO,
+            ..Alerts::default()
         };
         let waker = Arc::new(Waker::default());
         waker.stop();
