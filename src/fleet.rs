@@ -4,13 +4,14 @@
 //! ones are stopped, added ones started), and pauses and resumes them. Stopping or changing one
 //! worker touches only that worker's `Waker` and `PlanCell`, so the others never wait on it.
 
-use crate::alert::{self, Alerter, Restarter};
+use crate::alert::{self, Alerter};
 use crate::config::{Alerts, Config, SELF_NAME, Target};
 use crate::persist::Persister;
+use crate::restart::Restarter;
 use crate::schedule;
 use crate::shutdown::{Shutdown, Waker};
 use crate::state::{Record, State, TargetInfo};
-use crate::worker::{Plan, PlanCell, Settings, Worker};
+use crate::worker::{Plan, PlanCell, Settings, Thresholds, Worker};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -149,7 +150,7 @@ impl Fleet {
     fn settings(&self, target: Target, shared: &Shared) -> Arc<Settings> {
         Arc::new(Settings {
             target,
-            alerts: shared.alerts.clone(),
+            thresholds: Thresholds::from(&shared.alerts),
             alerter: shared.alerter.as_ref().map(|(a, _)| Arc::clone(a)),
             restarter: shared.restarter.as_ref().map(|(r, _)| Arc::clone(r)),
             restart_cooldown: shared.restart_cooldown,
@@ -200,9 +201,12 @@ impl Fleet {
             }
             shared.alerts = cfg.alerts.clone();
             if let Some(url) = &cfg.alerts.webhook_url {
-                let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
+                let page = cfg
+                    .self_ping
+                    .as_ref()
+                    .map(|s| alert::message::status_page_from(&s.display_url));
                 let waker = self.shutdown.waker();
-                let a = alert::start_alerter(&cfg.alerts, url.clone(), page, self.agent.clone(), Arc::clone(&waker))
+                let a = Alerter::start(&cfg.alerts, url.clone(), page, self.agent.clone(), Arc::clone(&waker))
                     .map_err(|e| format!("cannot start the alert thread: {e}"))?;
                 shared.alerter = Some((a, waker));
             }
@@ -216,7 +220,7 @@ impl Fleet {
             shared.hf_api_url = api.clone();
             if wants_restarter {
                 let waker = self.shutdown.waker();
-                let r = alert::start_restarter(
+                let r = Restarter::start(
                     api.clone(),
                     self.agent.clone(),
                     Arc::clone(&self.state),

@@ -13,6 +13,7 @@ pub mod persist;
 pub mod probe;
 pub mod reload;
 pub mod resolve;
+pub mod restart;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -237,16 +238,17 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
+    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
+    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
+    let shutdown = Arc::new(Shutdown::default());
+    let reload_waker = shutdown.waker();
+    install_signal_handlers(&shutdown, &reload_waker)?;
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
-
-    let shutdown = Arc::new(Shutdown::default());
-    let reload_waker = shutdown.waker();
-    install_signal_handlers(&shutdown, &reload_waker)?;
 
     let fleet = fleet::Fleet::start(
         &cfg,

@@ -222,6 +222,20 @@ pub struct TargetInfo {
     pub restarts_enabled: bool,
 }
 
+#[cfg(test)]
+impl TargetInfo {
+    /// A plain worker checked every minute: the unit tests' one fixture.
+    pub fn test(name: &str) -> TargetInfo {
+        TargetInfo {
+            name: name.into(),
+            display_url: format!("http://{name}/"),
+            interval: Duration::from_secs(60),
+            is_self: false,
+            restarts_enabled: false,
+        }
+    }
+}
+
 struct Slot {
     id: usize,
     info: TargetInfo,
@@ -476,16 +490,6 @@ mod tests {
         }
     }
 
-    fn info(name: &str) -> TargetInfo {
-        TargetInfo {
-            name: name.into(),
-            display_url: format!("http://{name}/"),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        }
-    }
-
     #[test]
     fn buckets_merge_by_hour_and_expire_after_30_days() {
         let mut b = VecDeque::new();
@@ -548,10 +552,10 @@ mod tests {
 
     #[test]
     fn snapshot_limits_history_and_splits_self() {
-        let mut infos = vec![info("a"), info("b")];
+        let mut infos = vec![TargetInfo::test("a"), TargetInfo::test("b")];
         infos.push(TargetInfo {
             is_self: true,
-            ..info("self")
+            ..TargetInfo::test("self")
         });
         let s = State::new(infos, 50, UNIX_EPOCH);
         for i in 0..30 {
@@ -572,12 +576,16 @@ mod tests {
 
     #[test]
     fn ids_survive_removals_and_are_never_reused() {
-        let s = State::new(vec![info("a"), info("b"), info("c")], 10, UNIX_EPOCH);
+        let s = State::new(
+            vec![TargetInfo::test("a"), TargetInfo::test("b"), TargetInfo::test("c")],
+            10,
+            UNIX_EPOCH,
+        );
         assert_eq!(s.slot_of("b"), Some(1));
         let old = s.remove(1).unwrap();
         s.record_check(1, rec(1, true));
         assert_eq!(old.checks, 0);
-        let d = s.add(info("d"), Record::default());
+        let d = s.add(TargetInfo::test("d"), Record::default());
         assert_eq!(d, 3, "a new id, never a removed one");
         s.record_check(2, rec(1, false));
         assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
@@ -589,7 +597,7 @@ mod tests {
 
     #[test]
     fn a_paused_target_shows_paused_and_no_next_check() {
-        let s = State::new(vec![info("a"), info("b")], 10, UNIX_EPOCH);
+        let s = State::new(vec![TargetInfo::test("a"), TargetInfo::test("b")], 10, UNIX_EPOCH);
         s.record_check(0, rec(1, false));
         s.set_next_check(0, UNIX_EPOCH + Duration::from_secs(5));
         s.set_paused(0, true);
@@ -616,7 +624,7 @@ mod tests {
 
     #[test]
     fn overall_status_rules() {
-        let s = State::new(vec![info("a"), info("b")], 10, UNIX_EPOCH);
+        let s = State::new(vec![TargetInfo::test("a"), TargetInfo::test("b")], 10, UNIX_EPOCH);
         let now = UNIX_EPOCH + Duration::from_secs(10);
         assert_eq!(s.snapshot(0, now).overall(), "ok", "pending counts as ok");
         s.record_check(0, rec(1, false));

@@ -201,7 +201,6 @@ mod tests {
     use super::*;
     use crate::state::TargetInfo;
     use std::sync::Mutex;
-    use std::time::Duration;
 
     /// Remembers what was asked of it; knows the worker "api".
     #[derive(Default)]
@@ -231,13 +230,7 @@ mod tests {
     }
 
     fn app_with(token: Option<&str>, fleet: Arc<FakeFleet>) -> App {
-        let infos = vec![TargetInfo {
-            name: "api".into(),
-            display_url: "http://x/".into(),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        }];
+        let infos = vec![TargetInfo::test("api")];
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
             fleet,

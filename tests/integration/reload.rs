@@ -1,12 +1,11 @@
 //! Changing the fleet while it runs: SIGHUP and file-watch reloads, an invalid reload, pause and
 //! resume through the admin endpoints (and across reloads and restarts), and no leaked threads.
 
-use crate::common::{FakeServer, Pinger, ok, request, temp_dir};
+use crate::common::{FakeServer, Pinger, SEC, ok, proc_status, request, temp_dir};
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const SEC: Duration = Duration::from_secs(1);
 const TOKEN: &str = "Bearer adm1n-s3cret";
 
 /// A config with the named workers, each `(name, interval)` at `/name` on `target`.
@@ -55,9 +54,7 @@ impl Pinger {
     }
 
     fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        proc_status(self.child.id(), "Threads:") as usize
     }
 }
 
