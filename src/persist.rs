@@ -102,7 +102,10 @@ impl Persister {
             self.path.display(),
             header.saved_at.as_deref().unwrap_or("an unknown time"),
             if header.version < FORMAT_VERSION {
-                format!(" (format {}, migrated; the next save writes format {FORMAT_VERSION})", header.version)
+                format!(
+                    " (format {}, migrated; the next save writes format {FORMAT_VERSION})",
+                    header.version
+                )
             } else {
                 String::new()
             }
@@ -326,95 +329,4 @@ impl<'de> DeserializeSeed<'de> for TargetSeed {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{CheckRecord, TargetInfo};
-    use std::time::{Duration, UNIX_EPOCH};
-
-    fn state(names: &[&str]) -> State {
-        let infos = names
-            .iter()
-            .map(|n| TargetInfo {
-                name: n.to_string(),
-                display_url: String::new(),
-                interval: Duration::from_secs(60),
-                is_self: false,
-                restarts_enabled: false,
-            })
-            .collect();
-        State::new(infos, 10, UNIX_EPOCH)
-    }
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mp-persist-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn rec(ok: bool) -> CheckRecord {
-        CheckRecord {
-            at_ms: 1000,
-            ok,
-            status: Some(200),
-            latency_ms: 1,
-            duration_ms: 1,
-            attempts: 1,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn round_trip_drops_removed_and_changed_workers() {
-        let d = dir("rt");
-        let path = d.join("s.json");
-        let s = state(&["a", "b", "gone"]);
-        s.record_check(0, rec(true));
-        s.record_check(1, rec(false));
-        s.record_check(2, rec(true));
-        Persister::new(path.clone(), &["http://a", "http://b", "http://gone"])
-            .save(&s)
-            .unwrap();
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("http://a"), "URLs never reach the disk");
-
-        let s2 = state(&["a", "b"]);
-        let n = Persister::new(path, &["http://a", "http://b-moved"]).load(&s2);
-        assert_eq!(n, 1);
-        assert_eq!(s2.record_of(0).unwrap().checks, 1);
-        assert_eq!(s2.record_of(1).unwrap().checks, 0, "a new URL starts fresh");
-    }
-
-    #[test]
-    fn corrupt_file_is_set_aside() {
-        let d = dir("corrupt");
-        let path = d.join("s.json");
-        fs::write(&path, b"{ not json").unwrap();
-        let s = state(&["a"]);
-        assert_eq!(Persister::new(path.clone(), &["http://a"]).load(&s), 0);
-        assert!(!path.exists());
-        let aside: Vec<_> = fs::read_dir(&d)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(aside.iter().any(|n| n.starts_with("s.json.corrupt-")), "{aside:?}");
-    }
-
-    #[test]
-    fn unwritable_folder_is_an_error_not_a_panic() {
-        let p = Persister::new(PathBuf::from("/nonexistent-dir-mp/state.json"), &[]);
-        assert!(
-            p.probe_writable()
-                .unwrap_err()
-                .contains("/nonexistent-dir-mp/state.json")
-        );
-        assert!(p.save(&state(&[])).is_err());
-    }
-
-    #[test]
-    fn url_hash_is_stable() {
-        assert_eq!(url_hash(""), "cbf29ce484222325");
-        assert_ne!(url_hash("http://a"), url_hash("http://b"));
-    }
-}
+mod tests;

@@ -4,21 +4,22 @@
 //! "api": {"url_hash": "9f0c...", "checks": 8640, "successes": 8639, "skipped": 0,
 //!         "attempts": 8641, "consecutive_failures": 0, "restarts": 0,
 //!         "errors": ["status 503"],
-//!         "history": [[1795860000123, 1, 200, 143, 143, 1, 0], [10004, 0, 503, 88, 5120, 2, 1]],
+//!         "history": [[1795860000123, 1, 200, 143, 0, 1, 0], [10004, 0, 503, 88, 5032, 2, 1]],
 //!         "hours": {"newest": 498850, "total": [360, ...], "failed": [0, ...]},
 //!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]}}
 //! ```
 //!
-//! A history row is `[at, ok, status, latency_ms, duration_ms, attempts, error]`, oldest first:
+//! A history row is `[at, ok, status, latency_ms, waited_ms, attempts, error]`, oldest first:
 //! `at` is Unix milliseconds in the first row and the difference from the row before in the
-//! others; `ok` is 0 or 1; `status` 0 means no response; `error` 0 means none, else the 1-based
-//! index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
+//! others; `ok` is 0 or 1; `status` 0 means no response; `waited_ms` is the check's duration
+//! minus the last attempt's latency (0 for a check of one attempt, so it costs one byte);
+//! `error` 0 means none, else the 1-based index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
 //! the epoch), `days` the 30 daily ones, oldest first.
 
 use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
 use serde::{Deserialize, Serialize};
 
-type Row = (i64, u8, u16, u64, u64, u32, u16);
+type Row = (i64, u8, u16, u64, i64, u32, u16);
 
 #[derive(Serialize, Deserialize)]
 pub struct Target {
@@ -109,7 +110,7 @@ impl Target {
                     u8::from(c.ok),
                     c.status.unwrap_or(0),
                     c.latency_ms,
-                    c.duration_ms,
+                    c.duration_ms.wrapping_sub(c.latency_ms) as i64,
                     c.attempts,
                     u16::try_from(error).unwrap_or(0),
                 )
@@ -135,7 +136,7 @@ impl Target {
     pub fn into_record(self, cap: usize) -> Result<Record, String> {
         let mut history = History::default();
         let mut at = 0u64;
-        for (i, &(delta, ok, status, latency_ms, duration_ms, attempts, error)) in self.history.iter().enumerate() {
+        for (i, &(delta, ok, status, latency_ms, waited_ms, attempts, error)) in self.history.iter().enumerate() {
             at = at.wrapping_add(delta as u64);
             if ok > 1 {
                 return Err(format!("history[{i}]: ok must be 0 or 1, not {ok}"));
@@ -143,7 +144,10 @@ impl Target {
             let error = match usize::from(error) {
                 0 => None,
                 n => Some(self.errors.get(n - 1).cloned().ok_or_else(|| {
-                    format!("history[{i}]: error {n} is not in errors (which has {})", self.errors.len())
+                    format!(
+                        "history[{i}]: error {n} is not in errors (which has {})",
+                        self.errors.len()
+                    )
                 })?),
             };
             let check = CheckRecord {
@@ -151,15 +155,23 @@ impl Target {
                 ok: ok == 1,
                 status: (status != 0).then_some(status),
                 latency_ms,
-                duration_ms,
+                duration_ms: latency_ms.wrapping_add(waited_ms as u64),
                 attempts,
                 error,
             };
             history.push(&check, cap);
         }
         let uptime = Uptime {
-            hours: self.hours.map(|r| r.ring::<HOURS>("hours")).transpose()?.unwrap_or_default(),
-            days: self.days.map(|r| r.ring::<DAYS>("days")).transpose()?.unwrap_or_default(),
+            hours: self
+                .hours
+                .map(|r| r.ring::<HOURS>("hours"))
+                .transpose()?
+                .unwrap_or_default(),
+            days: self
+                .days
+                .map(|r| r.ring::<DAYS>("days"))
+                .transpose()?
+                .unwrap_or_default(),
         };
         Ok(Record {
             checks: self.checks,

@@ -167,7 +167,11 @@ mod tests {
     #[test]
     fn round_trips_every_field() {
         let mut h = History::default();
-        let input = [rec(1, None), rec(2, Some("status 503")), rec(3, Some("timeout after 2s"))];
+        let input = [
+            rec(1, None),
+            rec(2, Some("status 503")),
+            rec(3, Some("timeout after 2s")),
+        ];
         for r in &input {
             h.push(r, 10);
         }
@@ -181,7 +185,11 @@ mod tests {
         };
         h.push(&huge, 10);
         let back = h.last().unwrap();
-        assert_eq!((back.latency_ms, back.attempts), (u64::from(u32::MAX), 65_535), "saturated");
+        assert_eq!(
+            (back.latency_ms, back.attempts),
+            (u64::from(u32::MAX), 65_535),
+            "saturated"
+        );
     }
 
     #[test]
@@ -199,7 +207,10 @@ mod tests {
     fn error_texts_are_shared_and_freed() {
         let mut h = History::default();
         for i in 0..20 {
-            h.push(&rec(i, Some(if i % 2 == 0 { "status 503" } else { "connection refused" })), 10);
+            h.push(
+                &rec(i, Some(if i % 2 == 0 { "status 503" } else { "connection refused" })),
+                10,
+            );
         }
         assert_eq!(h.error_texts(), 2, "ten entries, two texts");
         // Unique texts come and go; the table never holds more than the entries refer to.

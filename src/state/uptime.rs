@@ -78,7 +78,9 @@ impl<const N: usize> Ring<N> {
         let Some(newest) = self.newest else {
             return sum;
         };
-        let from = (now + 1).saturating_sub(count).max((newest + 1).saturating_sub(N as u64));
+        let from = (now + 1)
+            .saturating_sub(count)
+            .max((newest + 1).saturating_sub(N as u64));
         for u in from..=now.min(newest) {
             sum.add(self.tallies[(u % N as u64) as usize]);
         }
@@ -185,9 +187,9 @@ mod tests {
         u.add_hour(day1 + 1, Tally::of(true));
         let now = (day1 + 1) * HOUR_MS + 5;
         assert_eq!(u.ratios(now), [Some(2.0 / 3.0), Some(2.0 / 3.0), Some(0.5)]);
-        // Two hours later the 24 h window still holds 23:00; 23 hours later it does not.
-        assert_eq!(u.ratios(now + 22 * HOUR_MS)[0], Some(2.0 / 3.0));
-        assert_eq!(u.ratios(now + 23 * HOUR_MS)[0], Some(1.0));
+        // At 22:xx on day 1 the 24 h window still holds 23:00 of day 0; at 23:xx it does not.
+        assert_eq!(u.ratios(now + 21 * HOUR_MS)[0], Some(2.0 / 3.0));
+        assert_eq!(u.ratios(now + 22 * HOUR_MS)[0], Some(1.0));
         assert_eq!(u.ratios(now + 24 * HOUR_MS)[0], None, "nothing in the last 24 hours");
         assert_eq!(Uptime::default().ratios(now), [None; 3]);
     }
