@@ -8,9 +8,10 @@
 mod v1;
 mod v2;
 
-use crate::state::{Record, State};
+use crate::state::{History, Record, State, Uptime};
 use crate::timefmt::{rfc3339, unix_secs};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
@@ -200,6 +201,49 @@ impl Persister {
     }
 }
 
+/// The counters every format saves under the same names.
+#[derive(Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+#[serde(default)]
+pub struct Counters {
+    pub checks: u64,
+    pub successes: u64,
+    pub skipped: u64,
+    pub attempts: u64,
+    pub consecutive_failures: u32,
+    pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_restart_at_ms: Option<u64>,
+}
+
+impl Counters {
+    fn of(r: &Record) -> Counters {
+        Counters {
+            checks: r.checks,
+            successes: r.successes,
+            skipped: r.skipped,
+            attempts: r.attempts,
+            consecutive_failures: r.consecutive_failures,
+            restarts: r.restarts,
+            last_restart_at_ms: r.last_restart_at_ms,
+        }
+    }
+
+    fn with(self, history: History, uptime: Uptime) -> Record {
+        Record {
+            checks: self.checks,
+            successes: self.successes,
+            skipped: self.skipped,
+            attempts: self.attempts,
+            consecutive_failures: self.consecutive_failures,
+            restarts: self.restarts,
+            last_restart_at_ms: self.last_restart_at_ms,
+            history,
+            uptime,
+        }
+    }
+}
+
 /// One target as some format saved it.
 enum Saved {
     V1(v1::Target),
@@ -222,7 +266,6 @@ impl Saved {
     }
 
     fn deserialize<'de, D: Deserializer<'de>>(version: u32, d: D) -> Result<Saved, D::Error> {
-        use serde::Deserialize;
         Ok(if version == 1 {
             Saved::V1(v1::Target::deserialize(d)?)
         } else {

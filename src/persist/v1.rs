@@ -3,6 +3,7 @@
 //! only, and migrated into the compact record with nothing lost: counters and history as they
 //! were, every hourly bucket counted into the hour and day rings.
 
+use super::Counters;
 use crate::state::{CheckRecord, History, Record, Tally, Uptime};
 use serde::Deserialize;
 
@@ -12,13 +13,8 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct Target {
     pub url_hash: String,
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    pub last_restart_at_ms: Option<u64>,
+    #[serde(flatten)]
+    pub counters: Counters,
     pub last: Option<Check>,
     pub history: Vec<Check>,
     pub buckets: Vec<Bucket>,
@@ -85,16 +81,6 @@ impl Target {
                 },
             );
         }
-        Record {
-            checks: self.checks,
-            successes: self.successes,
-            skipped: self.skipped,
-            attempts: self.attempts,
-            consecutive_failures: self.consecutive_failures,
-            restarts: self.restarts,
-            last_restart_at_ms: self.last_restart_at_ms,
-            history,
-            uptime,
-        }
+        self.counters.with(history, uptime)
     }
 }

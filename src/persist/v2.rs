@@ -16,6 +16,7 @@
 //! `error` 0 means none, else the 1-based index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
 //! the epoch), `days` the 30 daily ones, oldest first.
 
+use super::Counters;
 use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
 use serde::{Deserialize, Serialize};
 
@@ -24,20 +25,8 @@ type Row = (i64, u8, u16, u64, i64, u32, u16);
 #[derive(Serialize, Deserialize)]
 pub struct Target {
     pub url_hash: String,
-    #[serde(default)]
-    checks: u64,
-    #[serde(default)]
-    successes: u64,
-    #[serde(default)]
-    skipped: u64,
-    #[serde(default)]
-    attempts: u64,
-    #[serde(default)]
-    consecutive_failures: u32,
-    #[serde(default)]
-    restarts: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    last_restart_at_ms: Option<u64>,
+    #[serde(flatten)]
+    counters: Counters,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     errors: Vec<String>,
     #[serde(default)]
@@ -118,13 +107,7 @@ impl Target {
             .collect();
         Target {
             url_hash,
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
+            counters: Counters::of(r),
             errors,
             history,
             hours: SavedRing::of(&r.uptime.hours),
@@ -173,16 +156,6 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        Ok(Record {
-            checks: self.checks,
-            successes: self.successes,
-            skipped: self.skipped,
-            attempts: self.attempts,
-            consecutive_failures: self.consecutive_failures,
-            restarts: self.restarts,
-            last_restart_at_ms: self.last_restart_at_ms,
-            history,
-            uptime,
-        })
+        Ok(self.counters.with(history, uptime))
     }
 }

@@ -1,19 +1,10 @@
 //! State files of a fleet that has run for 30 days, in the format master-pinger 0.1 wrote
 //! (format 1: every check an object, `last` beside the history, 720 hourly buckets).
 
+use master_pinger::persist::url_hash;
 use std::fmt::Write;
 
 pub const HOUR_MS: u64 = 3_600_000;
-
-/// The URL hash the state file keys targets by (64-bit FNV-1a, as `persist::url_hash`).
-pub fn url_hash(url: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in url.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
 
 /// Failed checks in `hour` of target `i` (of 360, one every 10 s).
 pub fn failed_in_hour(i: usize, hour: u64) -> u64 {
