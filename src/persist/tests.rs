@@ -11,16 +11,7 @@ fn state(names: &[&str]) -> State {
 }
 
 fn state_with_cap(names: &[&str], cap: usize) -> State {
-    let infos = names
-        .iter()
-        .map(|n| TargetInfo {
-            name: n.to_string(),
-            display_url: String::new(),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        })
-        .collect();
+    let infos = names.iter().map(|n| TargetInfo::test(n)).collect();
     State::new(infos, cap, UNIX_EPOCH)
 }
 
