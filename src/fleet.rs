@@ -289,11 +289,11 @@ impl Fleet {
         }
         let order: Vec<usize> = kept.iter().map(|m| m.id).collect();
         self.state.arrange(&order);
-        inner.members = kept;
         if let Some(p) = &self.persister {
-            let named: Vec<(&str, &str)> = wanted.iter().map(|t| (t.name.as_str(), t.url.as_str())).collect();
-            p.set_targets(&named);
+            let urls: Vec<(usize, &str)> = kept.iter().map(|m| (m.id, m.target.url.as_str())).collect();
+            p.set_targets(&urls);
         }
+        inner.members = kept;
         reap(&mut inner.retired);
         Ok(changes)
     }
@@ -574,7 +574,7 @@ mod tests {
             fleet.apply(&config(t.port, "1h", &last)).unwrap();
         }
         wait("stopped threads to end", || fleet.threads() == last.len());
-        assert_eq!(state.export().len(), last.len());
+        assert_eq!(state.ids().len(), last.len());
         shutdown.trigger();
     }
 }

@@ -217,13 +217,13 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, started));
 
     let persister = cfg.settings.state_file.clone().map(|path| {
-        let named: Vec<(&str, &str)> = cfg
+        let urls: Vec<&str> = cfg
             .workers
             .iter()
             .chain(cfg.self_ping.iter())
-            .map(|t| (t.name.as_str(), t.url.as_str()))
+            .map(|t| t.url.as_str())
             .collect();
-        Arc::new(persist::Persister::new(path, &named))
+        Arc::new(persist::Persister::new(path, &urls))
     });
     if let Some(p) = &persister {
         p.load(&state);

@@ -189,7 +189,7 @@ impl Worker {
         let mut plan = self.plan.get();
         let mut streak = Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure);
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
-        let mut was_ok = saved.last.as_ref().map(|r| r.ok);
+        let mut was_ok = saved.last().map(|r| r.ok);
         let mut first = plan.first;
         let mut pending: u64 = 0;
         let stack = crate::os::current_stack();
