@@ -61,7 +61,12 @@ impl Rendered {
     /// The gzip form, compressed on first demand and kept; `None` for small bodies.
     pub fn gzip(&self) -> Option<Arc<[u8]>> {
         self.gzip
-            .get_or_init(|| (self.body.len() >= GZIP_MIN).then(|| gzip(&self.body).into()))
+            .get_or_init(|| {
+                if self.body.len() < GZIP_MIN {
+                    return None;
+                }
+                gzip(&self.body).map(Arc::from)
+            })
             .clone()
     }
 
@@ -80,11 +85,31 @@ impl Rendered {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
+/// Stack for the compressing thread. The deflate state is about 300 KB and, unoptimised, is
+/// built on the stack before it is boxed: more than an HTTP handler's 256 KiB.
+const GZIP_STACK: usize = 2 << 20;
+
+/// Compresses on a short-lived thread of its own (at most once a second per body), so the HTTP
+/// handlers keep their small stacks. `None` when no thread can be started.
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("gzip".into())
+            .stack_size(GZIP_STACK)
+            .spawn_scoped(s, || {
+                let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
+                // Writing into a Vec cannot fail.
+                let _ = enc.write_all(data);
+                enc.finish().unwrap_or_default()
+            });
+        match spawned {
+            Ok(h) => h.join().ok(),
+            Err(e) => {
+                log::warn!("cannot start a thread to compress a response ({e}); sending it uncompressed");
+                None
+            }
+        }
+    })
 }
 
 #[derive(Default)]

@@ -17,7 +17,7 @@ pub const BAR_CELLS: usize = 30;
 pub const ROWS_UP_TO: usize = 50;
 /// In a larger fleet, at most this many full rows; further down workers are red grid cells.
 /// A full row is about 4 KB (30 heartbeat cells with tooltips), a grid cell about 150 bytes.
-pub const MAX_FULL_ROWS: usize = 25;
+pub const MAX_FULL_ROWS: usize = 20;
 const REFRESH_SECONDS: u32 = 30;
 
 /// Escapes text for HTML content and (double- or single-quoted) attribute values.
@@ -64,8 +64,8 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
 h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
-.cells{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(112px,1fr));gap:4px}
-.cells li{padding:3px 6px;border-radius:4px;border:1px solid var(--line);border-left:5px solid var(--up);background:var(--card);font-size:12px;overflow-wrap:anywhere;cursor:default}
+.cells{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(92px,1fr));gap:3px}
+.cells li{padding:1px 5px;line-height:1.4;border-radius:4px;border:1px solid var(--line);border-left:5px solid var(--up);background:var(--card);font-size:11px;overflow-wrap:anywhere;cursor:default}
 .cells li:hover{border-color:var(--muted)}
 .cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li{border-left-color:var(--pending)}
 @media (max-width:600px){
@@ -78,6 +78,7 @@ h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
  tr.down td,tr.down th,th,td{border:0;padding:0;background:none}
  .url,th small,td[data-label=Latency],td[data-label="Last check"],td[data-label="Next check"],td[data-label=Failures],td[data-label=Restarts],td.muted[data-label="Last error"],.wk{display:none}
  td[data-label=Uptime]::before{content:"24h ";color:var(--muted);font-size:12px}
+ td[data-label=State]{justify-self:end}
  td[data-label="Last error"]{grid-column:1/-1;max-width:none}
 }
 "#;
@@ -495,7 +496,7 @@ mod tests {
         assert_eq!(rows, MAX_FULL_ROWS);
         assert_eq!(page.matches("<tr class=\"down\"").count(), MAX_FULL_ROWS);
         assert!(
-            page.contains("<h3 id=\"g-down\">75 more down</h3>"),
+            page.contains("<h3 id=\"g-down\">80 more down</h3>"),
             "the other down ones, in red"
         );
         assert!(page.contains("<h3 id=\"g-pending\">1 pending</h3>"));
@@ -515,8 +516,8 @@ mod tests {
         let page = render(&fleet(200, 0, false));
         assert_eq!(
             page.matches("<tr class=\"up\"").count(),
-            1 + 25.min(199 / 7 + 1),
-            "{page}"
+            1 + MAX_FULL_ROWS,
+            "and the self-ping"
         );
         assert!(
             page.contains("id=\"w-space-0003\""),

@@ -432,6 +432,28 @@ pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
     }
 }
 
+/// A request with the given headers; the body is kept as bytes (it may be gzip).
+pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .proxy(None)
+        .build()
+        .new_agent();
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let mut resp = agent.run(b.body(()).unwrap()).expect("request to the pinger");
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string().to_ascii_lowercase(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = resp.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap_or_default();
+    (resp.status().as_u16(), headers, body)
+}
+
 /// Runs the binary to completion: (exit code, stdout, stderr).
 pub fn run(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = command(dir, env)
