@@ -450,7 +450,12 @@ pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, 
         .iter()
         .map(|(k, v)| (k.to_string().to_ascii_lowercase(), v.to_str().unwrap_or("").to_string()))
         .collect();
-    let body = resp.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap_or_default();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap_or_default();
     (resp.status().as_u16(), headers, body)
 }
 

@@ -132,8 +132,14 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
         let (code, h1, b1) = request_with("GET", &p.url(path), &[]);
         let (_, h2, b2) = request_with("GET", &p.url(path), &[]);
         assert_eq!(code, 200, "{path}");
-        let tag = header(&h1, "etag").unwrap_or_else(|| panic!("{path}: no ETag")).to_string();
-        assert_eq!((header(&h2, "etag"), &b2), (Some(tag.as_str()), &b1), "{path}: nothing changed");
+        let tag = header(&h1, "etag")
+            .unwrap_or_else(|| panic!("{path}: no ETag"))
+            .to_string();
+        assert_eq!(
+            (header(&h2, "etag"), &b2),
+            (Some(tag.as_str()), &b1),
+            "{path}: nothing changed"
+        );
         let (code, h, body) = request_with("GET", &p.url(path), &[("If-None-Match", &tag)]);
         assert_eq!((code, body.len()), (304, 0), "{path}");
         assert_eq!(header(&h, "etag"), Some(tag.as_str()));
@@ -148,7 +154,11 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
     assert_eq!(r.status, 202);
     p.wait_worker("slow", Duration::from_secs(10), |w| w["checks"] == 2);
     let (_, h, _) = request_with("GET", &p.url("/status"), &[]);
-    assert_eq!(header(&h, "etag").map(String::from), before, "rendered again at most once a second");
+    assert_eq!(
+        header(&h, "etag").map(String::from),
+        before,
+        "rendered again at most once a second"
+    );
     std::thread::sleep(Duration::from_millis(1100));
     let (_, h, body) = request_with("GET", &p.url("/status"), &[]);
     assert_ne!(header(&h, "etag").map(String::from), before, "a check makes a new body");
@@ -169,15 +179,29 @@ fn gzip_for_clients_that_take_it() {
         assert_eq!(header(&h, "content-encoding"), Some("gzip"), "{path}");
         assert_eq!(header(&h, "vary"), Some("Accept-Encoding"));
         assert_eq!(header(&h, "content-length"), Some(zipped.len().to_string().as_str()));
-        assert!(zipped.len() < plain.len() / 2, "{path}: {} of {} bytes", zipped.len(), plain.len());
+        assert!(
+            zipped.len() < plain.len() / 2,
+            "{path}: {} of {} bytes",
+            zipped.len(),
+            plain.len()
+        );
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&zipped[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, plain, "{path}: the same body, compressed");
     }
     let (_, h, body) = request_with("GET", &p.url("/health"), &[("Accept-Encoding", "gzip")]);
-    assert_eq!((header(&h, "content-encoding"), body.as_slice()), (None, &br#"{"status":"alive"}"#[..]));
+    assert_eq!(
+        (header(&h, "content-encoding"), body.as_slice()),
+        (None, &br#"{"status":"alive"}"#[..])
+    );
     // Under 1 KiB: sent as it is.
-    let (_, h, body) = request_with("GET", &p.url("/status?worker=slow&history=0"), &[("Accept-Encoding", "gzip")]);
+    let (_, h, body) = request_with(
+        "GET",
+        &p.url("/status?worker=slow&history=0"),
+        &[("Accept-Encoding", "gzip")],
+    );
     assert!(body.len() < 1024 && body.starts_with(b"{"), "{} bytes", body.len());
     assert_eq!((header(&h, "content-encoding"), header(&h, "vary")), (None, None));
 }
@@ -205,7 +229,12 @@ fn status_filters_by_worker_and_state() {
         assert_eq!(v["status"], "degraded", "{q}: the whole fleet's status");
         let ws = v["workers"].as_array().unwrap().clone();
         let history: Vec<usize> = ws.iter().map(|w| w["history"].as_array().unwrap().len()).collect();
-        (ws.iter().map(|w| w["name"].as_str().unwrap().to_string()).collect::<Vec<_>>(), history)
+        (
+            ws.iter()
+                .map(|w| w["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            history,
+        )
     };
     assert_eq!(names("?worker=b").0, ["b"]);
     assert_eq!(names("?state=up").0, ["a", "c"]);
@@ -217,10 +246,12 @@ fn status_filters_by_worker_and_state() {
     assert!(names("?state=paused").0.is_empty());
     let r = p.get("/status?worker=nobody");
     assert_eq!(r.status, 404);
-    assert!(serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["error"]
-        .as_str()
-        .unwrap()
-        .contains("nobody"));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nobody")
+    );
     let r = p.get("/status?state=asleep");
     assert_eq!(r.status, 400);
     assert!(r.body.contains("down, up, pending, paused"), "{}", r.body);
