@@ -18,6 +18,10 @@ pub const MIN_AGE: Duration = Duration::from_secs(1);
 /// Distinct query variants kept; the least recently used goes first. Bounded so that a client
 /// walking through `?history=1..N` or unknown names cannot grow memory.
 pub const MAX_ENTRIES: usize = 32;
+/// Bytes of bodies kept (gzip forms included). A large fleet's `/status?history=100` alone is
+/// several MB, so this, not `MAX_ENTRIES`, is what bounds memory; the body just rendered is kept
+/// even when it is larger on its own.
+pub const MAX_BYTES: usize = 8 << 20;
 /// Bodies this small are sent as they are: gzip would save little and cost a header's worth.
 pub const GZIP_MIN: usize = 1024;
 
@@ -56,6 +60,11 @@ impl Rendered {
             body: body.into(),
             gzip: OnceLock::new(),
         }
+    }
+
+    /// Memory held: the body and its gzip form once made.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.gzip.get().and_then(|g| g.as_ref()).map_or(0, |g| g.len())
     }
 
     /// The gzip form, compressed on first demand and kept; `None` for small bodies.
@@ -195,7 +204,24 @@ impl Cache {
         }
         let r = Arc::new(Rendered::new(version, now, render()));
         *lock(&slot.current) = Some(Arc::clone(&r));
+        self.trim(&slot);
         r
+    }
+
+    /// Drops the least recently used entries, never `keep`, until the bodies fit in `MAX_BYTES`.
+    fn trim(&self, keep: &Arc<Slot>) {
+        let mut guard = lock(&self.entries);
+        let entries = &mut guard.1;
+        let size = |e: &Entry| e.slot.current().map_or(0, |r| r.size());
+        let mut total: usize = entries.iter().map(size).sum();
+        while total > MAX_BYTES {
+            let oldest = (0..entries.len())
+                .filter(|&i| !Arc::ptr_eq(&entries[i].slot, keep))
+                .min_by_key(|&i| entries[i].used);
+            let Some(i) = oldest else { break };
+            total -= size(&entries[i]);
+            entries.swap_remove(i);
+        }
     }
 
     #[cfg(test)]
@@ -253,6 +279,20 @@ mod tests {
             cache.get(&status(100 + n), 1, t0, Vec::new);
         }
         assert_eq!(cache.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn large_bodies_are_bounded_in_bytes() {
+        let cache = Cache::default();
+        let t0 = Instant::now();
+        let big = || vec![b'x'; MAX_BYTES / 3 + 1];
+        for n in 0..5 {
+            cache.get(&status(n), 1, t0, big);
+        }
+        assert_eq!(cache.len(), 2, "two fit, a third would pass the budget");
+        let huge = cache.get(&status(99), 1, t0, || vec![b'x'; MAX_BYTES * 2]);
+        assert_eq!(huge.body.len(), MAX_BYTES * 2, "served even when over the budget alone");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
