@@ -149,11 +149,11 @@ pub fn route(app: &App, req: &Request) -> Reply {
         "/health" => Reply::new(200, "application/json", Body::Static(br#"{"status":"alive"}"#)),
         "/healthz" => Reply::new(200, "text/plain; charset=utf-8", Body::Static(b"ok")),
         "/" => {
-            let r = cached(app, &Key::Page, |s| html::render(s), html::BAR_CELLS);
+            let r = cached(app, &Key::Page, html::render, html::BAR_CELLS);
             conditional(req, &r, "text/html; charset=utf-8", true)
         }
         "/metrics" => {
-            let r = cached(app, &Key::Metrics, |s| metrics::render(s), 0);
+            let r = cached(app, &Key::Metrics, metrics::render, 0);
             conditional(req, &r, metrics::CONTENT_TYPE, false)
         }
         "/status" => match status_query(query) {
