@@ -1,4 +1,6 @@
+use super::workers::unique_name;
 use super::*;
+use std::collections::HashSet;
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -30,15 +32,22 @@ fn has(errors: &[String], needle: &str) {
 #[test]
 fn defaults_without_a_file() {
     let c = build(None, &Flags::default(), &Env::new()).unwrap();
-    assert_eq!(c.listen, "0.0.0.0:7860");
+    assert_eq!(c.settings.listen, "0.0.0.0:7860");
     assert!(c.workers.is_empty() && c.self_ping.is_none());
     assert_eq!(
-        (c.history, c.save_interval, c.restart_cooldown),
+        (
+            c.settings.history,
+            c.settings.save_interval,
+            c.settings.restart_cooldown
+        ),
         (100, Duration::from_secs(60), Duration::from_secs(1800))
     );
-    assert_eq!(c.hf_api_url, "https://huggingface.co");
-    assert_eq!((c.header_timeout, c.max_connections), (Duration::from_secs(10), 1024));
-    assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert_eq!(c.settings.hf_api_url, "https://huggingface.co");
+    assert_eq!(
+        (c.settings.header_timeout, c.settings.max_connections),
+        (Duration::from_secs(10), 1024)
+    );
+    assert_eq!(c.settings.log_level, log::LevelFilter::Info);
     assert!(c.warnings.iter().any(|w| w.contains("no workers")));
 }
 
@@ -195,7 +204,7 @@ fn precedence_flags_env_file() {
     ));
     let c = build(file, &Flags::default(), &Env::new()).unwrap();
     assert_eq!(
-        (c.listen.as_str(), c.workers[0].name.as_str()),
+        (c.settings.listen.as_str(), c.workers[0].name.as_str()),
         ("127.0.0.1:1111", "file")
     );
     let e = env(&[
@@ -204,15 +213,15 @@ fn precedence_flags_env_file() {
         ("PINGER_STATE_FILE", "/from/env"),
     ]);
     let c = build(file, &Flags::default(), &e).unwrap();
-    assert_eq!(c.listen, "0.0.0.0:2222");
+    assert_eq!(c.settings.listen, "0.0.0.0:2222");
     assert_eq!(c.workers.len(), 1);
     assert_eq!(c.workers[0].name, "envw");
-    assert_eq!(c.state_file, Some(PathBuf::from("/from/env")));
+    assert_eq!(c.settings.state_file, Some(PathBuf::from("/from/env")));
     let flags = Flags {
         listen: Some("127.0.0.1:3333".into()),
         config: None,
     };
-    assert_eq!(build(file, &flags, &e).unwrap().listen, "127.0.0.1:3333");
+    assert_eq!(build(file, &flags, &e).unwrap().settings.listen, "127.0.0.1:3333");
 }
 
 #[test]
@@ -286,7 +295,7 @@ fn bad_environment_values() {
     has(&lines, "PORT: expected a port number from 0 to 65535, got \"99999\"");
     has(&lines, "PINGER_WEBHOOK_URL: expected an http or https URL");
     let c = build(None, &Flags::default(), &env(&[("RUST_LOG", "DEBUG")])).unwrap();
-    assert_eq!(c.log_level, log::LevelFilter::Debug);
+    assert_eq!(c.settings.log_level, log::LevelFilter::Debug);
 }
 
 #[test]
