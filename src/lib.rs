@@ -11,6 +11,7 @@ pub mod os;
 pub mod persist;
 pub mod probe;
 pub mod resolve;
+pub mod restart;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -259,9 +260,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let agent = probe::agent();
     let alerter = match &cfg.alerts.webhook_url {
         Some(url) => {
-            let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
+            let page = cfg
+                .self_ping
+                .as_ref()
+                .map(|s| alert::message::status_page_from(&s.display_url));
             Some(
-                alert::start_alerter(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
+                alert::Alerter::start(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
                     .map_err(|e| format!("cannot start the alert thread: {e}"))?,
             )
         }
@@ -269,7 +273,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
-            alert::start_restarter(
+            restart::Restarter::start(
                 cfg.settings.hf_api_url.clone(),
                 agent.clone(),
                 Arc::clone(&state),
@@ -294,7 +298,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             state: Arc::clone(&state),
             agent: agent.clone(),
             waker,
-            alerts: cfg.alerts.clone(),
+            thresholds: worker::Thresholds::from(&cfg.alerts),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
             restart_cooldown: cfg.settings.restart_cooldown,
