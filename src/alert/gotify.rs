@@ -6,8 +6,8 @@
 //! as a high-priority notification by the Android app, 4-7 as normal; errors are
 //! `{"error": "Unauthorized", "errorCode": 401, "errorDescription": "..."}`).
 
-use super::notice::Notice;
-use super::request::{Request, explain, join, shown_host};
+use super::message::Notice;
+use super::{Request, explain, join, shown_host};
 
 #[derive(Clone)]
 pub struct Settings {
@@ -19,13 +19,17 @@ pub struct Settings {
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
     let priority = if n.state == "down" { 8 } else { 4 };
-    let mut r = Request::json(
-        join(&s.url, "/message"),
-        shown_host(&s.url).replace("/...", "/message"),
+    let mut r = Request::post_json(
+        &join(&s.url, "/message"),
         &serde_json::json!({ "title": n.title, "message": n.body, "priority": priority }),
     );
     r.headers.push(("X-Gotify-Key".to_string(), s.token.clone()));
     r
+}
+
+/// Where requests go, for log lines.
+pub fn shown(s: &Settings) -> String {
+    shown_host(&s.url).replace("/...", "/message")
 }
 
 /// The `errorDescription` of a refusal.
@@ -38,7 +42,7 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::notice::tests::notice;
+    use crate::alert::testdata::notice;
 
     #[test]
     fn posts_message_with_the_app_token_header() {
@@ -48,14 +52,14 @@ mod tests {
         };
         let r = request(&notice(Transition::Down), &s);
         assert_eq!(r.url, "https://push.example.com/message");
-        assert_eq!(r.shown, "https://push.example.com/message");
+        assert_eq!(shown(&s), "https://push.example.com/message");
         assert_eq!(r.header("X-Gotify-Key"), Some("AbCdEf.secret"));
         assert_eq!(r.header("Content-Type"), Some("application/json"));
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["title"], "🔴 rag is DOWN");
         assert_eq!(v["priority"], 8);
         assert!(v["message"].as_str().unwrap().contains("status 503"));
-        let up: serde_json::Value = serde_json::from_slice(&request(&notice(Transition::Up), &s).body).unwrap();
+        let up: serde_json::Value = serde_json::from_str(&request(&notice(Transition::Up), &s).body).unwrap();
         assert_eq!(up["priority"], 4);
     }
 

@@ -6,8 +6,8 @@
 //! `Authorization: Bearer`; errors are `{"code": 40101, "http": 401, "error": "...", "link": ...}`).
 //! Header values must be ASCII, so the emoji travels as a tag, not in the title.
 
-use super::notice::Notice;
-use super::request::{Request, explain, shown_host};
+use super::message::Notice;
+use super::{Request, explain, shown_host};
 
 #[derive(Clone)]
 pub struct Settings {
@@ -36,10 +36,14 @@ pub fn request(n: &Notice, s: &Settings) -> Request {
     Request {
         method: "POST",
         url: s.url.clone(),
-        shown: shown_host(&s.url),
         headers,
-        body: n.body.clone().into_bytes(),
+        body: n.body.clone(),
     }
+}
+
+/// Where requests go, for log lines: the server only (the topic name is its password).
+pub fn shown(s: &Settings) -> String {
+    shown_host(&s.url)
 }
 
 /// The title without its leading emoji (the tag shows it), and only printable ASCII.
@@ -62,7 +66,7 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::notice::tests::notice;
+    use crate::alert::testdata::notice;
 
     #[test]
     fn publishes_the_body_with_title_priority_and_tags() {
@@ -72,12 +76,12 @@ mod tests {
         };
         let r = request(&notice(Transition::Down), &s);
         assert_eq!((r.method, r.url.as_str()), ("POST", "https://ntfy.sh/secret-topic"));
-        assert_eq!(r.shown, "https://ntfy.sh/...");
+        assert_eq!(shown(&s), "https://ntfy.sh/...");
         assert_eq!(r.header("Title"), Some("rag is DOWN"));
         assert_eq!(r.header("Priority"), Some("high"));
         assert_eq!(r.header("Tags"), Some("red_circle"));
         assert_eq!(r.header("Authorization"), Some("Bearer tk_abc"));
-        let body = String::from_utf8(r.body).unwrap();
+        let body = r.body.clone();
         assert!(body.starts_with("status 503\nhttps://rag.hf.space/health\n"), "{body}");
         let up = request(&notice(Transition::Up), &Settings { token: None, ..s });
         assert_eq!(up.header("Priority"), Some("default"));

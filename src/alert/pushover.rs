@@ -6,8 +6,8 @@
 //! and bypasses quiet hours, 0 normal); the parameters may be sent as a JSON body; a refusal is
 //! HTTP 4xx with `{"status": 0, "errors": ["..."], "request": "..."}`).
 
-use super::notice::Notice;
-use super::request::{Request, explain, join};
+use super::message::Notice;
+use super::{Request, explain, join};
 
 pub const DEFAULT_API_URL: &str = "https://api.pushover.net";
 const MAX_MESSAGE: usize = 1024;
@@ -23,10 +23,8 @@ pub struct Settings {
 }
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
-    let url = join(&s.api_url, "/1/messages.json");
-    Request::json(
-        url.clone(),
-        url,
+    Request::post_json(
+        &join(&s.api_url, "/1/messages.json"),
         &serde_json::json!({
             "token": s.app_token,
             "user": s.user_key,
@@ -44,6 +42,11 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max - 1).collect::<String>() + "…"
 }
 
+/// Where requests go, for log lines (the keys travel in the body).
+pub fn shown(s: &Settings) -> String {
+    join(&s.api_url, "/1/messages.json")
+}
+
 /// The `errors` of a refusal, joined.
 pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -55,7 +58,7 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::notice::tests::notice;
+    use crate::alert::testdata::notice;
 
     fn settings() -> Settings {
         Settings {
@@ -69,13 +72,12 @@ mod tests {
     fn posts_messages_json_with_the_documented_fields() {
         let r = request(&notice(Transition::Down), &settings());
         assert_eq!(r.url, "https://api.pushover.net/1/messages.json");
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["token"], "azGDORePK8gMaC0QOYAMyEEuzJnyUi");
         assert_eq!(v["user"], "uQiRzpo4DXghDmr9QzzfQu27cmVRsG");
         assert_eq!(v["title"], "🔴 rag is DOWN");
         assert_eq!(v["priority"], 1);
-        let up: serde_json::Value =
-            serde_json::from_slice(&request(&notice(Transition::Up), &settings()).body).unwrap();
+        let up: serde_json::Value = serde_json::from_str(&request(&notice(Transition::Up), &settings()).body).unwrap();
         assert_eq!(up["priority"], 0);
     }
 
@@ -83,7 +85,7 @@ mod tests {
     fn a_long_message_is_cut_to_the_api_limit() {
         let mut n = notice(Transition::Down);
         n.body = "x".repeat(5000);
-        let v: serde_json::Value = serde_json::from_slice(&request(&n, &settings()).body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&request(&n, &settings()).body).unwrap();
         assert_eq!(v["message"].as_str().unwrap().chars().count(), MAX_MESSAGE);
     }
 

@@ -7,8 +7,8 @@
 //! `{"ok": bool, "description": "...", "error_code": N}`). No `parse_mode` is sent, so the text
 //! is plain and a worker error can never be mistaken for markup.
 
-use super::notice::{Markup, Notice};
-use super::request::{Request, explain};
+use super::message::{Markup, Notice};
+use super::{Request, explain};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
@@ -28,15 +28,19 @@ pub fn request(n: &Notice, s: &Settings) -> Request {
         Ok(id) => serde_json::json!(id),
         Err(_) => serde_json::json!(s.chat_id),
     };
-    Request::json(
-        format!("{base}/bot{}/sendMessage", s.bot_token),
-        format!("{base}/botREDACTED/sendMessage"),
+    Request::post_json(
+        &format!("{base}/bot{}/sendMessage", s.bot_token),
         &serde_json::json!({
             "chat_id": chat_id,
             "text": n.text(Markup::Plain),
             "disable_web_page_preview": true,
         }),
     )
+}
+
+/// Where requests go, for log lines: the bot token is the credential, so it is left out.
+pub fn shown(s: &Settings) -> String {
+    format!("{}/botREDACTED/sendMessage", s.api_url.trim_end_matches('/'))
 }
 
 /// The `description` of a refusal (`Bad Request: chat not found`).
@@ -49,7 +53,7 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::notice::tests::notice;
+    use crate::alert::testdata::notice;
 
     fn settings() -> Settings {
         Settings {
@@ -64,9 +68,9 @@ mod tests {
         let r = request(&notice(Transition::Down), &settings());
         assert_eq!(r.method, "POST");
         assert_eq!(r.url, "https://api.telegram.org/bot123456:ABC-secret/sendMessage");
-        assert_eq!(r.shown, "https://api.telegram.org/botREDACTED/sendMessage");
+        assert_eq!(shown(&settings()), "https://api.telegram.org/botREDACTED/sendMessage");
         assert_eq!(r.header("content-type"), Some("application/json"));
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["chat_id"], -1001234567890_i64);
         assert_eq!(v["disable_web_page_preview"], true);
         assert!(v.get("parse_mode").is_none());
@@ -84,7 +88,7 @@ mod tests {
         };
         let r = request(&notice(Transition::Up), &s);
         assert!(r.url.starts_with("http://127.0.0.1:9/bot"));
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["chat_id"], "@my_alerts");
     }
 

@@ -3,8 +3,8 @@
 //! `{{state}}`, `{{error}}`, `{{at}}` and `{{message}}` replaced in one pass, each value
 //! JSON-escaped when the Content-Type is JSON, so a quote in an error cannot break the payload.
 
-use super::notice::{Markup, Notice};
-use super::request::{Request, shown_host};
+use super::message::{Markup, Notice};
+use super::{Request, shown_host};
 
 pub const PLACEHOLDERS: [&str; 6] = ["worker", "url", "state", "error", "at", "message"];
 
@@ -52,10 +52,14 @@ pub fn request(n: &Notice, s: &Settings) -> Request {
     Request {
         method: s.method,
         url: s.url.clone(),
-        shown: shown_host(&s.url),
         headers,
-        body: body.into_bytes(),
+        body,
     }
+}
+
+/// Where requests go, for log lines: the host only (the URL is the credential).
+pub fn shown(s: &Settings) -> String {
+    shown_host(&s.url)
 }
 
 /// `application/json`, `application/vnd.x+json; charset=utf-8`, ...
@@ -116,7 +120,7 @@ pub fn unknown_placeholders(template: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::notice::tests::notice;
+    use crate::alert::testdata::notice;
 
     fn settings(body: &str, headers: &[(&str, &str)]) -> Settings {
         Settings {
@@ -133,8 +137,8 @@ mod tests {
         n.error = Some(r#"body had "quotes" and a \ backslash"#.into());
         let r = request(&n, &settings(DEFAULT_BODY, &[]));
         assert_eq!(r.header("Content-Type"), Some("application/json"));
-        assert_eq!(r.shown, "https://hooks.example.com/...");
-        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("still valid JSON");
+        assert_eq!(shown(&settings(DEFAULT_BODY, &[])), "https://hooks.example.com/...");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("still valid JSON");
         assert_eq!(v["error"], r#"body had "quotes" and a \ backslash"#);
         assert_eq!(v["state"], "down");
         assert_eq!(v["worker"], "rag");
@@ -151,10 +155,7 @@ mod tests {
         n.error = Some(r#"a "b" {{worker}}"#.into());
         let r = request(&n, &s);
         assert_eq!(r.header("X-Token"), Some("t"));
-        assert_eq!(
-            String::from_utf8(r.body).unwrap(),
-            r#"rag is down: a "b" {{worker}} {{unknown}} {{"#
-        );
+        assert_eq!(r.body, r#"rag is down: a "b" {{worker}} {{unknown}} {{"#);
     }
 
     #[test]

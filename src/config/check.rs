@@ -85,6 +85,7 @@ impl Check {
             expect_body_secret,
             space_id: None,
             restart_token: None,
+            alerts: true,
         }
     }
 }

@@ -123,7 +123,7 @@ fn every_field_error_names_its_path() {
         "cfg.json: defaults.method: expected one of GET, HEAD",
         "cfg.json: defaults.expect_status: expected a status code",
         "cfg.json: defaults.headers.bad name: is not a valid HTTP header name",
-        "cfg.json: alerts.format: expected \"discord\", \"slack\" or \"json\", got \"teams\"",
+        "cfg.json: alerts.format: expected one of \"discord\", \"slack\", \"json\", \"webhook\", \"telegram\", \"ntfy\", \"gotify\", \"pushover\", got \"teams\"",
         "cfg.json: alerts.failure_threshold: expected a whole number from 1 to 1000, got 0",
         "cfg.json: alerts.send_on_resolved: expected true or false, got \"yes\"",
         "cfg.json: alerts.webhook_url: expected an http or https URL with a host (value not shown",
@@ -264,19 +264,32 @@ fn alerts_defaults_and_format_guess() {
         &env(&[("PINGER_WEBHOOK_URL", "https://discord.com/api/webhooks/1/x")]),
     )
     .unwrap();
-    assert_eq!(c.alerts.format, AlertFormat::Discord);
+    let ch = &c.alerts.channels[0];
+    assert_eq!((ch.kind.type_name(), ch.name.as_str()), ("discord", "discord"));
     assert_eq!(
-        (
-            c.alerts.failure_threshold,
-            c.alerts.success_threshold,
-            c.alerts.send_on_resolved
-        ),
+        (ch.failure_threshold, ch.success_threshold, ch.send_on_resolved),
         (3, 1, true)
     );
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Slack);
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Json);
+    assert_eq!(
+        (ch.timeout, ch.cert_expiry_days.as_slice()),
+        (Duration::from_secs(10), &[14, 7, 3, 1][..])
+    );
+    let type_of = |json: &str| ok(json).alerts.channels[0].kind.type_name();
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#),
+        "slack"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#),
+        "json"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://x.example/", "type": "discord"}}"#),
+        "discord"
+    );
+    let c = ok(r#"{"alerts": {"failure_threshold": 5}}"#);
+    assert!(c.alerts.channels.is_empty(), "thresholds alone name no channel");
+    assert_eq!(c.alerts.failure_threshold, 5);
 }
 
 #[test]
