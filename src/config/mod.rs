@@ -222,7 +222,11 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
-    let names: Vec<String> = workers.iter().map(|w| w.name.clone()).collect();
+    let names: Vec<String> = workers
+        .iter()
+        .chain(&self_ping.target)
+        .map(|w| w.name.clone())
+        .collect();
     alerts::check_workers(&mut ctx, &alerts, &names);
     let settings = settings::parse(&mut ctx, top, flags);
     if !errors.is_empty() {
