@@ -294,7 +294,8 @@ fn alerts_defaults_and_format_guess() {
 
 #[test]
 fn alert_channel_lists() {
-    let c = ok(r#"{"workers": [{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/", "alerts": false}],
+    let c = ok(
+        r#"{"workers": [{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/", "alerts": false}],
         "alerts": [
           {"type": "telegram", "bot_token": "1:x", "chat_id": -100, "failure_threshold": 1},
           {"type": "telegram", "bot_token": "2:y", "chat_id": "@ch", "api_url": "http://127.0.0.1:9"},
@@ -303,11 +304,20 @@ fn alert_channel_lists() {
           {"type": "pushover", "user_key": "u", "app_token": "t", "send_on_resolved": false, "timeout": "2s"},
           {"type": "webhook", "url": "https://h.example/x", "method": "put", "headers": {"X-Key": "k"}, "body": "{{worker}}"},
           {"webhook_url": "https://discord.com/api/webhooks/1/x", "cert_expiry_days": []}
-        ]}"#);
+        ]}"#,
+    );
     let names: Vec<&str> = c.alerts.channels.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["telegram", "telegram-3", "telegram-2", "gotify", "pushover", "webhook", "discord"],
+        [
+            "telegram",
+            "telegram-3",
+            "telegram-2",
+            "gotify",
+            "pushover",
+            "webhook",
+            "discord"
+        ],
         "a given name is kept; defaults skip it"
     );
     let ch = &c.alerts.channels;
@@ -317,9 +327,14 @@ fn alert_channel_lists() {
     assert!(ch[2].speaks_for("a") && !ch[2].speaks_for("b") && ch[0].speaks_for("b"));
     assert_eq!(ch[3].cert_expiry_days, [30, 3]);
     assert_eq!((ch[4].send_on_resolved, ch[4].timeout), (false, Duration::from_secs(2)));
-    assert!(matches!(&ch[5].kind, Kind::Webhook(s) if s.method == "PUT" && s.headers == [("X-Key".to_string(), "k".to_string())]));
+    assert!(
+        matches!(&ch[5].kind, Kind::Webhook(s) if s.method == "PUT" && s.headers == [("X-Key".to_string(), "k".to_string())])
+    );
     assert!(ch[6].cert_expiry_days.is_empty());
-    assert_eq!(c.alerts.failure_threshold, 1, "restarts follow the lowest threshold of a list");
+    assert_eq!(
+        c.alerts.failure_threshold, 1,
+        "restarts follow the lowest threshold of a list"
+    );
     assert!(c.workers[0].alerts && !c.workers[1].alerts);
     let shown = format!("{c:?}");
     for secret in ["1:x", "2:y", "tk", "A1", "h.example", "discord.com", "\"k\""] {
@@ -361,7 +376,10 @@ fn alert_channel_errors_name_their_field() {
         has(&e, needle);
     }
     assert!(e.iter().any(|l| l.starts_with("cfg.json: alerts[1].url")), "{e:#?}");
-    assert!(e.iter().all(|l| !l.contains("not a url")), "a destination URL is never quoted: {e:#?}");
+    assert!(
+        e.iter().all(|l| !l.contains("not a url")),
+        "a destination URL is never quoted: {e:#?}"
+    );
 }
 
 #[test]

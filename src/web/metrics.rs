@@ -159,9 +159,18 @@ mod tests {
         assert!(!text.contains("pinger_alerts_total"), "no channels, no family");
         let with = render(&snapshot(), &[("tg".into(), 2, 1), ("a\"b".into(), 0, 0)]);
         assert!(with.contains("# TYPE pinger_alerts_total counter\n"), "{with}");
-        assert!(with.contains("pinger_alerts_total{channel=\"tg\",result=\"sent\"} 2\n"), "{with}");
-        assert!(with.contains("pinger_alerts_total{channel=\"tg\",result=\"failed\"} 1\n"), "{with}");
-        assert!(with.contains("pinger_alerts_total{channel=\"a\\\"b\",result=\"sent\"} 0\n"), "{with}");
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"tg\",result=\"sent\"} 2\n"),
+            "{with}"
+        );
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"tg\",result=\"failed\"} 1\n"),
+            "{with}"
+        );
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"a\\\"b\",result=\"sent\"} 0\n"),
+            "{with}"
+        );
         for name in [
             "pinger_up",
             "pinger_checks_total",

@@ -161,7 +161,7 @@ pub fn gotify(app_token: &str) -> FakeApi {
         let Some(body) = json_body(s) else {
             return err(400, "Bad Request", "invalid JSON body");
         };
-        if !body["message"].as_str().is_some_and(|m| !m.is_empty()) {
+        if body["message"].as_str().is_none_or(str::is_empty) {
             return err(400, "Bad Request", "Field 'message' is required");
         }
         if body.get("priority").is_some_and(|p| !p.is_i64()) {

@@ -225,11 +225,10 @@ fn a_failing_webhook_is_retried_3_times_then_dropped() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        p.log()
-            .contains(&format!(
-                "alert for t (down) via json (http://127.0.0.1:{}/...): failed after 4 attempts (status 500); dropped",
-                hook.port
-            )),
+        p.log().contains(&format!(
+            "alert for t (down) via json (http://127.0.0.1:{}/...): failed after 4 attempts (status 500); dropped",
+            hook.port
+        )),
         "{}",
         p.log()
     );
