@@ -342,7 +342,7 @@ fn channel(
             };
             let headers = match obj.get("headers") {
                 None => Vec::new(),
-                Some(h) => headers(ctx, h, &field("headers"))?,
+                Some(h) => super::check::headers(ctx, h, &field("headers")),
             };
             let body = match obj.get("body") {
                 None => webhook::DEFAULT_BODY.to_string(),
@@ -578,35 +578,6 @@ fn api_url(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str, default: &str) -
         None => Some(default.to_string()),
         Some(v) => ctx.url(v, path).map(|(u, _)| u),
     }
-}
-
-/// `headers`: an object of strings; values are secrets.
-fn headers(ctx: &mut Ctx, v: &Value, path: &str) -> Option<Vec<(String, String)>> {
-    let Some(obj) = v.as_object() else {
-        ctx.err(
-            path,
-            format!("expected an object of header names to values, got {}", kind(v)),
-        );
-        return None;
-    };
-    let mut out = Vec::new();
-    for (k, v) in obj {
-        let p = format!("{path}.{k}");
-        let value = secret_string(ctx, v, &p, true)?;
-        if ureq::http::HeaderName::try_from(k.as_str()).is_err() {
-            ctx.err(&p, "not a valid header name");
-            return None;
-        }
-        if ureq::http::HeaderValue::try_from(value.as_str()).is_err() {
-            ctx.err(
-                &p,
-                "the value has characters a header cannot carry (value not shown: it is a secret)",
-            );
-            return None;
-        }
-        out.push((k.clone(), value));
-    }
-    Some(out)
 }
 
 /// Gives every channel its name: the one it asked for (unique, or an error), else its type made
