@@ -290,15 +290,16 @@ pub fn run(cfg: Config) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
+    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
+    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
+    let shutdown = Arc::new(Shutdown::default());
+    install_signal_handlers(&shutdown)?;
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
-
-    let shutdown = Arc::new(Shutdown::default());
-    install_signal_handlers(&shutdown)?;
 
     let agent = probe::agent();
     let alerter = if cfg.alerts.channels.is_empty() {

@@ -458,21 +458,21 @@ fn type_list() -> String {
 fn common(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str) -> Common {
     let mut c = defaults();
     let get = |key: &str| obj.get(key).map(|v| (v, format!("{path}.{key}")));
-    if let Some(n) = get("failure_threshold").and_then(|(v, p)| ctx.count(v, &p, FAILURE_THRESHOLD)) {
-        c.failure_threshold = n as u32;
-    }
-    if let Some(n) = get("success_threshold").and_then(|(v, p)| ctx.count(v, &p, SUCCESS_THRESHOLD)) {
-        c.success_threshold = n as u32;
-    }
+    c.failure_threshold = ctx
+        .count_in(obj, path, "failure_threshold", FAILURE_THRESHOLD)
+        .map_or(c.failure_threshold, |n| n as u32);
+    c.success_threshold = ctx
+        .count_in(obj, path, "success_threshold", SUCCESS_THRESHOLD)
+        .map_or(c.success_threshold, |n| n as u32);
     if let Some(b) = get("send_on_resolved").and_then(|(v, p)| ctx.bool(v, &p)) {
         c.send_on_resolved = b;
     }
-    if let Some(d) = get("timeout").and_then(|(v, p)| ctx.duration(v, &p, ALERT_TIMEOUT)) {
-        c.timeout = d;
-    }
-    if let Some(d) = get("retry_backoff").and_then(|(v, p)| ctx.duration(v, &p, ALERT_RETRY_BACKOFF)) {
-        c.retry_backoff = d;
-    }
+    c.timeout = ctx
+        .duration_in(obj, path, "timeout", ALERT_TIMEOUT)
+        .unwrap_or(c.timeout);
+    c.retry_backoff = ctx
+        .duration_in(obj, path, "retry_backoff", ALERT_RETRY_BACKOFF)
+        .unwrap_or(c.retry_backoff);
     if let Some((v, p)) = get("workers") {
         c.workers = names(ctx, v, &p);
     }

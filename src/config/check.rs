@@ -2,8 +2,12 @@
 //! retries, backoff, method, headers, expected status and body), and the `Target` they become.
 //! The self-ping reads the subset of them it allows.
 //!
-//! A new inherited setting (such as `tls` {ca_file, insecure}) is added here: a field of `Check`,
-//! its name in `FIELDS`, one `if let` in `parse`, and the copy into `Target` in `into_target`.
+//! The settings are layered as a `Target` without a name or URL: built-in (`builtin`), then
+//! `defaults`, then the worker's own fields; `named` completes it.
+//!
+//! A new inherited setting (such as `tls` {ca_file, insecure}) is added here: its name in `TIMING`
+//! or `REQUEST` (`TIMING` reaches the self-ping too), its default in `builtin` (the field itself
+//! in `Target`, mod.rs), and one `if let` in `parse`.
 
 use super::ctx::{Ctx, join, show};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
@@ -12,48 +16,44 @@ use crate::target_url;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
-/// The fields of `defaults`; a worker takes these and its own (see workers.rs).
-pub const FIELDS: &[&str] = &[
+/// Timing fields: `defaults`, each worker and the self-ping take these.
+pub const TIMING: &[&str] = &[
     "interval",
     "interval_minutes",
     "interval_seconds",
     "timeout",
     "retries",
     "backoff",
-    "method",
-    "headers",
-    "expect_status",
-    "expect_body",
 ];
+/// What a check sends and expects: `defaults` and each worker take these, the self-ping does not.
+const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
+
+/// The fields of `defaults`; a worker takes these and its own (see workers.rs).
+pub fn fields() -> Vec<&'static str> {
+    TIMING.iter().chain(REQUEST).copied().collect()
+}
 
 const INTERVAL_FORMS: [&str; 3] = ["interval", "interval_minutes", "interval_seconds"];
 
-/// Check settings as layered so far: built-in defaults, then `defaults`, then the worker.
-#[derive(Clone)]
-pub struct Check {
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub backoff: Duration,
-    pub method: String,
-    pub headers: Vec<(String, String)>,
-    pub expect_status: StatusSet,
-    /// The text, and whether it came from `${VAR}` (then it is a secret).
-    pub expect_body: Option<(String, bool)>,
-}
-
-impl Default for Check {
-    fn default() -> Self {
-        Check {
-            interval: INTERVAL.default,
-            timeout: limits::TIMEOUT.default,
-            retries: limits::RETRIES.default as u32,
-            backoff: limits::BACKOFF.default,
-            method: DEFAULT_METHOD.to_string(),
-            headers: Vec::new(),
-            expect_status: StatusSet::default(),
-            expect_body: None,
-        }
+/// The built-in check settings: a target with no name or URL yet, which `defaults`, then a
+/// worker's own fields, are layered over (see `parse`), and which `named` completes.
+pub fn builtin() -> Target {
+    Target {
+        name: String::new(),
+        url: String::new(),
+        display_url: String::new(),
+        interval: INTERVAL.default,
+        timeout: limits::TIMEOUT.default,
+        retries: limits::RETRIES.default as u32,
+        backoff: limits::BACKOFF.default,
+        method: DEFAULT_METHOD.to_string(),
+        headers: Vec::new(),
+        expect_status: StatusSet::default(),
+        expect_body: None,
+        expect_body_secret: false,
+        space_id: None,
+        restart_token: None,
+        alerts: true,
     }
 }
 
@@ -63,58 +63,32 @@ impl Default for StatusSet {
     }
 }
 
-impl Check {
-    /// A target named `name` checking `url`; `url_secrets` are the `${VAR}` values in the URL.
-    pub fn into_target(self, name: String, url: String, url_secrets: &[String]) -> Target {
-        let (expect_body, expect_body_secret) = match self.expect_body {
-            Some((s, secret)) => (Some(s), secret),
-            None => (None, false),
-        };
-        Target {
-            name,
-            display_url: target_url::redact(&url, url_secrets),
-            url,
-            interval: self.interval,
-            timeout: self.timeout,
-            retries: self.retries,
-            backoff: self.backoff,
-            method: self.method,
-            headers: self.headers,
-            expect_status: self.expect_status,
-            expect_body,
-            expect_body_secret,
-            space_id: None,
-            restart_token: None,
-            alerts: true,
-        }
+/// The check settings `settings` given a name and a URL (`url_secrets`: the `${VAR}` values in it).
+pub fn named(settings: &Target, name: String, url: String, url_secrets: &[String]) -> Target {
+    Target {
+        name,
+        display_url: target_url::redact(&url, url_secrets),
+        url,
+        ..settings.clone()
     }
 }
 
 /// Reads the check fields present in `obj` (at `field`), layered over `base`.
-pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Check) -> Check {
+pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target) -> Target {
     let mut out = base.clone();
     let at = |key: &str| join(field, key);
     if let Some(d) = interval(ctx, obj, field) {
         out.interval = d;
     }
-    if let Some(d) = obj
-        .get("timeout")
-        .and_then(|v| ctx.duration(v, &at("timeout"), limits::TIMEOUT))
-    {
-        out.timeout = d;
-    }
-    if let Some(n) = obj
-        .get("retries")
-        .and_then(|v| ctx.count(v, &at("retries"), limits::RETRIES))
-    {
-        out.retries = n as u32;
-    }
-    if let Some(d) = obj
-        .get("backoff")
-        .and_then(|v| ctx.duration(v, &at("backoff"), limits::BACKOFF))
-    {
-        out.backoff = d;
-    }
+    out.timeout = ctx
+        .duration_in(obj, field, "timeout", limits::TIMEOUT)
+        .unwrap_or(out.timeout);
+    out.retries = ctx
+        .count_in(obj, field, "retries", limits::RETRIES)
+        .map_or(out.retries, |n| n as u32);
+    out.backoff = ctx
+        .duration_in(obj, field, "backoff", limits::BACKOFF)
+        .unwrap_or(out.backoff);
     if let Some(m) = obj.get("method").and_then(|v| method(ctx, v, &at("method"))) {
         out.method = m;
     }
@@ -127,11 +101,12 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Check)
     {
         out.expect_status = s;
     }
-    if let Some(b) = obj
+    if let Some((text, secret)) = obj
         .get("expect_body")
         .and_then(|v| expect_body(ctx, v, &at("expect_body")))
     {
-        out.expect_body = Some(b);
+        out.expect_body = Some(text);
+        out.expect_body_secret = secret;
     }
     out
 }

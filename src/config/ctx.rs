@@ -93,6 +93,24 @@ impl<'a> Ctx<'a> {
         self.within(d, field, limit)
     }
 
+    /// `obj[key]` (at `parent.key`), when present, as a duration within `limit`.
+    pub fn duration_in(
+        &mut self,
+        obj: &Map<String, Value>,
+        parent: &str,
+        key: &str,
+        limit: DurationLimit,
+    ) -> Option<Duration> {
+        let v = obj.get(key)?;
+        self.duration(v, &join(parent, key), limit)
+    }
+
+    /// `obj[key]` (at `parent.key`), when present, as a whole number within `limit`.
+    pub fn count_in(&mut self, obj: &Map<String, Value>, parent: &str, key: &str, limit: CountLimit) -> Option<u64> {
+        let v = obj.get(key)?;
+        self.count(v, &join(parent, key), limit)
+    }
+
     pub fn within(&mut self, d: Duration, field: &str, limit: DurationLimit) -> Option<Duration> {
         if d < limit.min || d > limit.max {
             self.err(

@@ -3,25 +3,15 @@
 //! (`SPACE_HOST` on Hugging Face, `RENDER_EXTERNAL_URL` on Render); `"self_ping": false` turns
 //! it off. It takes the timing settings of `defaults`, never a worker's headers or expectations.
 //!
-//! A new self-ping field (such as `tls`) is added here: its name in `FIELDS`; when it is a check
-//! setting, check.rs already reads it.
+//! It takes the check settings listed in `check::TIMING` (a new one there, such as `tls`, reaches
+//! the self-ping with no change here).
 
 use super::Target;
-use super::check::{self, Check};
+use super::check::{self, TIMING};
 use super::ctx::{Ctx, env_var, show};
 use super::limits::{SELF_NAME, SELF_PING_INTERVAL};
 use crate::target_url;
 use serde_json::Value;
-
-const FIELDS: &[&str] = &[
-    "url",
-    "interval",
-    "interval_minutes",
-    "interval_seconds",
-    "timeout",
-    "retries",
-    "backoff",
-];
 
 /// What the configuration says about the self-ping.
 pub struct SelfPing {
@@ -30,13 +20,13 @@ pub struct SelfPing {
     pub off: bool,
 }
 
-pub fn parse(ctx: &mut Ctx, v: Option<&Value>, defaults: &Check) -> SelfPing {
-    let mut settings = Check {
+pub fn parse(ctx: &mut Ctx, v: Option<&Value>, defaults: &Target) -> SelfPing {
+    let mut settings = Target {
         interval: SELF_PING_INTERVAL,
         timeout: defaults.timeout,
         retries: defaults.retries,
         backoff: defaults.backoff,
-        ..Check::default()
+        ..check::builtin()
     };
     let mut url = None;
     match v {
@@ -51,7 +41,8 @@ pub fn parse(ctx: &mut Ctx, v: Option<&Value>, defaults: &Check) -> SelfPing {
             ctx.err("self_ping", format!("expected an object or false, got {}", show(v)));
         }
         Some(v) => {
-            if let Some(obj) = ctx.object(v, "self_ping", FIELDS) {
+            let fields: Vec<&str> = ["url"].iter().chain(TIMING).copied().collect();
+            if let Some(obj) = ctx.object(v, "self_ping", &fields) {
                 settings = check::parse(ctx, obj, "self_ping", &settings);
                 url = obj.get("url").and_then(|u| ctx.url(u, "self_ping.url"));
             }
@@ -59,7 +50,7 @@ pub fn parse(ctx: &mut Ctx, v: Option<&Value>, defaults: &Check) -> SelfPing {
     }
     let url = url.or_else(|| url_from_env(ctx));
     SelfPing {
-        target: url.map(|(url, secrets)| settings.into_target(SELF_NAME.to_string(), url, &secrets)),
+        target: url.map(|(url, secrets)| check::named(&settings, SELF_NAME.to_string(), url, &secrets)),
         off: false,
     }
 }

@@ -74,17 +74,12 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
                 .map(PathBuf::from)
                 .filter(|p| !p.as_os_str().is_empty()),
         },
-        save_interval: top
-            .get("save_interval")
-            .and_then(|v| ctx.duration(v, "save_interval", SAVE_INTERVAL))
+        save_interval: ctx
+            .duration_in(top, "", "save_interval", SAVE_INTERVAL)
             .unwrap_or(SAVE_INTERVAL.default),
-        history: top
-            .get("history")
-            .and_then(|v| ctx.count(v, "history", HISTORY))
-            .unwrap_or(HISTORY.default) as usize,
-        restart_cooldown: top
-            .get("restart_cooldown")
-            .and_then(|v| ctx.duration(v, "restart_cooldown", RESTART_COOLDOWN))
+        history: ctx.count_in(top, "", "history", HISTORY).unwrap_or(HISTORY.default) as usize,
+        restart_cooldown: ctx
+            .duration_in(top, "", "restart_cooldown", RESTART_COOLDOWN)
             .unwrap_or(RESTART_COOLDOWN.default),
         hf_api_url: match top.get("hf_api_url") {
             Some(v) => ctx
@@ -95,13 +90,11 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
         },
         admin_token: env_var(env, "PINGER_ADMIN_TOKEN").cloned(),
         log_level: log_level(ctx),
-        header_timeout: top
-            .get("header_timeout")
-            .and_then(|v| ctx.duration(v, "header_timeout", HEADER_TIMEOUT))
+        header_timeout: ctx
+            .duration_in(top, "", "header_timeout", HEADER_TIMEOUT)
             .unwrap_or(HEADER_TIMEOUT.default),
-        max_connections: top
-            .get("max_connections")
-            .and_then(|v| ctx.count(v, "max_connections", MAX_CONNECTIONS))
+        max_connections: ctx
+            .count_in(top, "", "max_connections", MAX_CONNECTIONS)
             .unwrap_or(MAX_CONNECTIONS.default) as usize,
     }
 }

@@ -8,7 +8,7 @@
 //! Choosing a share of the list (`--shard I/N`, `PINGER_SHARD`) belongs in `parse`, after the
 //! names are final, so a worker's name and its share do not depend on the shard.
 
-use super::check::{self, Check};
+use super::check;
 use super::ctx::{Ctx, env_var, join, kind};
 use super::limits::{NAME_MAX_CHARS, SELF_NAME};
 use super::{Env, Target};
@@ -20,7 +20,7 @@ use std::collections::HashSet;
 const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts"];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
-pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Check) -> Vec<Target> {
+pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
     let env = ctx.env;
     let mut workers = match env_var(env, "PINGER_WORKERS").filter(|s| !s.trim().is_empty()) {
         Some(text) => {
@@ -48,7 +48,7 @@ pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Check) -> Vec<
 }
 
 /// Workers as written; a worker without a `name` gets one in `name_the_unnamed`.
-fn parse_list(ctx: &mut Ctx, v: &Value, defaults: &Check) -> Vec<Target> {
+fn parse_list(ctx: &mut Ctx, v: &Value, defaults: &Target) -> Vec<Target> {
     let Some(list) = v.as_array() else {
         ctx.err("workers", format!("expected a list of workers, got {}", kind(v)));
         return Vec::new();
@@ -64,10 +64,10 @@ fn parse_one(
     ctx: &mut Ctx,
     item: &Value,
     field: &str,
-    defaults: &Check,
+    defaults: &Target,
     names: &mut HashSet<String>,
 ) -> Option<Target> {
-    let allowed: Vec<&str> = OWN_FIELDS.iter().chain(check::FIELDS).copied().collect();
+    let allowed: Vec<&str> = OWN_FIELDS.iter().copied().chain(check::fields()).collect();
     let obj = ctx.object(item, field, &allowed)?;
     let check = check::parse(ctx, obj, field, defaults);
     let name = obj.get("name").and_then(|v| name(ctx, v, &join(field, "name"), names));
@@ -98,7 +98,7 @@ fn parse_one(
         None => true,
     };
     let (url, url_secrets) = url?;
-    let mut target = check.into_target(name.unwrap_or_default(), url, &url_secrets);
+    let mut target = check::named(&check, name.unwrap_or_default(), url, &url_secrets);
     target.space_id = space_id;
     target.restart_token = restart_token;
     target.alerts = alerts;

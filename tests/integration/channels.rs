@@ -3,13 +3,12 @@
 //! `pinger_alerts_total` and `notify-test`.
 
 use crate::common::providers::{self, FakeApi, header};
-use crate::common::{Action, FakeServer, Pinger, ok, run, status, temp_dir};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, run, status, temp_dir};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const SEC: Duration = Duration::from_secs(1);
 const TG_TOKEN: &str = "123456:AAE-tg-secret";
 const NTFY_TOKEN: &str = "tk_ntfysecret";
 const GOTIFY_TOKEN: &str = "AgotifySecret1";
