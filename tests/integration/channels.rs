@@ -418,3 +418,21 @@ fn notify_test_exits_2_on_a_bad_configuration_or_no_channel() {
     assert_eq!(code, 2);
     assert!(err.contains("no alert channel is configured"), "{err}");
 }
+
+#[test]
+fn check_lists_the_channels_without_their_secrets() {
+    let d = temp_dir("channels");
+    let cfg = config(
+        json!([{"name": "a", "url": "https://a.example/"}]),
+        json!([{"name": "tg", "type": "telegram", "bot_token": TG_TOKEN, "chat_id": 5},
+               {"webhook_url": "https://discord.com/api/webhooks/1/hook-secret"}]),
+    );
+    std::fs::write(d.join("pinger.json"), cfg).unwrap();
+    let (code, out, err) = run(&d, &["check"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("alerts: 2 channel(s): tg (telegram), discord (discord)"),
+        "{out}"
+    );
+    assert_no_secrets("check", &format!("{out}{err}"));
+}
