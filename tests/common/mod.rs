@@ -2,6 +2,7 @@
 //! `master-pinger` binary.
 #![allow(dead_code)]
 
+pub mod aged;
 pub mod providers;
 
 use std::io::{BufRead, BufReader, Read, Write};
