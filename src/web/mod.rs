@@ -109,6 +109,8 @@ pub struct App {
     /// Indexed like the state's slots.
     pub wakers: Vec<Arc<Waker>>,
     pub admin_token: Option<String>,
+    /// Deliveries per alert channel (none without channels).
+    pub alert_counts: Arc<crate::alert::Counts>,
     pub cache: Cache,
 }
 
@@ -149,11 +151,15 @@ pub fn route(app: &App, req: &Request) -> Reply {
         "/health" => Reply::new(200, "application/json", Body::Static(br#"{"status":"alive"}"#)),
         "/healthz" => Reply::new(200, "text/plain; charset=utf-8", Body::Static(b"ok")),
         "/" => {
-            let r = cached(app, &Key::Page, html::render, html::BAR_CELLS);
+            let r = cached(app, &Key::Page, app.state.version(), html::BAR_CELLS, html::render);
             conditional(req, &r, "text/html; charset=utf-8", true)
         }
         "/metrics" => {
-            let r = cached(app, &Key::Metrics, metrics::render, 0);
+            let counts = app.alert_counts.snapshot();
+            // Deliveries are counted outside the state: they change the body too. Both only
+            // grow, so their sum changes whenever either does.
+            let version = app.state.version() + counts.iter().map(|(_, sent, failed)| sent + failed).sum::<u64>();
+            let r = cached(app, &Key::Metrics, version, 0, |s| metrics::render(s, &counts));
             conditional(req, &r, metrics::CONTENT_TYPE, false)
         }
         "/status" => match status_query(query) {
@@ -171,10 +177,15 @@ pub fn route(app: &App, req: &Request) -> Reply {
     }
 }
 
-/// The cached body for `key`, rendered from a fresh snapshot when it is stale.
-fn cached(app: &App, key: &Key, render: impl FnOnce(&Snapshot) -> String, history: usize) -> Arc<Rendered> {
-    // Read before the snapshot: a change made while rendering makes the next request render again.
-    let version = app.state.version();
+/// The cached body for `key`, rendered from a fresh snapshot when it is stale. `version` must be
+/// read before the snapshot: a change made while rendering makes the next request render again.
+fn cached(
+    app: &App,
+    key: &Key,
+    version: u64,
+    history: usize,
+    render: impl FnOnce(&Snapshot) -> String,
+) -> Arc<Rendered> {
     app.cache.get(key, version, Instant::now(), || {
         render(&app.state.snapshot(history, SystemTime::now())).into_bytes()
     })
@@ -303,7 +314,9 @@ fn status(app: &App, req: &Request, q: StatusQuery) -> Reply {
         worker: q.worker.as_deref(),
         state: q.state,
     };
-    let r = cached(app, &key, |s| json::render_filtered(s, &filter), history);
+    let r = cached(app, &key, app.state.version(), history, |s| {
+        json::render_filtered(s, &filter)
+    });
     conditional(req, &r, "application/json", true)
 }
 
@@ -344,6 +357,7 @@ mod tests {
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],
+            alert_counts: Default::default(),
             admin_token: token.map(String::from),
             cache: Cache::default(),
         }

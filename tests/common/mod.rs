@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aged;
+pub mod providers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
