@@ -30,6 +30,8 @@ struct Member {
 /// What every worker shares and a reload may replace: the alert and restart senders.
 struct Shared {
     alerts: Alerts,
+    /// The status page the alerts link to (told from the self-ping URL).
+    page: Option<String>,
     alerter: Option<(Arc<Alerter>, Arc<Waker>)>,
     restarter: Option<(Arc<Restarter>, Arc<Waker>)>,
     hf_api_url: String,
@@ -119,6 +121,7 @@ impl Fleet {
                 members: Vec::new(),
                 shared: Shared {
                     alerts: cfg.alerts.clone(),
+                    page: None,
                     alerter: None,
                     restarter: None,
                     hf_api_url: cfg.settings.hf_api_url.clone(),
@@ -195,22 +198,33 @@ impl Fleet {
 
     /// (Re)starts the alert and restart threads when their settings changed (or `first`).
     fn refresh_senders(&self, shared: &mut Shared, cfg: &Config, first: bool) -> Result<(), String> {
-        if first || cfg.alerts != shared.alerts {
-            if let Some((_, waker)) = shared.alerter.take() {
-                self.stop_sender(&waker);
+        let page = cfg
+            .self_ping
+            .as_ref()
+            .map(|s| alert::message::status_page_from(&s.display_url));
+        if first || cfg.alerts.channels != shared.alerts.channels || page != shared.page {
+            // Each channel's queue and thread start again; what they had queued is dropped.
+            let old = shared.alerter.take();
+            if let Some((_, waker)) = &old {
+                self.stop_sender(waker);
             }
-            shared.alerts = cfg.alerts.clone();
-            if let Some(url) = &cfg.alerts.webhook_url {
-                let page = cfg
-                    .self_ping
-                    .as_ref()
-                    .map(|s| alert::message::status_page_from(&s.display_url));
+            if !cfg.alerts.channels.is_empty() {
                 let waker = self.shutdown.waker();
-                let a = Alerter::start(&cfg.alerts, url.clone(), page, self.agent.clone(), Arc::clone(&waker))
-                    .map_err(|e| format!("cannot start the alert thread: {e}"))?;
+                let a = Alerter::start(
+                    &cfg.alerts.channels,
+                    page.clone(),
+                    self.agent.clone(),
+                    Arc::clone(&waker),
+                )
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?;
+                if let Some((was, _)) = &old {
+                    a.counts().carry_from(&was.counts());
+                }
                 shared.alerter = Some((a, waker));
             }
         }
+        shared.alerts = cfg.alerts.clone();
+        shared.page = page;
         let wants_restarter = cfg.workers.iter().any(|w| w.space_id.is_some());
         let api = &cfg.settings.hf_api_url;
         if first || wants_restarter != shared.restarter.is_some() || *api != shared.hf_api_url {
@@ -359,6 +373,16 @@ impl Fleet {
         }
         m.waker.check_now();
         Some(true)
+    }
+
+    /// Deliveries per alert channel of the channels running now.
+    pub fn alert_counts(&self) -> Arc<alert::Counts> {
+        self.lock()
+            .shared
+            .alerter
+            .as_ref()
+            .map(|(a, _)| a.counts())
+            .unwrap_or_default()
     }
 
     /// How many worker threads run now (stopped ones that have not ended included).

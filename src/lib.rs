@@ -64,6 +64,10 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
+            Ok(cfg) => notify_test(&cfg.alerts.channels),
+            Err(errors) => report_config_errors(&errors),
+        },
         cli::Command::Run(flags) => match config::load(&flags, env) {
             Ok(cfg) => match run(cfg, flags, env.clone()) {
                 Ok(()) => EXIT_OK,
@@ -74,6 +78,37 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// Sends the test message through every channel at once, prints one line per channel in
+/// configuration order (`ok`, or why not) and says whether all were delivered.
+fn notify_test(channels: &[config::Channel]) -> u8 {
+    if channels.is_empty() {
+        eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
+        return EXIT_USAGE;
+    }
+    let agent = probe::agent();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = channels
+            .iter()
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &agent)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("internal error".to_string())))
+            .collect()
+    });
+    for (ch, result) in channels.iter().zip(&results) {
+        match result {
+            Ok(()) => println!("{}: ok", ch.name),
+            Err(why) => println!("{}: failed: {why}", ch.name),
+        }
+    }
+    if results.iter().all(Result::is_ok) {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
     }
 }
 
@@ -131,6 +166,18 @@ fn healthcheck(url: Option<String>, env: &Env) -> u8 {
 }
 
 /// What `check` prints: each target's schedule and check settings.
+/// `off`, or each channel as `name (type)`; never a destination (they carry credentials).
+fn describe_channels(channels: &[config::Channel]) -> String {
+    if channels.is_empty() {
+        return "off".to_string();
+    }
+    let list: Vec<String> = channels
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.kind.type_name()))
+        .collect();
+    format!("{} channel(s): {}", channels.len(), list.join(", "))
+}
+
 pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -171,11 +218,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(
         out,
         "alerts: {}; state file: {}; history: {} checks",
-        if cfg.alerts.webhook_url.is_some() {
-            "webhook configured"
-        } else {
-            "off"
-        },
+        describe_channels(&cfg.alerts.channels),
         cfg.settings
             .state_file
             .as_ref()
@@ -280,6 +323,7 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
         state: Arc::clone(&state),
         fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
         admin_token: cfg.settings.admin_token.clone(),
+        cache: web::cache::Cache::default(),
     });
     let limits = web::guard::Limits {
         header_timeout: cfg.settings.header_timeout,

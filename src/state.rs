@@ -12,6 +12,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -228,6 +229,8 @@ pub struct State {
     pub started_at: SystemTime,
     history_cap: usize,
     inner: Mutex<Inner>,
+    /// Bumped on every change, so the web cache can tell a stale body without taking the lock.
+    version: AtomicU64,
 }
 
 impl State {
@@ -253,13 +256,14 @@ impl State {
                 config_error: None,
                 reloads: (0, 0),
             }),
+            version: AtomicU64::new(0),
         }
     }
 
     /// Adds a target (a reload) with the record it starts from; returns its new id.
     pub fn add(&self, info: TargetInfo, mut record: Record) -> usize {
         record.history.trim(self.history_cap);
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let id = inner.next_id;
         inner.next_id += 1;
         inner.slots.push(Slot {
@@ -273,32 +277,32 @@ impl State {
 
     /// Removes a target (a reload).
     pub fn remove(&self, id: usize) {
-        self.lock().slots.retain(|s| s.id != id);
+        self.change().slots.retain(|s| s.id != id);
     }
 
     /// Replaces what is shown about a target whose settings changed (its record stays).
     pub fn set_info(&self, id: usize, info: TargetInfo) {
-        if let Some(s) = self.lock().slot(id) {
+        if let Some(s) = self.change().slot(id) {
             s.info = info;
         }
     }
 
     /// Puts the targets in this order (the configuration's, self-ping last); others go after.
     pub fn arrange(&self, ids: &[usize]) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         let rank = |id: usize| ids.iter().position(|x| *x == id).unwrap_or(usize::MAX);
         inner.slots.sort_by_key(|s| rank(s.id));
     }
 
     pub fn set_paused(&self, id: usize, paused: bool) {
-        if let Some(s) = self.lock().slot(id) {
+        if let Some(s) = self.change().slot(id) {
             s.record.paused = paused;
         }
     }
 
     /// Records the outcome of a reload: `Err` keeps the message for `/status` and the page.
     pub fn record_reload(&self, result: Result<(), String>) {
-        let mut inner = self.lock();
+        let mut inner = self.change();
         match result {
             Ok(()) => {
                 inner.reloads.0 += 1;
@@ -309,6 +313,21 @@ impl State {
                 inner.config_error = Some(e);
             }
         }
+    }
+
+    /// Changes so far. A reader that saw version `v` before taking a snapshot knows the snapshot
+    /// holds every change up to `v` (perhaps more).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The lock for a change: the version is bumped before the guard is handed out, so a reader
+    /// that sees the new version takes its snapshot after (or while) the change is made, never
+    /// caching an older body under a newer version.
+    fn change(&self) -> MutexGuard<'_, Inner> {
+        let guard = self.lock();
+        self.version.fetch_add(1, Ordering::AcqRel);
+        guard
     }
 
     /// A poisoned lock only means some thread panicked mid-update of plain counters; the data is
@@ -323,32 +342,32 @@ impl State {
 
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
-        if let Some(s) = self.lock().slot(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.push(rec, cap);
         }
     }
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
-        if let Some(s) = self.lock().slot(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.skipped += n;
         }
     }
 
     pub fn set_next_check(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slot(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.next_check_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slot(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn set_persistence_error(&self, error: Option<String>) {
-        self.lock().persistence_error = error;
+        self.change().persistence_error = error;
     }
 
     /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
@@ -378,7 +397,7 @@ impl State {
     /// Puts back a saved record (already matched to a current target by the caller).
     pub fn import(&self, slot: usize, mut record: Record) {
         record.history.trim(self.history_cap);
-        if let Some(s) = self.lock().slot(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record = record;
         }
     }

@@ -3,7 +3,7 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, Event, Transition};
+use crate::alert::{Alerter, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
 
-/// The only alert settings a worker needs: when a streak turns into a transition. The webhook,
-/// its format and whether recoveries are announced stay with the alert thread.
+/// When a streak turns into a transition: each alert channel has its own, and the worker's own
+/// (for Space restarts) comes from the `alerts` section. Channel settings stay with the channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
     /// Consecutive failed checks before a worker is down.
@@ -137,13 +137,6 @@ pub struct Worker {
     pub plan: Arc<PlanCell>,
 }
 
-/// Alert-side context of one check: the settings it ran with and what it found.
-struct Checked<'a> {
-    s: &'a Settings,
-    outcome: &'a Outcome,
-    now: SystemTime,
-}
-
 /// Runs a check, turning a panic into a failed outcome so the worker carries on.
 pub fn guarded(check: impl FnOnce() -> Outcome) -> Outcome {
     let start = Instant::now();
@@ -188,6 +181,7 @@ impl Worker {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut plan = self.plan.get();
         let mut streak = Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure);
+        let mut alert_streaks = streaks_on(&plan.settings, saved.consecutive_failures);
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last().map(|r| r.ok);
         let mut first = plan.first;
@@ -195,14 +189,29 @@ impl Worker {
         let stack = crate::os::current_stack();
         loop {
             let next = self.plan.get();
+            let new_url = next.settings.target.url != plan.settings.target.url;
             if next.schedule != plan.schedule {
                 first = next.first;
                 pending = 0;
-                if next.settings.target.url != plan.settings.target.url {
+                if new_url {
                     // A new URL is a new target: its history starts fresh, and so do its streaks.
                     streak = Streak::default();
                     was_ok = None;
                 }
+            }
+            let same_alerter = match (&next.settings.alerter, &plan.settings.alerter) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            if !same_alerter || next.schedule != plan.schedule {
+                // New channels (or new settings for this worker): its streaks on each channel
+                // start from its current run of failures, as after a restart of the pinger.
+                let failures = if new_url {
+                    0
+                } else {
+                    self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
+                };
+                alert_streaks = streaks_on(&next.settings, failures);
             }
             plan = next;
             let s = &*plan.settings;
@@ -252,13 +261,10 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
-            let transition = streak.observe(outcome.ok, now, &s.thresholds);
-            let checked = Checked {
-                s,
-                outcome: &outcome,
-                now,
-            };
-            announce(transition, &checked, &streak);
+            streak.observe(outcome.ok, now, &s.thresholds);
+            if let Some(alerter) = &s.alerter {
+                alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            }
             if streak.is_down() && !outcome.ok {
                 self.maybe_restart(s, &mut last_restart, now);
             }
@@ -329,18 +335,12 @@ fn log_outcome(target: &Target, o: &Outcome, was_ok: Option<bool>) {
     }
 }
 
-fn announce(transition: Option<Transition>, c: &Checked, streak: &Streak) {
-    let Some(transition) = transition else { return };
-    if let Some(alerter) = &c.s.alerter {
-        alerter.send(Event {
-            worker: c.s.target.name.clone(),
-            url: c.s.target.display_url.clone(),
-            transition,
-            error: c.outcome.error.clone(),
-            at: c.now,
-            since: streak.down_since,
-        });
-    }
+/// The worker's streaks on the channels that speak for it.
+fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
+    s.alerter
+        .as_ref()
+        .map(|a| a.streaks(&s.target, consecutive_failures))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

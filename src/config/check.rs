@@ -54,6 +54,7 @@ pub fn builtin() -> Target {
         space_id: None,
         restart_token: None,
         paused: false,
+        alerts: true,
     }
 }
 
@@ -167,7 +168,8 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
-fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
+/// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
+pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
         ctx.err(
             field,
