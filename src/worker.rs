@@ -127,6 +127,18 @@ impl PlanCell {
     }
 }
 
+/// What a worker's thread keeps from one check to the next.
+struct Run {
+    plan: Plan,
+    /// When check 0 of the current schedule was due, and the next check's number.
+    first: Instant,
+    pending: u64,
+    /// The streak that decides Space restarts, and the streaks on each alert channel.
+    streak: Streak,
+    alert_streaks: Streaks,
+    was_ok: Option<bool>,
+}
+
 /// What a worker thread needs; every field is owned or shared.
 pub struct Worker {
     /// The target's id in the state.
@@ -179,76 +191,63 @@ impl Worker {
 
     fn run(self) {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
-        let mut plan = self.plan.get();
-        let mut streak = Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure);
-        let mut alert_streaks = streaks_on(&plan.settings, saved.consecutive_failures);
+        let plan = self.plan.get();
+        let mut run = Run {
+            first: plan.first,
+            pending: 0,
+            streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
+            alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
+            was_ok: saved.last().map(|r| r.ok),
+            plan,
+        };
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
-        let mut was_ok = saved.last().map(|r| r.ok);
-        let mut first = plan.first;
-        let mut pending: u64 = 0;
         let stack = crate::os::current_stack();
         loop {
-            let next = self.plan.get();
-            let new_url = next.settings.target.url != plan.settings.target.url;
-            if next.schedule != plan.schedule {
-                first = next.first;
-                pending = 0;
-                if new_url {
-                    // A new URL is a new target: its history starts fresh, and so do its streaks.
-                    streak = Streak::default();
-                    was_ok = None;
-                }
-            }
-            let same_alerter = match (&next.settings.alerter, &plan.settings.alerter) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (a, b) => a.is_none() && b.is_none(),
-            };
-            if !same_alerter || next.schedule != plan.schedule {
-                // New channels (or new settings for this worker): its streaks on each channel
-                // start from its current run of failures, as after a restart of the pinger.
-                let failures = if new_url {
-                    0
-                } else {
-                    self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
-                };
-                alert_streaks = streaks_on(&next.settings, failures);
-            }
-            plan = next;
-            let s = &*plan.settings;
+            self.adopt(&mut run);
+            let s = Arc::clone(&run.plan.settings);
             let t = &s.target;
-            let deadline = first + schedule::offset_of(t.interval, pending);
+            let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
             match self.waker.sleep_until(deadline, true) {
                 Wake::Stop => return,
                 Wake::Reschedule => continue,
                 Wake::Resumed => {
                     // The next check starts now, and the schedule runs on from it.
-                    first = Instant::now();
-                    pending = 0;
+                    run.first = Instant::now();
+                    run.pending = 0;
                     continue;
                 }
                 Wake::Deadline => {
                     log::debug!(
-                        "{}: check {pending} started {:.3} ms after its deadline",
+                        "{}: check {} started {:.3} ms after its deadline",
                         t.name,
+                        run.pending,
                         deadline.elapsed().as_secs_f64() * 1000.0
                     );
-                    pending += 1;
+                    run.pending += 1;
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
+            if !self.adopt(&mut run) {
+                // A new schedule arrived just as this one's deadline came.
+                continue;
+            }
+            let s = Arc::clone(&run.plan.settings);
+            let t = &s.target;
             let outcome = check_once(&self.agent, t, &self.waker);
             if self.waker.is_stopped() {
                 // Shutting down or removed: an abandoned check is not a result.
                 return;
             }
-            if self.waker.is_paused() || self.plan.get().schedule != plan.schedule {
+            if self.waker.is_paused() || !self.adopt(&mut run) {
                 // Paused (no results, no alerts) or replaced while it ran: not this plan's result.
                 continue;
             }
+            // Settings swapped while the check ran (new alert channels) take this result.
+            let s = Arc::clone(&run.plan.settings);
             let now = SystemTime::now();
-            log_outcome(t, &outcome, was_ok);
-            was_ok = Some(outcome.ok);
+            log_outcome(t, &outcome, run.was_ok);
+            run.was_ok = Some(outcome.ok);
             self.state.record_check(
                 self.slot,
                 CheckRecord {
@@ -261,23 +260,59 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
-            streak.observe(outcome.ok, now, &s.thresholds);
+            run.streak.observe(outcome.ok, now, &s.thresholds);
             if let Some(alerter) = &s.alerter {
-                alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+                alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
             }
-            if streak.is_down() && !outcome.ok {
-                self.maybe_restart(s, &mut last_restart, now);
+            if run.streak.is_down() && !outcome.ok {
+                self.maybe_restart(&s, &mut last_restart, now);
             }
-            let (next, skipped) = schedule::advance(pending, first.elapsed(), t.interval);
+            let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
             if skipped > 0 {
                 log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
                 self.state.record_skipped(self.slot, skipped);
             }
-            pending = next;
+            run.pending = next;
             if let Some(stack) = stack {
                 crate::os::release_stack_below_here(stack);
             }
         }
+    }
+
+    /// Takes up the plan the fleet set last. False when its schedule starts over (the target
+    /// changed): the caller goes back to wait for the new schedule's first deadline.
+    fn adopt(&self, run: &mut Run) -> bool {
+        let next = self.plan.get();
+        let rescheduled = next.schedule != run.plan.schedule;
+        if !rescheduled && Arc::ptr_eq(&next.settings, &run.plan.settings) {
+            return true;
+        }
+        let new_url = next.settings.target.url != run.plan.settings.target.url;
+        if rescheduled {
+            run.first = next.first;
+            run.pending = 0;
+            if new_url {
+                // A new URL is a new target: its history starts fresh, and so do its streaks.
+                run.streak = Streak::default();
+                run.was_ok = None;
+            }
+        }
+        let same_alerter = match (&next.settings.alerter, &run.plan.settings.alerter) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_alerter || rescheduled {
+            // New channels, or new settings for this worker: its streak on each channel starts
+            // from its current run of failures, as after a restart of the pinger.
+            let failures = if new_url {
+                0
+            } else {
+                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
+            };
+            run.alert_streaks = streaks_on(&next.settings, failures);
+        }
+        run.plan = next;
+        !rescheduled
     }
 
     fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {

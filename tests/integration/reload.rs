@@ -58,6 +58,16 @@ impl Pinger {
     }
 }
 
+/// Polls `f` until it holds: `/status`, `/` and `/metrics` may be up to a second behind the state
+/// (their bodies are cached).
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let end = Instant::now() + 3 * SEC;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn hits(target: &FakeServer, name: &str) -> usize {
     let path = format!("/{name}");
     target.seen().iter().filter(|s| s.path == path).count()
@@ -77,11 +87,11 @@ fn sighup_adds_removes_and_changes_workers_by_name() {
         1,
         5 * SEC,
     );
-    assert_eq!(p.names(), ["d", "a", "b"]);
+    eventually("the new list in /status", || p.names() == ["d", "a", "b"]);
     let removed_at = hits(&target, "c");
-    let d = p.wait_worker("d", 2 * SEC, |w| w["checks"] == 1);
+    let d = p.wait_worker("d", 3 * SEC, |w| w["checks"].as_u64() >= Some(1));
     assert_eq!(d["state"], "up");
-    let b = p.wait_worker("b", 3 * SEC, |w| w["checks"].as_u64() >= Some(3));
+    let b = p.wait_worker("b", 4 * SEC, |w| w["checks"].as_u64() >= Some(3));
     assert_eq!(b["interval_seconds"], 2, "b runs on its new settings");
     assert!(
         b["history"].as_array().unwrap().len() >= 3,
@@ -90,13 +100,11 @@ fn sighup_adds_removes_and_changes_workers_by_name() {
     assert!(p.worker("a")["checks"].as_u64() >= Some(3), "a keeps running");
     thread::sleep(SEC);
     assert!(hits(&target, "c") <= removed_at + 1, "c is no longer pinged");
-    let metrics = p.get("/metrics").body;
-    assert!(!metrics.contains("worker=\"c\""), "{metrics}");
-    assert!(
-        metrics.contains("pinger_config_reloads_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
-    assert!(!p.get("/").body.contains(">c<"), "c left the page");
+    eventually("c to leave /metrics", || {
+        let metrics = p.get("/metrics").body;
+        !metrics.contains("worker=\"c\"") && metrics.contains("pinger_config_reloads_total{result=\"success\"} 1")
+    });
+    eventually("c to leave the page", || !p.get("/").body.contains(">c<"));
 }
 
 #[test]
@@ -110,20 +118,24 @@ fn a_changed_file_reloads_and_an_invalid_one_changes_nothing() {
     p.wait_log("configuration reload failed: 2 problems found", 1, 5 * SEC);
     let log = p.log();
     assert!(log.contains("workers[0].retries"), "every error is logged:\n{log}");
+    eventually("config_error in /status", || p.status().get("config_error").is_some());
     let s = p.status();
-    let err = s["config_error"].as_str().expect("config_error in /status");
+    let err = s["config_error"].as_str().unwrap();
     assert!(
         err.contains("workers[0].url") && err.contains("workers[0].retries"),
         "{err}"
     );
     assert_eq!(p.names(), ["a"], "the previous configuration still runs");
-    let page = p.get("/").body;
-    assert!(page.contains("previous configuration is still running"), "{page}");
-    let metrics = p.get("/metrics").body;
-    assert!(
-        metrics.contains("pinger_config_reloads_total{result=\"failure\"} 1"),
-        "{metrics}"
-    );
+    eventually("the banner", || {
+        p.get("/")
+            .body
+            .contains("The configuration could not be reloaded; the previous configuration is still running.")
+    });
+    eventually("the failure counted", || {
+        p.get("/metrics")
+            .body
+            .contains("pinger_config_reloads_total{result=\"failure\"} 1")
+    });
 
     p.write_config(&config(&target, watch, &[("a", "1h"), ("b", "1h")]));
     p.wait_log(
@@ -131,15 +143,19 @@ fn a_changed_file_reloads_and_an_invalid_one_changes_nothing() {
         1,
         5 * SEC,
     );
+    eventually("b in /status", || p.names() == ["a", "b"]);
     p.wait_worker("b", 7 * SEC, |w| w["checks"] == 1);
-    let s = p.status();
-    assert!(s.get("config_error").is_none(), "a valid file clears the error: {s}");
-    assert!(!p.get("/").body.contains("previous configuration is still running"));
-    let metrics = p.get("/metrics").body;
-    assert!(
-        metrics.contains("pinger_config_reloads_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
+    eventually("a valid file to clear the error", || {
+        p.status().get("config_error").is_none()
+    });
+    eventually("the banner to go", || {
+        !p.get("/").body.contains("previous configuration is still running")
+    });
+    eventually("the success counted", || {
+        p.get("/metrics")
+            .body
+            .contains("pinger_config_reloads_total{result=\"success\"} 1")
+    });
     assert_eq!(p.worker("a")["checks"], 1, "a kept its schedule (1h)");
 }
 
@@ -155,7 +171,7 @@ fn watch_config_false_ignores_the_file_but_sighup_still_reloads() {
     assert_eq!(p.names(), ["a"], "not watched");
     p.signal("HUP");
     p.wait_log("configuration reloaded: 1 added, 1 removed", 1, 5 * SEC);
-    assert_eq!(p.names(), ["b"]);
+    eventually("b alone", || p.names() == ["b"]);
     assert!(
         p.log().contains("state_file changed: this needs a restart"),
         "{}",
@@ -203,6 +219,14 @@ fn pause_and_resume_through_the_admin_endpoints() {
     assert!(!metrics.contains("pinger_up{worker=\"a\"}"), "{metrics}");
     assert!(p.get("/").body.contains("paused"));
     assert_eq!(p.status()["status"], "ok");
+    let only: serde_json::Value = serde_json::from_str(&p.get("/status?state=paused").body).unwrap();
+    let names: Vec<&str> = only["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a"]);
 
     let t0 = Instant::now();
     let r = request("POST", &p.url("/api/workers/a/resume"), Some(TOKEN));
@@ -240,6 +264,8 @@ fn a_pause_survives_reloads_and_restarts_and_the_config_can_start_paused() {
         1,
         5 * SEC,
     );
+    p.wait_worker("a", 3 * SEC, |w| w["state"] == "paused" && w["interval_seconds"] == 2);
+    thread::sleep(Duration::from_millis(2500));
     assert_eq!(p.worker("a")["state"], "paused", "a reload keeps the pause");
     p.signal("TERM");
     assert_eq!(p.wait_exit(2 * SEC), Some(0));
@@ -336,7 +362,8 @@ fn fifty_random_reloads_leave_exactly_the_configured_workers_running() {
     for (n, b) in removed.iter().zip(before) {
         assert_eq!(hits(&target, n), b, "removed worker {n} was pinged");
     }
-    assert_eq!(p.names(), fleet.keys().map(|k| k.to_string()).collect::<Vec<_>>());
+    let want: Vec<String> = fleet.keys().map(|k| k.to_string()).collect();
+    eventually("the configured workers in /status", || p.names() == want);
     assert!(!p.log().contains("panic"), "{}", p.log());
 }
 
@@ -364,4 +391,49 @@ fn pinger_workers_as_a_plain_list_of_urls() {
         err.contains("https://a.hf.space/health, https://b.hf.space/health"),
         "{err}"
     );
+}
+
+#[test]
+fn a_reload_moves_alerts_to_the_new_channel_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let down = Arc::new(AtomicBool::new(true));
+    let d2 = Arc::clone(&down);
+    let target = FakeServer::start(move |_, _| {
+        if d2.load(Ordering::SeqCst) {
+            crate::common::status(502)
+        } else {
+            ok()
+        }
+    });
+    let (old_hook, new_hook) = (FakeServer::always(ok()), FakeServer::always(ok()));
+    let cfg = |hook: &FakeServer| {
+        format!(
+            r#"{{"self_ping": false, "alerts": {{"webhook_url": "{}", "format": "json", "failure_threshold": 1}},
+                "workers": [{{"name": "t", "url": "{}", "interval": "1s", "retries": 0}}]}}"#,
+            hook.url("/hook"),
+            target.url("/")
+        )
+    };
+    let p = Pinger::start(&cfg(&old_hook), &[]);
+    let first = old_hook.wait_for(1, 5 * SEC);
+    assert!(first[0].body.contains(r#""state":"down""#), "{}", first[0].body);
+    p.write_config(&cfg(&new_hook));
+    p.signal("HUP");
+    p.wait_log(
+        "configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged",
+        1,
+        5 * SEC,
+    );
+    down.store(false, Ordering::SeqCst);
+    let moved = new_hook.wait_for(1, 5 * SEC);
+    assert_eq!(moved.len(), 1, "the recovery goes to the new channel");
+    assert!(moved[0].body.contains(r#""state":"up""#), "{}", moved[0].body);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        old_hook.count(),
+        1,
+        "nothing more to the old channel, and no second down"
+    );
+    assert_eq!(new_hook.count(), 1);
 }
