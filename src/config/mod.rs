@@ -230,17 +230,19 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         None => check::builtin(),
     };
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
-    let configured_workers = workers.len();
-    let shard = shard::select(&mut ctx, flags);
-    let workers = shard::keep(workers, shard);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
+    // Checked against every configured worker, not only this shard's: all shards share one
+    // configuration, so a channel may name a worker another shard runs.
     let names: Vec<String> = workers
         .iter()
         .chain(&self_ping.target)
         .map(|w| w.name.clone())
         .collect();
     alerts::check_workers(&mut ctx, &alerts, &names);
+    let configured_workers = workers.len();
+    let shard = shard::select(&mut ctx, flags);
+    let workers = shard::keep(workers, shard);
     let settings = settings::parse(&mut ctx, top, flags);
     if !errors.is_empty() {
         return Err(errors);

@@ -640,3 +640,16 @@ fn an_empty_shard_is_warned_about() {
     );
     assert!(!c.warnings.iter().any(|w| w.starts_with("no workers configured")));
 }
+
+#[test]
+fn an_alert_channel_may_name_a_worker_another_shard_runs() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}, {"name": "b", "url": "http://b/"},
+                               {"name": "c", "url": "http://c/"}, {"name": "d", "url": "http://d/"}],
+                   "alerts": {"type": "json", "webhook_url": "http://hook/", "workers": ["a", "b", "c", "d"]}}"#;
+    for i in 1..=2 {
+        let c = sharded(json, Some(&format!("{i}/2")), &Env::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(c.workers.len() < 4, "shard {i}/2 runs {:?}", c.workers);
+    }
+    let e = sharded(&json.replace("\"d\"]", "\"zed\"]"), Some("1/2"), &Env::new()).unwrap_err();
+    has(&e, "no worker is named \"zed\" (workers are: a, b, c, d)");
+}
