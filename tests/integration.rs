@@ -13,4 +13,6 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod once;
+    pub mod platforms;
 }
