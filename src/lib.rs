@@ -12,6 +12,7 @@ pub mod os;
 pub mod persist;
 pub mod probe;
 pub mod resolve;
+pub mod restart;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -71,6 +72,10 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
+            Ok(cfg) => notify_test(&cfg.alerts.channels),
+            Err(errors) => report_config_errors(&errors),
+        },
         cli::Command::Run(flags) => match config::load(&flags, env) {
             Ok(cfg) => match run(cfg) {
                 Ok(()) => EXIT_OK,
@@ -102,6 +107,37 @@ pub fn target_info(t: &Target) -> TargetInfo {
         // Configured workers cannot be named "self" (config rejects it).
         is_self: t.name == config::SELF_NAME,
         restarts_enabled: t.space_id.is_some(),
+    }
+}
+
+/// Sends the test message through every channel at once, prints one line per channel in
+/// configuration order (`ok`, or why not) and says whether all were delivered.
+fn notify_test(channels: &[config::Channel]) -> u8 {
+    if channels.is_empty() {
+        eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
+        return EXIT_USAGE;
+    }
+    let agent = probe::agent();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = channels
+            .iter()
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &agent)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("internal error".to_string())))
+            .collect()
+    });
+    for (ch, result) in channels.iter().zip(&results) {
+        match result {
+            Ok(()) => println!("{}: ok", ch.name),
+            Err(why) => println!("{}: failed: {why}", ch.name),
+        }
+    }
+    if results.iter().all(Result::is_ok) {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
     }
 }
 
@@ -159,6 +195,18 @@ fn healthcheck(url: Option<String>, env: &Env) -> u8 {
 }
 
 /// What `check` prints: each target's schedule and check settings.
+/// `off`, or each channel as `name (type)`; never a destination (they carry credentials).
+fn describe_channels(channels: &[config::Channel]) -> String {
+    if channels.is_empty() {
+        return "off".to_string();
+    }
+    let list: Vec<String> = channels
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.kind.type_name()))
+        .collect();
+    format!("{} channel(s): {}", channels.len(), list.join(", "))
+}
+
 pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -199,11 +247,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(
         out,
         "alerts: {}; state file: {}; history: {} checks",
-        if cfg.alerts.webhook_url.is_some() {
-            "webhook configured"
-        } else {
-            "off"
-        },
+        describe_channels(&cfg.alerts.channels),
         cfg.settings
             .state_file
             .as_ref()
@@ -267,6 +311,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
+    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
+    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
+    let shutdown = Arc::new(Shutdown::default());
+    install_signal_handlers(&shutdown)?;
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
@@ -274,23 +322,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let shutdown = Arc::new(Shutdown::default());
-    install_signal_handlers(&shutdown)?;
-
     let agent = probe::agent();
-    let alerter = match &cfg.alerts.webhook_url {
-        Some(url) => {
-            let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
-            Some(
-                alert::start_alerter(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
-                    .map_err(|e| format!("cannot start the alert thread: {e}"))?,
-            )
-        }
-        None => None,
+    let alerter = if cfg.alerts.channels.is_empty() {
+        None
+    } else {
+        let page = cfg
+            .self_ping
+            .as_ref()
+            .map(|s| alert::message::status_page_from(&s.display_url));
+        Some(
+            alert::Alerter::start(&cfg.alerts.channels, page, agent.clone(), shutdown.waker())
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?,
+        )
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
-            alert::start_restarter(
+            restart::Restarter::start(
                 cfg.settings.hf_api_url.clone(),
                 agent.clone(),
                 Arc::clone(&state),
@@ -315,7 +362,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             state: Arc::clone(&state),
             agent: agent.clone(),
             waker,
-            alerts: cfg.alerts.clone(),
+            thresholds: worker::Thresholds::from(&cfg.alerts),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
             restart_cooldown: cfg.settings.restart_cooldown,
@@ -346,10 +393,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     if !os::nice_current_thread(HTTP_NICE) {
         log::debug!("could not lower the HTTP threads' priority");
     }
+    let alert_counts = alerter.as_ref().map(|a| a.counts()).unwrap_or_default();
     let app = Arc::new(web::App {
+        alert_counts,
         state: Arc::clone(&state),
         wakers,
         admin_token: cfg.settings.admin_token.clone(),
+        cache: web::cache::Cache::default(),
     });
     let limits = web::guard::Limits {
         header_timeout: cfg.settings.header_timeout,

@@ -2,6 +2,9 @@
 //! `master-pinger` binary.
 #![allow(dead_code)]
 
+pub mod aged;
+pub mod providers;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,6 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_master-pinger");
+
+/// Test durations are written `5 * SEC`.
+pub const SEC: Duration = Duration::from_secs(1);
 
 /// What a fake target does with request number `n` (0-based).
 #[derive(Clone, Debug)]
@@ -403,6 +409,18 @@ impl Reply {
 }
 
 pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
+    let auth: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    let (status, headers, body) = request_with(method, url, &auth);
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A request with the given headers; the body is kept as bytes (it may be gzip). Header names
+/// come back in lower case.
+pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -410,26 +428,22 @@ pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
         .build()
         .new_agent();
     let mut b = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(a) = auth {
-        b = b.header("Authorization", a);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
     }
     let mut resp = agent.run(b.body(()).unwrap()).expect("request to the pinger");
     let headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| (k.to_string().to_ascii_lowercase(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let body = resp
         .body_mut()
         .with_config()
         .limit(64 << 20)
-        .read_to_string()
+        .read_to_vec()
         .unwrap_or_default();
-    Reply {
-        status: resp.status().as_u16(),
-        headers,
-        body,
-    }
+    (resp.status().as_u16(), headers, body)
 }
 
 /// Runs the binary to completion: (exit code, stdout, stderr).
@@ -564,4 +578,18 @@ pub fn lateness_ms(log: &str) -> Vec<f64> {
                 .ok()
         })
         .collect()
+}
+
+/// The first number after `key` (e.g. `"Threads:"`, `"VmRSS:"` in kB) in `/proc/PID/status`, or 0
+/// when the process or the line is gone.
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
 }
