@@ -16,4 +16,6 @@ mod integration {
     pub mod http;
     pub mod once;
     pub mod platforms;
+    pub mod prometheus;
+    pub mod shard;
 }
