@@ -5,7 +5,7 @@
 //! worker touches only that worker's `Waker` and `PlanCell`, so the others never wait on it.
 
 use crate::alert::{self, Alerter};
-use crate::config::{Alerts, Config, SELF_NAME, Target};
+use crate::config::{Alerts, Config, Target};
 use crate::persist::Persister;
 use crate::restart::Restarter;
 use crate::schedule;
@@ -78,20 +78,9 @@ fn targets(cfg: &Config) -> Vec<Target> {
     cfg.workers.iter().chain(cfg.self_ping.iter()).cloned().collect()
 }
 
-pub fn info_of(t: &Target) -> TargetInfo {
-    TargetInfo {
-        name: t.name.clone(),
-        display_url: t.display_url.clone(),
-        interval: t.interval,
-        // Configured workers cannot be named "self" (config rejects it).
-        is_self: t.name == SELF_NAME,
-        restarts_enabled: t.space_id.is_some(),
-    }
-}
-
 /// The state's targets for a configuration, before any thread runs (ids 0, 1, ... in order).
 pub fn infos(cfg: &Config) -> Vec<TargetInfo> {
-    targets(cfg).iter().map(info_of).collect()
+    targets(cfg).iter().map(crate::target_info).collect()
 }
 
 /// The same check against the same URL: whether `paused` differs does not make a change.
@@ -278,7 +267,7 @@ impl Fleet {
                     kept.push(m);
                 }
                 None => {
-                    let id = self.state.add(info_of(target), Record::default());
+                    let id = self.state.add(crate::target_info(target), Record::default());
                     self.state.set_paused(id, target.paused);
                     match self.spawn(id, target.clone(), first, target.paused, &inner.shared) {
                         Ok(m) => kept.push(m),
@@ -331,7 +320,7 @@ impl Fleet {
                     },
                 );
             }
-            self.state.set_info(m.id, info_of(target));
+            self.state.set_info(m.id, crate::target_info(target));
         }
         m.plan.set(plan);
         if !same {

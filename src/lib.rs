@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
@@ -24,7 +25,7 @@ pub mod worker;
 
 use config::{Config, Env, Flags, Target};
 use shutdown::Shutdown;
-use state::State;
+use state::{State, TargetInfo};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -50,7 +51,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             EXIT_OK
         }
         cli::Command::Version => {
-            println!("master-pinger {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", version_line());
             EXIT_OK
         }
         cli::Command::Healthcheck { url } => healthcheck(url, env),
@@ -61,6 +62,15 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                     eprintln!("warning: {w}");
                 }
                 EXIT_OK
+            }
+            Err(errors) => report_config_errors(&errors),
+        },
+        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
+                once::run(&cfg, json)
             }
             Err(errors) => report_config_errors(&errors),
         },
@@ -78,6 +88,27 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// What `--version` prints: the version and the target triple the binary was built for.
+pub fn version_line() -> String {
+    format!(
+        "master-pinger {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MASTER_PINGER_TARGET")
+    )
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == config::SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
     }
 }
 
