@@ -187,9 +187,6 @@ fn init_logging(level: log::LevelFilter) {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
-        if info.location().is_some_and(|l| l.file().contains("tiny_http")) {
-            web::server::tiny_http_panicked();
-        }
     }));
     // A second init (tests calling run twice) fails harmlessly.
     let _ = simple_logger::SimpleLogger::new()
@@ -245,8 +242,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
-    let listener = web::server::bind(&cfg.listen, cfg.header_timeout)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = web::server::bind(&cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
         Err(_) => log::info!("listening on {}", cfg.listen),
