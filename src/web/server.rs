@@ -167,21 +167,14 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limi
             }
         };
         run_handlers(&running, &app, &shutdown);
-        // When shutting down, its open connections are not served any more.
-        let stopping = shutdown.is_triggered();
-        retire(
-            running.server,
-            Arc::clone(&app),
-            if stopping {
-                Duration::ZERO
-            } else {
-                limits.header_timeout
-            },
-        );
-        if !stopping {
-            log::warn!("HTTP accept loop stopped; restarting it");
-            std::thread::sleep(REBUILD_PAUSE);
+        if shutdown.is_triggered() {
+            // Its open connections are not served any more.
+            retire(running.server, app, Duration::ZERO);
+            return;
         }
+        retire(running.server, Arc::clone(&app), limits.header_timeout);
+        log::warn!("HTTP accept loop stopped; restarting it");
+        std::thread::sleep(REBUILD_PAUSE);
     }
 }
 
