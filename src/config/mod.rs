@@ -29,7 +29,7 @@ mod settings;
 mod warnings;
 mod workers;
 
-pub use alerts::{AlertFormat, Alerts};
+pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use settings::Settings;
@@ -106,6 +106,8 @@ pub struct Target {
     /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
     /// A secret: never display it.
     pub restart_token: Option<String>,
+    /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
+    pub alerts: bool,
 }
 
 impl fmt::Debug for Target {
@@ -128,6 +130,7 @@ impl fmt::Debug for Target {
             .field("expect_body", &expect_body)
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -221,6 +224,12 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
+    let names: Vec<String> = workers
+        .iter()
+        .chain(&self_ping.target)
+        .map(|w| w.name.clone())
+        .collect();
+    alerts::check_workers(&mut ctx, &alerts, &names);
     let settings = settings::parse(&mut ctx, top, flags);
     if !errors.is_empty() {
         return Err(errors);

@@ -2,6 +2,9 @@
 //! `master-pinger` binary.
 #![allow(dead_code)]
 
+pub mod aged;
+pub mod providers;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
