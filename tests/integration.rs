@@ -14,4 +14,6 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod prometheus;
+    pub mod shard;
 }
