@@ -275,7 +275,7 @@ impl Worker {
                 self.state.record_skipped(self.slot, skipped);
             }
             run.pending = next;
-            if let Some(stack) = stack {
+            if let Some(stack) = &stack {
                 crate::os::release_stack_below_here(stack);
             }
         }
