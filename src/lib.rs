@@ -7,15 +7,18 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod net;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod proxy;
 pub mod resolve;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
 pub mod target_url;
 pub mod timefmt;
+pub mod tls;
 pub mod web;
 pub mod worker;
 
@@ -255,7 +258,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let shutdown = Arc::new(Shutdown::default());
     install_signal_handlers(&shutdown)?;
 
-    let agent = probe::agent();
+    let net = net::Net::new(None, proxy::Proxies::default());
+    let agent = net.agent();
     let alerter = match &cfg.alerts.webhook_url {
         Some(url) => {
             let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
@@ -287,18 +291,28 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let waker = shutdown.waker();
         wakers.push(Arc::clone(&waker));
         let restart_token = target.restart_token.clone().or_else(|| cfg.hf_token.clone());
+        let check = net.check_agent(&target.url, &tls::TlsSettings::default());
+        let cert = check.capture.map(|c| {
+            let watch = tls::expiry::Watch::new(
+                std::time::Duration::from_secs(3600),
+                true,
+                tls::expiry::DEFAULT_THRESHOLDS.to_vec(),
+            );
+            (c, watch)
+        });
         let w = worker::Worker {
             slot,
             first: start + schedule::stagger(slot, count, target.interval),
             target,
             state: Arc::clone(&state),
-            agent: agent.clone(),
+            agent: check.agent,
             waker,
             alerts: cfg.alerts.clone(),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
             restart_token,
             restart_cooldown: cfg.restart_cooldown,
+            cert,
         };
         w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
     }

@@ -3,6 +3,7 @@
 //! `snapshot()` (a copy) and render it after the lock is released. Nothing here does I/O.
 
 use crate::timefmt::unix_millis;
+pub use crate::tls::expiry::CertInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -158,6 +159,8 @@ pub struct TargetView {
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
+    /// The server's certificate, once read (https targets only).
+    pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
 }
@@ -210,6 +213,7 @@ pub struct TargetInfo {
 struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
+    cert: Option<CertInfo>,
 }
 
 struct Inner {
@@ -232,6 +236,7 @@ impl State {
             .map(|_| Slot {
                 record: Record::default(),
                 next_check_at_ms: None,
+                cert: None,
             })
             .collect();
         State {
@@ -278,6 +283,12 @@ impl State {
         if let Some(s) = self.lock().slots.get_mut(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
+        }
+    }
+
+    pub fn set_cert(&self, slot: usize, cert: CertInfo) {
+        if let Some(s) = self.lock().slots.get_mut(slot) {
+            s.cert = Some(cert);
         }
     }
 
@@ -335,6 +346,7 @@ impl State {
                     last: r.last.clone(),
                     next_check_at_ms: slot.next_check_at_ms,
                     uptime: WINDOWS.map(|(_, hours)| uptime(&r.buckets, now_hour, hours)),
+                    tls: slot.cert,
                     history: r.history.iter().skip(skip).cloned().collect(),
                 }
             })

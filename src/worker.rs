@@ -7,10 +7,12 @@ use crate::probe::{self, Outcome};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
-use crate::timefmt::{from_unix_millis, unix_millis};
+use crate::timefmt::{from_unix_millis, rfc3339, unix_millis, unix_secs};
+use crate::tls::connector::PeerCapture;
+use crate::tls::expiry::Watch;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
@@ -84,6 +86,9 @@ pub struct Worker {
     /// Token for Space restarts (the worker's own `restart_token`, else `HF_TOKEN`).
     pub restart_token: Option<String>,
     pub restart_cooldown: Duration,
+    /// For an https target: where its check's handshake leaves the server's certificate, and
+    /// when to ask for it.
+    pub cert: Option<(Arc<PeerCapture>, Watch)>,
 }
 
 /// Runs a check, turning a panic into a failed outcome so the worker carries on.
@@ -125,7 +130,8 @@ impl Worker {
             .spawn(move || self.run())
     }
 
-    fn run(self) {
+    fn run(mut self) {
+        let mut cert = self.cert.take();
         let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut streak = Streak::resume(saved.consecutive_failures, self.alerts.failure_threshold);
@@ -148,6 +154,11 @@ impl Worker {
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
+            if let Some((capture, watch)) = &cert {
+                if watch.due(Instant::now()) {
+                    capture.request();
+                }
+            }
             let outcome = self.check_once();
             if self.waker.is_stopped() {
                 // Shutting down: an abandoned check is not a result.
@@ -168,6 +179,9 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
+            if let Some((capture, watch)) = &mut cert {
+                self.read_cert(capture, watch, now);
+            }
             let transition = streak.observe(outcome.ok, now, &self.alerts);
             self.announce(transition, &outcome, now, &streak);
             if streak.is_down() && !outcome.ok {
@@ -190,6 +204,25 @@ impl Worker {
     #[inline(never)]
     fn check_once(&self) -> Outcome {
         guarded(|| probe::check(&self.agent, &self.target, &self.waker))
+    }
+
+    /// Takes in the certificate of this check's handshake, if one was asked for and completed.
+    fn read_cert(&self, capture: &PeerCapture, watch: &mut Watch, now: SystemTime) {
+        let Some(leaf) = capture.take() else { return };
+        let name = &self.target.name;
+        match watch.read(&leaf, Instant::now(), unix_secs(now) as i64) {
+            Err(e) => log::warn!("{name}: cannot read the expiry of the server's certificate: {e}"),
+            Ok(r) => {
+                log::debug!(
+                    "{name}: TLS certificate expires {}",
+                    rfc3339(UNIX_EPOCH + Duration::from_secs(r.cert.expires_at.max(0) as u64))
+                );
+                self.state.set_cert(self.slot, r.cert);
+                if let Some(days) = r.warn_days_left {
+                    self.warn_cert(days, r.cert.expires_at, now);
+                }
+            }
+        }
     }
 
     fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
@@ -235,6 +268,15 @@ impl Worker {
                 since: streak.down_since,
             });
         }
+    }
+
+    fn warn_cert(&self, days_left: i64, expires_at: i64, now: SystemTime) {
+        log::warn!(
+            "{}: TLS certificate expires in {days_left} day(s) ({})",
+            self.target.name,
+            rfc3339(UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64))
+        );
+        let _ = now;
     }
 
     fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
