@@ -13,4 +13,5 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod tls;
 }
