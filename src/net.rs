@@ -68,13 +68,13 @@ impl Net {
             .input_buffer_size(20 * 1024)
             .output_buffer_size(4 * 1024)
             .build();
-        let connector = ()
-            .chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
-            .chain(TlsConnector {
-                configs: self.trust.configs(tls),
-                capture,
-            });
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(TlsConnector {
+                    configs: self.trust.configs(tls),
+                    capture,
+                });
         ureq::Agent::with_parts(config, connector, crate::resolve::CheckResolver)
     }
 }

@@ -203,7 +203,10 @@ fn describe_io(e: &io::Error, timeout: Duration) -> String {
         return describe(inner, timeout);
     }
     // Described already, by the TLS connector (handshake) or rustls (later records).
-    if let Some(f) = e.get_ref().and_then(|r| r.downcast_ref::<crate::tls::errors::Failure>()) {
+    if let Some(f) = e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<crate::tls::errors::Failure>())
+    {
         return f.0.clone();
     }
     if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {

@@ -101,12 +101,17 @@ impl Proxies {
         } else {
             self.http.as_ref()
         }?;
-        let host = parts.host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = parts
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         let port = parts.effective_port();
         let bypass = self.no_proxy.iter().any(|r| match r {
             Rule::All => true,
             Rule::Host(h, p) => {
-                p.is_none_or(|p| p == port) && (host == *h || host.strip_suffix(h.as_str()).is_some_and(|s| s.ends_with('.')))
+                p.is_none_or(|p| p == port)
+                    && (host == *h || host.strip_suffix(h.as_str()).is_some_and(|s| s.ends_with('.')))
             }
         });
         (!bypass).then_some(proxy)
@@ -117,7 +122,10 @@ impl Proxies {
         let mut out = Vec::new();
         for (scheme, p) in [("https", &self.https), ("http", &self.http)] {
             if let Some(p) = p {
-                out.push(format!("{scheme} requests go through the proxy {} ({})", p.shown, p.var));
+                out.push(format!(
+                    "{scheme} requests go through the proxy {} ({})",
+                    p.shown, p.var
+                ));
             }
         }
         if !out.is_empty() && !self.no_proxy.is_empty() {

@@ -92,7 +92,8 @@ impl<In: Transport> Connector<In> for TlsConnector {
         } else {
             &self.configs.resume
         };
-        let mut conn = ClientConnection::new(Arc::clone(config), name).map_err(|e| failure(errors::describe(&e, host)))?;
+        let mut conn =
+            ClientConnection::new(Arc::clone(config), name).map_err(|e| failure(errors::describe(&e, host)))?;
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(remaining(details));
         if let Err(e) = conn.complete_io(&mut sock) {

@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn certificate_problems_read_plainly() {
         let ca = Ca::new();
-        assert_eq!(verify(&ca, &leaf_days(&ca, &["localhost"], 30).der, "localhost"), Ok(()));
+        assert_eq!(
+            verify(&ca, &leaf_days(&ca, &["localhost"], 30).der, "localhost"),
+            Ok(())
+        );
         assert_eq!(
             verify(&ca, &leaf_days(&ca, &["localhost"], -2).der, "localhost"),
             Err("tls: certificate expired".to_string())
@@ -149,7 +152,10 @@ mod tests {
             "tls: handshake failed (the server sent no certificate)"
         );
         assert_eq!(
-            describe(&Error::InvalidCertificate(CertificateError::NotValidForName), "x.hf.space"),
+            describe(
+                &Error::InvalidCertificate(CertificateError::NotValidForName),
+                "x.hf.space"
+            ),
             "tls: certificate not valid for x.hf.space"
         );
         assert_eq!(describe(&Error::General("boom".into()), "h"), "tls: handshake failed");
@@ -158,7 +164,10 @@ mod tests {
             Error::InvalidCertificate(CertificateError::UnhandledCriticalExtension),
         ] {
             let text = describe(&e, "h");
-            assert!(!text.contains("Error") && !text.contains('{'), "debug text leaked: {text}");
+            assert!(
+                !text.contains("Error") && !text.contains('{'),
+                "debug text leaked: {text}"
+            );
         }
     }
 }

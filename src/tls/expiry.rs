@@ -21,12 +21,7 @@ pub struct CertInfo {
 /// The leaf certificate's notAfter as Unix seconds.
 pub fn not_after(der: &[u8]) -> Result<i64, String> {
     let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("unreadable certificate ({e})"))?;
-    let secs = cert
-        .tbs_certificate()
-        .validity()
-        .not_after
-        .to_unix_duration()
-        .as_secs();
+    let secs = cert.tbs_certificate().validity().not_after.to_unix_duration().as_secs();
     i64::try_from(secs).map_err(|_| "certificate expiry out of range".to_string())
 }
 
@@ -54,12 +49,7 @@ pub fn should_warn(thresholds: &[u32], expires_at: i64, days_left: i64, w: &mut 
         w.newest = Some(expires_at);
         w.below = None;
     }
-    let Some(lowest) = thresholds
-        .iter()
-        .copied()
-        .filter(|&t| days_left < i64::from(t))
-        .min()
-    else {
+    let Some(lowest) = thresholds.iter().copied().filter(|&t| days_left < i64::from(t)).min() else {
         return false;
     };
     if w.below.is_some_and(|b| b <= lowest) {
@@ -131,7 +121,11 @@ mod tests {
         let ca = Ca::new();
         let leaf = leaf_days(&ca, &["localhost"], 30);
         assert_eq!(not_after(&leaf.der), Ok(leaf.not_after));
-        assert!(not_after(b"not a certificate").unwrap_err().starts_with("unreadable certificate"));
+        assert!(
+            not_after(b"not a certificate")
+                .unwrap_err()
+                .starts_with("unreadable certificate")
+        );
         assert!(not_after(&[]).is_err());
     }
 
@@ -167,13 +161,19 @@ mod tests {
     #[test]
     fn a_reading_that_crosses_several_thresholds_warns_once() {
         // First reading at 5 days: under 14 and 7 at once -> one warning, then quiet until 3.
-        let got = readings(&DEFAULT_THRESHOLDS, &[(1000, 5), (1000, 5), (1000, 4), (1000, 3), (1000, 2)]);
+        let got = readings(
+            &DEFAULT_THRESHOLDS,
+            &[(1000, 5), (1000, 5), (1000, 4), (1000, 3), (1000, 2)],
+        );
         assert_eq!(got, [true, false, false, false, true]);
     }
 
     #[test]
     fn a_renewed_certificate_starts_over() {
-        let got = readings(&DEFAULT_THRESHOLDS, &[(1000, 5), (1000, 5), (2000, 6), (2000, 6), (3000, 90)]);
+        let got = readings(
+            &DEFAULT_THRESHOLDS,
+            &[(1000, 5), (1000, 5), (2000, 6), (2000, 6), (3000, 90)],
+        );
         assert_eq!(got, [true, false, true, false, false]);
         // Two certificates taking turns (the earlier one does not reset the state).
         let got = readings(&DEFAULT_THRESHOLDS, &[(2000, 6), (1000, 5), (2000, 6), (1000, 5)]);
@@ -189,14 +189,25 @@ mod tests {
         assert!(w.due(t0), "due before the first reading");
         let now_unix = leaf.not_after - 5 * DAY_SECS + 10;
         let r = w.read(&leaf.der, t0, now_unix).unwrap();
-        assert_eq!(r.cert, CertInfo { expires_at: leaf.not_after, verified: true });
+        assert_eq!(
+            r.cert,
+            CertInfo {
+                expires_at: leaf.not_after,
+                verified: true
+            }
+        );
         assert_eq!(r.warn_days_left, Some(4));
         assert!(!w.due(t0 + Duration::from_secs(3599)));
         assert!(w.due(t0 + Duration::from_secs(3600)));
-        let again = w.read(&leaf.der, t0 + Duration::from_secs(3600), now_unix + 3600).unwrap();
+        let again = w
+            .read(&leaf.der, t0 + Duration::from_secs(3600), now_unix + 3600)
+            .unwrap();
         assert_eq!(again.warn_days_left, None);
         assert!(w.read(b"junk", t0, now_unix).is_err());
-        assert!(!w.due(t0 + Duration::from_secs(1)), "a bad certificate waits for the next hour too");
+        assert!(
+            !w.due(t0 + Duration::from_secs(1)),
+            "a bad certificate waits for the next hour too"
+        );
     }
 
     #[test]

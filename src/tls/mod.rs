@@ -83,8 +83,11 @@ pub struct Trust {
     provider: Arc<CryptoProvider>,
     /// `SSL_CERT_FILE`'s certificates, trusted everywhere.
     extra: Vec<CertificateDer<'static>>,
-    built: Mutex<Vec<(Option<PathBuf>, bool, Arc<ClientConfigs>)>>,
+    built: Mutex<Vec<(TrustKey, Arc<ClientConfigs>)>>,
 }
+
+/// What makes two targets' trust settings the same: the `ca_file` path and `insecure`.
+type TrustKey = (Option<PathBuf>, bool);
 
 impl Trust {
     pub fn new(ssl_cert_file: Option<&CaFile>) -> Trust {
@@ -97,13 +100,13 @@ impl Trust {
 
     /// The configs for `s`, built on first use.
     pub fn configs(&self, s: &TlsSettings) -> Arc<ClientConfigs> {
-        let path = s.ca_file.as_ref().map(|f| f.path.clone());
+        let key = (s.ca_file.as_ref().map(|f| f.path.clone()), s.insecure);
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, c)) = built.iter().find(|(p, i, _)| *p == path && *i == s.insecure) {
+        if let Some((_, c)) = built.iter().find(|(k, _)| *k == key) {
             return Arc::clone(c);
         }
         let c = Arc::new(self.build(s));
-        built.push((path, s.insecure, Arc::clone(&c)));
+        built.push((key, Arc::clone(&c)));
         c
     }
 
@@ -205,7 +208,8 @@ mod tests {
         assert_eq!(parse_pem_certs(two.as_bytes()).unwrap().len(), 2);
         let none = parse_pem_certs(b"just text\n").unwrap_err();
         assert!(none.contains("holds no certificate"), "{none}");
-        let bad = parse_pem_certs(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").unwrap_err();
+        let bad =
+            parse_pem_certs(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").unwrap_err();
         assert!(bad.contains("not valid PEM"), "{bad}");
         let junk = parse_pem_certs(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap_err();
         assert!(junk.contains("certificate 1 is not a valid X.509"), "{junk}");

@@ -424,21 +424,36 @@ mod tests {
     fn certificate_days_left_and_colours() {
         let s = snapshot();
         let page = render(&s);
-        assert!(page.contains("<small class=\"tls\" title=\"expires 2027-01-09T11:00:00Z\">TLS certificate: 42 days left</small>"));
+        assert!(page.contains(
+            "<small class=\"tls\" title=\"expires 2027-01-09T11:00:00Z\">TLS certificate: 42 days left</small>"
+        ));
         assert!(page.contains("class=\"tls bad\" title=\"expires 2026-11-30T12:00:00Z\">TLS certificate: 2 days left"));
         assert!(page.contains(">unverified</span>"));
         let mut w = s.workers[0].clone();
         let now = s.now;
         let at = |days: i64| unix_secs(now) as i64 + days * 86_400 + 60;
-        w.tls = Some(crate::state::CertInfo { expires_at: at(13), verified: true });
+        w.tls = Some(crate::state::CertInfo {
+            expires_at: at(13),
+            verified: true,
+        });
         assert!(tls_note(&w, now).contains("class=\"tls warn\""), "amber under 14 days");
-        w.tls = Some(crate::state::CertInfo { expires_at: at(14), verified: true });
+        w.tls = Some(crate::state::CertInfo {
+            expires_at: at(14),
+            verified: true,
+        });
         assert!(tls_note(&w, now).contains("class=\"tls\""));
-        w.tls = Some(crate::state::CertInfo { expires_at: at(-1), verified: true });
+        w.tls = Some(crate::state::CertInfo {
+            expires_at: at(-1),
+            verified: true,
+        });
         assert!(tls_note(&w, now).contains("TLS certificate expired"));
         assert!(!tls_note(&w, now).contains("unverified"));
         w.tls = None;
-        assert_eq!(tls_note(&w, now), "", "nothing for http workers or before the first read");
+        assert_eq!(
+            tls_note(&w, now),
+            "",
+            "nothing for http workers or before the first read"
+        );
     }
 
     #[test]

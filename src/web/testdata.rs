@@ -68,11 +68,7 @@ pub fn snapshot() -> Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         started_at: UNIX_EPOCH + Duration::from_secs(START),
         now: UNIX_EPOCH + Duration::from_secs(START + 3600),
-        workers: vec![
-            api,
-            db,
-            new,
-        ],
+        workers: vec![api, db, new],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
     }

@@ -146,7 +146,9 @@ impl Drop for TlsServer {
 
 fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, handshakes: &AtomicUsize, requests: &AtomicUsize) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
     let mut tls = rustls::StreamOwned::new(conn, stream);
     let mut counted = false;
     loop {
@@ -167,7 +169,12 @@ fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, handshakes: &
         let head = String::from_utf8_lossy(&head);
         let body: &[u8] = if head.starts_with("HEAD ") { b"" } else { b"ok" };
         let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
-        if tls.write_all(reply.as_bytes()).and_then(|_| tls.write_all(body)).and_then(|_| tls.flush()).is_err() {
+        if tls
+            .write_all(reply.as_bytes())
+            .and_then(|_| tls.write_all(body))
+            .and_then(|_| tls.flush())
+            .is_err()
+        {
             return;
         }
     }

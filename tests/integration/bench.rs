@@ -295,7 +295,10 @@ fn bench_tls() {
         .replace(&format!("http://127.0.0.1:{}", plain.port), &tls.url("127.0.0.1", ""))
         .replace(
             r#"{"self_ping": false,"#,
-            &format!(r#"{{"self_ping": false, "defaults": {{"tls": {{"ca_file": "{}"}}}},"#, ca_path.display()),
+            &format!(
+                r#"{{"self_ping": false, "defaults": {{"tls": {{"ca_file": "{}"}}}},"#,
+                ca_path.display()
+            ),
         );
     for (what, cfg) in [("http", config(1000, &plain, "60s")), ("https", https_config)] {
         let p = start(&bin, &cfg, "warn");
@@ -318,7 +321,11 @@ fn bench_tls() {
             ),
         );
     }
-    eprintln!("TLS target: {} handshakes, {} requests", tls.handshakes.load(std::sync::atomic::Ordering::SeqCst), tls.requests());
+    eprintln!(
+        "TLS target: {} handshakes, {} requests",
+        tls.handshakes.load(std::sync::atomic::Ordering::SeqCst),
+        tls.requests()
+    );
     for (what, figure) in &t.0 {
         println!("| {what} | {figure} |");
     }

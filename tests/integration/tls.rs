@@ -3,10 +3,10 @@
 //! expiry in /status, /metrics, the page and alerts.
 
 use crate::common::tls::{ConnectProxy, DAY, Leaf, TestCa, TlsServer};
-use crate::common::{FakeServer, Pinger, ok, run, temp_dir};
+use crate::common::{FakeServer, Pinger, ok, request, run, temp_dir};
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -27,8 +27,7 @@ fn rfc3339(unix: i64) -> String {
 /// A config with one worker `w` on `url` and the extra worker fields `tls`.
 fn one_worker(url: &str, extra: &str) -> String {
     format!(
-        r#"{{"self_ping": false, "cert_check_interval": "100ms",
-            "defaults": {{"interval": "200ms", "timeout": "5s", "retries": 0}},
+        r#"{{"self_ping": false, "defaults": {{"interval": "1s", "timeout": "5s", "retries": 0}},
             "workers": [{{"name": "w", "url": "{url}"{extra}}}]}}"#
     )
 }
@@ -54,8 +53,7 @@ fn a_private_ca_through_ca_file_is_trusted_and_expiry_is_shown() {
     let (ca, leaf, server, dir) = setup(&["localhost", "127.0.0.1"], 40 * DAY + 3600);
     let ca_path = ca.write(&dir, "ca.pem");
     let cfg = format!(
-        r#"{{"self_ping": false, "cert_check_interval": "100ms",
-            "defaults": {{"interval": "200ms", "timeout": "5s", "retries": 0, "tls": {{"ca_file": "{}"}}}},
+        r#"{{"self_ping": false, "defaults": {{"interval": "1s", "timeout": "5s", "retries": 0, "tls": {{"ca_file": "{}"}}}},
             "workers": [{{"name": "w", "url": "{}"}}, {{"name": "ip", "url": "{}"}}]}}"#,
         ca_path.display(),
         server.url("localhost", "/health"),
@@ -71,10 +69,16 @@ fn a_private_ca_through_ca_file_is_trusted_and_expiry_is_shown() {
     assert_eq!(ip["state"], "up", "an IP address in the certificate works too: {ip:#}");
 
     let metrics = p.get("/metrics").body;
-    let line = format!("pinger_tls_cert_expiry_timestamp_seconds{{worker=\"w\"}} {}\n", leaf.not_after);
+    let line = format!(
+        "pinger_tls_cert_expiry_timestamp_seconds{{worker=\"w\"}} {}\n",
+        leaf.not_after
+    );
     assert!(metrics.contains(&line), "{metrics}");
     let page = p.get("/").body;
-    assert!(page.contains("TLS certificate: 40 days left"), "the page shows the days left");
+    assert!(
+        page.contains("TLS certificate: 40 days left"),
+        "the page shows the days left"
+    );
 }
 
 #[test]
@@ -83,7 +87,10 @@ fn without_the_ca_the_check_fails_with_unknown_issuer() {
     let p = Pinger::start_in(dir, &one_worker(&server.url("localhost", "/"), ""), &[]);
     let w = first_check(&p);
     assert_eq!(w["state"], "down");
-    assert_eq!(w["last_check"]["error"], "tls: certificate not trusted (unknown issuer)");
+    assert_eq!(
+        w["last_check"]["error"],
+        "tls: certificate not trusted (unknown issuer)"
+    );
     assert_eq!(w["tls"], Value::Null, "nothing read from a failed handshake");
 }
 
@@ -94,7 +101,10 @@ fn insecure_skips_verification_and_says_so() {
     std::fs::write(dir.join("pinger.json"), &cfg).unwrap();
     let (code, _, err) = run(&dir, &["check"], &[]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("warning:") && err.contains("tls.insecure"), "check warns: {err}");
+    assert!(
+        err.contains("warning:") && err.contains("tls.insecure"),
+        "check warns: {err}"
+    );
     let p = Pinger::start_in(dir, &cfg, &[]);
     let w = p.wait_worker("w", 15 * SEC, |w| !w["tls"].is_null());
     assert_eq!(w["state"], "up");
@@ -108,7 +118,11 @@ fn insecure_skips_verification_and_says_so() {
 fn an_expired_leaf_is_named_as_such() {
     let (ca, _leaf, server, dir) = setup(&["localhost"], -2 * DAY);
     let ca_path = ca.write(&dir, "ca.pem");
-    let p = Pinger::start_in(dir, &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)), &[]);
+    let p = Pinger::start_in(
+        dir,
+        &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)),
+        &[],
+    );
     let w = first_check(&p);
     assert_eq!(w["last_check"]["error"], "tls: certificate expired", "{w:#}");
 }
@@ -117,9 +131,16 @@ fn an_expired_leaf_is_named_as_such() {
 fn a_leaf_for_another_name_is_named_as_such() {
     let (ca, _leaf, server, dir) = setup(&["other.example"], 30 * DAY);
     let ca_path = ca.write(&dir, "ca.pem");
-    let p = Pinger::start_in(dir, &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)), &[]);
+    let p = Pinger::start_in(
+        dir,
+        &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)),
+        &[],
+    );
     let w = first_check(&p);
-    assert_eq!(w["last_check"]["error"], "tls: certificate not valid for localhost", "{w:#}");
+    assert_eq!(
+        w["last_check"]["error"], "tls: certificate not valid for localhost",
+        "{w:#}"
+    );
 }
 
 #[test]
@@ -142,11 +163,20 @@ fn a_bad_ca_file_is_a_configuration_error_naming_file_and_field() {
     std::fs::write(dir.join("pinger.json"), cfg).unwrap();
     let (code, _, err) = run(&dir, &["check"], &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("workers[0].tls.ca_file") && err.contains("\"missing.pem\""), "{err}");
-    assert!(err.contains("workers[1].tls.ca_file") && err.contains("holds no certificate"), "{err}");
+    assert!(
+        err.contains("workers[0].tls.ca_file") && err.contains("\"missing.pem\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("workers[1].tls.ca_file") && err.contains("holds no certificate"),
+        "{err}"
+    );
     let (code, _, err) = run(&dir, &["check"], &[("SSL_CERT_FILE", "empty.pem")]);
     assert_eq!(code, 2);
-    assert!(err.contains("SSL_CERT_FILE") && err.contains("holds no certificate"), "{err}");
+    assert!(
+        err.contains("SSL_CERT_FILE") && err.contains("holds no certificate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -162,11 +192,15 @@ fn checks_go_through_a_connect_proxy_with_hidden_credentials() {
     assert!(!out.contains("s3cret") && !err.contains("s3cret"), "{out}{err}");
     let p = Pinger::start_in(dir, &cfg, &[("HTTPS_PROXY", &with_creds), ("NO_PROXY", "example.org")]);
     let w = p.wait_worker("w", 15 * SEC, |w| w["successes"].as_u64() >= Some(2));
-    assert_eq!(w["state"], "up");
+    assert_eq!(w["state"], "up", "{w:#}");
     let tunnels = proxy.tunnels();
     assert!(tunnels.len() >= 2, "one tunnel per check: {tunnels:?}");
     assert_eq!(tunnels[0].target, format!("localhost:{}", server.port));
-    assert!(tunnels[0].head.contains("Proxy-Authorization: Basic"), "{}", tunnels[0].head);
+    assert!(
+        tunnels[0].head.contains("Proxy-Authorization: Basic"),
+        "{}",
+        tunnels[0].head
+    );
     assert!(!p.log().contains("s3cret"), "{}", p.log());
     drop(p);
 
@@ -178,6 +212,24 @@ fn checks_go_through_a_connect_proxy_with_hidden_credentials() {
     assert_eq!(w["state"], "up");
     assert_eq!(proxy.tunnels().len(), before, "NO_PROXY: no tunnel");
     assert!(!p.log().contains("s3cret"), "{}", p.log());
+}
+
+const ADMIN: (&str, &str) = ("PINGER_ADMIN_TOKEN", "tls-test-token");
+
+/// Runs `n` more checks of `name` now (admin API), one after the other; returns the last /status.
+fn check_now(p: &Pinger, name: &str, n: u64) -> Value {
+    let mut w = p.worker(name);
+    for _ in 0..n {
+        let before = w["checks"].as_u64().unwrap_or(0);
+        let r = request(
+            "POST",
+            &p.url(&format!("/api/workers/{name}/check")),
+            Some(&format!("Bearer {}", ADMIN.1)),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        w = p.wait_worker(name, 10 * SEC, |w| w["checks"].as_u64() > Some(before));
+    }
+    w
 }
 
 /// Alerts received by a fake webhook, as JSON.
@@ -195,32 +247,36 @@ fn an_expiring_certificate_alerts_once_and_a_renewal_starts_over() {
     let ca_path = ca.write(&dir, "ca.pem");
     let hook = FakeServer::always(ok());
     let cfg = format!(
-        r#"{{"self_ping": false, "cert_check_interval": "100ms",
-            "defaults": {{"interval": "100ms", "timeout": "5s", "retries": 0}},
+        r#"{{"self_ping": false, "cert_check_interval": "10ms",
+            "defaults": {{"interval": "1h", "timeout": "5s", "retries": 0}},
             "alerts": {{"webhook_url": "{}", "format": "json"}},
             "workers": [{{"name": "rag", "url": "{}", "tls": {{"ca_file": "{}"}}}}]}}"#,
         hook.url("/hook"),
         server.url("localhost", "/"),
         ca_path.display()
     );
-    let p = Pinger::start_in(dir, &cfg, &[]);
+    let p = Pinger::start_in(dir, &cfg, &[ADMIN]);
     // Several checks, each reading the certificate (the read interval is shorter than the checks').
-    p.wait_worker("rag", 20 * SEC, |w| w["checks"].as_u64() >= Some(8));
+    p.wait_worker("rag", 20 * SEC, |w| w["checks"] == 1);
+    check_now(&p, "rag", 5);
+    hook.wait_for(1, 5 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
     let alerts = cert_alerts(&hook);
-    assert_eq!(alerts.len(), 1, "one warning for the 14- and 7-day thresholds: {alerts:?}");
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one warning for the 14- and 7-day thresholds: {alerts:?}"
+    );
     assert_eq!(alerts[0]["worker"], "rag");
     assert_eq!(alerts[0]["days_left"], 5);
 
     // Renewed, but only to 6 days: a later notAfter starts over, and 6 is under 14 and 7.
     let renewed = ca.leaf(&["localhost"], 6 * DAY + 12 * 3600);
     server.set_leaf(&renewed);
-    let end = Instant::now() + 20 * SEC;
-    while cert_alerts(&hook).len() < 2 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let w = p.wait_worker("rag", 10 * SEC, |w| w["tls"]["days_left"] == 6);
-    let checks = w["checks"].as_u64().unwrap();
-    p.wait_worker("rag", 20 * SEC, |w| w["checks"].as_u64() >= Some(checks + 5));
+    let w = check_now(&p, "rag", 5);
+    assert_eq!(w["tls"]["days_left"], 6, "the renewal was read: {w:#}");
+    hook.wait_for(2, 5 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
     let alerts = cert_alerts(&hook);
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[1]["days_left"], 6);
