@@ -168,9 +168,9 @@ fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, handshakes: &
         requests.fetch_add(1, Ordering::SeqCst);
         let head = String::from_utf8_lossy(&head);
         let body: &[u8] = if head.starts_with("HEAD ") { b"" } else { b"ok" };
-        let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
         if tls
-            .write_all(reply.as_bytes())
+            .write_all(reply)
             .and_then(|_| tls.write_all(body))
             .and_then(|_| tls.flush())
             .is_err()
