@@ -135,7 +135,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
-    let _ = writeln!(out, "listen: {}", cfg.listen);
+    let _ = writeln!(out, "listen: {}", cfg.settings.listen);
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
     let _ = writeln!(out, "workers: {}", cfg.workers.len());
     for (i, t) in targets.iter().enumerate() {
@@ -176,10 +176,11 @@ pub fn describe_schedule(cfg: &Config) -> String {
         } else {
             "off"
         },
-        cfg.state_file
+        cfg.settings
+            .state_file
             .as_ref()
             .map_or("none (memory only)".to_string(), |p| p.display().to_string()),
-        cfg.history
+        cfg.settings.history
     );
     out
 }
@@ -207,7 +208,7 @@ fn init_logging(level: log::LevelFilter) {
 
 /// Runs the service until SIGTERM or SIGINT. `Err` is a runtime failure (exit 1).
 pub fn run(cfg: Config) -> Result<(), String> {
-    init_logging(cfg.log_level);
+    init_logging(cfg.settings.log_level);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
@@ -229,9 +230,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
             restarts_enabled: t.space_id.is_some(),
         })
         .collect();
-    let state = Arc::new(State::new(infos, cfg.history, started));
+    let state = Arc::new(State::new(infos, cfg.settings.history, started));
 
-    let persister = cfg.state_file.clone().map(|path| {
+    let persister = cfg.settings.state_file.clone().map(|path| {
         let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
         Arc::new(persist::Persister::new(path, &urls))
     });
@@ -248,11 +249,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
-    let listener = web::server::bind(&cfg.listen, cfg.header_timeout)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
-        Err(_) => log::info!("listening on {}", cfg.listen),
+        Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
     let shutdown = Arc::new(Shutdown::default());
@@ -273,7 +274,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
             alert::start_restarter(
-                cfg.hf_api_url.clone(),
+                cfg.settings.hf_api_url.clone(),
                 agent.clone(),
                 Arc::clone(&state),
                 shutdown.waker(),
@@ -290,7 +291,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
     for (slot, target) in targets.into_iter().enumerate() {
         let waker = shutdown.waker();
         wakers.push(Arc::clone(&waker));
-        let restart_token = target.restart_token.clone().or_else(|| cfg.hf_token.clone());
         let check = net.check_agent(&target.url, &tls::TlsSettings::default());
         let cert = check.capture.map(|c| {
             let watch = tls::expiry::Watch::new(
@@ -310,15 +310,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
             alerts: cfg.alerts.clone(),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
-            restart_token,
-            restart_cooldown: cfg.restart_cooldown,
+            restart_cooldown: cfg.settings.restart_cooldown,
             cert,
         };
         w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
     }
 
     if let Some(p) = &persister {
-        let (p, state, waker, every) = (Arc::clone(p), Arc::clone(&state), shutdown.waker(), cfg.save_interval);
+        let (p, state, waker, every) = (
+            Arc::clone(p),
+            Arc::clone(&state),
+            shutdown.waker(),
+            cfg.settings.save_interval,
+        );
         std::thread::Builder::new()
             .name("saver".into())
             .stack_size(256 * 1024)
@@ -338,11 +342,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
         wakers,
-        admin_token: cfg.admin_token.clone(),
+        admin_token: cfg.settings.admin_token.clone(),
     });
     let limits = web::guard::Limits {
-        header_timeout: cfg.header_timeout,
-        max_connections: cfg.max_connections,
+        header_timeout: cfg.settings.header_timeout,
+        max_connections: cfg.settings.max_connections,
     };
     web::server::serve(listener, app, Arc::clone(&shutdown), limits);
 

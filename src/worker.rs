@@ -83,8 +83,6 @@ pub struct Worker {
     pub alerts: Alerts,
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
-    /// Token for Space restarts (the worker's own `restart_token`, else `HF_TOKEN`).
-    pub restart_token: Option<String>,
     pub restart_cooldown: Duration,
     /// For an https target: where its check's handshake leaves the server's certificate, and
     /// when to ask for it.
@@ -281,7 +279,7 @@ impl Worker {
 
     fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
         let (Some(space_id), Some(token), Some(restarter)) =
-            (&self.target.space_id, &self.restart_token, &self.restarter)
+            (&self.target.space_id, &self.target.restart_token, &self.restarter)
         else {
             return;
         };

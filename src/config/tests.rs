@@ -1,4 +1,6 @@
+use super::workers::unique_name;
 use super::*;
+use std::collections::HashSet;
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -30,15 +32,22 @@ fn has(errors: &[String], needle: &str) {
 #[test]
 fn defaults_without_a_file() {
     let c = build(None, &Flags::default(), &Env::new()).unwrap();
-    assert_eq!(c.listen, "0.0.0.0:7860");
+    assert_eq!(c.settings.listen, "0.0.0.0:7860");
     assert!(c.workers.is_empty() && c.self_ping.is_none());
     assert_eq!(
-        (c.history, c.save_interval, c.restart_cooldown),
+        (
+            c.settings.history,
+            c.settings.save_interval,
+            c.settings.restart_cooldown
+        ),
         (100, Duration::from_secs(60), Duration::from_secs(1800))
     );
-    assert_eq!(c.hf_api_url, "https://huggingface.co");
-    assert_eq!((c.header_timeout, c.max_connections), (Duration::from_secs(10), 1024));
-    assert_eq!(c.log_level, log::LevelFilter::Info);
+    assert_eq!(c.settings.hf_api_url, "https://huggingface.co");
+    assert_eq!(
+        (c.settings.header_timeout, c.settings.max_connections),
+        (Duration::from_secs(10), 1024)
+    );
+    assert_eq!(c.settings.log_level, log::LevelFilter::Info);
     assert!(c.warnings.iter().any(|w| w.contains("no workers")));
 }
 
@@ -195,7 +204,7 @@ fn precedence_flags_env_file() {
     ));
     let c = build(file, &Flags::default(), &Env::new()).unwrap();
     assert_eq!(
-        (c.listen.as_str(), c.workers[0].name.as_str()),
+        (c.settings.listen.as_str(), c.workers[0].name.as_str()),
         ("127.0.0.1:1111", "file")
     );
     let e = env(&[
@@ -204,15 +213,15 @@ fn precedence_flags_env_file() {
         ("PINGER_STATE_FILE", "/from/env"),
     ]);
     let c = build(file, &Flags::default(), &e).unwrap();
-    assert_eq!(c.listen, "0.0.0.0:2222");
+    assert_eq!(c.settings.listen, "0.0.0.0:2222");
     assert_eq!(c.workers.len(), 1);
     assert_eq!(c.workers[0].name, "envw");
-    assert_eq!(c.state_file, Some(PathBuf::from("/from/env")));
+    assert_eq!(c.settings.state_file, Some(PathBuf::from("/from/env")));
     let flags = Flags {
         listen: Some("127.0.0.1:3333".into()),
         config: None,
     };
-    assert_eq!(build(file, &flags, &e).unwrap().listen, "127.0.0.1:3333");
+    assert_eq!(build(file, &flags, &e).unwrap().settings.listen, "127.0.0.1:3333");
 }
 
 #[test]
@@ -286,7 +295,7 @@ fn bad_environment_values() {
     has(&lines, "PORT: expected a port number from 0 to 65535, got \"99999\"");
     has(&lines, "PINGER_WEBHOOK_URL: expected an http or https URL");
     let c = build(None, &Flags::default(), &env(&[("RUST_LOG", "DEBUG")])).unwrap();
-    assert_eq!(c.log_level, log::LevelFilter::Debug);
+    assert_eq!(c.settings.log_level, log::LevelFilter::Debug);
 }
 
 #[test]
@@ -320,4 +329,121 @@ fn values_from_the_environment_are_never_quoted_in_errors() {
     has(&lines, "workers[0].method: expected one of");
     has(&lines, "workers[0].name: expected 1-64 characters");
     assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:#?}");
+}
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let e = env(&[
+        ("TOK", "s3cr3t-url-token"),
+        ("HDR", "s3cr3t-header"),
+        ("BODY", "s3cr3t-body"),
+        ("HOOK", "https://hooks.example/s3cr3t-hook"),
+        ("HF_TOKEN", "s3cr3t-hf"),
+        ("PINGER_ADMIN_TOKEN", "s3cr3t-admin"),
+    ]);
+    let c = build(
+        Some((
+            "cfg.json",
+            r#"{"workers": [{"name": "a", "url": "https://a.hf.space/?k=${TOK}", "space_id": "o/a",
+                             "headers": {"X-Key": "${HDR}", "Authorization": "plain-s3cr3t-literal"},
+                             "expect_body": "${BODY}"},
+                            {"name": "b", "url": "https://b.hf.space/", "space_id": "o/b", "restart_token": "s3cr3t-own"}],
+                "alerts": {"webhook_url": "${HOOK}"},
+                "hf_api_url": "https://user:s3cr3t-pass@hf.example/"}"#,
+        )),
+        &Flags::default(),
+        &e,
+    )
+    .unwrap();
+    let shown = format!("{c:?} {c:#?} {:?} {:?}", c.workers[0], c.alerts);
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    // The output still says what is configured, so the test above is not passing on silence.
+    for visible in [
+        "\"a\"",
+        "\"b\"",
+        "X-Key",
+        "Authorization",
+        "REDACTED",
+        "https://a.hf.space/?k=REDACTED",
+    ] {
+        assert!(shown.contains(visible), "no {visible} in {shown}");
+    }
+    let plain = ok(r#"{"workers": [{"url": "http://x/", "expect_body": "visible text"}]}"#);
+    assert!(
+        format!("{plain:?}").contains("visible text"),
+        "a literal expected body is not a secret"
+    );
+}
+
+#[test]
+fn the_restart_token_is_resolved_in_the_configuration() {
+    let file = r#"{"workers": [{"name": "own", "url": "http://x/", "space_id": "o/a", "restart_token": "mine"},
+                                {"name": "shared", "url": "http://y/", "space_id": "o/b"}]}"#;
+    let c = build(Some(("cfg.json", file)), &Flags::default(), &env(&[("HF_TOKEN", "hf")])).unwrap();
+    let tokens: Vec<Option<&str>> = c.workers.iter().map(|w| w.restart_token.as_deref()).collect();
+    assert_eq!(tokens, [Some("mine"), Some("hf")]);
+    assert!(!c.warnings.iter().any(|w| w.contains("HF_TOKEN")), "{:?}", c.warnings);
+    let c = build(Some(("cfg.json", file)), &Flags::default(), &env(&[("HF_TOKEN", "")])).unwrap();
+    let tokens: Vec<Option<&str>> = c.workers.iter().map(|w| w.restart_token.as_deref()).collect();
+    assert_eq!(tokens, [Some("mine"), None]);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("HF_TOKEN is not set")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+/// `n` workers on `host` with a 2m timeout and a 10s interval.
+fn fleet(n: usize, host: &str) -> String {
+    let workers: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"name": "w{i}", "url": "https://w{i}.{host}/", "timeout": "2m", "interval": "10s"}}"#))
+        .collect();
+    format!(r#"{{"self_ping": false, "workers": [{}]}}"#, workers.join(","))
+}
+
+#[test]
+fn advice_shared_by_many_workers_is_one_line() {
+    let c = ok(&fleet(1000, "example.com"));
+    assert_eq!(
+        c.warnings,
+        [
+            "1000 workers (\"w0\", \"w1\", \"w2\" and 997 more): timeout 2m is not shorter than the interval 10s: \
+             a slow check will skip deadlines"
+        ]
+    );
+    let c = ok(&fleet(3, "example.com"));
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    assert_eq!(
+        c.warnings[2],
+        "worker \"w2\": timeout 2m is not shorter than the interval 10s: a slow check will skip deadlines"
+    );
+    let c = ok(&fleet(4, "example.com"));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].starts_with("4 workers (\"w0\", \"w1\", \"w2\" and 1 more): timeout 2m"));
+}
+
+#[test]
+fn different_advice_is_not_merged() {
+    let c = build(
+        Some((
+            "cfg.json",
+            r#"{"self_ping": false, "workers": [
+                {"name": "r", "url": "https://r.onrender.com:5000/", "interval": "20m"},
+                {"name": "h", "url": "https://h.hf.space/", "interval": "3d", "timeout": "1m"},
+                {"name": "t", "url": "https://t.example/", "interval": "1s", "timeout": "1s"}]}"#,
+        )),
+        &Flags::default(),
+        &env(&[("SPACE_HOST", "me.hf.space")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.warnings,
+        [
+            "worker \"r\": port 5000 is blocked on Hugging Face Spaces (only 80, 443 and 8080 can be reached from a Space)",
+            "worker \"r\": interval 20m is longer than Render's sleep window of 15m: the app will fall asleep between pings",
+            "worker \"h\": interval 3d is longer than Hugging Face Spaces' sleep window of 2d: the app will fall asleep \
+             between pings",
+            "worker \"t\": timeout 1s is not shorter than the interval 1s: a slow check will skip deadlines",
+        ]
+    );
 }

@@ -1,0 +1,237 @@
+//! Configuration: the JSON file, environment variables and flags merged into one validated
+//! `Config`. Parsing walks a `serde_json::Value` by hand rather than deriving, so that one pass
+//! reports *every* problem with its source and field path (`workers[2].interval`), rejects unknown
+//! fields, and tracks which strings came from `${VAR}` (those are secrets).
+//!
+//! One module per section, each owning its fields, its parsing and its part of `Config`:
+//! - `ctx`: walking one source's JSON and collecting errors; `${VAR}` expansion; the value kinds
+//!   (a duration within limits, a bounded count, a URL, ...).
+//! - `limits`: every default and bound.
+//! - `check`: settings a worker inherits from `defaults` (add `tls` {ca_file, insecure} there: it
+//!   then applies to `defaults`, each worker and the self-ping).
+//! - `workers`: the worker list, names, restart tokens (add `"paused"`, `"alerts": false` there;
+//!   choosing a shard for `--shard I/N` / `PINGER_SHARD` goes at the end of `workers::parse`, with
+//!   the flag in `Flags` and cli.rs).
+//! - `self_ping`, `alerts` (a list of channels replaces its one webhook there), `settings` (the
+//!   top-level service settings: add `watch_config` there), `warnings` (hosting advice).
+//!
+//! `Debug` never shows a secret: `Target`, `Alerts` and `Settings` print `REDACTED` in place of
+//! header values, `${VAR}` values, tokens and the webhook URL, so `{:?}` of a `Config` is safe to log.
+
+mod alerts;
+mod check;
+mod ctx;
+pub mod limits;
+mod self_ping;
+mod settings;
+mod warnings;
+mod workers;
+
+pub use alerts::{AlertFormat, Alerts};
+pub use ctx::expand;
+pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use settings::Settings;
+pub use workers::{derive_name, valid_name};
+
+use ctx::Ctx;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The process environment as a plain map, so loading is a pure function of its inputs.
+pub type Env = BTreeMap<String, String>;
+
+/// One problem in the configuration, located by source and field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.source, self.field, self.message)
+        }
+    }
+}
+
+/// Which HTTP statuses count as success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn contains(&self, code: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
+    }
+}
+
+impl fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// One thing to ping: a configured worker or the self-ping.
+#[derive(Clone)]
+pub struct Target {
+    pub name: String,
+    /// The URL as requested, secrets included. Never display it: use `display_url`.
+    pub url: String,
+    pub display_url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub method: String,
+    /// Values are secrets: never display them.
+    pub headers: Vec<(String, String)>,
+    pub expect_status: StatusSet,
+    pub expect_body: Option<String>,
+    /// The expected body text came from `${VAR}`, so error messages must not quote it.
+    pub expect_body_secret: bool,
+    pub space_id: Option<String>,
+    /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
+    /// A secret: never display it.
+    pub restart_token: Option<String>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, _)| (n.as_str(), REDACTED)).collect();
+        let expect_body = match &self.expect_body {
+            Some(_) if self.expect_body_secret => Some(REDACTED),
+            other => other.as_deref(),
+        };
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("url", &self.display_url)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("expect_status", &self.expect_status)
+            .field("expect_body", &expect_body)
+            .field("space_id", &self.space_id)
+            .field("restart_token", &redacted(&self.restart_token))
+            .finish()
+    }
+}
+
+const REDACTED: &str = "REDACTED";
+
+/// What `Debug` shows for an optional secret: whether it is set, never its value.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| REDACTED)
+}
+
+/// Everything the service needs, validated and complete: no `Option` stands for a default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub workers: Vec<Target>,
+    pub self_ping: Option<Target>,
+    pub alerts: Alerts,
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+/// What the command line contributes to the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+/// Reads the file named by the flags or environment (if any) and builds the `Config`.
+pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
+    let path = match (&flags.config, ctx::env_var(env, "PINGER_CONFIG")) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(p)) => Some(PathBuf::from(p)),
+        _ => Some(PathBuf::from("pinger.json")).filter(|p| p.exists()),
+    };
+    let file = match path {
+        None => None,
+        Some(path) => {
+            let source = path.display().to_string();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some((source, text)),
+                Err(e) => {
+                    return Err(vec![ConfigError {
+                        source,
+                        field: String::new(),
+                        message: format!("cannot read the configuration file: {e}"),
+                    }]);
+                }
+            }
+        }
+    };
+    build(file.as_ref().map(|(s, t)| (s.as_str(), t.as_str())), flags, env)
+}
+
+/// Top-level file fields read here rather than by `settings`.
+const SECTIONS: &[&str] = &["defaults", "self_ping", "workers", "alerts"];
+
+/// Builds the configuration from an optional file `(source, text)`, the flags and the environment.
+pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
+    let source = file.map_or("built-in defaults", |(s, _)| s).to_string();
+    let parsed: Option<Value> = match file {
+        None => None,
+        Some((src, text)) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return Err(vec![ConfigError {
+                    source: src.to_string(),
+                    field: String::new(),
+                    message: format!("invalid JSON: {e}"),
+                }]);
+            }
+        },
+    };
+    let mut errors = Vec::new();
+    let mut ctx = Ctx::new(source.clone(), env, &mut errors);
+    let top_fields: Vec<&str> = SECTIONS.iter().chain(settings::FIELDS).copied().collect();
+    let empty = Map::new();
+    let top = parsed
+        .as_ref()
+        .and_then(|v| ctx.object(v, "", &top_fields))
+        .unwrap_or(&empty);
+
+    let defaults = match top
+        .get("defaults")
+        .and_then(|v| ctx.object(v, "defaults", &check::fields()))
+    {
+        Some(obj) => check::parse(&mut ctx, obj, "defaults", &check::builtin()),
+        None => check::builtin(),
+    };
+    let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
+    let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
+    let alerts = alerts::parse(&mut ctx, top.get("alerts"));
+    let settings = settings::parse(&mut ctx, top, flags);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        source,
+        warnings: warnings::collect(&workers, &self_ping, env),
+        workers,
+        self_ping: self_ping.target,
+        alerts,
+        settings,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The service's own top-level settings: where it listens, how it guards its HTTP server, where it
+//! keeps history, how it restarts Spaces, the admin token and the log level. Each is read from the
+//! flag, variable or file field that can set it, in that order of precedence.
+//!
+//! A new top-level setting (such as `watch_config`) is added here: a field of `Settings`, its name
+//! in `FIELDS`, and one line in `parse`; its default and bounds go in limits.rs. Code after loading
+//! reads it as `cfg.settings.NAME`.
+
+use super::ctx::{Ctx, env_var};
+use super::limits::{
+    DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN, SAVE_INTERVAL,
+};
+use super::{Flags, redacted};
+use crate::target_url;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The top-level file fields this module reads.
+pub const FIELDS: &[&str] = &[
+    "listen",
+    "state_file",
+    "save_interval",
+    "history",
+    "restart_cooldown",
+    "hf_api_url",
+    "header_timeout",
+    "max_connections",
+];
+
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub state_file: Option<PathBuf>,
+    pub save_interval: Duration,
+    pub history: usize,
+    pub restart_cooldown: Duration,
+    pub hf_api_url: String,
+    /// A secret: never display it.
+    pub admin_token: Option<String>,
+    pub log_level: log::LevelFilter,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("state_file", &self.state_file)
+            .field("save_interval", &self.save_interval)
+            .field("history", &self.history)
+            .field("restart_cooldown", &self.restart_cooldown)
+            .field("hf_api_url", &target_url::redact(&self.hf_api_url, &[]))
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("log_level", &self.log_level)
+            .field("header_timeout", &self.header_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings {
+    let env = ctx.env;
+    Settings {
+        listen: listen(ctx, top.get("listen"), flags),
+        state_file: match env_var(env, "PINGER_STATE_FILE") {
+            Some(p) => Some(PathBuf::from(p)),
+            None => top
+                .get("state_file")
+                .and_then(|v| ctx.text(v, "state_file"))
+                .map(PathBuf::from)
+                .filter(|p| !p.as_os_str().is_empty()),
+        },
+        save_interval: ctx
+            .duration_in(top, "", "save_interval", SAVE_INTERVAL)
+            .unwrap_or(SAVE_INTERVAL.default),
+        history: ctx.count_in(top, "", "history", HISTORY).unwrap_or(HISTORY.default) as usize,
+        restart_cooldown: ctx
+            .duration_in(top, "", "restart_cooldown", RESTART_COOLDOWN)
+            .unwrap_or(RESTART_COOLDOWN.default),
+        hf_api_url: match top.get("hf_api_url") {
+            Some(v) => ctx
+                .url(v, "hf_api_url")
+                .map(|(u, _)| u.trim_end_matches('/').to_string())
+                .unwrap_or_default(),
+            None => DEFAULT_HF_API_URL.to_string(),
+        },
+        admin_token: env_var(env, "PINGER_ADMIN_TOKEN").cloned(),
+        log_level: log_level(ctx),
+        header_timeout: ctx
+            .duration_in(top, "", "header_timeout", HEADER_TIMEOUT)
+            .unwrap_or(HEADER_TIMEOUT.default),
+        max_connections: ctx
+            .count_in(top, "", "max_connections", MAX_CONNECTIONS)
+            .unwrap_or(MAX_CONNECTIONS.default) as usize,
+    }
+}
+
+/// `--listen`, else all interfaces on `PORT`, else the file's `listen`, else the default port.
+fn listen(ctx: &mut Ctx, file: Option<&Value>, flags: &Flags) -> String {
+    let expected = "expected an address such as 0.0.0.0:7860";
+    if let Some(l) = &flags.listen {
+        if l.parse::<SocketAddr>().is_err() {
+            ctx.err_in("--listen", format!("{expected}, got {l:?}"));
+        }
+        l.clone()
+    } else if let Some(p) = env_var(ctx.env, "PORT") {
+        match p.trim().parse::<u16>() {
+            Ok(port) => format!("0.0.0.0:{port}"),
+            Err(_) => {
+                ctx.err_in("PORT", format!("expected a port number from 0 to 65535, got {p:?}"));
+                String::new()
+            }
+        }
+    } else if let Some(v) = file {
+        match ctx.text(v, "listen") {
+            Some(l) if l.parse::<SocketAddr>().is_ok() => l,
+            Some(l) => {
+                ctx.err("listen", format!("{expected}, got {l:?}"));
+                String::new()
+            }
+            None => String::new(),
+        }
+    } else {
+        format!("0.0.0.0:{DEFAULT_PORT}")
+    }
+}
+
+fn log_level(ctx: &mut Ctx) -> log::LevelFilter {
+    let Some(s) = ctx.env.get("RUST_LOG").map(|s| s.trim().to_ascii_lowercase()) else {
+        return log::LevelFilter::Info;
+    };
+    if s.is_empty() {
+        return log::LevelFilter::Info;
+    }
+    s.parse().unwrap_or_else(|_| {
+        ctx.err_in(
+            "RUST_LOG",
+            format!("expected one of off, error, warn, info, debug, trace, got {s:?}"),
+        );
+        log::LevelFilter::Info
+    })
+}
