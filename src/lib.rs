@@ -164,6 +164,12 @@ pub fn describe_schedule(cfg: &Config) -> String {
                 .as_ref()
                 .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
         );
+        if let Some(line) = tls_line(t) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for line in cfg.settings.proxies.describe() {
+        let _ = writeln!(out, "{line}");
     }
     if cfg.self_ping.is_none() {
         let _ = writeln!(out, "self-ping: off");
@@ -183,6 +189,22 @@ pub fn describe_schedule(cfg: &Config) -> String {
         cfg.settings.history
     );
     out
+}
+
+/// How an https target's certificate is checked, for `check`.
+fn tls_line(t: &Target) -> Option<String> {
+    if !t.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return None;
+    }
+    Some(match (&t.tls.ca_file, t.tls.insecure) {
+        (_, true) => "tls: certificate NOT verified (tls.insecure)".to_string(),
+        (Some(f), false) => format!(
+            "tls: bundled roots, SSL_CERT_FILE if set, and {} ({} certificate(s))",
+            f.path.display(),
+            f.certs.len()
+        ),
+        (None, false) => "tls: bundled roots, and SSL_CERT_FILE if set".to_string(),
+    })
 }
 
 fn init_logging(level: log::LevelFilter) {
@@ -259,7 +281,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let shutdown = Arc::new(Shutdown::default());
     install_signal_handlers(&shutdown)?;
 
-    let net = net::Net::new(None, proxy::Proxies::default());
+    let net = net::Net::new(cfg.settings.ssl_cert_file.as_ref(), cfg.settings.proxies.clone());
+    for line in net.proxies().describe() {
+        log::info!("{line}");
+    }
     let agent = net.agent();
     let alerter = match &cfg.alerts.webhook_url {
         Some(url) => {
@@ -291,12 +316,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     for (slot, target) in targets.into_iter().enumerate() {
         let waker = shutdown.waker();
         wakers.push(Arc::clone(&waker));
-        let check = net.check_agent(&target.url, &tls::TlsSettings::default());
+        let check = net.check_agent(&target.url, &target.tls);
         let cert = check.capture.map(|c| {
             let watch = tls::expiry::Watch::new(
-                std::time::Duration::from_secs(3600),
-                true,
-                tls::expiry::DEFAULT_THRESHOLDS.to_vec(),
+                cfg.settings.cert_check_interval,
+                !target.tls.insecure,
+                cfg.alerts.cert_expiry_days.clone(),
             );
             (c, watch)
         });

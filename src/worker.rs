@@ -311,6 +311,7 @@ mod tests {
             send_on_resolved: true,
             timeout: Duration::from_secs(1),
             retry_backoff: Duration::ZERO,
+            cert_expiry_days: Vec::new(),
         }
     }
 

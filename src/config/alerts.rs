@@ -7,7 +7,7 @@
 //! only calls `parse`.
 
 use super::ctx::{Ctx, env_var};
-use super::limits::{ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, FAILURE_THRESHOLD, SEND_ON_RESOLVED, SUCCESS_THRESHOLD};
+use super::limits::{CERT_EXPIRY_DAY_MAX, CERT_EXPIRY_DAYS, ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, FAILURE_THRESHOLD, SEND_ON_RESOLVED, SUCCESS_THRESHOLD};
 use crate::target_url;
 use serde_json::Value;
 use std::fmt;
@@ -21,6 +21,7 @@ const FIELDS: &[&str] = &[
     "send_on_resolved",
     "timeout",
     "retry_backoff",
+    "cert_expiry_days",
 ];
 
 const NOT_A_URL: &str = "expected an http or https URL with a host (value not shown: it is a secret)";
@@ -43,6 +44,8 @@ pub struct Alerts {
     /// Timeout of one delivery attempt, and the base of the backoff between the 3 retries.
     pub timeout: Duration,
     pub retry_backoff: Duration,
+    /// Warn when a certificate's days left first fall under one of these; empty: never.
+    pub cert_expiry_days: Vec<u32>,
 }
 
 impl Default for Alerts {
@@ -55,6 +58,7 @@ impl Default for Alerts {
             send_on_resolved: SEND_ON_RESOLVED,
             timeout: ALERT_TIMEOUT.default,
             retry_backoff: ALERT_RETRY_BACKOFF.default,
+            cert_expiry_days: CERT_EXPIRY_DAYS.to_vec(),
         }
     }
 }
@@ -69,6 +73,7 @@ impl fmt::Debug for Alerts {
             .field("send_on_resolved", &self.send_on_resolved)
             .field("timeout", &self.timeout)
             .field("retry_backoff", &self.retry_backoff)
+            .field("cert_expiry_days", &self.cert_expiry_days)
             .finish()
     }
 }
@@ -108,6 +113,12 @@ pub fn parse(ctx: &mut Ctx, v: Option<&Value>) -> Alerts {
             a.send_on_resolved = b;
         }
         a.timeout = ctx.duration_in(obj, f, "timeout", ALERT_TIMEOUT).unwrap_or(a.timeout);
+        if let Some(days) = obj
+            .get("cert_expiry_days")
+            .and_then(|v| cert_expiry_days(ctx, v, "alerts.cert_expiry_days"))
+        {
+            a.cert_expiry_days = days;
+        }
         a.retry_backoff = ctx
             .duration_in(obj, f, "retry_backoff", ALERT_RETRY_BACKOFF)
             .unwrap_or(a.retry_backoff);
@@ -141,4 +152,24 @@ fn guess_format(url: Option<&str>) -> AlertFormat {
         Some(u) if u.contains("hooks.slack.com") => AlertFormat::Slack,
         _ => AlertFormat::Json,
     }
+}
+
+/// A list of whole numbers of days (`[14, 7, 3, 1]`); `[]` turns certificate warnings off.
+fn cert_expiry_days(ctx: &mut Ctx, v: &Value, field: &str) -> Option<Vec<u32>> {
+    let expected = format!("expected a list of whole numbers of days from 1 to {CERT_EXPIRY_DAY_MAX}, such as [14, 7, 3, 1]");
+    let Some(items) = v.as_array() else {
+        ctx.err(field, format!("{expected}, got {}", super::ctx::show(v)));
+        return None;
+    };
+    let mut days = Vec::new();
+    for item in items {
+        match item.as_u64() {
+            Some(d) if (1..=CERT_EXPIRY_DAY_MAX).contains(&d) => days.push(d as u32),
+            _ => {
+                ctx.err(field, format!("{expected}, got {}", super::ctx::show(item)));
+                return None;
+            }
+        }
+    }
+    Some(days)
 }

@@ -84,6 +84,9 @@ pub const ALERT_TIMEOUT: DurationLimit = DurationLimit {
     min: millis(100),
     max: secs(120),
 };
+/// Days-left thresholds of the certificate expiry warning (`cert_expiry_days`).
+pub const CERT_EXPIRY_DAYS: [u32; 4] = [14, 7, 3, 1];
+pub const CERT_EXPIRY_DAY_MAX: u64 = 3650;
 pub const ALERT_RETRY_BACKOFF: DurationLimit = DurationLimit {
     default: secs(2),
     min: Duration::ZERO,
@@ -110,6 +113,12 @@ pub const HEADER_TIMEOUT: DurationLimit = DurationLimit {
     default: secs(10),
     min: millis(100),
     max: secs(600),
+};
+/// The SPEC asks for the server's certificate to be read at least hourly; tests read it faster.
+pub const CERT_CHECK_INTERVAL: DurationLimit = DurationLimit {
+    default: secs(3600),
+    min: millis(10),
+    max: secs(3600),
 };
 pub const MAX_CONNECTIONS: CountLimit = CountLimit {
     default: 1024,

@@ -24,6 +24,7 @@ mod ctx;
 pub mod limits;
 mod self_ping;
 mod settings;
+mod tls;
 mod warnings;
 mod workers;
 
@@ -104,6 +105,8 @@ pub struct Target {
     /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
     /// A secret: never display it.
     pub restart_token: Option<String>,
+    /// `tls`: extra trusted CAs, or no verification at all.
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl fmt::Debug for Target {
@@ -126,6 +129,7 @@ impl fmt::Debug for Target {
             .field("expect_body", &expect_body)
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
+            .field("tls", &self.tls)
             .finish()
     }
 }

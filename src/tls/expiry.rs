@@ -6,9 +6,6 @@ use x509_cert::der::Decode;
 
 pub const DAY_SECS: i64 = 86_400;
 
-/// The default `cert_expiry_days`.
-pub const DEFAULT_THRESHOLDS: [u32; 4] = [14, 7, 3, 1];
-
 /// What was read from a server's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CertInfo {
@@ -114,6 +111,7 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::limits::CERT_EXPIRY_DAYS as DEFAULT_THRESHOLDS;
     use crate::tls::testcerts::{Ca, leaf_days};
 
     #[test]

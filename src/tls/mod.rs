@@ -18,10 +18,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A PEM file of extra trusted certificates, read once when the configuration is loaded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaFile {
     pub path: PathBuf,
     pub certs: Arc<Vec<CertificateDer<'static>>>,
+}
+
+/// The path and the number of certificates, not their bytes.
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({:?}, {} certificate(s))", self.path, self.certs.len())
+    }
 }
 
 /// A target's TLS settings (`tls` in `defaults`, a worker or `self_ping`).
