@@ -7,7 +7,10 @@
 //! only calls `parse`.
 
 use super::ctx::{Ctx, env_var};
-use super::limits::{CERT_EXPIRY_DAY_MAX, CERT_EXPIRY_DAYS, ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, FAILURE_THRESHOLD, SEND_ON_RESOLVED, SUCCESS_THRESHOLD};
+use super::limits::{
+    ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, CERT_EXPIRY_DAY_MAX, CERT_EXPIRY_DAYS, FAILURE_THRESHOLD, SEND_ON_RESOLVED,
+    SUCCESS_THRESHOLD,
+};
 use crate::target_url;
 use serde_json::Value;
 use std::fmt;
@@ -156,7 +159,8 @@ fn guess_format(url: Option<&str>) -> AlertFormat {
 
 /// A list of whole numbers of days (`[14, 7, 3, 1]`); `[]` turns certificate warnings off.
 fn cert_expiry_days(ctx: &mut Ctx, v: &Value, field: &str) -> Option<Vec<u32>> {
-    let expected = format!("expected a list of whole numbers of days from 1 to {CERT_EXPIRY_DAY_MAX}, such as [14, 7, 3, 1]");
+    let expected =
+        format!("expected a list of whole numbers of days from 1 to {CERT_EXPIRY_DAY_MAX}, such as [14, 7, 3, 1]");
     let Some(items) = v.as_array() else {
         ctx.err(field, format!("{expected}, got {}", super::ctx::show(v)));
         return None;

@@ -470,12 +470,18 @@ fn tls_settings_layer_from_defaults_to_workers_and_self_ping() {
     assert_eq!(a.ca_file.as_ref().map(|f| f.path.clone()), Some(ca.clone()));
     assert_eq!(a.ca_file.as_ref().map(|f| f.certs.len()), Some(1));
     assert!(!a.insecure);
-    assert!(b.insecure && b.ca_file.is_some(), "insecure alone keeps the inherited ca_file");
+    assert!(
+        b.insecure && b.ca_file.is_some(),
+        "insecure alone keeps the inherited ca_file"
+    );
     let s = c.self_ping.as_ref().unwrap();
     assert!(s.tls.insecure && s.tls.ca_file.is_some());
     let warned: Vec<&String> = c.warnings.iter().filter(|w| w.contains("tls.insecure")).collect();
     assert_eq!(warned.len(), 2, "{:?}", c.warnings);
-    assert!(format!("{c:?}").contains("1 certificate(s)"), "Debug shows the file, not its bytes");
+    assert!(
+        format!("{c:?}").contains("1 certificate(s)"),
+        "Debug shows the file, not its bytes"
+    );
 }
 
 #[test]
@@ -489,11 +495,23 @@ fn bad_tls_settings_name_the_file_and_the_field() {
                          {{"url": "https://b/", "tls": {{"verify": false}}}}]}}"#,
         empty.display()
     ));
-    has(&e, "cfg.json: defaults.tls.ca_file: cannot read \"/nonexistent/ca.pem\"");
-    has(&e, &format!("cfg.json: workers[0].tls.ca_file: {:?} holds no certificate", empty.display().to_string()));
+    has(
+        &e,
+        "cfg.json: defaults.tls.ca_file: cannot read \"/nonexistent/ca.pem\"",
+    );
+    has(
+        &e,
+        &format!(
+            "cfg.json: workers[0].tls.ca_file: {:?} holds no certificate",
+            empty.display().to_string()
+        ),
+    );
     has(&e, "workers[0].tls.insecure: expected true or false");
     has(&e, "workers[1].tls.verify: unknown field");
-    let e = errs_env(r#"{"self_ping": false}"#, &env(&[("SSL_CERT_FILE", "/nonexistent/x.pem")]));
+    let e = errs_env(
+        r#"{"self_ping": false}"#,
+        &env(&[("SSL_CERT_FILE", "/nonexistent/x.pem")]),
+    );
     has(&e, "SSL_CERT_FILE: cannot read \"/nonexistent/x.pem\"");
 }
 
@@ -505,7 +523,10 @@ fn ssl_cert_file_proxies_and_cert_settings() {
         ("HTTPS_PROXY", "http://u:pw@proxy.example:3128"),
     ]);
     let c = build(
-        Some(("cfg.json", r#"{"cert_check_interval": "10m", "alerts": {"cert_expiry_days": [30, 2]}}"#)),
+        Some((
+            "cfg.json",
+            r#"{"cert_check_interval": "10m", "alerts": {"cert_expiry_days": [30, 2]}}"#,
+        )),
         &Flags::default(),
         &e,
     )
@@ -518,10 +539,18 @@ fn ssl_cert_file_proxies_and_cert_settings() {
     let d = ok("{}");
     assert_eq!(d.settings.cert_check_interval, Duration::from_secs(3600));
     assert_eq!(d.alerts.cert_expiry_days, [14, 7, 3, 1]);
-    assert!(ok(r#"{"alerts": {"cert_expiry_days": []}}"#).alerts.cert_expiry_days.is_empty());
+    assert!(
+        ok(r#"{"alerts": {"cert_expiry_days": []}}"#)
+            .alerts
+            .cert_expiry_days
+            .is_empty()
+    );
     let e = errs(r#"{"cert_check_interval": "2h", "alerts": {"cert_expiry_days": [14, 0]}}"#);
     has(&e, "cert_check_interval: expected a duration from 10ms to 1h");
-    has(&e, "alerts.cert_expiry_days: expected a list of whole numbers of days from 1 to 3650");
+    has(
+        &e,
+        "alerts.cert_expiry_days: expected a list of whole numbers of days from 1 to 3650",
+    );
     let e = errs_env("{}", &env(&[("ALL_PROXY", "socks5://p:1080")]));
     has(&e, "ALL_PROXY: only http:// and https:// proxies are supported");
 }
