@@ -2,9 +2,10 @@
 //! server whose certificate can be swapped while it runs (a renewal), and an HTTP CONNECT proxy
 //! that counts its tunnels.
 
+use super::{accept_loop, read_head};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -97,22 +98,10 @@ impl TlsServer {
         let handshakes = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, h, r, s) = (
-            Arc::clone(&config),
-            Arc::clone(&handshakes),
-            Arc::clone(&requests),
-            Arc::clone(&stop),
-        );
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let config = Arc::clone(&c.lock().unwrap());
-                let (h, r) = (Arc::clone(&h), Arc::clone(&r));
-                thread::spawn(move || serve_tls(stream, config, &h, &r));
-            }
+        let (c, h, r) = (Arc::clone(&config), Arc::clone(&handshakes), Arc::clone(&requests));
+        accept_loop(listener, Arc::clone(&stop), move |stream| {
+            let config = Arc::clone(&c.lock().unwrap());
+            serve_tls(stream, config, &h, &r)
         });
         TlsServer {
             port,
@@ -200,17 +189,8 @@ impl ConnectProxy {
         let port = listener.local_addr().unwrap().port();
         let tunnels = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (t, s) = (Arc::clone(&tunnels), Arc::clone(&stop));
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let t = Arc::clone(&t);
-                thread::spawn(move || tunnel(stream, &t));
-            }
-        });
+        let t = Arc::clone(&tunnels);
+        accept_loop(listener, Arc::clone(&stop), move |stream| tunnel(stream, &t));
         ConnectProxy { port, tunnels, stop }
     }
 
@@ -233,18 +213,7 @@ impl Drop for ConnectProxy {
 fn tunnel(client: TcpStream, tunnels: &Mutex<Vec<Tunnel>>) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(client.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
+    let Some(head) = read_head(&mut reader) else { return };
     let mut client = client;
     let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
     if !head.starts_with("CONNECT ") {

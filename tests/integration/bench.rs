@@ -46,6 +46,14 @@ fn cpu_seconds(pid: u32) -> f64 {
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }
 
+fn memory(pid: u32) -> String {
+    format!(
+        "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        proc_status(pid, "VmRSS:") as f64 / 1024.0,
+        proc_status(pid, "VmHWM:") as f64 / 1024.0
+    )
+}
+
 fn config(n: usize, target: &FakeServer, interval: &str) -> String {
     let workers: Vec<String> = (0..n)
         .map(|i| {
@@ -209,9 +217,8 @@ fn bench() {
         t.row(
             format!("memory with {n} workers (every worker checked twice)"),
             format!(
-                "VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads (min checks {})",
-                proc_status(pid, "VmRSS:") as f64 / 1024.0,
-                proc_status(pid, "VmHWM:") as f64 / 1024.0,
+                "{}, {} threads (min checks {})",
+                memory(pid),
                 proc_status(pid, "Threads:"),
                 min_checks(&p)
             ),
@@ -314,9 +321,8 @@ fn bench_tls() {
         t.row(
             format!("1,000 {what} workers at 60 s"),
             format!(
-                "{first:.2} CPU-s/min in the first minute, {second:.2} in the second; VmRSS {:.1} MiB, VmHWM {:.1} MiB (min checks {})",
-                proc_status(pid, "VmRSS:") as f64 / 1024.0,
-                proc_status(pid, "VmHWM:") as f64 / 1024.0,
+                "{first:.2} CPU-s/min in the first minute, {second:.2} in the second; {} (min checks {})",
+                memory(pid),
                 min_checks(&p)
             ),
         );

@@ -114,29 +114,23 @@ fn insecure_skips_verification_and_says_so() {
     assert!(p.get("/").body.contains(">unverified</span>"));
 }
 
+/// The first check of a leaf for `names` expiring in `secs`, on `localhost`, with the CA trusted.
+fn checked_with_ca(names: &[&str], secs: i64) -> Value {
+    let (ca, _leaf, server, dir) = setup(names, secs);
+    let ca_path = ca.write(&dir, "ca.pem");
+    let cfg = one_worker(&server.url("localhost", "/"), &ca_field(&ca_path));
+    first_check(&Pinger::start_in(dir, &cfg, &[]))
+}
+
 #[test]
 fn an_expired_leaf_is_named_as_such() {
-    let (ca, _leaf, server, dir) = setup(&["localhost"], -2 * DAY);
-    let ca_path = ca.write(&dir, "ca.pem");
-    let p = Pinger::start_in(
-        dir,
-        &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)),
-        &[],
-    );
-    let w = first_check(&p);
+    let w = checked_with_ca(&["localhost"], -2 * DAY);
     assert_eq!(w["last_check"]["error"], "tls: certificate expired", "{w:#}");
 }
 
 #[test]
 fn a_leaf_for_another_name_is_named_as_such() {
-    let (ca, _leaf, server, dir) = setup(&["other.example"], 30 * DAY);
-    let ca_path = ca.write(&dir, "ca.pem");
-    let p = Pinger::start_in(
-        dir,
-        &one_worker(&server.url("localhost", "/"), &ca_field(&ca_path)),
-        &[],
-    );
-    let w = first_check(&p);
+    let w = checked_with_ca(&["other.example"], 30 * DAY);
     assert_eq!(
         w["last_check"]["error"], "tls: certificate not valid for localhost",
         "{w:#}"
