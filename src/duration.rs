@@ -1,5 +1,7 @@
 //! Human durations ("1h30m", "250ms") in both directions. Config, logs, errors and the page all
-//! speak this one format, so a value a user wrote reads back the same way.
+//! speak this one format, so a value a user wrote reads back the same way. One exception reads
+//! better than a round trip: a part-second past a whole second is shown as a decimal (`2.5s`, not
+//! `2s500ms`), which `parse` does not accept (configuration durations stay integer+unit parts).
 
 use std::time::Duration;
 
@@ -47,19 +49,27 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
-/// Prints a duration the way `parse` reads it, largest units first: `90s` -> "1m30s".
+/// Prints a duration largest units first, as `parse` reads it (`90s` -> "1m30s"), except that
+/// milliseconds after a whole second are a decimal of the seconds: 2500ms -> "2.5s",
+/// 60500ms -> "1m0.5s"; under a second it stays "250ms". Rounds down to the millisecond.
 pub fn format(d: Duration) -> String {
     let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".to_string();
+    if ms < 1000 {
+        return format!("{ms}{}", if ms == 0 { "s" } else { "ms" });
     }
     let mut out = String::new();
-    for (name, unit) in UNITS {
-        if ms >= unit {
-            out.push_str(&(ms / unit).to_string());
-            out.push_str(name);
+    for (name, unit) in &UNITS[..3] {
+        if ms >= *unit {
+            out.push_str(&format!("{}{name}", ms / unit));
             ms %= unit;
         }
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    if frac > 0 {
+        let decimals = format!("{frac:03}");
+        out.push_str(&format!("{secs}.{}s", decimals.trim_end_matches('0')));
+    } else if secs > 0 {
+        out.push_str(&format!("{secs}s"));
     }
     out
 }
@@ -103,12 +113,25 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for text in ["1h30m", "90ms", "5m", "1d2h3m4s5ms", "0s", "10s"] {
+        for text in ["1h30m", "90ms", "5m", "1d2h3m4s", "0s", "10s", "1d", "2d1s", "999ms"] {
             assert_eq!(format(parse(text).unwrap()), text);
         }
         assert_eq!(format(Duration::from_secs(90)), "1m30s");
         assert_eq!(format(Duration::from_micros(1500)), "1ms");
         assert_eq!(format_secs(Duration::from_secs(60)), "60s");
+    }
+
+    #[test]
+    fn part_seconds_after_a_whole_second_are_a_decimal() {
+        let ms = Duration::from_millis;
+        assert_eq!(format(ms(2500)), "2.5s");
+        assert_eq!(format(ms(1250)), "1.25s");
+        assert_eq!(format(ms(1005)), "1.005s");
+        assert_eq!(format(ms(60_500)), "1m0.5s");
+        assert_eq!(format(ms(3_600_000 + 30_100)), "1h30.1s");
+        assert_eq!(format(parse("1d2h3m4s5ms").unwrap()), "1d2h3m4.005s");
+        assert_eq!(format(ms(1000)), "1s");
+        assert_eq!(format(ms(500)), "500ms");
         assert_eq!(format_secs(Duration::from_millis(250)), "250ms");
     }
 }

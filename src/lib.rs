@@ -13,6 +13,7 @@ pub mod persist;
 pub mod probe;
 pub mod proxy;
 pub mod resolve;
+pub mod restart;
 pub mod schedule;
 pub mod shutdown;
 pub mod state;
@@ -271,6 +272,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
             log::debug!("open-files limit raised from {old} to {new}");
         }
     }
+    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
+    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
+    let shutdown = Arc::new(Shutdown::default());
+    install_signal_handlers(&shutdown)?;
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
@@ -278,19 +283,18 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let shutdown = Arc::new(Shutdown::default());
-    install_signal_handlers(&shutdown)?;
-
     let net = net::Net::new(cfg.settings.ssl_cert_file.as_ref(), cfg.settings.proxies.clone());
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
-    let agent = net.agent();
     let alerter = match &cfg.alerts.webhook_url {
         Some(url) => {
-            let page = cfg.self_ping.as_ref().map(|s| alert::status_page_from(&s.display_url));
+            let page = cfg
+                .self_ping
+                .as_ref()
+                .map(|s| alert::message::status_page_from(&s.display_url));
             Some(
-                alert::start_alerter(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
+                alert::Alerter::start(&cfg.alerts, url.clone(), page, net.agent_for(url), shutdown.waker())
                     .map_err(|e| format!("cannot start the alert thread: {e}"))?,
             )
         }
@@ -298,9 +302,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
-            alert::start_restarter(
+            restart::Restarter::start(
                 cfg.settings.hf_api_url.clone(),
-                agent.clone(),
+                net.agent_for(&cfg.settings.hf_api_url),
                 Arc::clone(&state),
                 shutdown.waker(),
             )
@@ -332,7 +336,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             state: Arc::clone(&state),
             agent: check.agent,
             waker,
-            alerts: cfg.alerts.clone(),
+            thresholds: worker::Thresholds::from(&cfg.alerts),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
             restart_cooldown: cfg.settings.restart_cooldown,

@@ -29,9 +29,10 @@ impl Net {
         }
     }
 
-    /// For alerts and restarts: the default trust; the proxy is chosen per request (`proxy_for`).
-    pub fn agent(&self) -> ureq::Agent {
-        self.build(&TlsSettings::default(), None, None)
+    /// For an alert channel or the restarts, which always call one base URL: the default trust,
+    /// and the proxy for that URL.
+    pub fn agent_for(&self, url: &str) -> ureq::Agent {
+        self.build(&TlsSettings::default(), None, self.proxy_for(url))
     }
 
     /// For one target's checks: its own trust settings, and its proxy fixed from its URL.

@@ -196,19 +196,10 @@ impl Persister {
 mod tests {
     use super::*;
     use crate::state::{CheckRecord, TargetInfo};
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn state(names: &[&str]) -> State {
-        let infos = names
-            .iter()
-            .map(|n| TargetInfo {
-                name: n.to_string(),
-                display_url: String::new(),
-                interval: Duration::from_secs(60),
-                is_self: false,
-                restarts_enabled: false,
-            })
-            .collect();
+        let infos = names.iter().map(|n| TargetInfo::test(n)).collect();
         State::new(infos, 10, UNIX_EPOCH)
     }
 

@@ -31,6 +31,12 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// An agent with the bundled roots and no proxy, for tests that need no configuration.
+#[cfg(test)]
+pub fn agent() -> ureq::Agent {
+    crate::net::Net::new(None, crate::proxy::Proxies::default()).agent_for("")
+}
+
 /// Wait after failed attempt `i` (1-based): `backoff * 2^(i-1)`.
 pub fn backoff_delay(backoff: Duration, i: u32) -> Duration {
     backoff.saturating_mul(1u32.checked_shl(i.saturating_sub(1)).unwrap_or(u32::MAX))

@@ -210,6 +210,20 @@ pub struct TargetInfo {
     pub restarts_enabled: bool,
 }
 
+#[cfg(test)]
+impl TargetInfo {
+    /// A plain worker checked every minute: the unit tests' one fixture.
+    pub fn test(name: &str) -> TargetInfo {
+        TargetInfo {
+            name: name.into(),
+            display_url: format!("http://{name}/"),
+            interval: Duration::from_secs(60),
+            is_self: false,
+            restarts_enabled: false,
+        }
+    }
+}
+
 struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
@@ -387,16 +401,6 @@ mod tests {
         }
     }
 
-    fn info(name: &str) -> TargetInfo {
-        TargetInfo {
-            name: name.into(),
-            display_url: format!("http://{name}/"),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        }
-    }
-
     #[test]
     fn buckets_merge_by_hour_and_expire_after_30_days() {
         let mut b = VecDeque::new();
@@ -459,10 +463,10 @@ mod tests {
 
     #[test]
     fn snapshot_limits_history_and_splits_self() {
-        let mut infos = vec![info("a"), info("b")];
+        let mut infos = vec![TargetInfo::test("a"), TargetInfo::test("b")];
         infos.push(TargetInfo {
             is_self: true,
-            ..info("self")
+            ..TargetInfo::test("self")
         });
         let s = State::new(infos, 50, UNIX_EPOCH);
         for i in 0..30 {
@@ -483,7 +487,7 @@ mod tests {
 
     #[test]
     fn overall_status_rules() {
-        let s = State::new(vec![info("a"), info("b")], 10, UNIX_EPOCH);
+        let s = State::new(vec![TargetInfo::test("a"), TargetInfo::test("b")], 10, UNIX_EPOCH);
         let now = UNIX_EPOCH + Duration::from_secs(10);
         assert_eq!(s.snapshot(0, now).overall(), "ok", "pending counts as ok");
         s.record_check(0, rec(1, false));

@@ -1,9 +1,10 @@
 //! One thread per target: sleep until the next deadline, check (with retries), hand the result
 //! to the shared state, then decide alerts and restarts from streak counters this thread owns.
 
-use crate::alert::{Alerter, Event, RestartJob, Restarter, Transition};
+use crate::alert::{Alerter, Event, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
+use crate::restart::{RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
@@ -17,6 +18,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
+
+/// The only alert settings a worker needs: when a streak turns into a transition. The webhook,
+/// its format and whether recoveries are announced stay with the alert thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Consecutive failed checks before a worker is down.
+    pub failure: u32,
+    /// Consecutive good checks before a down worker is up again.
+    pub success: u32,
+}
+
+impl From<&Alerts> for Thresholds {
+    fn from(a: &Alerts) -> Thresholds {
+        Thresholds {
+            failure: a.failure_threshold,
+            success: a.success_threshold,
+        }
+    }
+}
 
 /// Alert-level state decided from consecutive results, owned by the worker's thread (no lock).
 #[derive(Debug, Clone, Default)]
@@ -41,11 +61,11 @@ impl Streak {
         }
     }
 
-    pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Alerts) -> Option<Transition> {
+    pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Thresholds) -> Option<Transition> {
         if ok {
             self.fails = 0;
             self.oks = self.oks.saturating_add(1);
-            if self.oks >= cfg.success_threshold && self.down != Some(false) {
+            if self.oks >= cfg.success && self.down != Some(false) {
                 let was_down = self.down == Some(true);
                 self.down = Some(false);
                 return was_down.then_some(Transition::Up);
@@ -56,7 +76,7 @@ impl Streak {
             if self.fails == 1 {
                 self.first_failure = Some(at);
             }
-            if self.fails >= cfg.failure_threshold && self.down != Some(true) {
+            if self.fails >= cfg.failure && self.down != Some(true) {
                 self.down = Some(true);
                 // "Down since" the streak began, not since the threshold was reached.
                 self.down_since = self.first_failure.or(Some(at));
@@ -80,7 +100,7 @@ pub struct Worker {
     pub waker: Arc<Waker>,
     /// When the first check is due.
     pub first: Instant,
-    pub alerts: Alerts,
+    pub thresholds: Thresholds,
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
     pub restart_cooldown: Duration,
@@ -132,7 +152,7 @@ impl Worker {
         let mut cert = self.cert.take();
         let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
-        let mut streak = Streak::resume(saved.consecutive_failures, self.alerts.failure_threshold);
+        let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last.as_ref().map(|r| r.ok);
         let mut pending: u64 = 0;
@@ -180,7 +200,7 @@ impl Worker {
             if let Some((capture, watch)) = &mut cert {
                 self.read_cert(capture, watch, now);
             }
-            let transition = streak.observe(outcome.ok, now, &self.alerts);
+            let transition = streak.observe(outcome.ok, now, &self.thresholds);
             self.announce(transition, &outcome, now, &streak);
             if streak.is_down() && !outcome.ok {
                 self.maybe_restart(&mut last_restart, now);
@@ -253,9 +273,6 @@ impl Worker {
 
     fn announce(&self, transition: Option<Transition>, o: &Outcome, now: SystemTime, streak: &Streak) {
         let Some(transition) = transition else { return };
-        if transition == Transition::Up && !self.alerts.send_on_resolved {
-            return;
-        }
         if let Some(alerter) = &self.alerter {
             alerter.send(Event {
                 worker: self.target.name.clone(),
@@ -269,12 +286,22 @@ impl Worker {
     }
 
     fn warn_cert(&self, days_left: i64, expires_at: i64, now: SystemTime) {
+        let expires_at = UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64);
         log::warn!(
             "{}: TLS certificate expires in {days_left} day(s) ({})",
             self.target.name,
-            rfc3339(UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64))
+            rfc3339(expires_at)
         );
-        let _ = now;
+        if let Some(alerter) = &self.alerter {
+            alerter.send(Event {
+                worker: self.target.name.clone(),
+                url: self.target.display_url.clone(),
+                transition: Transition::CertExpiring { days_left, expires_at },
+                error: None,
+                at: now,
+                since: None,
+            });
+        }
     }
 
     fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
@@ -300,22 +327,12 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AlertFormat;
 
-    fn alerts(fail: u32, ok: u32) -> Alerts {
-        Alerts {
-            webhook_url: None,
-            format: AlertFormat::Json,
-            failure_threshold: fail,
-            success_threshold: ok,
-            send_on_resolved: true,
-            timeout: Duration::from_secs(1),
-            retry_backoff: Duration::ZERO,
-            cert_expiry_days: Vec::new(),
-        }
+    fn thresholds(failure: u32, success: u32) -> Thresholds {
+        Thresholds { failure, success }
     }
 
-    fn run(streak: &mut Streak, cfg: &Alerts, results: &[bool]) -> Vec<Option<Transition>> {
+    fn run(streak: &mut Streak, cfg: &Thresholds, results: &[bool]) -> Vec<Option<Transition>> {
         results
             .iter()
             .map(|ok| streak.observe(*ok, SystemTime::now(), cfg))
@@ -324,7 +341,7 @@ mod tests {
 
     #[test]
     fn down_after_threshold_then_up_once() {
-        let cfg = alerts(3, 2);
+        let cfg = thresholds(3, 2);
         let mut s = Streak::default();
         let got = run(&mut s, &cfg, &[true, false, false, false, false, true, true, true]);
         use Transition::*;
@@ -333,7 +350,7 @@ mod tests {
 
     #[test]
     fn never_up_without_a_down_before() {
-        let cfg = alerts(2, 1);
+        let cfg = thresholds(2, 1);
         let mut s = Streak::default();
         assert!(
             run(&mut s, &cfg, &[true, false, true, true])
@@ -344,7 +361,7 @@ mod tests {
 
     #[test]
     fn flapping_below_threshold_is_quiet() {
-        let cfg = alerts(3, 1);
+        let cfg = thresholds(3, 1);
         let mut s = Streak::default();
         assert!(
             run(&mut s, &cfg, &[false, false, true, false, false, true])
@@ -355,7 +372,7 @@ mod tests {
 
     #[test]
     fn down_since_is_the_first_failure_of_the_streak() {
-        let cfg = alerts(3, 1);
+        let cfg = thresholds(3, 1);
         let mut s = Streak::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         s.observe(false, t0, &cfg);
@@ -369,9 +386,24 @@ mod tests {
 
     #[test]
     fn resumed_down_streak_announces_recovery() {
-        let cfg = alerts(3, 1);
+        let cfg = thresholds(3, 1);
         let mut s = Streak::resume(5, 3);
         assert_eq!(s.observe(true, SystemTime::now(), &cfg), Some(Transition::Up));
+    }
+
+    #[test]
+    fn a_streak_resumed_exactly_at_the_threshold_is_down() {
+        use Transition::*;
+        let cfg = thresholds(3, 1);
+        let mut s = Streak::resume(3, 3);
+        assert!(s.is_down());
+        assert_eq!(run(&mut s, &cfg, &[false, true]), [None, Some(Up)], "no second down");
+        let mut s = Streak::resume(3, 3);
+        assert_eq!(run(&mut s, &cfg, &[true]), [Some(Up)], "the recovery is announced");
+        let mut s = Streak::resume(2, 3);
+        assert!(!s.is_down());
+        assert_eq!(run(&mut s, &cfg, &[false, true]), [Some(Down), Some(Up)]);
+        assert!(!Streak::resume(0, 0).is_down(), "no failures, never down");
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! - `ctx`: walking one source's JSON and collecting errors; `${VAR}` expansion; the value kinds
 //!   (a duration within limits, a bounded count, a URL, ...).
 //! - `limits`: every default and bound.
-//! - `check`: settings a worker inherits from `defaults` (add `tls` {ca_file, insecure} there: it
-//!   then applies to `defaults`, each worker and the self-ping).
+//! - `check`: settings a worker inherits from `defaults` (add `tls` {ca_file, insecure} there,
+//!   listed in `check::TIMING` so that it applies to `defaults`, each worker and the self-ping).
 //! - `workers`: the worker list, names, restart tokens (add `"paused"`, `"alerts": false` there;
 //!   choosing a shard for `--shard I/N` / `PINGER_SHARD` goes at the end of `workers::parse`, with
 //!   the flag in `Flags` and cli.rs).
@@ -16,7 +16,9 @@
 //!   top-level service settings: add `watch_config` there), `warnings` (hosting advice).
 //!
 //! `Debug` never shows a secret: `Target`, `Alerts` and `Settings` print `REDACTED` in place of
-//! header values, `${VAR}` values, tokens and the webhook URL, so `{:?}` of a `Config` is safe to log.
+//! header values, an expected body from `${VAR}`, tokens and the webhook URL, and URLs in their
+//! redacted form, so `{:?}` of a `Config` is safe to log. A field added to one of them stays out
+//! of its `Debug` until it is listed there.
 
 mod alerts;
 mod check;

@@ -160,13 +160,7 @@ mod tests {
     use std::time::Duration;
 
     fn app(token: Option<&str>) -> App {
-        let infos = vec![TargetInfo {
-            name: "api".into(),
-            display_url: "http://x/".into(),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        }];
+        let infos = vec![TargetInfo::test("api")];
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],

@@ -341,13 +341,7 @@ mod tests {
     use std::time::SystemTime;
 
     fn app() -> Arc<App> {
-        let info = TargetInfo {
-            name: "api".into(),
-            display_url: "http://x/".into(),
-            interval: Duration::from_secs(60),
-            is_self: false,
-            restarts_enabled: false,
-        };
+        let info = TargetInfo::test("api");
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_master-pinger");
 
+/// Test durations are written `5 * SEC`.
+pub const SEC: Duration = Duration::from_secs(1);
+
 /// What a fake target does with request number `n` (0-based).
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -500,4 +503,18 @@ pub fn lateness_ms(log: &str) -> Vec<f64> {
                 .ok()
         })
         .collect()
+}
+
+/// The first number after `key` (e.g. `"Threads:"`, `"VmRSS:"` in kB) in `/proc/PID/status`, or 0
+/// when the process or the line is gone.
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
 }

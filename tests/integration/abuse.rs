@@ -1,22 +1,14 @@
 //! The HTTP face under abuse, bounded and on 127.0.0.1: idle floods, huge headers, garbage,
 //! file-descriptor exhaustion, and many readers while many workers record checks.
 
-use crate::common::{FakeServer, Pinger, lateness_ms, ok, temp_dir};
+use crate::common::{FakeServer, Pinger, SEC, lateness_ms, ok, proc_status, temp_dir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const SEC: Duration = Duration::from_secs(1);
-
 fn threads(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap_or(0)))
-        })
-        .unwrap_or(0)
+    proc_status(pid, "Threads:") as usize
 }
 
 /// One raw request; the status code, or None when the server closed without answering.

@@ -1,12 +1,10 @@
 //! Prometheus metrics, webhook alerts and Hugging Face Space restarts.
 
-use crate::common::{Action, FakeServer, Pinger, ok, status};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, status};
 use prometheus_parse::{Scrape, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const SEC: Duration = Duration::from_secs(1);
 
 fn scrape(p: &Pinger) -> Scrape {
     let r = p.get("/metrics");

@@ -6,14 +6,12 @@
 //! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
 //! `wrk` (apt) is needed for the requests-per-second rows; without it they are left out.
 
-use crate::common::{BIN, FakeServer, Pinger, build_static, lateness_ms, ok, temp_dir};
+use crate::common::{BIN, FakeServer, Pinger, SEC, build_static, lateness_ms, ok, proc_status, temp_dir};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const SEC: Duration = Duration::from_secs(1);
 
 struct Table(Vec<(String, String)>);
 
@@ -23,18 +21,6 @@ impl Table {
         eprintln!("  {what}: {figure}");
         self.0.push((what, figure));
     }
-}
-
-fn proc_status(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix(key)
-                    .map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0))
-            })
-        })
-        .unwrap_or(0)
 }
 
 /// utime + stime of a process, in seconds.

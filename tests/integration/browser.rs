@@ -1,12 +1,9 @@
 //! The status page in a real browser: headless Chromium renders it, and the DOM it built must
 //! show every worker with its state in words and its heartbeat cells.
 
-use crate::common::{Action, FakeServer, Pinger, ok, status, temp_dir};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, status, temp_dir};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
-
-const SEC: Duration = Duration::from_secs(1);
 
 fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
@@ -54,7 +51,7 @@ fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
     let flappy = FakeServer::start(|n, _| if n % 2 == 0 { ok() } else { status(500) });
     let hostile = FakeServer::always(Action::Respond {
         status: 200,
-        body: b"<script>document.title='pwned'</script>".to_vec(),
+        body: b"welcome".to_vec(),
     });
     let cfg = format!(
         r#"{{"self_ping": false, "defaults": {{"interval": "1s", "timeout": "1s", "retries": 0}}, "workers": [
@@ -62,7 +59,7 @@ fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
             {{"name": "db", "url": "{}", "space_id": "you/db"}},
             {{"name": "cold", "url": "{}", "interval": "1h", "timeout": "10m"}},
             {{"name": "flappy", "url": "{}"}},
-            {{"name": "hostile", "url": "{}?q=%3Cb%3E", "expect_body": "<script>alert"}}]}}"#,
+            {{"name": "hostile", "url": "{}?q=%3Cb%3E", "expect_body": "<b id=pwned>x</b><script>document.title='pwned'</script>"}}]}}"#,
         up.url("/"),
         down.url("/"),
         pending.url("/"),
@@ -105,12 +102,17 @@ fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
     let cells = dom.matches("class=\"hb ").count();
     assert!(cells >= 8, "heartbeat cells (api 3+, flappy 4+, db 1+): {cells}");
     assert!(dom.contains("<svg class=\"spark\""), "latency sparkline");
-    assert!(!dom.contains("pwned"), "hostile text stays text");
+    // The expected text comes back in the hostile worker's error, which the page shows: as
+    // text, it makes no element and runs no script.
     let hostile_row = &dom[dom.find("id=\"w-hostile\"").unwrap()..];
     assert!(
-        hostile_row.contains("body did not contain \"&lt;script&gt;alert\""),
+        hostile_row.contains(
+            "body did not contain \"&lt;b id=pwned&gt;x&lt;/b&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;\""
+        ),
         "the error is shown, escaped: {hostile_row}"
     );
+    assert!(!dom.contains("id=\"pwned\""), "hostile text made an element");
+    assert!(!dom.contains("<title>pwned"), "hostile text ran a script");
     assert!(dom.contains("Restarts"));
 
     let shot = temp_dir("shot").join("page.png");

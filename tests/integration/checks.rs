@@ -1,10 +1,8 @@
 //! Checks against misbehaving targets: the schedule, retries and backoff, timeouts, redirects,
 //! error texts, body limits, and secrets that must never show.
 
-use crate::common::{Action, FakeServer, Pinger, ok, status};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, status};
 use std::time::Duration;
-
-const SEC: Duration = Duration::from_secs(1);
 
 fn single(url: &str, extra: &str) -> String {
     format!(r#"{{"self_ping": false, "workers": [{{"name": "t", "url": "{url}", {extra}}}]}}"#)
@@ -194,6 +192,39 @@ fn a_5mb_body_is_read_no_further_than_1mib() {
 }
 
 #[test]
+fn the_expected_text_counts_up_to_the_last_byte_of_the_first_mib_and_no_further() {
+    const MIB: usize = 1 << 20;
+    // Two bodies just over 1 MiB: one ends its expected text on byte 1,048,576, the other
+    // straddles the cut with its last two bytes past it.
+    let body = |at: usize, text: &[u8]| {
+        let mut b = vec![b'x'; MIB + 1024];
+        b[at..at + text.len()].copy_from_slice(text);
+        b
+    };
+    let (inside, past) = (body(MIB - 4, b"EDGE"), body(MIB - 2, b"OVER"));
+    let target = FakeServer::start(move |_, seen| Action::Respond {
+        status: 200,
+        body: if seen.path == "/inside" {
+            inside.clone()
+        } else {
+            past.clone()
+        },
+    });
+    let cfg = format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1h", "retries": 0}}, "workers": [
+            {{"name": "inside", "url": "{}", "expect_body": "EDGE"}}, {{"name": "past", "url": "{}", "expect_body": "OVER"}}]}}"#,
+        target.url("/inside"),
+        target.url("/past")
+    );
+    let p = Pinger::start(&cfg, &[]);
+    let inside = p.wait_worker("inside", 12 * SEC, |w| w["checks"] == 1);
+    assert_eq!(inside["state"], "up", "{inside}");
+    let past = p.wait_worker("past", 12 * SEC, |w| w["checks"] == 1);
+    assert_eq!(past["state"], "down");
+    assert_eq!(past["last_check"]["error"], "body did not contain \"OVER\"");
+}
+
+#[test]
 fn an_overrunning_check_skips_deadlines() {
     // Each check takes 2.5 s at a 1 s interval: the slots in between are skipped, not queued.
     let target = FakeServer::always(Action::Delay(Duration::from_millis(2500)));
@@ -218,8 +249,7 @@ fn secrets_never_show_in_status_page_or_log() {
     let cfg = format!(
         r#"{{"self_ping": false, "workers": [{{"name": "s", "url": "{url}", "interval": "1h", "retries": 0,
              "headers": {{"Authorization": "Bearer ${{TOKEN}}", "X-Api-Key": "literal-header-secret"}}}}]}}"#
-    )
-    .replace("${PATH_SECRET}", "${PATH_SECRET}");
+    );
     let env = [
         ("TOKEN", "tok-0123456789"),
         ("PATH_SECRET", "pathsecret42"),
@@ -235,6 +265,10 @@ fn secrets_never_show_in_status_page_or_log() {
         )
     );
     let seen = target.seen();
+    assert_eq!(
+        seen[0].path, "/p/pathsecret42?token=tok-0123456789&plain=visible-value",
+        "the secrets are expanded, so they exist to leak"
+    );
     assert!(
         seen[0].head.contains("Bearer tok-0123456789"),
         "the header reaches the target"

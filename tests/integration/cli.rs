@@ -212,3 +212,37 @@ fn port_in_use_exits_1() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
 }
+
+#[test]
+fn check_summarises_advice_shared_by_a_fleet_and_prints_part_seconds_as_decimals() {
+    let workers: Vec<String> = (0..1000)
+        .map(|i| format!(r#"{{"name": "w{i}", "url": "http://127.0.0.1:9/{i}"}}"#))
+        .collect();
+    let d = with_config(&format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "10s", "timeout": "2m", "backoff": "1s500ms"}},
+            "workers": [{}]}}"#,
+        workers.join(",")
+    ));
+    let (code, out, err) = run(&d, &["check"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let advice: Vec<&str> = err.lines().filter(|l| l.contains("not shorter")).collect();
+    assert_eq!(
+        advice,
+        [
+            "warning: 1000 workers (\"w0\", \"w1\", \"w2\" and 997 more): timeout 2m is not shorter than the interval 10s: \
+          a slow check will skip deadlines"
+        ],
+        "{err}"
+    );
+    // 1000 workers spread over the first 10s: w250 starts 2.5s in.
+    assert!(
+        out.contains("  w250  GET http://127.0.0.1:9/250\n    every 10s, first check 2.5s after start;"),
+        "{out}"
+    );
+    assert!(out.contains("3 retries (waits 1.5s, 3s, 6s)"), "{out}");
+    // Never "2s500ms": milliseconds appear only in durations under a second.
+    let mixed = out
+        .split([' ', ',', ';', '('])
+        .find(|w| w.ends_with("ms") && w.trim_end_matches("ms").contains(|c: char| c.is_ascii_alphabetic()));
+    assert_eq!(mixed, None, "{out}");
+}

@@ -1,9 +1,9 @@
 //! Persistence, shutdown and the admin "check now" endpoint.
 
-use crate::common::{Action, FakeServer, Pinger, ok, request, temp_dir};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, request, status, temp_dir};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const SEC: Duration = Duration::from_secs(1);
 
 fn config(target: &FakeServer, state: &str, save_interval: &str) -> String {
     format!(
@@ -219,4 +219,91 @@ fn admin_check_now_endpoint() {
     p.wait_worker("t", 2 * SEC, |w| w["checks"] == 2);
     let everything = format!("{}{}{}", p.get("/").body, p.get("/status").body, p.log());
     assert!(!everything.contains("admin-s3cret"));
+}
+
+#[test]
+fn a_save_replaces_the_state_file_and_never_rewrites_the_old_one() {
+    use std::os::unix::fs::MetadataExt;
+    let target = FakeServer::always(ok());
+    let dir = temp_dir("replace");
+    let state = dir.join("state.json");
+    let p = Pinger::start_in(dir.clone(), &config(&target, state.to_str().unwrap(), "100ms"), &[]);
+    p.wait_worker("t", 5 * SEC, |w| w["checks"] == 1);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let end = Instant::now() + 5 * SEC;
+        while !done() {
+            assert!(Instant::now() < end, "timed out waiting for {what}; log:\n{}", p.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("a save", &|| state.exists());
+    // A reader (a backup, `cat`) holding the old file: a hard link keeps its inode in reach.
+    let old = dir.join("old.json");
+    std::fs::hard_link(&state, &old).unwrap();
+    let before = std::fs::read(&old).unwrap();
+    // Saves come every 100 ms; wait for one that differs (a new check, or a new second in
+    // `saved_at`), so that writing in place would show in the old file.
+    wait_for("a save with new contents", &|| {
+        std::fs::read(&state).is_ok_and(|now| now != before)
+    });
+    assert_eq!(
+        std::fs::read(&old).unwrap(),
+        before,
+        "the old file was written over, not replaced"
+    );
+    assert_ne!(
+        std::fs::metadata(&state).unwrap().ino(),
+        std::fs::metadata(&old).unwrap().ino(),
+        "a save makes a new file (written aside, then renamed over the old one)"
+    );
+}
+
+#[test]
+fn a_restart_at_the_failure_threshold_keeps_the_target_down() {
+    // Down exactly at the threshold when the pinger stops: after the restart the next failure
+    // is not a second "down", and the recovery is announced.
+    let healthy = Arc::new(AtomicBool::new(false));
+    let h = Arc::clone(&healthy);
+    let target = FakeServer::start(move |_, _| if h.load(Ordering::SeqCst) { ok() } else { status(503) });
+    let hook = FakeServer::always(Action::Respond {
+        status: 204,
+        body: vec![],
+    });
+    let dir = temp_dir("threshold");
+    let cfg = format!(
+        r#"{{"self_ping": false, "state_file": "{}", "save_interval": "1h",
+            "workers": [{{"name": "t", "url": "{}", "interval": "1s", "retries": 0}}],
+            "alerts": {{"webhook_url": "{}", "failure_threshold": 2, "success_threshold": 1}}}}"#,
+        dir.join("state.json").display(),
+        target.url("/"),
+        hook.url("/hook")
+    );
+    let states = |hook: &FakeServer| -> Vec<String> {
+        hook.seen()
+            .iter()
+            .map(|s| serde_json::from_str::<serde_json::Value>(&s.body).unwrap()["state"].to_string())
+            .collect()
+    };
+
+    let mut p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    p.wait_worker("t", 10 * SEC, |w| w["consecutive_failures"] == 2);
+    hook.wait_for(1, 5 * SEC);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(2 * SEC), Some(0));
+    drop(p);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        saved["workers"]["t"]["consecutive_failures"], 2,
+        "stopped exactly at the threshold"
+    );
+    assert_eq!(states(&hook), ["\"down\""]);
+
+    let p = Pinger::start_in(dir, &cfg, &[]);
+    p.wait_worker("t", 10 * SEC, |w| w["consecutive_failures"] == 3);
+    healthy.store(true, Ordering::SeqCst);
+    p.wait_worker("t", 10 * SEC, |w| w["state"] == "up");
+    hook.wait_for(2, 5 * SEC);
+    // Time for a wrong second "down" (sent before the "up") to have arrived as well.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(states(&hook), ["\"down\"", "\"up\""], "log:\n{}", p.log());
 }

@@ -3,7 +3,7 @@
 //! expiry in /status, /metrics, the page and alerts.
 
 use crate::common::tls::{ConnectProxy, DAY, Leaf, TestCa, TlsServer};
-use crate::common::{Pinger, run, temp_dir};
+use crate::common::{FakeServer, Pinger, ok, request, run, temp_dir};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -206,4 +206,71 @@ fn checks_go_through_a_connect_proxy_with_hidden_credentials() {
     assert_eq!(w["state"], "up");
     assert_eq!(proxy.tunnels().len(), before, "NO_PROXY: no tunnel");
     assert!(!p.log().contains("s3cret"), "{}", p.log());
+}
+const ADMIN: (&str, &str) = ("PINGER_ADMIN_TOKEN", "tls-test-token");
+
+/// Runs `n` more checks of `name` now (admin API), one after the other; returns the last /status.
+fn check_now(p: &Pinger, name: &str, n: u64) -> Value {
+    let mut w = p.worker(name);
+    for _ in 0..n {
+        let before = w["checks"].as_u64().unwrap_or(0);
+        let r = request(
+            "POST",
+            &p.url(&format!("/api/workers/{name}/check")),
+            Some(&format!("Bearer {}", ADMIN.1)),
+        );
+        assert_eq!(r.status, 202, "{}", r.body);
+        w = p.wait_worker(name, 10 * SEC, |w| w["checks"].as_u64() > Some(before));
+    }
+    w
+}
+
+/// Alerts received by a fake webhook, as JSON.
+fn cert_alerts(hook: &FakeServer) -> Vec<Value> {
+    hook.seen()
+        .iter()
+        .filter_map(|s| serde_json::from_str::<Value>(&s.body).ok())
+        .filter(|v| v["state"] == "cert_expiring")
+        .collect()
+}
+
+#[test]
+fn an_expiring_certificate_alerts_once_and_a_renewal_starts_over() {
+    let (ca, _leaf, server, dir) = setup(&["localhost"], 5 * DAY + 12 * 3600);
+    let ca_path = ca.write(&dir, "ca.pem");
+    let hook = FakeServer::always(ok());
+    let cfg = format!(
+        r#"{{"self_ping": false, "cert_check_interval": "10ms",
+            "defaults": {{"interval": "1h", "timeout": "5s", "retries": 0}},
+            "alerts": {{"webhook_url": "{}", "format": "json"}},
+            "workers": [{{"name": "rag", "url": "{}", "tls": {{"ca_file": "{}"}}}}]}}"#,
+        hook.url("/hook"),
+        server.url("localhost", "/"),
+        ca_path.display()
+    );
+    let p = Pinger::start_in(dir, &cfg, &[ADMIN]);
+    // Several checks, each reading the certificate (the read interval is shorter than the checks').
+    p.wait_worker("rag", 20 * SEC, |w| w["checks"] == 1);
+    check_now(&p, "rag", 5);
+    hook.wait_for(1, 5 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    let alerts = cert_alerts(&hook);
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one warning for the 14- and 7-day thresholds: {alerts:?}"
+    );
+    assert_eq!(alerts[0]["worker"], "rag");
+    assert_eq!(alerts[0]["days_left"], 5);
+
+    // Renewed, but only to 6 days: a later notAfter starts over, and 6 is under 14 and 7.
+    let renewed = ca.leaf(&["localhost"], 6 * DAY + 12 * 3600);
+    server.set_leaf(&renewed);
+    let w = check_now(&p, "rag", 5);
+    assert_eq!(w["tls"]["days_left"], 6, "the renewal was read: {w:#}");
+    hook.wait_for(2, 5 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    let alerts = cert_alerts(&hook);
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[1]["days_left"], 6);
 }

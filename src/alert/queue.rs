@@ -1,0 +1,271 @@
+//! The delivery side of every channel: a bounded queue fed by the workers, drained by a sender
+//! thread of the channel's own, and the one function that sends a provider's `Request`. A queue
+//! and its thread belong to one channel, so a channel that hangs only delays itself.
+
+use super::Request;
+use crate::probe;
+use crate::shutdown::Waker;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub const QUEUE_CAP: usize = 100;
+const DELIVERY_RETRIES: u32 = 3;
+/// Sender threads only format a message and wait on a socket.
+const STACK_SIZE: usize = 256 * 1024;
+
+/// A bounded FIFO shared by producers (workers) and one consumer thread.
+pub struct Queue<T> {
+    items: Mutex<VecDeque<T>>,
+    cv: Condvar,
+    what: &'static str,
+}
+
+impl<T> Queue<T> {
+    pub fn new(what: &'static str) -> Queue<T> {
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            cv: Condvar::new(),
+            what,
+        }
+    }
+
+    /// Adds an item; when full, the oldest is dropped (newer news matters more).
+    pub fn push(&self, item: T) {
+        let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= QUEUE_CAP {
+            q.pop_front();
+            log::warn!("{} queue full ({QUEUE_CAP}): dropped the oldest entry", self.what);
+        }
+        q.push_back(item);
+        self.cv.notify_one();
+    }
+
+    /// Waits for the next item, or `None` after `stop` is set on the waker.
+    pub fn pop(&self, waker: &Waker) -> Option<T> {
+        let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if waker.is_stopped() {
+                return None;
+            }
+            if let Some(item) = q.pop_front() {
+                return Some(item);
+            }
+            // Bounded wait so a stop is noticed without the waker knowing about this condvar.
+            q = self
+                .cv
+                .wait_timeout(q, Duration::from_millis(200))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Starts the thread `thread` that hands each queued item to `handle` until shutdown; returns
+/// the queue to push into. `what` names the queue in log lines.
+pub fn start<T: Send + 'static>(
+    thread: &str,
+    what: &'static str,
+    waker: Arc<Waker>,
+    mut handle: impl FnMut(T, &Waker) + Send + 'static,
+) -> std::io::Result<Arc<Queue<T>>> {
+    let queue = Arc::new(Queue::new(what));
+    let q = Arc::clone(&queue);
+    std::thread::Builder::new()
+        .name(thread.into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            while let Some(item) = q.pop(&waker) {
+                handle(item, &waker);
+            }
+        })?;
+    Ok(queue)
+}
+
+/// Why one request failed; its text never holds the URL (it may be a credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The server answered with a status outside 2xx.
+    Status(u16),
+    /// No answer: timeout, refused, DNS, TLS...
+    Transport(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Status(code) => write!(f, "status {code}"),
+            Failure::Transport(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Sends `req` once, bounded by `timeout` from start to end.
+pub fn send(agent: &ureq::Agent, req: &Request, timeout: Duration) -> Result<(), Failure> {
+    let mut builder = ureq::http::Request::builder().method(req.method).uri(req.url.as_str());
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder
+        .body(req.body.as_str())
+        .map_err(|_| Failure::Transport("invalid request URL or header".into()))?;
+    let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
+    match agent.run(request) {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(Failure::Status(resp.status().as_u16())),
+        Err(e) => Err(Failure::Transport(probe::describe(&e, timeout))),
+    }
+}
+
+/// How a channel sends: its agent, the per-request timeout and the backoff between retries.
+pub struct Delivery {
+    pub agent: ureq::Agent,
+    pub timeout: Duration,
+    pub backoff: Duration,
+}
+
+impl Delivery {
+    /// Sends `req` with up to 3 retries after the first try; gives up with a log line.
+    pub fn deliver(&self, req: &Request, waker: &Waker, what: &str) {
+        let tries = DELIVERY_RETRIES + 1;
+        for attempt in 1..=tries {
+            let error = match send(&self.agent, req, self.timeout) {
+                Ok(()) => {
+                    log::info!("{what} delivered");
+                    return;
+                }
+                Err(e) => e,
+            };
+            if attempt == tries {
+                log::error!("{what}: webhook failed after {tries} attempts ({error}); dropped");
+                return;
+            }
+            log::warn!("{what}: webhook attempt {attempt} of {tries} failed ({error}); retrying");
+            if !waker.sleep(probe::backoff_delay(self.backoff, attempt)) {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn full_queue_drops_the_oldest() {
+        let q = Queue::new("test");
+        for i in 0..QUEUE_CAP + 5 {
+            q.push(i);
+        }
+        let w = Waker::default();
+        assert_eq!(q.pop(&w), Some(5));
+        w.stop();
+        assert_eq!(q.pop(&w), None);
+    }
+
+    #[test]
+    fn the_sender_thread_handles_items_in_order_until_stopped() {
+        let waker = Arc::new(Waker::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = start("test-sender", "test", Arc::clone(&waker), move |n: u32, _: &Waker| {
+            let _ = tx.send(n);
+        })
+        .unwrap();
+        q.push(1);
+        q.push(2);
+        let got: Vec<u32> = (0..2)
+            .filter_map(|_| rx.recv_timeout(Duration::from_secs(5)).ok())
+            .collect();
+        assert_eq!(got, [1, 2]);
+        waker.stop();
+        // The thread ends, dropping its end of the channel.
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        ));
+    }
+
+    /// Answers one request with `status` and returns what it received.
+    fn one_shot(status: u16) -> (String, std::thread::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                if r.read_line(&mut head).unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            head + &String::from_utf8_lossy(&body)
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn send_puts_the_request_on_the_wire() {
+        let (url, seen) = one_shot(204);
+        let req = Request {
+            method: "POST",
+            url,
+            headers: vec![("X-Test".into(), "yes".into())],
+            body: "{\"a\":1}".into(),
+        };
+        assert_eq!(send(&probe::agent(), &req, Duration::from_secs(5)), Ok(()));
+        let seen = seen.join().unwrap();
+        assert!(seen.starts_with("POST /hook HTTP/1.1\r\n"), "{seen}");
+        assert!(seen.to_ascii_lowercase().contains("x-test: yes"), "{seen}");
+        assert!(seen.ends_with("\r\n\r\n{\"a\":1}"), "{seen}");
+    }
+
+    #[test]
+    fn send_reports_a_status_or_a_transport_failure_without_the_url() {
+        let (url, seen) = one_shot(401);
+        let req = |url: String| Request {
+            method: "POST",
+            url,
+            headers: vec![],
+            body: String::new(),
+        };
+        assert_eq!(
+            send(&probe::agent(), &req(url), Duration::from_secs(5)),
+            Err(Failure::Status(401))
+        );
+        seen.join().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/secret-path", closed.local_addr().unwrap());
+        drop(closed);
+        match send(&probe::agent(), &req(url), Duration::from_secs(5)) {
+            Err(Failure::Transport(why)) => assert!(!why.contains("secret-path"), "{why}"),
+            other => panic!("expected a transport failure, got {other:?}"),
+        }
+    }
+}
