@@ -154,8 +154,20 @@ fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, handshakes: &
                 handshakes.fetch_add(1, Ordering::SeqCst);
             }
         }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if tls.read_exact(&mut body).is_err() {
+            return;
+        }
         requests.fetch_add(1, Ordering::SeqCst);
-        let head = String::from_utf8_lossy(&head);
         let body: &[u8] = if head.starts_with("HEAD ") { b"" } else { b"ok" };
         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
         if tls

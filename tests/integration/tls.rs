@@ -274,3 +274,43 @@ fn an_expiring_certificate_alerts_once_and_a_renewal_starts_over() {
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert_eq!(alerts[1]["days_left"], 6);
 }
+
+#[test]
+fn alerts_share_the_trust_and_the_proxy_of_checks() {
+    // The webhook is HTTPS under the private CA, trusted only through SSL_CERT_FILE, and
+    // reached through the CONNECT proxy.
+    let (ca, _leaf, hook, dir) = setup(&["localhost"], 30 * DAY);
+    let ca_path = ca.write(&dir, "extra.pem");
+    let proxy = ConnectProxy::start();
+    let down = FakeServer::always(crate::common::status(503));
+    let cfg = format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1h", "retries": 0}},
+            "alerts": {{"webhook_url": "{}", "format": "json", "failure_threshold": 1}},
+            "workers": [{{"name": "w", "url": "{}"}}]}}"#,
+        hook.url("localhost", "/hook"),
+        down.url("/")
+    );
+    let p = Pinger::start_in(
+        dir,
+        &cfg,
+        &[
+            ("SSL_CERT_FILE", ca_path.to_str().unwrap()),
+            ("HTTPS_PROXY", &proxy.url()),
+        ],
+    );
+    let end = std::time::Instant::now() + 10 * SEC;
+    while hook.requests() == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        hook.requests(),
+        1,
+        "the down alert was delivered over HTTPS; log:\n{}",
+        p.log()
+    );
+    let tunnels = proxy.tunnels();
+    assert_eq!(tunnels.len(), 1, "through the proxy: {tunnels:?}");
+    assert_eq!(tunnels[0].target, format!("localhost:{}", hook.port));
+    assert!(down.count() >= 1 && p.log().contains("delivered"), "{}", p.log());
+}
