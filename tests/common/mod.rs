@@ -4,7 +4,7 @@
 
 pub mod tls;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -145,6 +145,22 @@ pub fn read_head(reader: &mut impl BufRead) -> Option<String> {
     }
 }
 
+/// Reads a request: its head and its `Content-Length` body.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let head = read_head(reader)?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -165,23 +181,13 @@ fn serve(
         Err(_) => return,
     });
     loop {
-        let Some(head) = read_head(&mut reader) else { return };
+        let Some((head, body)) = read_request(&mut reader) else {
+            return;
+        };
         let first = head.lines().next().unwrap_or("").to_string();
         let mut parts = first.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
         let s = Seen {
             at: Instant::now(),
             method: method.clone(),

@@ -2,10 +2,10 @@
 //! server whose certificate can be swapped while it runs (a renewal), and an HTTP CONNECT proxy
 //! that counts its tunnels.
 
-use super::{accept_loop, read_head};
+use super::{accept_loop, read_head, read_request};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -139,43 +139,20 @@ fn serve_tls(stream: TcpStream, config: Arc<rustls::ServerConfig>, handshakes: &
         return;
     };
     let mut tls = rustls::StreamOwned::new(conn, stream);
-    let mut counted = false;
-    loop {
-        // Reads a request head (the pinger's requests have no body).
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match tls.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-            if !counted && !tls.conn.is_handshaking() {
-                counted = true;
-                handshakes.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if tls.read_exact(&mut body).is_err() {
-            return;
-        }
+    if tls.conn.complete_io(&mut tls.sock).is_err() {
+        return;
+    }
+    handshakes.fetch_add(1, Ordering::SeqCst);
+    let mut reader = BufReader::new(tls);
+    while let Some((head, _)) = read_request(&mut reader) {
         requests.fetch_add(1, Ordering::SeqCst);
         let body: &[u8] = if head.starts_with("HEAD ") { b"" } else { b"ok" };
-        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
-        if tls
-            .write_all(reply)
+        let tls = reader.get_mut();
+        let sent = tls
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
             .and_then(|_| tls.write_all(body))
-            .and_then(|_| tls.flush())
-            .is_err()
-        {
+            .and_then(|_| tls.flush());
+        if sent.is_err() {
             return;
         }
     }
