@@ -1,36 +1,26 @@
 //! The state file: history and counters that survive restarts. Writes go to a temporary file in
 //! the same folder, are fsynced, then renamed over the old file (and the folder fsynced), so a
-//! crash at any instant leaves the old file or the new one, never a torn one. A file that cannot
-//! be read or parsed is set aside, never a reason to refuse to start.
+//! crash at any instant leaves the old file or the new one, never a torn one. A save copies one
+//! target at a time out of the state and streams it to the file, so it never holds a second copy
+//! of the whole state. Loading streams too. Files of format 1 (0.1) are migrated; a file that
+//! cannot be read or parsed is set aside, never a reason to refuse to start.
 
-use crate::state::{Record, State};
+mod v1;
+mod v2;
+
+use crate::state::{History, Record, State, Uptime};
 use crate::timefmt::{rfc3339, unix_secs};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-pub const FORMAT_VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDoc {
-    version: u32,
-    saved_at: String,
-    workers: BTreeMap<String, SavedTarget>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedTarget {
-    /// A hash of the target's URL: a worker whose URL changed starts fresh, and the URL itself
-    /// (which may hold tokens) never reaches the disk.
-    url_hash: String,
-    #[serde(flatten)]
-    record: Record,
-}
+/// The format this build writes; it reads this one and every earlier one.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// 64-bit FNV-1a: stable across builds and platforms, unlike std's hasher.
 pub fn url_hash(url: &str) -> String {
@@ -44,7 +34,8 @@ pub fn url_hash(url: &str) -> String {
 
 pub struct Persister {
     path: PathBuf,
-    /// Slot order matches the state's; the hash of each target's real URL.
+    /// Slot order matches the state's; the hash of each target's real URL. A worker whose URL
+    /// changed starts fresh, and the URL itself (which may hold tokens) never reaches the disk.
     hashes: Vec<String>,
     /// One save at a time (the periodic saver and the final save at shutdown may meet).
     saving: Mutex<()>,
@@ -62,47 +53,65 @@ impl Persister {
     /// Loads the file into `state`. Missing: nothing to do. Unreadable or corrupt: renamed to
     /// `<file>.corrupt-<unix time>` with a warning. Returns how many targets were restored.
     pub fn load(&self, state: &State) -> usize {
-        let text = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
             Err(e) => {
                 self.set_aside(&format!("cannot read it: {e}"));
                 return 0;
             }
         };
-        let doc: FileDoc = match serde_json::from_slice(&text) {
-            Ok(d) => d,
+        let cap = state.history_cap();
+        let mut restored: Vec<(usize, Record)> = Vec::new();
+        let (mut dropped, mut fresh) = (Vec::new(), Vec::new());
+        let mut sink = |name: String, saved: Saved| -> Result<(), String> {
+            let Some(slot) = state.slot_of(&name) else {
+                dropped.push(name);
+                return Ok(());
+            };
+            if self.hashes.get(slot).map(String::as_str) != Some(saved.url_hash()) {
+                fresh.push(name);
+                return Ok(());
+            }
+            let record = saved.into_record(cap).map_err(|e| format!("worker {name:?}: {e}"))?;
+            restored.push((slot, record));
+            Ok(())
+        };
+        let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+        let header = de
+            .deserialize_map(FileVisitor { sink: &mut sink })
+            .and_then(|h| de.end().map(|()| h));
+        let header = match header {
+            Ok(h) => h,
             Err(e) => {
                 self.set_aside(&format!("it is not a valid state file: {e}"));
                 return 0;
             }
         };
-        if doc.version != FORMAT_VERSION {
-            self.set_aside(&format!(
-                "it has format version {}, this build reads {FORMAT_VERSION}",
-                doc.version
-            ));
-            return 0;
+        for name in dropped {
+            log::info!("state file: dropping {name:?}, which is no longer configured");
         }
-        let mut restored = 0;
-        for (name, saved) in doc.workers {
-            let Some(slot) = state.slot_of(&name) else {
-                log::info!("state file: dropping {name:?}, which is no longer configured");
-                continue;
-            };
-            if self.hashes.get(slot) != Some(&saved.url_hash) {
-                log::info!("state file: {name:?} has a new URL; its history starts fresh");
-                continue;
-            }
-            state.import(slot, saved.record);
-            restored += 1;
+        for name in fresh {
+            log::info!("state file: {name:?} has a new URL; its history starts fresh");
+        }
+        let count = restored.len();
+        for (slot, record) in restored {
+            state.import(slot, record);
         }
         log::info!(
-            "state file {}: restored {restored} target(s) saved at {}",
+            "state file {}: restored {count} target(s) saved at {}{}",
             self.path.display(),
-            doc.saved_at
+            header.saved_at.as_deref().unwrap_or("an unknown time"),
+            if header.version < FORMAT_VERSION {
+                format!(
+                    " (format {}, migrated; the next save writes format {FORMAT_VERSION})",
+                    header.version
+                )
+            } else {
+                String::new()
+            }
         );
-        restored
+        count
     }
 
     fn set_aside(&self, why: &str) {
@@ -141,38 +150,12 @@ impl Persister {
         self.path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
     }
 
-    /// Serializes a copy of the state (taken under the lock, written after) and replaces the file.
+    /// Writes the state to the file, one target at a time: each is copied under the state's
+    /// lock (a few KB), then serialized and written after it is released.
     pub fn save(&self, state: &State) -> Result<(), String> {
-        let records = state.export();
-        let doc = FileDoc {
-            version: FORMAT_VERSION,
-            saved_at: rfc3339(SystemTime::now()),
-            workers: records
-                .into_iter()
-                .enumerate()
-                .map(|(slot, (name, record))| {
-                    (
-                        name,
-                        SavedTarget {
-                            url_hash: self.hashes.get(slot).cloned().unwrap_or_default(),
-                            record,
-                        },
-                    )
-                })
-                .collect(),
-        };
-        let bytes = serde_json::to_vec(&doc).map_err(|e| format!("cannot serialize the state: {e}"))?;
         let _guard = self.saving.lock().unwrap_or_else(|e| e.into_inner());
-        self.write_atomically(&bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
-    }
-
-    fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = self.temp_path();
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
+        let result = self.write_to(&tmp, state).and_then(|()| {
             fs::rename(&tmp, &self.path)?;
             // The rename is durable only once the folder's entry is on disk.
             let dir = self
@@ -184,95 +167,209 @@ impl Persister {
                 let _ = d.sync_all();
             }
             Ok(())
-        })();
+        });
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result
+        result.map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    fn write_to(&self, tmp: &Path, state: &State) -> std::io::Result<()> {
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
+        let mut w = BufWriter::with_capacity(64 * 1024, file);
+        write!(w, "{{\"version\":{FORMAT_VERSION},\"saved_at\":")?;
+        serde_json::to_writer(&mut w, &rfc3339(SystemTime::now()))?;
+        w.write_all(b",\"workers\":{")?;
+        let mut first = true;
+        for slot in 0..state.len() {
+            let Some((name, record)) = state.export_one(slot) else {
+                continue;
+            };
+            let hash = self.hashes.get(slot).cloned().unwrap_or_default();
+            let saved = v2::Target::from_record(hash, &record);
+            if !first {
+                w.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut w, name)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut w, &saved)?;
+        }
+        w.write_all(b"}}")?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+}
+
+/// The counters every format saves under the same names.
+#[derive(Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+#[serde(default)]
+pub struct Counters {
+    pub checks: u64,
+    pub successes: u64,
+    pub skipped: u64,
+    pub attempts: u64,
+    pub consecutive_failures: u32,
+    pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_restart_at_ms: Option<u64>,
+}
+
+impl Counters {
+    fn of(r: &Record) -> Counters {
+        Counters {
+            checks: r.checks,
+            successes: r.successes,
+            skipped: r.skipped,
+            attempts: r.attempts,
+            consecutive_failures: r.consecutive_failures,
+            restarts: r.restarts,
+            last_restart_at_ms: r.last_restart_at_ms,
+        }
+    }
+
+    fn with(self, history: History, uptime: Uptime) -> Record {
+        Record {
+            checks: self.checks,
+            successes: self.successes,
+            skipped: self.skipped,
+            attempts: self.attempts,
+            consecutive_failures: self.consecutive_failures,
+            restarts: self.restarts,
+            last_restart_at_ms: self.last_restart_at_ms,
+            history,
+            uptime,
+        }
+    }
+}
+
+/// One target as some format saved it.
+enum Saved {
+    V1(v1::Target),
+    V2(v2::Target),
+}
+
+impl Saved {
+    fn url_hash(&self) -> &str {
+        match self {
+            Saved::V1(t) => &t.url_hash,
+            Saved::V2(t) => &t.url_hash,
+        }
+    }
+
+    fn into_record(self, cap: usize) -> Result<Record, String> {
+        match self {
+            Saved::V1(t) => Ok(t.into_record(cap)),
+            Saved::V2(t) => t.into_record(cap),
+        }
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(version: u32, d: D) -> Result<Saved, D::Error> {
+        Ok(if version == 1 {
+            Saved::V1(v1::Target::deserialize(d)?)
+        } else {
+            Saved::V2(v2::Target::deserialize(d)?)
+        })
+    }
+}
+
+type Sink<'a> = &'a mut dyn FnMut(String, Saved) -> Result<(), String>;
+
+struct Header {
+    version: u32,
+    saved_at: Option<String>,
+}
+
+fn check_version(v: u32) -> Result<u32, String> {
+    if (1..=FORMAT_VERSION).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "it has format version {v}, this build reads 1 to {FORMAT_VERSION}"
+        ))
+    }
+}
+
+/// The top-level object. `workers` is streamed to the sink one target at a time when `version`
+/// came first (as every master-pinger writes it), else held until the version is known.
+struct FileVisitor<'a> {
+    sink: Sink<'a>,
+}
+
+impl<'de> Visitor<'de> for FileVisitor<'_> {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a master-pinger state file (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+        let sink = self.sink;
+        let (mut version, mut saved_at, mut early) = (None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "version" => version = Some(check_version(map.next_value()?).map_err(de::Error::custom)?),
+                "saved_at" => saved_at = map.next_value()?,
+                "workers" => match version {
+                    Some(version) => map.next_value_seed(Workers {
+                        version,
+                        sink: &mut *sink,
+                    })?,
+                    None => early = Some(map.next_value::<serde_json::Map<String, serde_json::Value>>()?),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+        for (name, value) in early.into_iter().flatten() {
+            let saved = Saved::deserialize(version, value).map_err(de::Error::custom)?;
+            sink(name, saved).map_err(de::Error::custom)?;
+        }
+        Ok(Header { version, saved_at })
+    }
+}
+
+struct Workers<'a> {
+    version: u32,
+    sink: Sink<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for Workers<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Workers<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of targets by name")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<String>()? {
+            let saved = map.next_value_seed(TargetSeed(self.version))?;
+            (self.sink)(name, saved).map_err(de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+struct TargetSeed(u32);
+
+impl<'de> DeserializeSeed<'de> for TargetSeed {
+    type Value = Saved;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Saved, D::Error> {
+        Saved::deserialize(self.0, d)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{CheckRecord, TargetInfo};
-    use std::time::UNIX_EPOCH;
-
-    fn state(names: &[&str]) -> State {
-        let infos = names.iter().map(|n| TargetInfo::test(n)).collect();
-        State::new(infos, 10, UNIX_EPOCH)
-    }
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mp-persist-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn rec(ok: bool) -> CheckRecord {
-        CheckRecord {
-            at_ms: 1000,
-            ok,
-            status: Some(200),
-            latency_ms: 1,
-            duration_ms: 1,
-            attempts: 1,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn round_trip_drops_removed_and_changed_workers() {
-        let d = dir("rt");
-        let path = d.join("s.json");
-        let s = state(&["a", "b", "gone"]);
-        s.record_check(0, rec(true));
-        s.record_check(1, rec(false));
-        s.record_check(2, rec(true));
-        Persister::new(path.clone(), &["http://a", "http://b", "http://gone"])
-            .save(&s)
-            .unwrap();
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("http://a"), "URLs never reach the disk");
-
-        let s2 = state(&["a", "b"]);
-        let n = Persister::new(path, &["http://a", "http://b-moved"]).load(&s2);
-        assert_eq!(n, 1);
-        assert_eq!(s2.record_of(0).unwrap().checks, 1);
-        assert_eq!(s2.record_of(1).unwrap().checks, 0, "a new URL starts fresh");
-    }
-
-    #[test]
-    fn corrupt_file_is_set_aside() {
-        let d = dir("corrupt");
-        let path = d.join("s.json");
-        fs::write(&path, b"{ not json").unwrap();
-        let s = state(&["a"]);
-        assert_eq!(Persister::new(path.clone(), &["http://a"]).load(&s), 0);
-        assert!(!path.exists());
-        let aside: Vec<_> = fs::read_dir(&d)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(aside.iter().any(|n| n.starts_with("s.json.corrupt-")), "{aside:?}");
-    }
-
-    #[test]
-    fn unwritable_folder_is_an_error_not_a_panic() {
-        let p = Persister::new(PathBuf::from("/nonexistent-dir-mp/state.json"), &[]);
-        assert!(
-            p.probe_writable()
-                .unwrap_err()
-                .contains("/nonexistent-dir-mp/state.json")
-        );
-        assert!(p.save(&state(&[])).is_err());
-    }
-
-    #[test]
-    fn url_hash_is_stable() {
-        assert_eq!(url_hash(""), "cbf29ce484222325");
-        assert_ne!(url_hash("http://a"), url_hash("http://b"));
-    }
-}
+mod tests;

@@ -1,16 +1,22 @@
-//! The shared state: per-target history rings, counters and hourly uptime buckets behind one
-//! `Mutex`. Worker threads call the `record_*` methods after their I/O is done; readers take a
-//! `snapshot()` (a copy) and render it after the lock is released. Nothing here does I/O.
+//! The shared state: per-target counters, history rings and uptime buckets behind one `Mutex`.
+//! Worker threads call the `record_*` methods after their I/O is done; readers take a
+//! `snapshot()` (a copy in the renderers' shape) and render it after the lock is released. What
+//! is kept per target does not grow with age (`history`, `uptime`). Nothing here does I/O.
+
+mod history;
+mod uptime;
+
+pub use history::History;
+pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-/// One finished check (all its attempts).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One finished check (all its attempts), as the renderers see it. The state keeps it in a
+/// compact form (see `history`) and builds these when a snapshot asks.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckRecord {
     /// Unix milliseconds when the check finished.
     pub at_ms: u64,
@@ -20,24 +26,12 @@ pub struct CheckRecord {
     /// Latency of the last attempt.
     pub latency_ms: u64,
     /// The whole check, retries and backoff included.
-    #[serde(default)]
     pub duration_ms: u64,
     pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-/// Checks that finished within one clock hour: uptime is kept in these, not raw samples, so 30
-/// days cost at most 720 small entries per target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bucket {
-    pub hour: u64,
-    pub ok: u32,
-    pub total: u32,
-}
-
 pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)];
-const MAX_HOURS: u64 = 30 * 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -56,8 +50,9 @@ impl Health {
     }
 }
 
-/// What the state remembers about one target. Also the unit persisted to the state file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What the state remembers about one target: counters, the recent checks and uptime buckets,
+/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub checks: u64,
     pub successes: u64,
@@ -66,9 +61,9 @@ pub struct Record {
     pub consecutive_failures: u32,
     pub restarts: u64,
     pub last_restart_at_ms: Option<u64>,
-    pub last: Option<CheckRecord>,
-    pub history: VecDeque<CheckRecord>,
-    pub buckets: VecDeque<Bucket>,
+    /// The newest entry is the last check.
+    pub history: History,
+    pub uptime: Uptime,
 }
 
 impl Record {
@@ -81,63 +76,30 @@ impl Record {
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
-        add_to_buckets(&mut self.buckets, rec.at_ms / 3_600_000, rec.ok);
-        while self.history.len() >= cap {
-            self.history.pop_front();
-        }
-        self.history.push_back(rec.clone());
-        self.last = Some(rec);
+        self.uptime.record(rec.at_ms, rec.ok);
+        self.history.push(&rec, cap);
+    }
+
+    pub fn last(&self) -> Option<CheckRecord> {
+        self.history.last()
     }
 
     pub fn health(&self) -> Health {
-        match &self.last {
+        match self.history.last() {
             None => Health::Pending,
             Some(r) if r.ok => Health::Up,
             Some(_) => Health::Down,
         }
     }
 
-    pub fn trim_history(&mut self, cap: usize) {
-        while self.history.len() > cap {
-            self.history.pop_front();
+    /// The counters, uptime and last check, without the rest of the history.
+    fn summary(&self) -> Record {
+        let mut history = History::default();
+        if let Some(last) = self.history.last() {
+            history.push(&last, 1);
         }
+        Record { history, ..*self }
     }
-}
-
-/// Counts a check in its hour's bucket and forgets buckets older than 30 days.
-pub fn add_to_buckets(buckets: &mut VecDeque<Bucket>, hour: u64, ok: bool) {
-    match buckets.back_mut() {
-        Some(b) if b.hour == hour => {
-            b.total += 1;
-            b.ok += u32::from(ok);
-        }
-        // A clock stepped backwards lands in the newest bucket rather than reordering the ring.
-        Some(b) if b.hour > hour => {
-            b.total += 1;
-            b.ok += u32::from(ok);
-        }
-        _ => buckets.push_back(Bucket {
-            hour,
-            ok: u32::from(ok),
-            total: 1,
-        }),
-    }
-    while buckets.front().is_some_and(|b| b.hour + MAX_HOURS <= hour) {
-        buckets.pop_front();
-    }
-}
-
-/// Share of good checks in the last `hours` clock hours (the current one included), or `None`
-/// when there were no checks in that window.
-pub fn uptime(buckets: &VecDeque<Bucket>, now_hour: u64, hours: u64) -> Option<f64> {
-    let (ok, total) = buckets
-        .iter()
-        .rev()
-        .take_while(|b| b.hour + hours > now_hour)
-        .fold((0u64, 0u64), |(ok, total), b| {
-            (ok + u64::from(b.ok), total + u64::from(b.total))
-        });
-    (total > 0).then(|| ok as f64 / total as f64)
 }
 
 /// A copy of one target's state, made under the lock for rendering after it.
@@ -310,30 +272,42 @@ impl State {
         self.lock().persistence_error = error;
     }
 
-    /// One target's record, e.g. for a worker thread to seed its own streak counters.
+    /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
+    /// streaks.
     pub fn record_of(&self, slot: usize) -> Option<Record> {
-        self.lock().slots.get(slot).map(|s| Record {
-            history: VecDeque::new(),
-            ..s.record.clone()
-        })
+        self.lock().slots.get(slot).map(|s| s.record.summary())
     }
 
-    /// Every target's record by name, for the state file.
-    pub fn export(&self) -> Vec<(String, Record)> {
-        let records: Vec<Record> = self.lock().slots.iter().map(|s| s.record.clone()).collect();
-        self.infos.iter().map(|i| i.name.clone()).zip(records).collect()
+    pub fn history_cap(&self) -> usize {
+        self.history_cap
     }
 
-    /// Puts back saved records (already matched to current targets by the caller).
+    /// How many targets there are (slots `0..len`).
+    pub fn len(&self) -> usize {
+        self.infos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.infos.is_empty()
+    }
+
+    /// A copy of one target's record and its name, for the state file. A save copies one target
+    /// at a time (about 3 KB), so it holds the lock briefly and never doubles the state's memory.
+    pub fn export_one(&self, slot: usize) -> Option<(&str, Record)> {
+        let record = self.lock().slots.get(slot)?.record.clone();
+        Some((self.infos.get(slot)?.name.as_str(), record))
+    }
+
+    /// Puts back a saved record (already matched to a current target by the caller).
     pub fn import(&self, slot: usize, mut record: Record) {
-        record.trim_history(self.history_cap);
+        record.history.trim(self.history_cap);
         if let Some(s) = self.lock().slots.get_mut(slot) {
             s.record = record;
         }
     }
 
     pub fn snapshot(&self, history_limit: usize, now: SystemTime) -> Snapshot {
-        let now_hour = unix_millis(now) / 3_600_000;
+        let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let inner = self.lock();
         let mut views: Vec<TargetView> = self
@@ -342,7 +316,6 @@ impl State {
             .zip(&inner.slots)
             .map(|(info, slot)| {
                 let r = &slot.record;
-                let skip = r.history.len().saturating_sub(limit);
                 TargetView {
                     name: info.name.clone(),
                     url: info.display_url.clone(),
@@ -357,11 +330,11 @@ impl State {
                     consecutive_failures: r.consecutive_failures,
                     restarts: r.restarts,
                     last_restart_at_ms: r.last_restart_at_ms,
-                    last: r.last.clone(),
+                    last: r.last(),
                     next_check_at_ms: slot.next_check_at_ms,
-                    uptime: WINDOWS.map(|(_, hours)| uptime(&r.buckets, now_hour, hours)),
+                    uptime: r.uptime.ratios(now_ms),
                     tls: slot.cert,
-                    history: r.history.iter().skip(skip).cloned().collect(),
+                    history: r.history.newest(limit).collect(),
                 }
             })
             .collect();
@@ -402,51 +375,14 @@ mod tests {
     }
 
     #[test]
-    fn buckets_merge_by_hour_and_expire_after_30_days() {
-        let mut b = VecDeque::new();
-        add_to_buckets(&mut b, 10, true);
-        add_to_buckets(&mut b, 10, false);
-        add_to_buckets(&mut b, 11, true);
-        assert_eq!(b.len(), 2);
-        assert_eq!(
-            b[0],
-            Bucket {
-                hour: 10,
-                ok: 1,
-                total: 2
-            }
-        );
-        add_to_buckets(&mut b, 10 + 720, true);
-        assert_eq!(b.front().map(|x| x.hour), Some(11), "the bucket 30 days old is dropped");
-    }
-
-    #[test]
-    fn uptime_windows_cross_day_boundaries() {
-        let mut b = VecDeque::new();
-        // 23:00 on day 0 fails, 00:00 and 01:00 on day 1 succeed; 8 days earlier one failure.
-        let day1 = 24 * 1000;
-        add_to_buckets(&mut b, day1 - 8 * 24, false);
-        add_to_buckets(&mut b, day1 - 1, false);
-        add_to_buckets(&mut b, day1, true);
-        add_to_buckets(&mut b, day1 + 1, true);
-        let now = day1 + 1;
-        assert_eq!(uptime(&b, now, 24), Some(2.0 / 3.0));
-        assert_eq!(uptime(&b, now, 2), Some(1.0), "only 00:00 and 01:00");
-        assert_eq!(uptime(&b, now, 7 * 24), Some(2.0 / 3.0));
-        assert_eq!(uptime(&b, now, 30 * 24), Some(0.5));
-        assert_eq!(uptime(&b, now + 100, 24), None, "nothing in the last day");
-        assert_eq!(uptime(&VecDeque::new(), now, 24), None);
-    }
-
-    #[test]
     fn history_is_capped_oldest_first() {
         let mut r = Record::default();
         for i in 0..15 {
             r.push(rec(i * 1000, i % 5 != 0), 10);
         }
         assert_eq!(r.history.len(), 10);
-        assert_eq!(r.history.front().map(|x| x.at_ms), Some(5000));
-        assert_eq!(r.history.back().map(|x| x.at_ms), Some(14_000));
+        assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
+        assert_eq!(r.last().map(|x| x.at_ms), Some(14_000));
         assert_eq!((r.checks, r.successes, r.consecutive_failures), (15, 12, 0));
     }
 

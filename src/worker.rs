@@ -154,7 +154,7 @@ impl Worker {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
-        let mut was_ok = saved.last.as_ref().map(|r| r.ok);
+        let mut was_ok = saved.last().map(|r| r.ok);
         let mut pending: u64 = 0;
         let stack = crate::os::current_stack();
         loop {

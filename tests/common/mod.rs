@@ -2,6 +2,7 @@
 //! `master-pinger` binary.
 #![allow(dead_code)]
 
+pub mod aged;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};

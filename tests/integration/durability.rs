@@ -1,9 +1,10 @@
 //! Persistence, shutdown and the admin "check now" endpoint.
 
+use crate::common::aged::{self, HOUR_MS};
 use crate::common::{Action, FakeServer, Pinger, SEC, ok, request, status, temp_dir};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn config(target: &FakeServer, state: &str, save_interval: &str) -> String {
     format!(
@@ -219,6 +220,145 @@ fn admin_check_now_endpoint() {
     p.wait_worker("t", 2 * SEC, |w| w["checks"] == 2);
     let everything = format!("{}{}{}", p.get("/").body, p.get("/status").body, p.log());
     assert!(!everything.contains("admin-s3cret"));
+}
+
+fn saved_file(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn no_file_set_aside(dir: &std::path::Path) {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("corrupt")), "{names:?}");
+}
+
+#[test]
+fn a_state_file_written_by_0_1_is_migrated() {
+    // Written by master-pinger 0.1 itself (tests/fixtures/state-v1-from-0.1.config.json).
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/state-v1-from-0.1.json");
+    let old: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+    let dir = temp_dir("v1-real");
+    let state = dir.join("state.json");
+    std::fs::copy(fixture, &state).unwrap();
+    let workers = [
+        ("self-health", "http://127.0.0.1:47811/health"),
+        ("refused", "http://127.0.0.1:9/"),
+        ("wrong-status", "http://127.0.0.1:47811/nope"),
+    ];
+    let list: Vec<String> = workers
+        .iter()
+        .map(|(n, u)| format!(r#"{{"name": "{n}", "url": "{u}", "interval": "1h", "retries": 0, "timeout": "1s"}}"#))
+        .collect();
+    let cfg = format!(
+        r#"{{"self_ping": false, "state_file": "{}", "save_interval": "1h", "workers": [{}]}}"#,
+        state.display(),
+        list.join(",")
+    );
+    let mut p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    let status = p.get("/status?history=100");
+    let doc: serde_json::Value = serde_json::from_str(&status.body).unwrap();
+    for (name, _) in workers {
+        let was = &old["workers"][name];
+        let w = doc["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap();
+        let (checks, saved) = (w["checks"].as_u64().unwrap(), was["checks"].as_u64().unwrap());
+        // The first check of this run may already have landed on top of the restored ones.
+        assert!(checks == saved || checks == saved + 1, "{name}: {checks} after {saved}");
+        let saved_errors: Vec<&serde_json::Value> =
+            was["history"].as_array().unwrap().iter().map(|h| &h["error"]).collect();
+        let errors: Vec<&serde_json::Value> = w["history"].as_array().unwrap().iter().map(|h| &h["error"]).collect();
+        assert_eq!(errors[..saved_errors.len()], saved_errors[..], "{name}");
+    }
+    assert!(p.log().contains("format 1, migrated"), "{}", p.log());
+    no_file_set_aside(&dir);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(2 * SEC), Some(0));
+    let new = saved_file(&state);
+    assert_eq!(new["version"], 2);
+    for (name, _) in workers {
+        assert!(new["workers"][name]["checks"].as_u64() >= old["workers"][name]["checks"].as_u64());
+    }
+}
+
+/// Share of good checks over the format-1 fixture's hourly buckets that `keep` selects.
+fn ratio(i: usize, now_hour: u64, keep: impl Fn(u64) -> bool) -> (u64, u64) {
+    (now_hour - 719..=now_hour)
+        .filter(|h| keep(*h))
+        .fold((0, 0), |(ok, total), h| {
+            (ok + 360 - aged::failed_in_hour(i, h), total + 360)
+        })
+}
+
+#[test]
+fn a_fleet_30_days_old_keeps_counters_history_and_uptime_through_migration() {
+    let target = FakeServer::always(ok());
+    let dir = temp_dir("aged");
+    let state = dir.join("state.json");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let targets: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("w{i}"), target.url(&format!("/w{i}"))))
+        .collect();
+    let text = aged::state_file_0_1(&targets, now_ms);
+    std::fs::write(&state, &text).unwrap();
+    let list: Vec<String> = targets
+        .iter()
+        .map(|(n, u)| format!(r#"{{"name": "{n}", "url": "{u}", "interval": "1h"}}"#))
+        .collect();
+    let cfg = format!(
+        r#"{{"self_ping": false, "state_file": "{}", "save_interval": "1h", "history": 100, "workers": [{}]}}"#,
+        state.display(),
+        list.join(",")
+    );
+    let mut p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    let doc: serde_json::Value = serde_json::from_str(&p.get("/status?history=100").body).unwrap();
+    let (now_hour, today) = (now_ms / HOUR_MS, now_ms / HOUR_MS / 24);
+    for (i, w) in doc["workers"].as_array().unwrap().iter().enumerate() {
+        let checks = w["checks"].as_u64().unwrap();
+        // This run's first check (a success) may have landed already.
+        let extra = checks - 259_200;
+        assert!(extra <= 1, "{checks}");
+        assert_eq!(w["skipped"], i as u64);
+        assert_eq!(w["restarts"], 1);
+        let history = w["history"].as_array().unwrap();
+        assert_eq!(history.len(), 100);
+        let oks: Vec<bool> = history.iter().map(|h| h["ok"].as_bool().unwrap()).collect();
+        let saved: Vec<bool> = (extra..100).map(|k| aged::check_ok(i, k)).collect();
+        assert_eq!(oks[..saved.len()], saved[..], "w{i}: the saved checks, oldest first");
+        let failed = history.iter().find(|h| h["ok"] == false).unwrap();
+        assert_eq!(
+            (failed["error"].as_str(), failed["attempts"].as_u64()),
+            (Some("status 503"), Some(4))
+        );
+        let windows = [
+            ratio(i, now_hour, |h| h + 24 > now_hour),
+            ratio(i, now_hour, |h| h / 24 + 7 > today),
+            ratio(i, now_hour, |h| h / 24 + 30 > today),
+        ];
+        for ((ok, total), key) in windows.into_iter().zip(["24h", "7d", "30d"]) {
+            let expected = (ok + extra) as f64 / (total + extra) as f64 * 100.0;
+            let got = w["uptime_percent"][key].as_f64().unwrap();
+            assert!((got - expected).abs() < 0.0006, "w{i} {key}: {got} against {expected}");
+        }
+    }
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(2 * SEC), Some(0));
+    no_file_set_aside(&dir);
+    let size = std::fs::metadata(&state).unwrap().len();
+    assert!(
+        size <= 3 * 4096,
+        "{size} bytes for 3 targets 30 days old (0.1 wrote {})",
+        text.len()
+    );
+    assert_eq!(
+        saved_file(&state)["workers"]["w2"]["history"].as_array().unwrap().len(),
+        100
+    );
 }
 
 #[test]
