@@ -10,6 +10,7 @@ USAGE:
     master-pinger [--config PATH] [--listen ADDR]   run the service (the default)
     master-pinger check [--config PATH]             validate the configuration, print the schedule, exit
     master-pinger healthcheck [--url URL]           GET http://127.0.0.1:$PORT/health; exit 0 if alive, 1 if not
+    master-pinger notify-test [--config PATH]       send one test message through every alert channel
     master-pinger --help | --version
 
 OPTIONS:
@@ -29,6 +30,7 @@ EXIT STATUS:
 pub enum Command {
     Run(Flags),
     Check(Flags),
+    NotifyTest(Flags),
     Healthcheck { url: Option<String> },
     Help,
     Version,
@@ -38,7 +40,7 @@ pub enum Command {
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut iter = args.iter().peekable();
     let sub = match iter.peek().map(|s| s.as_str()) {
-        Some("check") | Some("healthcheck") | Some("run") => iter.next().map(|s| s.as_str()),
+        Some("check") | Some("healthcheck") | Some("notify-test") | Some("run") => iter.next().map(|s| s.as_str()),
         _ => None,
     };
     let mut flags = Flags::default();
@@ -58,7 +60,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         match (name, sub) {
             ("-h" | "--help", _) => return Ok(Command::Help),
             ("-V" | "--version", _) => return Ok(Command::Version),
-            ("--config", None | Some("run") | Some("check")) => {
+            ("--config", None | Some("run") | Some("check") | Some("notify-test")) => {
                 flags.config = Some(PathBuf::from(value("a file path")?))
             }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
@@ -71,6 +73,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     Ok(match sub {
         Some("check") => Command::Check(flags),
+        Some("notify-test") => Command::NotifyTest(flags),
         Some("healthcheck") => Command::Healthcheck { url },
         _ => Command::Run(flags),
     })
@@ -104,6 +107,11 @@ mod tests {
         ));
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
         assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
+        assert!(matches!(
+            parse(&args(&["notify-test", "--config", "x"])),
+            Ok(Command::NotifyTest(f)) if f.config.is_some()
+        ));
+        assert!(parse(&args(&["notify-test", "--listen", "x"])).is_err());
     }
 
     #[test]

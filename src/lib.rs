@@ -65,6 +65,10 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
+            Ok(cfg) => notify_test(&cfg.alerts.channels, &net_of(&cfg)),
+            Err(errors) => report_config_errors(&errors),
+        },
         cli::Command::Run(flags) => match config::load(&flags, env) {
             Ok(cfg) => match run(cfg) {
                 Ok(()) => EXIT_OK,
@@ -76,6 +80,41 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
     }
+}
+
+/// Sends the test message through every channel at once, prints one line per channel in
+/// configuration order (`ok`, or why not) and says whether all were delivered.
+fn notify_test(channels: &[config::Channel], net: &net::Net) -> u8 {
+    if channels.is_empty() {
+        eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
+        return EXIT_USAGE;
+    }
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = channels
+            .iter()
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &net.agent_for(alert::base_url(&ch.kind)))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("internal error".to_string())))
+            .collect()
+    });
+    for (ch, result) in channels.iter().zip(&results) {
+        match result {
+            Ok(()) => println!("{}: ok", ch.name),
+            Err(why) => println!("{}: failed: {why}", ch.name),
+        }
+    }
+    if results.iter().all(Result::is_ok) {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The outbound setup (trust, proxies) a configuration asks for.
+fn net_of(cfg: &Config) -> net::Net {
+    net::Net::new(cfg.settings.ssl_cert_file.as_ref(), cfg.settings.proxies.clone())
 }
 
 fn report_config_errors(errors: &[config::ConfigError]) -> u8 {
@@ -132,6 +171,18 @@ fn healthcheck(url: Option<String>, env: &Env) -> u8 {
 }
 
 /// What `check` prints: each target's schedule and check settings.
+/// `off`, or each channel as `name (type)`; never a destination (they carry credentials).
+fn describe_channels(channels: &[config::Channel]) -> String {
+    if channels.is_empty() {
+        return "off".to_string();
+    }
+    let list: Vec<String> = channels
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.kind.type_name()))
+        .collect();
+    format!("{} channel(s): {}", channels.len(), list.join(", "))
+}
+
 pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -178,11 +229,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(
         out,
         "alerts: {}; state file: {}; history: {} checks",
-        if cfg.alerts.webhook_url.is_some() {
-            "webhook configured"
-        } else {
-            "off"
-        },
+        describe_channels(&cfg.alerts.channels),
         cfg.settings
             .state_file
             .as_ref()
@@ -283,22 +330,21 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let net = net::Net::new(cfg.settings.ssl_cert_file.as_ref(), cfg.settings.proxies.clone());
+    let net = net_of(&cfg);
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
-    let alerter = match &cfg.alerts.webhook_url {
-        Some(url) => {
-            let page = cfg
-                .self_ping
-                .as_ref()
-                .map(|s| alert::message::status_page_from(&s.display_url));
-            Some(
-                alert::Alerter::start(&cfg.alerts, url.clone(), page, net.agent_for(url), shutdown.waker())
-                    .map_err(|e| format!("cannot start the alert thread: {e}"))?,
-            )
-        }
-        None => None,
+    let alerter = if cfg.alerts.channels.is_empty() {
+        None
+    } else {
+        let page = cfg
+            .self_ping
+            .as_ref()
+            .map(|s| alert::message::status_page_from(&s.display_url));
+        Some(
+            alert::Alerter::start(&cfg.alerts.channels, page, &net, shutdown.waker())
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?,
+        )
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
@@ -322,12 +368,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         wakers.push(Arc::clone(&waker));
         let check = net.check_agent(&target.url, &target.tls);
         let cert = check.capture.map(|c| {
-            let watch = tls::expiry::Watch::new(
-                cfg.settings.cert_check_interval,
-                !target.tls.insecure,
-                cfg.alerts.cert_expiry_days.clone(),
-            );
-            (c, watch)
+            (
+                c,
+                tls::expiry::Watch::new(cfg.settings.cert_check_interval, !target.tls.insecure),
+            )
         });
         let w = worker::Worker {
             slot,
@@ -368,7 +412,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
     if !os::nice_current_thread(HTTP_NICE) {
         log::debug!("could not lower the HTTP threads' priority");
     }
+    let alert_counts = alerter.as_ref().map(|a| a.counts()).unwrap_or_default();
     let app = Arc::new(web::App {
+        alert_counts,
         state: Arc::clone(&state),
         wakers,
         admin_token: cfg.settings.admin_token.clone(),

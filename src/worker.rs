@@ -1,16 +1,16 @@
 //! One thread per target: sleep until the next deadline, check (with retries), hand the result
 //! to the shared state, then decide alerts and restarts from streak counters this thread owns.
 
-use crate::alert::{Alerter, Event, Transition};
+use crate::alert::{Alerter, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
-use crate::timefmt::{from_unix_millis, rfc3339, unix_millis, unix_secs};
+use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
-use crate::tls::expiry::Watch;
+use crate::tls::expiry::{CertInfo, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
 
-/// The only alert settings a worker needs: when a streak turns into a transition. The webhook,
-/// its format and whether recoveries are announced stay with the alert thread.
+/// When a streak turns into a transition: each alert channel has its own, and the worker's own
+/// (for Space restarts) comes from the `alerts` section. Channel settings stay with the channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
     /// Consecutive failed checks before a worker is down.
@@ -153,6 +153,12 @@ impl Worker {
         let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
+        let mut alert_streaks = self
+            .alerter
+            .as_ref()
+            .map(|a| a.streaks(t, saved.consecutive_failures))
+            .unwrap_or_default();
+        let mut cert_warnings = self.alerter.as_ref().map(|a| a.cert_warnings(t)).unwrap_or_default();
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last().map(|r| r.ok);
         let mut pending: u64 = 0;
@@ -197,11 +203,15 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
-            if let Some((capture, watch)) = &mut cert {
-                self.read_cert(capture, watch, now);
+            streak.observe(outcome.ok, now, &self.thresholds);
+            if let Some(alerter) = &self.alerter {
+                alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
             }
-            let transition = streak.observe(outcome.ok, now, &self.thresholds);
-            self.announce(transition, &outcome, now, &streak);
+            if let Some(info) = cert.as_mut().and_then(|(c, w)| self.read_cert(c, w)) {
+                if let Some(alerter) = &self.alerter {
+                    alerter.observe_cert(&mut cert_warnings, t, info, now);
+                }
+            }
             if streak.is_down() && !outcome.ok {
                 self.maybe_restart(&mut last_restart, now);
             }
@@ -225,20 +235,21 @@ impl Worker {
     }
 
     /// Takes in the certificate of this check's handshake, if one was asked for and completed.
-    fn read_cert(&self, capture: &PeerCapture, watch: &mut Watch, now: SystemTime) {
-        let Some(leaf) = capture.take() else { return };
+    fn read_cert(&self, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
+        let leaf = capture.take()?;
         let name = &self.target.name;
-        match watch.read(&leaf, Instant::now(), unix_secs(now) as i64) {
-            Err(e) => log::warn!("{name}: cannot read the expiry of the server's certificate: {e}"),
-            Ok(r) => {
+        match watch.read(&leaf, Instant::now()) {
+            Err(e) => {
+                log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
+                None
+            }
+            Ok(info) => {
                 log::debug!(
                     "{name}: TLS certificate expires {}",
-                    rfc3339(UNIX_EPOCH + Duration::from_secs(r.cert.expires_at.max(0) as u64))
+                    rfc3339(UNIX_EPOCH + Duration::from_secs(info.expires_at.max(0) as u64))
                 );
-                self.state.set_cert(self.slot, r.cert);
-                if let Some(days) = r.warn_days_left {
-                    self.warn_cert(days, r.cert.expires_at, now);
-                }
+                self.state.set_cert(self.slot, info);
+                Some(info)
             }
         }
     }
@@ -268,39 +279,6 @@ impl Worker {
             ),
             (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
             _ => {}
-        }
-    }
-
-    fn announce(&self, transition: Option<Transition>, o: &Outcome, now: SystemTime, streak: &Streak) {
-        let Some(transition) = transition else { return };
-        if let Some(alerter) = &self.alerter {
-            alerter.send(Event {
-                worker: self.target.name.clone(),
-                url: self.target.display_url.clone(),
-                transition,
-                error: o.error.clone(),
-                at: now,
-                since: streak.down_since,
-            });
-        }
-    }
-
-    fn warn_cert(&self, days_left: i64, expires_at: i64, now: SystemTime) {
-        let expires_at = UNIX_EPOCH + Duration::from_secs(expires_at.max(0) as u64);
-        log::warn!(
-            "{}: TLS certificate expires in {days_left} day(s) ({})",
-            self.target.name,
-            rfc3339(expires_at)
-        );
-        if let Some(alerter) = &self.alerter {
-            alerter.send(Event {
-                worker: self.target.name.clone(),
-                url: self.target.display_url.clone(),
-                transition: Transition::CertExpiring { days_left, expires_at },
-                error: None,
-                at: now,
-                since: None,
-            });
         }
     }
 

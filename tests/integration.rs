@@ -8,6 +8,7 @@ mod integration {
     pub mod alerts;
     pub mod bench;
     pub mod browser;
+    pub mod channels;
     pub mod checks;
     pub mod cli;
     pub mod container;

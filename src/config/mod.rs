@@ -30,7 +30,7 @@ mod tls;
 mod warnings;
 mod workers;
 
-pub use alerts::{AlertFormat, Alerts};
+pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use settings::Settings;
@@ -109,6 +109,8 @@ pub struct Target {
     pub restart_token: Option<String>,
     /// `tls`: extra trusted CAs, or no verification at all.
     pub tls: crate::tls::TlsSettings,
+    /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
+    pub alerts: bool,
 }
 
 impl fmt::Debug for Target {
@@ -132,6 +134,7 @@ impl fmt::Debug for Target {
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
             .field("tls", &self.tls)
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -225,6 +228,12 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
+    let names: Vec<String> = workers
+        .iter()
+        .chain(&self_ping.target)
+        .map(|w| w.name.clone())
+        .collect();
+    alerts::check_workers(&mut ctx, &alerts, &names);
     let settings = settings::parse(&mut ctx, top, flags);
     if !errors.is_empty() {
         return Err(errors);

@@ -123,7 +123,7 @@ fn every_field_error_names_its_path() {
         "cfg.json: defaults.method: expected one of GET, HEAD",
         "cfg.json: defaults.expect_status: expected a status code",
         "cfg.json: defaults.headers.bad name: is not a valid HTTP header name",
-        "cfg.json: alerts.format: expected \"discord\", \"slack\" or \"json\", got \"teams\"",
+        "cfg.json: alerts.format: expected one of \"discord\", \"slack\", \"json\", \"webhook\", \"telegram\", \"ntfy\", \"gotify\", \"pushover\", got \"teams\"",
         "cfg.json: alerts.failure_threshold: expected a whole number from 1 to 1000, got 0",
         "cfg.json: alerts.send_on_resolved: expected true or false, got \"yes\"",
         "cfg.json: alerts.webhook_url: expected an http or https URL with a host (value not shown",
@@ -264,19 +264,122 @@ fn alerts_defaults_and_format_guess() {
         &env(&[("PINGER_WEBHOOK_URL", "https://discord.com/api/webhooks/1/x")]),
     )
     .unwrap();
-    assert_eq!(c.alerts.format, AlertFormat::Discord);
+    let ch = &c.alerts.channels[0];
+    assert_eq!((ch.kind.type_name(), ch.name.as_str()), ("discord", "discord"));
     assert_eq!(
-        (
-            c.alerts.failure_threshold,
-            c.alerts.success_threshold,
-            c.alerts.send_on_resolved
-        ),
+        (ch.failure_threshold, ch.success_threshold, ch.send_on_resolved),
         (3, 1, true)
     );
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Slack);
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Json);
+    assert_eq!(
+        (ch.timeout, ch.cert_expiry_days.as_slice()),
+        (Duration::from_secs(10), &[14, 7, 3, 1][..])
+    );
+    let type_of = |json: &str| ok(json).alerts.channels[0].kind.type_name();
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#),
+        "slack"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#),
+        "json"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://x.example/", "type": "discord"}}"#),
+        "discord"
+    );
+    let c = ok(r#"{"alerts": {"failure_threshold": 5}}"#);
+    assert!(c.alerts.channels.is_empty(), "thresholds alone name no channel");
+    assert_eq!(c.alerts.failure_threshold, 5);
+}
+
+#[test]
+fn alert_channel_lists() {
+    let c = ok(
+        r#"{"workers": [{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/", "alerts": false}],
+        "alerts": [
+          {"type": "telegram", "bot_token": "1:x", "chat_id": -100, "failure_threshold": 1},
+          {"type": "telegram", "bot_token": "2:y", "chat_id": "@ch", "api_url": "http://127.0.0.1:9"},
+          {"name": "telegram-2", "type": "ntfy", "url": "https://ntfy.sh/t", "token": "tk", "workers": ["a"]},
+          {"type": "gotify", "url": "https://g.example", "token": "A1", "cert_expiry_days": [3, 30, 3]},
+          {"type": "pushover", "user_key": "u", "app_token": "t", "send_on_resolved": false, "timeout": "2s"},
+          {"type": "webhook", "url": "https://h.example/x", "method": "put", "headers": {"X-Key": "k"}, "body": "{{worker}}"},
+          {"webhook_url": "https://discord.com/api/webhooks/1/x", "cert_expiry_days": []}
+        ]}"#,
+    );
+    let names: Vec<&str> = c.alerts.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "telegram",
+            "telegram-3",
+            "telegram-2",
+            "gotify",
+            "pushover",
+            "webhook",
+            "discord"
+        ],
+        "a given name is kept; defaults skip it"
+    );
+    let ch = &c.alerts.channels;
+    assert!(matches!(&ch[0].kind, Kind::Telegram(s) if s.chat_id == "-100" && s.api_url == "https://api.telegram.org"));
+    assert!(matches!(&ch[1].kind, Kind::Telegram(s) if s.chat_id == "@ch" && s.api_url == "http://127.0.0.1:9"));
+    assert_eq!(ch[2].workers.as_deref(), Some(&["a".to_string()][..]));
+    assert!(ch[2].speaks_for("a") && !ch[2].speaks_for("b") && ch[0].speaks_for("b"));
+    assert_eq!(ch[3].cert_expiry_days, [30, 3]);
+    assert_eq!((ch[4].send_on_resolved, ch[4].timeout), (false, Duration::from_secs(2)));
+    assert!(
+        matches!(&ch[5].kind, Kind::Webhook(s) if s.method == "PUT" && s.headers == [("X-Key".to_string(), "k".to_string())])
+    );
+    assert!(ch[6].cert_expiry_days.is_empty());
+    assert_eq!(
+        c.alerts.failure_threshold, 1,
+        "restarts follow the lowest threshold of a list"
+    );
+    assert!(c.workers[0].alerts && !c.workers[1].alerts);
+    let shown = format!("{c:?}");
+    for secret in ["1:x", "2:y", "tk", "A1", "h.example", "discord.com", "\"k\""] {
+        assert!(!shown.contains(secret), "Debug shows {secret}: {shown}");
+    }
+}
+
+#[test]
+fn alert_channel_errors_name_their_field() {
+    let e = errs(
+        r#"{"workers": [{"name": "a", "url": "https://a.example/", "alerts": "no"}],
+            "alerts": [
+              {"type": "telegram", "chat_id": [1]},
+              {"type": "ntfy", "url": "not a url ${HOME}x"},
+              {"type": "webhook", "url": "https://h.example/", "method": "GET", "body": "{{wrokr}}"},
+              {"type": "webhook", "url": "https://h.example/", "body": "{{wrokr}}"},
+              {"type": "gotify", "url": "https://g.example/", "token": "t", "workers": ["a", "zed"], "cert_expiry_days": [0]},
+              {"name": "dup", "webhook_url": "https://x.example/"},
+              {"name": "dup", "webhook_url": "https://y.example/", "type": "json", "format": "json"},
+              {"type": "slack"},
+              {"url": "https://x.example/"},
+              "hello"
+            ]}"#,
+    );
+    for needle in [
+        "cfg.json: workers[0].alerts: expected false (never alert for this worker) or true, got a string",
+        "cfg.json: alerts[0].bot_token: required for type telegram",
+        "cfg.json: alerts[0].chat_id: expected a chat id (a number or \"@channel\"), got a list",
+        "cfg.json: alerts[2].method: expected one of POST, PUT, PATCH, got \"GET\"",
+        "cfg.json: alerts[3].body: unknown placeholder {{wrokr}} (expected {{worker}}, {{url}}",
+        "cfg.json: alerts[4].cert_expiry_days[0]: expected a whole number of days from 1 to 365, got 0",
+        "cfg.json: alerts[4].workers[1]: no worker is named \"zed\" (workers are: a)",
+        "cfg.json: alerts[6].format: give either type or its old name format, not both",
+        "cfg.json: alerts[6].name: \"dup\" is already the name of another channel",
+        "cfg.json: alerts[7].webhook_url: required for type slack",
+        "cfg.json: alerts[8].url: unknown field",
+        "cfg.json: alerts[9]: expected an object, got a string",
+    ] {
+        has(&e, needle);
+    }
+    assert!(e.iter().any(|l| l.starts_with("cfg.json: alerts[1].url")), "{e:#?}");
+    assert!(
+        e.iter().all(|l| !l.contains("not a url")),
+        "a destination URL is never quoted: {e:#?}"
+    );
 }
 
 #[test]
@@ -523,10 +626,7 @@ fn ssl_cert_file_proxies_and_cert_settings() {
         ("HTTPS_PROXY", "http://u:pw@proxy.example:3128"),
     ]);
     let c = build(
-        Some((
-            "cfg.json",
-            r#"{"cert_check_interval": "10m", "alerts": {"cert_expiry_days": [30, 2]}}"#,
-        )),
+        Some(("cfg.json", r#"{"cert_check_interval": "10m"}"#)),
         &Flags::default(),
         &e,
     )
@@ -535,22 +635,9 @@ fn ssl_cert_file_proxies_and_cert_settings() {
     assert!(c.settings.proxies.for_url("https://x.hf.space/").is_some());
     assert!(!format!("{c:?}").contains("pw@"), "no proxy credentials in Debug");
     assert_eq!(c.settings.cert_check_interval, Duration::from_secs(600));
-    assert_eq!(c.alerts.cert_expiry_days, [30, 2]);
-    let d = ok("{}");
-    assert_eq!(d.settings.cert_check_interval, Duration::from_secs(3600));
-    assert_eq!(d.alerts.cert_expiry_days, [14, 7, 3, 1]);
-    assert!(
-        ok(r#"{"alerts": {"cert_expiry_days": []}}"#)
-            .alerts
-            .cert_expiry_days
-            .is_empty()
-    );
-    let e = errs(r#"{"cert_check_interval": "2h", "alerts": {"cert_expiry_days": [14, 0]}}"#);
+    assert_eq!(ok("{}").settings.cert_check_interval, Duration::from_secs(3600));
+    let e = errs(r#"{"cert_check_interval": "2h"}"#);
     has(&e, "cert_check_interval: expected a duration from 10ms to 1h");
-    has(
-        &e,
-        "alerts.cert_expiry_days: expected a list of whole numbers of days from 1 to 3650",
-    );
     let e = errs_env("{}", &env(&[("ALL_PROXY", "socks5://p:1080")]));
     has(&e, "ALL_PROXY: only http:// and https:// proxies are supported");
 }

@@ -56,32 +56,21 @@ pub fn should_warn(thresholds: &[u32], expires_at: i64, days_left: i64, w: &mut 
     true
 }
 
-/// When one worker reads its server's certificate and what it has warned about; owned by the
-/// worker's thread, so it needs no lock.
+/// When one worker reads its server's certificate; owned by the worker's thread, so it needs no
+/// lock. What to warn about is the alert channels' business (`alert::Alerter::observe_cert`).
 #[derive(Debug)]
 pub struct Watch {
     every: Duration,
     verified: bool,
-    thresholds: Vec<u32>,
     last_read: Option<Instant>,
-    warned: Warned,
-}
-
-/// One reading of a certificate: what to show, and the days left when a warning is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reading {
-    pub cert: CertInfo,
-    pub warn_days_left: Option<i64>,
 }
 
 impl Watch {
-    pub fn new(every: Duration, verified: bool, thresholds: Vec<u32>) -> Watch {
+    pub fn new(every: Duration, verified: bool) -> Watch {
         Watch {
             every,
             verified,
-            thresholds,
             last_read: None,
-            warned: Warned::default(),
         }
     }
 
@@ -92,18 +81,12 @@ impl Watch {
     }
 
     /// Takes in the leaf certificate of a handshake.
-    pub fn read(&mut self, der: &[u8], now: Instant, now_unix: i64) -> Result<Reading, String> {
+    pub fn read(&mut self, der: &[u8], now: Instant) -> Result<CertInfo, String> {
         // A certificate that cannot be read is not retried at every check either.
         self.last_read = Some(now);
-        let expires_at = not_after(der)?;
-        let days = days_left(expires_at, now_unix);
-        let warn = should_warn(&self.thresholds, expires_at, days, &mut self.warned);
-        Ok(Reading {
-            cert: CertInfo {
-                expires_at,
-                verified: self.verified,
-            },
-            warn_days_left: warn.then_some(days),
+        Ok(CertInfo {
+            expires_at: not_after(der)?,
+            verified: self.verified,
         })
     }
 }
@@ -179,29 +162,23 @@ mod tests {
     }
 
     #[test]
-    fn watch_reads_when_due_and_warns_once() {
+    fn watch_reads_when_due() {
         let ca = Ca::new();
         let leaf = leaf_days(&ca, &["localhost"], 5);
         let t0 = Instant::now();
-        let mut w = Watch::new(Duration::from_secs(3600), true, DEFAULT_THRESHOLDS.to_vec());
+        let mut w = Watch::new(Duration::from_secs(3600), false);
         assert!(w.due(t0), "due before the first reading");
-        let now_unix = leaf.not_after - 5 * DAY_SECS + 10;
-        let r = w.read(&leaf.der, t0, now_unix).unwrap();
+        let c = w.read(&leaf.der, t0).unwrap();
         assert_eq!(
-            r.cert,
+            c,
             CertInfo {
                 expires_at: leaf.not_after,
-                verified: true
+                verified: false
             }
         );
-        assert_eq!(r.warn_days_left, Some(4));
         assert!(!w.due(t0 + Duration::from_secs(3599)));
         assert!(w.due(t0 + Duration::from_secs(3600)));
-        let again = w
-            .read(&leaf.der, t0 + Duration::from_secs(3600), now_unix + 3600)
-            .unwrap();
-        assert_eq!(again.warn_days_left, None);
-        assert!(w.read(b"junk", t0, now_unix).is_err());
+        assert!(w.read(b"junk", t0).is_err());
         assert!(
             !w.due(t0 + Duration::from_secs(1)),
             "a bad certificate waits for the next hour too"

@@ -52,6 +52,8 @@ pub struct App {
     /// Indexed like the state's slots.
     pub wakers: Vec<Arc<Waker>>,
     pub admin_token: Option<String>,
+    /// Deliveries per alert channel (none without channels).
+    pub alert_counts: Arc<crate::alert::Counts>,
 }
 
 const GET: &str = "GET, HEAD";
@@ -97,7 +99,7 @@ pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) ->
         "/metrics" => Reply::new(
             200,
             metrics::CONTENT_TYPE,
-            metrics::render(&app.state.snapshot(0, SystemTime::now())),
+            metrics::render(&app.state.snapshot(0, SystemTime::now()), &app.alert_counts.snapshot()),
         ),
         "/status" => match history_param(query) {
             Ok(n) => Reply::json(200, json::render(&app.state.snapshot(n, SystemTime::now()))),
@@ -164,6 +166,7 @@ mod tests {
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],
+            alert_counts: Default::default(),
             admin_token: token.map(String::from),
         }
     }

@@ -345,6 +345,7 @@ mod tests {
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],
+            alert_counts: Default::default(),
             admin_token: None,
         })
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aged;
+pub mod providers;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};
