@@ -418,6 +418,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         state: Arc::clone(&state),
         wakers,
         admin_token: cfg.settings.admin_token.clone(),
+        cache: web::cache::Cache::default(),
     });
     let limits = web::guard::Limits {
         header_timeout: cfg.settings.header_timeout,
