@@ -16,11 +16,13 @@ USAGE:
 OPTIONS:
     --config PATH   JSON configuration file (else $PINGER_CONFIG, else ./pinger.json if present)
     --listen ADDR   address to listen on, e.g. 0.0.0.0:7860 (else 0.0.0.0:$PORT, else the file's \"listen\")
+    --shard I/N     for the service and check: only shard I of N shards of the workers, those whose
+                    name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
     --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
 
 ENVIRONMENT:
     PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
-    PINGER_WEBHOOK_URL, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
+    PINGER_WEBHOOK_URL, PINGER_SHARD, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
 
 EXIT STATUS:
     0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration
@@ -64,6 +66,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 flags.config = Some(PathBuf::from(value("a file path")?))
             }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
+            ("--shard", None | Some("run") | Some("check")) => flags.shard = Some(value("I/N, such as 2/3")?),
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
             (other, _) if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?} for {}", sub.unwrap_or("the service")));
@@ -101,6 +104,14 @@ mod tests {
             parse(&args(&["check", "--config", "x"])),
             Ok(Command::Check(_))
         ));
+        match parse(&args(&["check", "--shard", "2/3"])) {
+            Ok(Command::Check(f)) => assert_eq!(f.shard.as_deref(), Some("2/3")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&args(&["--shard=1/2"])) {
+            Ok(Command::Run(f)) => assert_eq!(f.shard.as_deref(), Some("1/2")),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             parse(&args(&["healthcheck", "--url", "http://x"])),
             Ok(Command::Healthcheck { url: Some(_) })
@@ -132,5 +143,15 @@ mod tests {
                 .contains("for check")
         );
         assert!(parse(&args(&["stray"])).unwrap_err().contains("unexpected argument"));
+        assert!(
+            parse(&args(&["--shard"]))
+                .unwrap_err()
+                .contains("--shard needs a value (I/N, such as 2/3)")
+        );
+        assert!(
+            parse(&args(&["healthcheck", "--shard", "1/2"]))
+                .unwrap_err()
+                .contains("unknown option \"--shard\" for healthcheck")
+        );
     }
 }

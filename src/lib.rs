@@ -189,7 +189,25 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
     let _ = writeln!(out, "listen: {}", cfg.settings.listen);
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
-    let _ = writeln!(out, "workers: {}", cfg.workers.len());
+    match cfg.shard {
+        Some(shard) => {
+            let _ = writeln!(
+                out,
+                "shard: {shard} (the workers whose name hashes to {} modulo {}; the self-ping is not sharded)",
+                shard.index - 1,
+                shard.count
+            );
+            let _ = writeln!(
+                out,
+                "workers: {} of {} configured",
+                cfg.workers.len(),
+                cfg.configured_workers
+            );
+        }
+        None => {
+            let _ = writeln!(out, "workers: {}", cfg.workers.len());
+        }
+    }
     for (i, t) in targets.iter().enumerate() {
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
@@ -326,7 +344,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
-        Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
+        Ok(addr) => log::info!(
+            "listening on http://{addr} ({} worker(s){})",
+            cfg.workers.len(),
+            shard_note(&cfg)
+        ),
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
@@ -432,6 +454,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// For the start-up line: which shard this is and of how many workers, when sharded.
+fn shard_note(cfg: &Config) -> String {
+    cfg.shard.map_or(String::new(), |s| {
+        format!(", shard {s}, {} configured in all", cfg.configured_workers)
+    })
 }
 
 fn save_now(p: &persist::Persister, state: &State) {

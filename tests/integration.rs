@@ -14,5 +14,7 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod prometheus;
+    pub mod shard;
     pub mod tls;
 }
