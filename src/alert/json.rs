@@ -21,7 +21,7 @@ pub fn request(n: &Notice, webhook_url: &str) -> Request {
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::testdata::{HOOK, body_of, cert_expiring, event};
+    use crate::alert::testdata::{HOOK, body_of, event};
 
     #[test]
     fn has_the_spec_fields() {
@@ -37,7 +37,12 @@ mod tests {
         assert_eq!(up["state"], "up");
         assert_eq!(up["error"], serde_json::Value::Null);
         assert!(up.get("days_left").is_none());
-        let cert = body_of(&request(&Notice::new(&event(cert_expiring(6)), None), HOOK));
+        let mut e = event(Transition::Up);
+        e.transition = Transition::CertExpiring {
+            days_left: 6,
+            expires_at: e.at,
+        };
+        let cert = body_of(&request(&Notice::new(&e, None), HOOK));
         assert_eq!(
             (cert["state"].as_str(), cert["days_left"].as_i64()),
             (Some("cert_expiring"), Some(6))

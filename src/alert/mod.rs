@@ -38,13 +38,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum Transition {
     Down,
     Up,
-    /// `notify-test`: no worker changed, the channel is being tried.
-    Test,
     /// The server's certificate fell under one of the channel's `cert_expiry_days`.
     CertExpiring {
         days_left: i64,
         expires_at: SystemTime,
     },
+    /// `notify-test`: no worker changed, the channel is being tried.
+    Test,
 }
 
 impl Transition {
@@ -53,8 +53,8 @@ impl Transition {
         match self {
             Transition::Down => "down",
             Transition::Up => "up",
-            Transition::Test => "test",
             Transition::CertExpiring { .. } => "cert_expiring",
+            Transition::Test => "test",
         }
     }
 }
@@ -249,7 +249,7 @@ impl Alerter {
             let counts = Arc::clone(&counts);
             let queue = queue::start(
                 &format!("alert-{i}"),
-                "alert",
+                format!("alert channel {name}"),
                 Arc::clone(&waker),
                 move |event: Event, waker: &Waker| {
                     let notice = Notice::new(&event, page.as_deref());
@@ -413,14 +413,6 @@ pub(crate) mod testdata {
             error: (t == Transition::Down).then(|| "status 503".to_string()),
             at: UNIX_EPOCH + Duration::from_secs(1_795_863_300),
             since: Some(UNIX_EPOCH + Duration::from_secs(1_795_863_000)),
-        }
-    }
-
-    /// A certificate warning with `days` left, expiring 2026-12-04T10:00:00Z.
-    pub fn cert_expiring(days: i64) -> Transition {
-        Transition::CertExpiring {
-            days_left: days,
-            expires_at: UNIX_EPOCH + Duration::from_secs(1_796_378_400),
         }
     }
 
