@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod net;
+pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
@@ -51,7 +52,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             EXIT_OK
         }
         cli::Command::Version => {
-            println!("master-pinger {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", version_line());
             EXIT_OK
         }
         cli::Command::Healthcheck { url } => healthcheck(url, env),
@@ -65,8 +66,17 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
+                once::run(&cfg, json)
+            }
+            Err(errors) => report_config_errors(&errors),
+        },
         cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
-            Ok(cfg) => notify_test(&cfg.alerts.channels, &net_of(&cfg)),
+            Ok(cfg) => notify_test(&cfg.alerts.channels, &net::Net::from_settings(&cfg.settings)),
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
@@ -79,6 +89,27 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// What `--version` prints: the version and the target triple the binary was built for.
+pub fn version_line() -> String {
+    format!(
+        "master-pinger {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MASTER_PINGER_TARGET")
+    )
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == config::SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
     }
 }
 
@@ -110,11 +141,6 @@ fn notify_test(channels: &[config::Channel], net: &net::Net) -> u8 {
     } else {
         EXIT_FAILURE
     }
-}
-
-/// The outbound setup (trust, proxies) a configuration asks for.
-fn net_of(cfg: &Config) -> net::Net {
-    net::Net::new(cfg.settings.ssl_cert_file.as_ref(), cfg.settings.proxies.clone())
 }
 
 fn report_config_errors(errors: &[config::ConfigError]) -> u8 {
@@ -307,17 +333,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .cloned()
         .chain(cfg.self_ping.iter().cloned())
         .collect();
-    let infos = targets
-        .iter()
-        .map(|t| TargetInfo {
-            name: t.name.clone(),
-            display_url: t.display_url.clone(),
-            interval: t.interval,
-            // Configured workers cannot be named "self" (config rejects it).
-            is_self: t.name == config::SELF_NAME,
-            restarts_enabled: t.space_id.is_some(),
-        })
-        .collect();
+    let infos = targets.iter().map(target_info).collect();
     let state = Arc::new(State::new(infos, cfg.settings.history, started));
 
     let persister = cfg.settings.state_file.clone().map(|path| {
@@ -352,7 +368,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let net = net_of(&cfg);
+    let net = net::Net::from_settings(&cfg.settings);
     for line in net.proxies().describe() {
         log::info!("{line}");
     }

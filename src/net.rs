@@ -29,6 +29,11 @@ impl Net {
         }
     }
 
+    /// The setup a configuration asks for: `SSL_CERT_FILE` and the proxy variables.
+    pub fn from_settings(s: &crate::config::Settings) -> Net {
+        Net::new(s.ssl_cert_file.as_ref(), s.proxies.clone())
+    }
+
     /// For an alert channel or the restarts, which always call one base URL: the default trust,
     /// and the proxy for that URL.
     pub fn agent_for(&self, url: &str) -> ureq::Agent {
