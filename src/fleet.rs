@@ -6,6 +6,7 @@
 
 use crate::alert::{self, Alerter};
 use crate::config::{Alerts, Config, Target};
+use crate::net::Net;
 use crate::persist::Persister;
 use crate::restart::Restarter;
 use crate::schedule;
@@ -36,6 +37,7 @@ struct Shared {
     restarter: Option<(Arc<Restarter>, Arc<Waker>)>,
     hf_api_url: String,
     restart_cooldown: Duration,
+    cert_every: Duration,
 }
 
 struct Inner {
@@ -68,7 +70,8 @@ impl std::fmt::Display for Changes {
 pub struct Fleet {
     state: Arc<State>,
     shutdown: Arc<Shutdown>,
-    agent: ureq::Agent,
+    /// Trust and proxies for every outbound request (from the environment: fixed).
+    net: Net,
     persister: Option<Arc<Persister>>,
     inner: Mutex<Inner>,
 }
@@ -98,13 +101,13 @@ impl Fleet {
         cfg: &Config,
         state: Arc<State>,
         shutdown: Arc<Shutdown>,
-        agent: ureq::Agent,
+        net: Net,
         persister: Option<Arc<Persister>>,
     ) -> Result<Arc<Fleet>, String> {
         let fleet = Arc::new(Fleet {
             state,
             shutdown,
-            agent,
+            net,
             persister,
             inner: Mutex::new(Inner {
                 members: Vec::new(),
@@ -115,6 +118,7 @@ impl Fleet {
                     restarter: None,
                     hf_api_url: cfg.settings.hf_api_url.clone(),
                     restart_cooldown: cfg.settings.restart_cooldown,
+                    cert_every: cfg.settings.cert_check_interval,
                 },
                 retired: Vec::new(),
             }),
@@ -139,13 +143,25 @@ impl Fleet {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn settings(&self, target: Target, shared: &Shared) -> Arc<Settings> {
+    /// A worker's settings. `same` is its previous settings when its target did not change:
+    /// their agent (TLS configuration, proxy, certificate capture) is kept.
+    fn settings(&self, target: Target, shared: &Shared, same: Option<&Settings>) -> Arc<Settings> {
+        let (agent, capture) = match same {
+            Some(old) => (old.agent.clone(), old.capture.clone()),
+            None => {
+                let check = self.net.check_agent(&target.url, &target.tls);
+                (check.agent, check.capture)
+            }
+        };
         Arc::new(Settings {
             target,
             thresholds: Thresholds::from(&shared.alerts),
             alerter: shared.alerter.as_ref().map(|(a, _)| Arc::clone(a)),
             restarter: shared.restarter.as_ref().map(|(r, _)| Arc::clone(r)),
             restart_cooldown: shared.restart_cooldown,
+            agent,
+            capture,
+            cert_every: shared.cert_every,
         })
     }
 
@@ -160,14 +176,13 @@ impl Fleet {
         let waker = self.shutdown.waker();
         waker.set_paused(paused);
         let plan = Arc::new(PlanCell::new(Plan {
-            settings: self.settings(target.clone(), shared),
+            settings: self.settings(target.clone(), shared, None),
             first,
             schedule: 0,
         }));
         let worker = Worker {
             slot: id,
             state: Arc::clone(&self.state),
-            agent: self.agent.clone(),
             waker: Arc::clone(&waker),
             plan: Arc::clone(&plan),
         };
@@ -199,13 +214,8 @@ impl Fleet {
             }
             if !cfg.alerts.channels.is_empty() {
                 let waker = self.shutdown.waker();
-                let a = Alerter::start(
-                    &cfg.alerts.channels,
-                    page.clone(),
-                    self.agent.clone(),
-                    Arc::clone(&waker),
-                )
-                .map_err(|e| format!("cannot start the alert threads: {e}"))?;
+                let a = Alerter::start(&cfg.alerts.channels, page.clone(), &self.net, Arc::clone(&waker))
+                    .map_err(|e| format!("cannot start the alert threads: {e}"))?;
                 if let Some((was, _)) = &old {
                     a.counts().carry_from(&was.counts());
                 }
@@ -225,7 +235,7 @@ impl Fleet {
                 let waker = self.shutdown.waker();
                 let r = Restarter::start(
                     api.clone(),
-                    self.agent.clone(),
+                    self.net.agent_for(api),
                     Arc::clone(&self.state),
                     Arc::clone(&waker),
                 )
@@ -234,6 +244,7 @@ impl Fleet {
             }
         }
         shared.restart_cooldown = cfg.settings.restart_cooldown;
+        shared.cert_every = cfg.settings.cert_check_interval;
         Ok(())
     }
 
@@ -305,7 +316,8 @@ impl Fleet {
     fn update(&self, m: &mut Member, target: &Target, first: Instant, shared: &Shared) -> bool {
         let same = same_target(&m.target, target);
         let mut plan = m.plan.get();
-        plan.settings = self.settings(target.clone(), shared);
+        let old = Arc::clone(&plan.settings);
+        plan.settings = self.settings(target.clone(), shared, same.then_some(&*old));
         if !same {
             plan.first = first;
             plan.schedule += 1;
@@ -458,7 +470,7 @@ mod tests {
             cfg,
             Arc::clone(&state),
             Arc::clone(&shutdown),
-            crate::probe::agent(),
+            Net::new(None, Default::default()),
             None,
         )
         .unwrap();

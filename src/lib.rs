@@ -8,10 +8,12 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod net;
 pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod proxy;
 pub mod reload;
 pub mod resolve;
 pub mod restart;
@@ -20,6 +22,7 @@ pub mod shutdown;
 pub mod state;
 pub mod target_url;
 pub mod timefmt;
+pub mod tls;
 pub mod web;
 pub mod worker;
 
@@ -75,7 +78,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
-            Ok(cfg) => notify_test(&cfg.alerts.channels),
+            Ok(cfg) => notify_test(&cfg.alerts.channels, &net::Net::from_settings(&cfg.settings)),
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
@@ -114,16 +117,15 @@ pub fn target_info(t: &Target) -> TargetInfo {
 
 /// Sends the test message through every channel at once, prints one line per channel in
 /// configuration order (`ok`, or why not) and says whether all were delivered.
-fn notify_test(channels: &[config::Channel]) -> u8 {
+fn notify_test(channels: &[config::Channel], net: &net::Net) -> u8 {
     if channels.is_empty() {
         eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
         return EXIT_USAGE;
     }
-    let agent = probe::agent();
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = channels
             .iter()
-            .map(|ch| s.spawn(|| alert::test_channel(ch, &agent)))
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &net.agent_for(alert::base_url(&ch.kind)))))
             .collect();
         handles
             .into_iter()
@@ -260,6 +262,12 @@ pub fn describe_schedule(cfg: &Config) -> String {
                 .as_ref()
                 .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
         );
+        if let Some(line) = tls_line(t) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for line in cfg.settings.proxies.describe() {
+        let _ = writeln!(out, "{line}");
     }
     if cfg.self_ping.is_none() {
         let _ = writeln!(out, "self-ping: off");
@@ -275,6 +283,22 @@ pub fn describe_schedule(cfg: &Config) -> String {
         cfg.settings.history
     );
     out
+}
+
+/// How an https target's certificate is checked, for `check`.
+fn tls_line(t: &Target) -> Option<String> {
+    if !t.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return None;
+    }
+    Some(match (&t.tls.ca_file, t.tls.insecure) {
+        (_, true) => "tls: certificate NOT verified (tls.insecure)".to_string(),
+        (Some(f), false) => format!(
+            "tls: bundled roots, SSL_CERT_FILE if set, and {} ({} certificate(s))",
+            f.path.display(),
+            f.certs.len()
+        ),
+        (None, false) => "tls: bundled roots, and SSL_CERT_FILE if set".to_string(),
+    })
 }
 
 fn init_logging(level: log::LevelFilter) {
@@ -343,13 +367,11 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let fleet = fleet::Fleet::start(
-        &cfg,
-        Arc::clone(&state),
-        Arc::clone(&shutdown),
-        probe::agent(),
-        persister.clone(),
-    )?;
+    let net = net::Net::from_settings(&cfg.settings);
+    for line in net.proxies().describe() {
+        log::info!("{line}");
+    }
+    let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(&shutdown), net, persister.clone())?;
 
     if let Some(p) = &persister {
         let (p, state, waker, every) = (

@@ -12,6 +12,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
+pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -131,6 +132,8 @@ pub struct TargetView {
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
+    /// The server's certificate, once read (https targets only).
+    pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
 }
@@ -203,6 +206,7 @@ struct Slot {
     info: TargetInfo,
     record: Record,
     next_check_at_ms: Option<u64>,
+    cert: Option<CertInfo>,
 }
 
 struct Inner {
@@ -244,6 +248,7 @@ impl State {
                 info,
                 record: Record::default(),
                 next_check_at_ms: None,
+                cert: None,
             })
             .collect();
         State {
@@ -271,6 +276,7 @@ impl State {
             info,
             record,
             next_check_at_ms: None,
+            cert: None,
         });
         id
     }
@@ -283,6 +289,10 @@ impl State {
     /// Replaces what is shown about a target whose settings changed (its record stays).
     pub fn set_info(&self, id: usize, info: TargetInfo) {
         if let Some(s) = self.change().slot(id) {
+            if s.info.display_url != info.display_url {
+                // Another server: its certificate is read again at its first check.
+                s.cert = None;
+            }
             s.info = info;
         }
     }
@@ -366,6 +376,12 @@ impl State {
         }
     }
 
+    pub fn set_cert(&self, slot: usize, cert: CertInfo) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
+            s.cert = Some(cert);
+        }
+    }
+
     pub fn set_persistence_error(&self, error: Option<String>) {
         self.change().persistence_error = error;
     }
@@ -429,6 +445,7 @@ impl State {
                     last: r.last(),
                     next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
                     uptime: r.uptime.ratios(now_ms),
+                    tls: slot.cert,
                     history: r.history.newest(limit).collect(),
                 }
             })

@@ -3,17 +3,19 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, Streaks, Transition};
+use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
-use crate::timefmt::{from_unix_millis, unix_millis};
+use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
+use crate::tls::connector::PeerCapture;
+use crate::tls::expiry::{CertInfo, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
@@ -98,6 +100,12 @@ pub struct Settings {
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
     pub restart_cooldown: Duration,
+    /// The target's own agent (its trust settings and proxy).
+    pub agent: ureq::Agent,
+    /// For an https target: where its check's handshake leaves the server's certificate.
+    pub capture: Option<Arc<PeerCapture>>,
+    /// How often to read that certificate.
+    pub cert_every: Duration,
 }
 
 /// The settings a worker runs on and the schedule it follows.
@@ -136,6 +144,10 @@ struct Run {
     /// The streak that decides Space restarts, and the streaks on each alert channel.
     streak: Streak,
     alert_streaks: Streaks,
+    /// The certificate warnings already sent on each channel.
+    cert_warnings: CertWarnings,
+    /// When to read the server's certificate next (https targets).
+    cert: Option<(Arc<PeerCapture>, Watch)>,
     was_ok: Option<bool>,
 }
 
@@ -144,7 +156,6 @@ pub struct Worker {
     /// The target's id in the state.
     pub slot: usize,
     pub state: Arc<State>,
-    pub agent: ureq::Agent,
     pub waker: Arc<Waker>,
     pub plan: Arc<PlanCell>,
 }
@@ -210,6 +221,8 @@ impl Worker {
             pending: 0,
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
             alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
+            cert_warnings: cert_warnings_on(&plan.settings),
+            cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
             plan,
         };
@@ -247,7 +260,12 @@ impl Worker {
             }
             let s = Arc::clone(&run.plan.settings);
             let t = &s.target;
-            let outcome = check_once(&self.agent, t, &self.waker);
+            if let Some((capture, watch)) = &run.cert {
+                if watch.due(Instant::now()) {
+                    capture.request();
+                }
+            }
+            let outcome = check_once(&s.agent, t, &self.waker);
             if self.waker.is_stopped() {
                 // Shutting down or removed: an abandoned check is not a result.
                 return;
@@ -265,6 +283,11 @@ impl Worker {
             run.streak.observe(outcome.ok, now, &s.thresholds);
             if let Some(alerter) = &s.alerter {
                 alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            }
+            if let Some(info) = run.cert.as_mut().and_then(|(c, w)| self.read_cert(&t.name, c, w)) {
+                if let Some(alerter) = &s.alerter {
+                    alerter.observe_cert(&mut run.cert_warnings, t, info, now);
+                }
             }
             if run.streak.is_down() && !outcome.ok {
                 self.maybe_restart(&s, &mut last_restart, now);
@@ -312,9 +335,37 @@ impl Worker {
                 self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
             };
             run.alert_streaks = streaks_on(&next.settings, failures);
+            run.cert_warnings = cert_warnings_on(&next.settings);
+        }
+        let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_capture {
+            // A new agent (new URL or trust settings): read its server's certificate afresh.
+            run.cert = watch_of(&next.settings);
         }
         run.plan = next;
         !rescheduled
+    }
+
+    /// Takes in the certificate of this check's handshake, if one was asked for and completed.
+    fn read_cert(&self, name: &str, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
+        let leaf = capture.take()?;
+        match watch.read(&leaf, Instant::now()) {
+            Err(e) => {
+                log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
+                None
+            }
+            Ok(info) => {
+                log::debug!(
+                    "{name}: TLS certificate expires {}",
+                    rfc3339(UNIX_EPOCH + Duration::from_secs(info.expires_at.max(0) as u64))
+                );
+                self.state.set_cert(self.slot, info);
+                Some(info)
+            }
+        }
     }
 
     fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
@@ -370,6 +421,20 @@ fn log_outcome(target: &Target, o: &Outcome, was_ok: Option<bool>) {
         (Some(false), true) => log::warn!("{name} ({}) is up again", target.display_url),
         _ => {}
     }
+}
+
+/// When an https target's certificate is read: at its first check, then every `cert_every`.
+fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
+    let capture = s.capture.as_ref()?;
+    Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
+}
+
+/// The certificate warnings the worker's channels have sent (none yet).
+fn cert_warnings_on(s: &Settings) -> CertWarnings {
+    s.alerter
+        .as_ref()
+        .map(|a| a.cert_warnings(&s.target))
+        .unwrap_or_default()
 }
 
 /// The worker's streaks on the channels that speak for it.

@@ -19,4 +19,5 @@ mod integration {
     pub mod prometheus;
     pub mod reload;
     pub mod shard;
+    pub mod tls;
 }

@@ -27,6 +27,7 @@ pub mod limits;
 mod self_ping;
 mod settings;
 pub mod shard;
+mod tls;
 mod warnings;
 mod workers;
 
@@ -110,6 +111,8 @@ pub struct Target {
     pub restart_token: Option<String>,
     /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
     pub paused: bool,
+    /// `tls`: extra trusted CAs, or no verification at all.
+    pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
 }
@@ -135,6 +138,7 @@ impl fmt::Debug for Target {
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
             .field("paused", &self.paused)
+            .field("tls", &self.tls)
             .field("alerts", &self.alerts)
             .finish()
     }

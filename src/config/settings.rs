@@ -8,11 +8,13 @@
 
 use super::ctx::{Ctx, env_var, show};
 use super::limits::{
-    DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN, SAVE_INTERVAL,
-    WATCH_CONFIG,
+    CERT_CHECK_INTERVAL, DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN,
+    SAVE_INTERVAL, WATCH_CONFIG,
 };
 use super::{Flags, redacted};
+use crate::proxy::Proxies;
 use crate::target_url;
+use crate::tls::CaFile;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ pub const FIELDS: &[&str] = &[
     "header_timeout",
     "max_connections",
     "watch_config",
+    "cert_check_interval",
 ];
 
 #[derive(Clone)]
@@ -47,6 +50,12 @@ pub struct Settings {
     pub max_connections: usize,
     /// How often the configuration file is looked at for changes; `None`: not watched.
     pub watch_config: Option<Duration>,
+    /// How often a worker reads its server's certificate (for its expiry).
+    pub cert_check_interval: Duration,
+    /// `SSL_CERT_FILE`: trusted for checks, alerts and restarts.
+    pub ssl_cert_file: Option<CaFile>,
+    /// Outbound proxies from the environment; their credentials never show in `Debug`.
+    pub proxies: Proxies,
 }
 
 impl fmt::Debug for Settings {
@@ -63,6 +72,9 @@ impl fmt::Debug for Settings {
             .field("header_timeout", &self.header_timeout)
             .field("max_connections", &self.max_connections)
             .field("watch_config", &self.watch_config)
+            .field("cert_check_interval", &self.cert_check_interval)
+            .field("ssl_cert_file", &self.ssl_cert_file)
+            .field("proxies", &self.proxies)
             .finish()
     }
 }
@@ -102,6 +114,11 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
             .count_in(top, "", "max_connections", MAX_CONNECTIONS)
             .unwrap_or(MAX_CONNECTIONS.default) as usize,
         watch_config: watch_config(ctx, top.get("watch_config")),
+        cert_check_interval: ctx
+            .duration_in(top, "", "cert_check_interval", CERT_CHECK_INTERVAL)
+            .unwrap_or(CERT_CHECK_INTERVAL.default),
+        ssl_cert_file: super::tls::ssl_cert_file(ctx),
+        proxies: super::tls::proxies(ctx),
     }
 }
 

@@ -383,7 +383,7 @@ fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Optio
         }
         let snap = app.state.snapshot(DEFAULT_STATUS_HISTORY, SystemTime::now());
         return match snap.find(name) {
-            Some(w) => Reply::json(200, json::render_worker(w)),
+            Some(w) => Reply::json(200, json::render_worker(w, snap.now)),
             None => unknown(),
         };
     }
