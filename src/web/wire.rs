@@ -1,0 +1,115 @@
+//! A `Reply` as the bytes on the wire: status line, headers and body in one buffer, so a
+//! response leaves in one write. tiny_http's own `respond` writes every header name, separator
+//! and value as a separate call through a locked writer (about 10k of the 24k instructions it
+//! spends on a `/health` answer, callgrind), copies a body through an 8 KiB buffer (55 writes for
+//! the 430 KB `/status` of 1,000 workers), and allocates each header twice.
+
+use super::Reply;
+use std::io::Write;
+
+/// Security headers every response carries (see SPEC "HTTP endpoints").
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'none'";
+
+const COMMON: &str = "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
+
+/// The response to `reply` for a request of HTTP version `major.minor`. `head_only` (a HEAD
+/// request) leaves the body out but keeps its `Content-Length`; a 304 has neither.
+pub fn encode(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str) -> Vec<u8> {
+    let body = reply.body.as_ref();
+    let not_modified = reply.status == 304;
+    let send_body = !head_only && !not_modified;
+    let mut out = Vec::with_capacity(512 + if send_body { body.len() } else { 0 });
+    let reason = tiny_http::StatusCode(reply.status).default_reason_phrase();
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "HTTP/{major}.{minor} {} {reason}\r\n", reply.status);
+    out.extend_from_slice(COMMON.as_bytes());
+    let _ = write!(out, "Content-Security-Policy: {CSP}\r\n");
+    // A body with a validator may be stored, as long as it is checked again before each use;
+    // anything else is not stored at all.
+    let cache = if reply.etag.is_some() { "no-cache" } else { "no-store" };
+    let _ = write!(out, "Cache-Control: {cache}\r\nContent-Type: {}\r\nDate: {date}\r\n", reply.content_type);
+    if let Some(allow) = reply.allow {
+        let _ = write!(out, "Allow: {allow}\r\n");
+    }
+    if let Some(etag) = &reply.etag {
+        let _ = write!(out, "ETag: {etag}\r\n");
+    }
+    if reply.gzip {
+        out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    }
+    if reply.vary {
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    }
+    if !not_modified {
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    out.extend_from_slice(b"\r\n");
+    if send_body {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::Body;
+
+    const DATE: &str = "Sat, 28 Nov 2026 10:00:00 GMT";
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn a_whole_response_in_one_buffer() {
+        let reply = Reply::json(200, r#"{"status":"alive"}"#);
+        let out = text(&encode(&reply, (1, 1), false, DATE));
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        for h in [
+            "X-Content-Type-Options: nosniff\r\n",
+            "Referrer-Policy: no-referrer\r\n",
+            "Content-Security-Policy: default-src 'none';",
+            "Cache-Control: no-store\r\n",
+            "Content-Type: application/json\r\n",
+            "Date: Sat, 28 Nov 2026 10:00:00 GMT\r\n",
+            "Content-Length: 18\r\n",
+        ] {
+            assert!(out.contains(h), "{h} in {out}");
+        }
+        assert!(out.ends_with("\r\n\r\n{\"status\":\"alive\"}"), "{out}");
+        assert!(!out.contains("Allow") && !out.contains("ETag") && !out.contains("Vary"));
+        let old = text(&encode(&reply, (1, 0), false, DATE));
+        assert!(old.starts_with("HTTP/1.0 200 OK\r\n"));
+    }
+
+    #[test]
+    fn head_304_and_the_optional_headers() {
+        let reply = Reply {
+            etag: Some("\"abc\"".into()),
+            gzip: true,
+            vary: true,
+            ..Reply::json(200, vec![b'x'; 2000])
+        };
+        let head = text(&encode(&reply, (1, 1), true, DATE));
+        assert!(head.ends_with("Content-Length: 2000\r\n\r\n"), "HEAD: the length, no body: {head}");
+        for h in ["ETag: \"abc\"\r\n", "Content-Encoding: gzip\r\n", "Vary: Accept-Encoding\r\n", "Cache-Control: no-cache\r\n"] {
+            assert!(head.contains(h), "{h} in {head}");
+        }
+        let not_modified = Reply {
+            status: 304,
+            body: Body::Static(b""),
+            ..reply
+        };
+        let out = text(&encode(&not_modified, (1, 1), false, DATE));
+        assert!(out.starts_with("HTTP/1.1 304 Not Modified\r\n"), "{out}");
+        assert!(!out.contains("Content-Length") && out.ends_with("\r\n\r\n"));
+        let refused = Reply {
+            allow: Some("GET, HEAD"),
+            ..Reply::error(405, "no")
+        };
+        let out = text(&encode(&refused, (1, 1), false, DATE));
+        assert!(out.starts_with("HTTP/1.1 405 Method Not Allowed\r\n") && out.contains("Allow: GET, HEAD\r\n"));
+    }
+}
