@@ -1,8 +1,8 @@
-//! A `Reply` as the bytes on the wire: status line, headers and body in one buffer, so a
-//! response leaves in one write. tiny_http's own `respond` writes every header name, separator
-//! and value as a separate call through a locked writer (about 10k of the 24k instructions it
-//! spends on a `/health` answer, callgrind), copies a body through an 8 KiB buffer (55 writes for
-//! the 430 KB `/status` of 1,000 workers), and allocates each header twice.
+//! A `Reply` as the bytes on the wire: the status line and every header in one buffer, then the
+//! body as it is. tiny_http's own `respond` writes every header name, separator and value as a
+//! separate call through a locked writer (about 10k of the 24k instructions it spent on a
+//! `/health` answer, callgrind), copies a body through an 8 KiB buffer (55 writes for the 430 KB
+//! `/status` of 1,000 workers), and allocates each header twice.
 
 use super::Reply;
 use std::io::Write;
@@ -13,13 +13,18 @@ frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'non
 
 const COMMON: &str = "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n";
 
-/// The response to `reply` for a request of HTTP version `major.minor`. `head_only` (a HEAD
-/// request) leaves the body out but keeps its `Content-Length`; a 304 has neither.
-pub fn encode(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str) -> Vec<u8> {
+/// Whether the body goes out: not for HEAD (which still gets its `Content-Length`), nor for 304.
+pub fn sends_body(reply: &Reply, head_only: bool) -> bool {
+    !head_only && reply.status != 304
+}
+
+/// The status line and headers of the response to `reply`, for a request of HTTP version
+/// `major.minor`, ending with the blank line. Small bodies are appended (`SMALL`), so that
+/// `/health` leaves in a single write; larger ones are written after it from where they are.
+pub fn head(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str) -> Vec<u8> {
     let body = reply.body.as_ref();
     let not_modified = reply.status == 304;
-    let send_body = !head_only && !not_modified;
-    let mut out = Vec::with_capacity(512 + if send_body { body.len() } else { 0 });
+    let mut out = Vec::with_capacity(512 + SMALL);
     let reason = tiny_http::StatusCode(reply.status).default_reason_phrase();
     // Writing into a Vec cannot fail.
     let _ = write!(out, "HTTP/{major}.{minor} {} {reason}\r\n", reply.status);
@@ -28,7 +33,11 @@ pub fn encode(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &s
     // A body with a validator may be stored, as long as it is checked again before each use;
     // anything else is not stored at all.
     let cache = if reply.etag.is_some() { "no-cache" } else { "no-store" };
-    let _ = write!(out, "Cache-Control: {cache}\r\nContent-Type: {}\r\nDate: {date}\r\n", reply.content_type);
+    let _ = write!(
+        out,
+        "Cache-Control: {cache}\r\nContent-Type: {}\r\nDate: {date}\r\n",
+        reply.content_type
+    );
     if let Some(allow) = reply.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
@@ -45,8 +54,21 @@ pub fn encode(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &s
         let _ = write!(out, "Content-Length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
-    if send_body {
+    if sends_body(reply, head_only) && body.len() <= SMALL {
         out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Bodies up to this size are copied behind the head, larger ones written on their own.
+pub const SMALL: usize = 4096;
+
+/// The whole response, for tests.
+#[cfg(test)]
+fn encode(reply: &Reply, version: (u8, u8), head_only: bool, date: &str) -> Vec<u8> {
+    let mut out = head(reply, version, head_only, date);
+    if sends_body(reply, head_only) && reply.body.as_ref().len() > SMALL {
+        out.extend_from_slice(reply.body.as_ref());
     }
     out
 }
@@ -90,11 +112,25 @@ mod tests {
             etag: Some("\"abc\"".into()),
             gzip: true,
             vary: true,
-            ..Reply::json(200, vec![b'x'; 2000])
+            ..Reply::json(200, vec![b'x'; 20_000])
         };
+        let whole = encode(&reply, (1, 1), false, DATE);
+        assert!(whole.ends_with(&[b'x'; 20_000]) && whole.len() < 21_000);
+        assert!(
+            !head(&reply, (1, 1), false, DATE).ends_with(b"x"),
+            "a large body is not copied"
+        );
         let head = text(&encode(&reply, (1, 1), true, DATE));
-        assert!(head.ends_with("Content-Length: 2000\r\n\r\n"), "HEAD: the length, no body: {head}");
-        for h in ["ETag: \"abc\"\r\n", "Content-Encoding: gzip\r\n", "Vary: Accept-Encoding\r\n", "Cache-Control: no-cache\r\n"] {
+        assert!(
+            head.ends_with("Content-Length: 20000\r\n\r\n"),
+            "HEAD: the length, no body: {head}"
+        );
+        for h in [
+            "ETag: \"abc\"\r\n",
+            "Content-Encoding: gzip\r\n",
+            "Vary: Accept-Encoding\r\n",
+            "Cache-Control: no-cache\r\n",
+        ] {
             assert!(head.contains(h), "{h} in {head}");
         }
         let not_modified = Reply {
