@@ -136,6 +136,11 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
             .unwrap_or_else(|| panic!("{path}: no ETag"))
             .to_string();
         assert_eq!(
+            header(&h1, "cache-control"),
+            Some("no-cache"),
+            "{path}: stored, checked before use"
+        );
+        assert_eq!(
             (header(&h2, "etag"), &b2),
             (Some(tag.as_str()), &b1),
             "{path}: nothing changed"
@@ -196,6 +201,7 @@ fn gzip_for_clients_that_take_it() {
         (header(&h, "content-encoding"), body.as_slice()),
         (None, &br#"{"status":"alive"}"#[..])
     );
+    assert_eq!(header(&h, "cache-control"), Some("no-store"));
     // Under 1 KiB: sent as it is.
     let (_, h, body) = request_with(
         "GET",
