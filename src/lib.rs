@@ -7,6 +7,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
@@ -48,7 +49,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             EXIT_OK
         }
         cli::Command::Version => {
-            println!("master-pinger {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", version_line());
             EXIT_OK
         }
         cli::Command::Healthcheck { url } => healthcheck(url, env),
@@ -59,6 +60,15 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                     eprintln!("warning: {w}");
                 }
                 EXIT_OK
+            }
+            Err(errors) => report_config_errors(&errors),
+        },
+        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
+                once::run(&cfg, json)
             }
             Err(errors) => report_config_errors(&errors),
         },
@@ -76,6 +86,27 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// What `--version` prints: the version and the target triple the binary was built for.
+pub fn version_line() -> String {
+    format!(
+        "master-pinger {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MASTER_PINGER_TARGET")
+    )
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == config::SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
     }
 }
 
@@ -182,7 +213,25 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
     let _ = writeln!(out, "listen: {}", cfg.settings.listen);
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
-    let _ = writeln!(out, "workers: {}", cfg.workers.len());
+    match cfg.shard {
+        Some(shard) => {
+            let _ = writeln!(
+                out,
+                "shard: {shard} (the workers whose name hashes to {} modulo {}; the self-ping is not sharded)",
+                shard.index - 1,
+                shard.count
+            );
+            let _ = writeln!(
+                out,
+                "workers: {} of {} configured",
+                cfg.workers.len(),
+                cfg.configured_workers
+            );
+        }
+        None => {
+            let _ = writeln!(out, "workers: {}", cfg.workers.len());
+        }
+    }
     for (i, t) in targets.iter().enumerate() {
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
@@ -260,17 +309,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .cloned()
         .chain(cfg.self_ping.iter().cloned())
         .collect();
-    let infos = targets
-        .iter()
-        .map(|t| TargetInfo {
-            name: t.name.clone(),
-            display_url: t.display_url.clone(),
-            interval: t.interval,
-            // Configured workers cannot be named "self" (config rejects it).
-            is_self: t.name == config::SELF_NAME,
-            restarts_enabled: t.space_id.is_some(),
-        })
-        .collect();
+    let infos = targets.iter().map(target_info).collect();
     let state = Arc::new(State::new(infos, cfg.settings.history, started));
 
     let persister = cfg.settings.state_file.clone().map(|path| {
@@ -297,7 +336,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
-        Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
+        Ok(addr) => log::info!(
+            "listening on http://{addr} ({} worker(s){})",
+            cfg.workers.len(),
+            shard_note(&cfg)
+        ),
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
@@ -392,6 +435,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// For the start-up line: which shard this is and of how many workers, when sharded.
+fn shard_note(cfg: &Config) -> String {
+    cfg.shard.map_or(String::new(), |s| {
+        format!(", shard {s}, {} configured in all", cfg.configured_workers)
+    })
 }
 
 fn save_now(p: &persist::Persister, state: &State) {

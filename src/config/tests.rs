@@ -219,7 +219,7 @@ fn precedence_flags_env_file() {
     assert_eq!(c.settings.state_file, Some(PathBuf::from("/from/env")));
     let flags = Flags {
         listen: Some("127.0.0.1:3333".into()),
-        config: None,
+        ..Flags::default()
     };
     assert_eq!(build(file, &flags, &e).unwrap().settings.listen, "127.0.0.1:3333");
 }
@@ -340,6 +340,25 @@ fn alert_channel_lists() {
     for secret in ["1:x", "2:y", "tk", "A1", "h.example", "discord.com", "\"k\""] {
         assert!(!shown.contains(secret), "Debug shows {secret}: {shown}");
     }
+}
+
+#[test]
+fn the_webhook_variable_sets_the_single_channel_or_adds_one_to_a_list() {
+    let e = env(&[("PINGER_WEBHOOK_URL", "https://hooks.slack.com/services/env")]);
+    let single = r#"{"alerts": {"webhook_url": "https://x.example/file", "failure_threshold": 4}}"#;
+    let c = build(Some(("cfg.json", single)), &Flags::default(), &e).unwrap();
+    assert_eq!(c.alerts.channels.len(), 1);
+    let ch = &c.alerts.channels[0];
+    assert!(
+        matches!(&ch.kind, Kind::Slack { webhook_url } if webhook_url.ends_with("/env")),
+        "{ch:?}"
+    );
+    assert_eq!(ch.failure_threshold, 4, "the object's settings stay");
+    let list = r#"{"alerts": [{"type": "gotify", "url": "https://g.example", "token": "t"}]}"#;
+    let c = build(Some(("cfg.json", list)), &Flags::default(), &e).unwrap();
+    let names: Vec<&str> = c.alerts.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["gotify", "slack"]);
+    assert_eq!(c.alerts.channels[1].field, "PINGER_WEBHOOK_URL");
 }
 
 #[test]
@@ -549,4 +568,107 @@ fn different_advice_is_not_merged() {
             "worker \"t\": timeout 1s is not shorter than the interval 1s: a slow check will skip deadlines",
         ]
     );
+}
+
+fn sharded(json: &str, flag: Option<&str>, e: &Env) -> Result<Config, Vec<String>> {
+    let flags = Flags {
+        shard: flag.map(String::from),
+        ..Flags::default()
+    };
+    build(Some(("cfg.json", json)), &flags, e).map_err(|v| v.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn shards_split_the_named_workers_and_keep_the_self_ping() {
+    // Unnamed workers are named from the whole list first, so "app-2" is the same worker in
+    // every shard.
+    let json = r#"{"self_ping": {"url": "https://me.example/health"},
+                   "workers": [{"url": "https://app.hf.space/"}, {"url": "https://app.hf.space/b"},
+                               {"name": "x", "url": "http://x/"}, {"name": "y", "url": "http://y/"},
+                               {"name": "z", "url": "http://z/"}]}"#;
+    let all: Vec<String> = ok(json).workers.iter().map(|w| w.name.clone()).collect();
+    assert_eq!(all, ["app", "app-2", "x", "y", "z"]);
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        let c = sharded(json, Some(&format!("{i}/3")), &Env::new()).unwrap();
+        assert_eq!(c.shard, Some(Shard { index: i, count: 3 }));
+        assert_eq!(c.configured_workers, 5);
+        assert_eq!(c.self_ping.as_ref().map(|s| s.name.as_str()), Some("self"));
+        for w in &c.workers {
+            assert_eq!(shard::fnv1a64(w.name.as_bytes()) % 3, i - 1, "{}", w.name);
+            seen.push(w.name.clone());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, all);
+    let c = ok(json);
+    assert_eq!((c.shard, c.configured_workers), (None, 5));
+}
+
+#[test]
+fn the_shard_flag_wins_over_the_variable() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let e = env(&[("PINGER_SHARD", "2/2")]);
+    assert_eq!(
+        sharded(json, None, &e).unwrap().shard,
+        Some(Shard { index: 2, count: 2 })
+    );
+    assert_eq!(
+        sharded(json, Some("1/2"), &e).unwrap().shard,
+        Some(Shard { index: 1, count: 2 })
+    );
+    // The flag wins even over a variable that would be an error.
+    let bad = env(&[("PINGER_SHARD", "nonsense")]);
+    assert_eq!(
+        sharded(json, Some("1/1"), &bad).unwrap().shard,
+        Some(Shard { index: 1, count: 1 })
+    );
+    // Hosts often set a variable to nothing: that is no shard.
+    assert_eq!(sharded(json, None, &env(&[("PINGER_SHARD", "")])).unwrap().shard, None);
+}
+
+#[test]
+fn bad_shards_name_their_source() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let e = sharded(json, Some("4/3"), &Env::new()).unwrap_err();
+    assert_eq!(
+        e,
+        ["--shard: the shard number I must be from 1 to 3 (the number of shards), got \"4/3\""]
+    );
+    let e = sharded(json, None, &env(&[("PINGER_SHARD", "a/b")])).unwrap_err();
+    has(&e, "PINGER_SHARD: expected I/N");
+    // Reported beside the file's own problems, not instead of them.
+    let e = sharded(r#"{"history": 1}"#, Some("0/3"), &Env::new()).unwrap_err();
+    has(&e, "cfg.json: history: expected a whole number");
+    has(&e, "--shard: the shard number I must be from 1 to 3");
+}
+
+#[test]
+fn an_empty_shard_is_warned_about() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let owner = if shard::fnv1a64(b"a") % 2 == 0 { 2 } else { 1 };
+    let c = sharded(json, Some(&format!("{owner}/2")), &Env::new()).unwrap();
+    assert!(c.workers.is_empty());
+    assert!(
+        c.warnings.iter().any(|w| w
+            == &format!(
+                "shard {owner}/2 runs none of the 1 configured workers: the service will only keep itself awake"
+            )),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c.warnings.iter().any(|w| w.starts_with("no workers configured")));
+}
+
+#[test]
+fn an_alert_channel_may_name_a_worker_another_shard_runs() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}, {"name": "b", "url": "http://b/"},
+                               {"name": "c", "url": "http://c/"}, {"name": "d", "url": "http://d/"}],
+                   "alerts": {"type": "json", "webhook_url": "http://hook/", "workers": ["a", "b", "c", "d"]}}"#;
+    for i in 1..=2 {
+        let c = sharded(json, Some(&format!("{i}/2")), &Env::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(c.workers.len() < 4, "shard {i}/2 runs {:?}", c.workers);
+    }
+    let e = sharded(&json.replace("\"d\"]", "\"zed\"]"), Some("1/2"), &Env::new()).unwrap_err();
+    has(&e, "no worker is named \"zed\" (workers are: a, b, c, d)");
 }
