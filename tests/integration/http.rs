@@ -205,12 +205,8 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
     let r = request("POST", &p.url("/api/workers/slow/check"), Some("Bearer t0ken"));
     assert_eq!(r.status, 202);
     p.wait_worker("slow", Duration::from_secs(10), |w| w["checks"] == 2);
-    let (_, h, _) = request_with("GET", &p.url("/status"), &[]);
-    assert_eq!(
-        header(&h, "etag").map(String::from),
-        before,
-        "rendered again at most once a second"
-    );
+    // The body may be the old one for up to a second (the floor itself is a unit test in
+    // web::cache, where time is given rather than waited for).
     std::thread::sleep(Duration::from_millis(1100));
     let (_, h, body) = request_with("GET", &p.url("/status"), &[]);
     assert_ne!(header(&h, "etag").map(String::from), before, "a check makes a new body");
