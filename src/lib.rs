@@ -215,7 +215,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
-    let _ = writeln!(out, "listen: {}", cfg.settings.listen);
+    let _ = writeln!(out, "listen: {}", cfg.settings.scrub(&cfg.settings.listen));
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
     match cfg.shard {
         Some(shard) => {
@@ -279,7 +279,9 @@ pub fn describe_schedule(cfg: &Config) -> String {
         cfg.settings
             .state_file
             .as_ref()
-            .map_or("none (memory only)".to_string(), |p| p.display().to_string()),
+            .map_or("none (memory only)".to_string(), |p| {
+                cfg.settings.scrub(&p.display().to_string())
+            }),
         cfg.settings.history
     );
     out
@@ -336,7 +338,8 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
             .chain(cfg.self_ping.iter())
             .map(|t| t.url.as_str())
             .collect();
-        Arc::new(persist::Persister::new(path, &urls))
+        let shown = cfg.settings.scrub(&path.display().to_string());
+        Arc::new(persist::Persister::new(path, &urls).shown_as(shown))
     });
     if let Some(p) = &persister {
         p.load(&state);
@@ -357,14 +360,15 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let reload_waker = shutdown.waker();
     install_signal_handlers(&shutdown, &reload_waker)?;
     let listener = web::server::bind(&cfg.settings.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
+        .map_err(|e| cfg.settings.scrub(&format!("cannot listen on {}: {e}", cfg.settings.listen)))?;
     match listener.local_addr() {
         Ok(addr) => log::info!(
-            "listening on http://{addr} ({} worker(s){})",
+            "listening on http://{} ({} worker(s){})",
+            cfg.settings.scrub(&addr.to_string()),
             cfg.workers.len(),
             shard_note(&cfg)
         ),
-        Err(_) => log::info!("listening on {}", cfg.settings.listen),
+        Err(_) => log::info!("listening on {}", cfg.settings.scrub(&cfg.settings.listen)),
     }
 
     let net = net::Net::from_settings(&cfg.settings);

@@ -35,6 +35,8 @@ pub fn url_hash(url: &str) -> String {
 
 pub struct Persister {
     path: PathBuf,
+    /// The path as messages show it (parts that came from `${VAR}` are secrets).
+    shown: String,
     /// The hash of each target's real URL, by its id in the state (a reload replaces them). A
     /// worker whose URL changed starts fresh, and the URL itself (which may hold tokens) never
     /// reaches the disk.
@@ -47,12 +49,19 @@ impl Persister {
     /// `urls`: the real URL of the state's targets 0, 1, ... as they are at start-up.
     pub fn new(path: PathBuf, urls: &[&str]) -> Persister {
         let p = Persister {
+            shown: path.display().to_string(),
             path,
             hashes: Mutex::new(HashMap::new()),
             saving: Mutex::new(()),
         };
         p.set_targets(&urls.iter().copied().enumerate().collect::<Vec<_>>());
         p
+    }
+
+    /// Shows the path as `shown` in every message and error, in place of the real one.
+    pub fn shown_as(mut self, shown: String) -> Persister {
+        self.shown = shown;
+        self
     }
 
     /// The targets now configured (after a reload): each one's id in the state and real URL.
@@ -115,7 +124,7 @@ impl Persister {
         }
         log::info!(
             "state file {}: restored {count} target(s) saved at {}{}",
-            self.path.display(),
+            self.shown,
             header.saved_at.as_deref().unwrap_or("an unknown time"),
             if header.version < FORMAT_VERSION {
                 format!(
@@ -130,20 +139,17 @@ impl Persister {
     }
 
     fn set_aside(&self, why: &str) {
-        let aside = PathBuf::from(format!(
-            "{}.corrupt-{}",
-            self.path.display(),
-            unix_secs(SystemTime::now())
-        ));
+        let suffix = format!(".corrupt-{}", unix_secs(SystemTime::now()));
+        let aside = PathBuf::from(format!("{}{suffix}", self.path.display()));
         match fs::rename(&self.path, &aside) {
             Ok(()) => log::warn!(
-                "state file {}: {why}; moved it to {} and starting fresh",
-                self.path.display(),
-                aside.display()
+                "state file {}: {why}; moved it to {}{suffix} and starting fresh",
+                self.shown,
+                self.shown
             ),
             Err(e) => log::warn!(
                 "state file {}: {why}; could not move it aside ({e}); starting fresh",
-                self.path.display()
+                self.shown
             ),
         }
     }
@@ -153,7 +159,7 @@ impl Persister {
         let probe = self.temp_path();
         let result = File::create(&probe).and_then(|f| f.sync_all());
         let _ = fs::remove_file(&probe);
-        result.map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        result.map_err(|e| format!("cannot write {}: {e}", self.shown))
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -186,7 +192,7 @@ impl Persister {
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
-        result.map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        result.map_err(|e| format!("cannot write {}: {e}", self.shown))
     }
 
     fn write_to(&self, tmp: &Path, state: &State) -> std::io::Result<()> {

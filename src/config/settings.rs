@@ -56,6 +56,20 @@ pub struct Settings {
     pub ssl_cert_file: Option<CaFile>,
     /// Outbound proxies from the environment; their credentials never show in `Debug`.
     pub proxies: Proxies,
+    /// Values `${VAR}` put into `listen` and `state_file`: secrets, so `scrub` hides them
+    /// wherever those two are shown (`check`, logs, `persistence_error`).
+    pub secrets: Vec<String>,
+}
+
+impl Settings {
+    /// `text` (the listen address or the state file's path, or a message holding one) with
+    /// every value that came from `${VAR}` replaced by `REDACTED`.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "REDACTED"))
+    }
 }
 
 impl fmt::Debug for Settings {
@@ -81,14 +95,18 @@ impl fmt::Debug for Settings {
 
 pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings {
     let env = ctx.env;
+    let mut secrets = Vec::new();
     Settings {
-        listen: listen(ctx, top.get("listen"), flags),
+        listen: listen(ctx, top.get("listen"), flags, &mut secrets),
         state_file: match env_var(env, "PINGER_STATE_FILE") {
             Some(p) => Some(PathBuf::from(p)),
             None => top
                 .get("state_file")
-                .and_then(|v| ctx.text(v, "state_file"))
-                .map(PathBuf::from)
+                .and_then(|v| ctx.string(v, "state_file"))
+                .map(|(p, from_env)| {
+                    secrets.extend(from_env);
+                    PathBuf::from(p)
+                })
                 .filter(|p| !p.as_os_str().is_empty()),
         },
         save_interval: ctx
@@ -119,6 +137,7 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
             .unwrap_or(CERT_CHECK_INTERVAL.default),
         ssl_cert_file: super::tls::ssl_cert_file(ctx),
         proxies: super::tls::proxies(ctx),
+        secrets,
     }
 }
 
@@ -142,7 +161,7 @@ fn watch_config(ctx: &mut Ctx, v: Option<&Value>) -> Option<Duration> {
 }
 
 /// `--listen`, else all interfaces on `PORT`, else the file's `listen`, else the default port.
-fn listen(ctx: &mut Ctx, file: Option<&Value>, flags: &Flags) -> String {
+fn listen(ctx: &mut Ctx, file: Option<&Value>, flags: &Flags, secrets: &mut Vec<String>) -> String {
     let expected = "expected an address such as 0.0.0.0:7860";
     if let Some(l) = &flags.listen {
         if l.parse::<SocketAddr>().is_err() {
@@ -158,7 +177,10 @@ fn listen(ctx: &mut Ctx, file: Option<&Value>, flags: &Flags) -> String {
             }
         }
     } else if let Some(v) = file {
-        match ctx.text(v, "listen") {
+        match ctx.string(v, "listen").map(|(l, from_env)| {
+            secrets.extend(from_env);
+            l
+        }) {
             Some(l) if l.parse::<SocketAddr>().is_ok() => l,
             Some(l) => {
                 ctx.err("listen", format!("{expected}, got {l:?}"));

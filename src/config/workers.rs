@@ -131,8 +131,15 @@ fn parse_one(
 }
 
 fn name(ctx: &mut Ctx, v: &Value, path: &str, names: &mut HashSet<String>) -> Option<String> {
-    let n = ctx.text(v, path)?;
-    if !valid_name(&n) {
+    let (n, from_env) = ctx.string(v, path)?;
+    if !from_env.is_empty() {
+        ctx.err(
+            path,
+            "expected a literal name, not ${VAR}: a name is shown on the page, in /status and \
+             in /metrics, and a value from ${VAR} is a secret",
+        );
+        None
+    } else if !valid_name(&n) {
         ctx.err(
             path,
             format!("expected 1-{NAME_MAX_CHARS} characters of A-Za-z0-9._-, got {n:?}"),
@@ -166,7 +173,8 @@ fn name_the_unnamed(workers: &mut [Target]) {
     let mut taken: HashSet<String> = HashSet::from([SELF_NAME.to_string()]);
     taken.extend(workers.iter().filter(|w| !w.name.is_empty()).map(|w| w.name.clone()));
     for w in workers.iter_mut().filter(|w| w.name.is_empty()) {
-        w.name = unique_name(&derive_name(&w.url), &taken);
+        // From the shown URL: a host that came from `${VAR}` is a secret, not a name.
+        w.name = unique_name(&derive_name(&w.display_url), &taken);
         taken.insert(w.name.clone());
     }
 }

@@ -80,6 +80,9 @@ fn unwritable_folder_is_an_error_not_a_panic() {
             .contains("/nonexistent-dir-mp/state.json")
     );
     assert!(p.save(&state(&[])).is_err());
+    let shown = Persister::new(PathBuf::from("/nonexistent-dir-mp/zz.json"), &[]).shown_as("REDACTED".into());
+    let e = shown.probe_writable().unwrap_err() + &shown.save(&state(&[])).unwrap_err();
+    assert!(e.contains("REDACTED") && !e.contains("zz"), "{e}");
 }
 
 #[test]

@@ -224,6 +224,23 @@ fn port_in_use_exits_1() {
 }
 
 #[test]
+fn values_from_env_in_listen_and_state_file_are_never_shown() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let d = with_config(r#"{"listen": "${ADDR}", "state_file": "${DIR}/s.json", "self_ping": false}"#);
+    let env = [("ADDR", addr.as_str()), ("DIR", "/zz-secret-dir")];
+    let (code, out, err) = run(&d, &["check"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listen: REDACTED") && out.contains("state file: REDACTED/s.json"), "{out}");
+    let (code, out, err) = run(&d, &[], &env);
+    assert_eq!(code, 1, "the port is taken: {err}");
+    assert!(err.contains("cannot listen on REDACTED"), "{err}");
+    for shown in [&out, &err] {
+        assert!(!shown.contains(&addr) && !shown.contains("zz-secret"), "{shown}");
+    }
+}
+
+#[test]
 fn check_summarises_advice_shared_by_a_fleet_and_prints_part_seconds_as_decimals() {
     let workers: Vec<String> = (0..1000)
         .map(|i| format!(r#"{{"name": "w{i}", "url": "http://127.0.0.1:9/{i}"}}"#))
