@@ -359,8 +359,10 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let shutdown = Arc::new(Shutdown::default());
     let reload_waker = shutdown.waker();
     install_signal_handlers(&shutdown, &reload_waker)?;
-    let listener = web::server::bind(&cfg.settings.listen)
-        .map_err(|e| cfg.settings.scrub(&format!("cannot listen on {}: {e}", cfg.settings.listen)))?;
+    let listener = web::server::bind(&cfg.settings.listen).map_err(|e| {
+        cfg.settings
+            .scrub(&format!("cannot listen on {}: {e}", cfg.settings.listen))
+    })?;
     match listener.local_addr() {
         Ok(addr) => log::info!(
             "listening on http://{} ({} worker(s){})",

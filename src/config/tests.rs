@@ -198,7 +198,12 @@ fn env_expansion_and_secrets() {
 
 #[test]
 fn values_from_env_that_would_be_shown_are_refused_or_scrubbed() {
-    let e = env(&[("NM", "zzname"), ("HOST", "zzhost.example"), ("ADDR", "127.0.0.1:7"), ("DIR", "/zzdir")]);
+    let e = env(&[
+        ("NM", "zzname"),
+        ("HOST", "zzhost.example"),
+        ("ADDR", "127.0.0.1:7"),
+        ("DIR", "/zzdir"),
+    ]);
     let errors = errs_env(r#"{"workers": [{"name": "${NM}", "url": "http://x/"}]}"#, &e);
     has(&errors, "workers[0].name: expected a literal name, not ${VAR}");
     assert!(!errors.iter().any(|l| l.contains("zzname")), "{errors:?}");
@@ -213,8 +218,14 @@ fn values_from_env_that_would_be_shown_are_refused_or_scrubbed() {
     .unwrap();
     assert!(!c.workers[0].name.contains("zzhost"), "{}", c.workers[0].name);
     assert_eq!(c.settings.scrub(&c.settings.listen), "REDACTED");
-    assert_eq!(c.settings.scrub("cannot write /zzdir/s.json"), "cannot write REDACTED/s.json");
-    assert_eq!(ok(r#"{"listen": "127.0.0.1:7"}"#).settings.scrub("127.0.0.1:7"), "127.0.0.1:7");
+    assert_eq!(
+        c.settings.scrub("cannot write /zzdir/s.json"),
+        "cannot write REDACTED/s.json"
+    );
+    assert_eq!(
+        ok(r#"{"listen": "127.0.0.1:7"}"#).settings.scrub("127.0.0.1:7"),
+        "127.0.0.1:7"
+    );
 }
 
 #[test]

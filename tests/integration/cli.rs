@@ -231,7 +231,10 @@ fn values_from_env_in_listen_and_state_file_are_never_shown() {
     let env = [("ADDR", addr.as_str()), ("DIR", "/zz-secret-dir")];
     let (code, out, err) = run(&d, &["check"], &env);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("listen: REDACTED") && out.contains("state file: REDACTED/s.json"), "{out}");
+    assert!(
+        out.contains("listen: REDACTED") && out.contains("state file: REDACTED/s.json"),
+        "{out}"
+    );
     let (code, out, err) = run(&d, &[], &env);
     assert_eq!(code, 1, "the port is taken: {err}");
     assert!(err.contains("cannot listen on REDACTED"), "{err}");
