@@ -40,7 +40,7 @@ fn start(bin: &Path, dir: &Path, config: &str) -> Pinger {
     let mut c = Command::new(bin);
     c.env_clear()
         .current_dir(dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .args(["--listen", "127.0.0.1:0"]);
     Pinger::spawn(c, dir.to_path_buf())
 }
