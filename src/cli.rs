@@ -10,16 +10,19 @@ USAGE:
     master-pinger [--config PATH] [--listen ADDR]   run the service (the default)
     master-pinger check [--config PATH]             validate the configuration, print the schedule, exit
     master-pinger healthcheck [--url URL]           GET http://127.0.0.1:$PORT/health; exit 0 if alive, 1 if not
+    master-pinger notify-test [--config PATH]       send one test message through every alert channel
     master-pinger --help | --version
 
 OPTIONS:
     --config PATH   JSON configuration file (else $PINGER_CONFIG, else ./pinger.json if present)
     --listen ADDR   address to listen on, e.g. 0.0.0.0:7860 (else 0.0.0.0:$PORT, else the file's \"listen\")
+    --shard I/N     for the service and check: only shard I of N shards of the workers, those whose
+                    name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
     --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
 
 ENVIRONMENT:
     PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
-    PINGER_WEBHOOK_URL, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
+    PINGER_WEBHOOK_URL, PINGER_SHARD, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
 
 EXIT STATUS:
     0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration
@@ -29,6 +32,7 @@ EXIT STATUS:
 pub enum Command {
     Run(Flags),
     Check(Flags),
+    NotifyTest(Flags),
     Healthcheck { url: Option<String> },
     Help,
     Version,
@@ -38,7 +42,7 @@ pub enum Command {
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut iter = args.iter().peekable();
     let sub = match iter.peek().map(|s| s.as_str()) {
-        Some("check") | Some("healthcheck") | Some("run") => iter.next().map(|s| s.as_str()),
+        Some("check") | Some("healthcheck") | Some("notify-test") | Some("run") => iter.next().map(|s| s.as_str()),
         _ => None,
     };
     let mut flags = Flags::default();
@@ -58,10 +62,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         match (name, sub) {
             ("-h" | "--help", _) => return Ok(Command::Help),
             ("-V" | "--version", _) => return Ok(Command::Version),
-            ("--config", None | Some("run") | Some("check")) => {
+            ("--config", None | Some("run") | Some("check") | Some("notify-test")) => {
                 flags.config = Some(PathBuf::from(value("a file path")?))
             }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
+            ("--shard", None | Some("run") | Some("check")) => flags.shard = Some(value("I/N, such as 2/3")?),
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
             (other, _) if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?} for {}", sub.unwrap_or("the service")));
@@ -71,6 +76,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     Ok(match sub {
         Some("check") => Command::Check(flags),
+        Some("notify-test") => Command::NotifyTest(flags),
         Some("healthcheck") => Command::Healthcheck { url },
         _ => Command::Run(flags),
     })
@@ -98,12 +104,25 @@ mod tests {
             parse(&args(&["check", "--config", "x"])),
             Ok(Command::Check(_))
         ));
+        match parse(&args(&["check", "--shard", "2/3"])) {
+            Ok(Command::Check(f)) => assert_eq!(f.shard.as_deref(), Some("2/3")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&args(&["--shard=1/2"])) {
+            Ok(Command::Run(f)) => assert_eq!(f.shard.as_deref(), Some("1/2")),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             parse(&args(&["healthcheck", "--url", "http://x"])),
             Ok(Command::Healthcheck { url: Some(_) })
         ));
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
         assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
+        assert!(matches!(
+            parse(&args(&["notify-test", "--config", "x"])),
+            Ok(Command::NotifyTest(f)) if f.config.is_some()
+        ));
+        assert!(parse(&args(&["notify-test", "--listen", "x"])).is_err());
     }
 
     #[test]
@@ -124,5 +143,15 @@ mod tests {
                 .contains("for check")
         );
         assert!(parse(&args(&["stray"])).unwrap_err().contains("unexpected argument"));
+        assert!(
+            parse(&args(&["--shard"]))
+                .unwrap_err()
+                .contains("--shard needs a value (I/N, such as 2/3)")
+        );
+        assert!(
+            parse(&args(&["healthcheck", "--shard", "1/2"]))
+                .unwrap_err()
+                .contains("unknown option \"--shard\" for healthcheck")
+        );
     }
 }

@@ -62,6 +62,10 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
+        cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
+            Ok(cfg) => notify_test(&cfg.alerts.channels),
+            Err(errors) => report_config_errors(&errors),
+        },
         cli::Command::Run(flags) => match config::load(&flags, env) {
             Ok(cfg) => match run(cfg) {
                 Ok(()) => EXIT_OK,
@@ -72,6 +76,37 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// Sends the test message through every channel at once, prints one line per channel in
+/// configuration order (`ok`, or why not) and says whether all were delivered.
+fn notify_test(channels: &[config::Channel]) -> u8 {
+    if channels.is_empty() {
+        eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
+        return EXIT_USAGE;
+    }
+    let agent = probe::agent();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = channels
+            .iter()
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &agent)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("internal error".to_string())))
+            .collect()
+    });
+    for (ch, result) in channels.iter().zip(&results) {
+        match result {
+            Ok(()) => println!("{}: ok", ch.name),
+            Err(why) => println!("{}: failed: {why}", ch.name),
+        }
+    }
+    if results.iter().all(Result::is_ok) {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
     }
 }
 
@@ -129,13 +164,43 @@ fn healthcheck(url: Option<String>, env: &Env) -> u8 {
 }
 
 /// What `check` prints: each target's schedule and check settings.
+/// `off`, or each channel as `name (type)`; never a destination (they carry credentials).
+fn describe_channels(channels: &[config::Channel]) -> String {
+    if channels.is_empty() {
+        return "off".to_string();
+    }
+    let list: Vec<String> = channels
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.kind.type_name()))
+        .collect();
+    format!("{} channel(s): {}", channels.len(), list.join(", "))
+}
+
 pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {} (ok)", cfg.source);
     let _ = writeln!(out, "listen: {}", cfg.settings.listen);
     let targets: Vec<&Target> = cfg.workers.iter().chain(cfg.self_ping.iter()).collect();
-    let _ = writeln!(out, "workers: {}", cfg.workers.len());
+    match cfg.shard {
+        Some(shard) => {
+            let _ = writeln!(
+                out,
+                "shard: {shard} (the workers whose name hashes to {} modulo {}; the self-ping is not sharded)",
+                shard.index - 1,
+                shard.count
+            );
+            let _ = writeln!(
+                out,
+                "workers: {} of {} configured",
+                cfg.workers.len(),
+                cfg.configured_workers
+            );
+        }
+        None => {
+            let _ = writeln!(out, "workers: {}", cfg.workers.len());
+        }
+    }
     for (i, t) in targets.iter().enumerate() {
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
@@ -169,11 +234,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
     let _ = writeln!(
         out,
         "alerts: {}; state file: {}; history: {} checks",
-        if cfg.alerts.webhook_url.is_some() {
-            "webhook configured"
-        } else {
-            "off"
-        },
+        describe_channels(&cfg.alerts.channels),
         cfg.settings
             .state_file
             .as_ref()
@@ -254,23 +315,26 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
-        Ok(addr) => log::info!("listening on http://{addr} ({} worker(s))", cfg.workers.len()),
+        Ok(addr) => log::info!(
+            "listening on http://{addr} ({} worker(s){})",
+            cfg.workers.len(),
+            shard_note(&cfg)
+        ),
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
     let agent = probe::agent();
-    let alerter = match &cfg.alerts.webhook_url {
-        Some(url) => {
-            let page = cfg
-                .self_ping
-                .as_ref()
-                .map(|s| alert::message::status_page_from(&s.display_url));
-            Some(
-                alert::Alerter::start(&cfg.alerts, url.clone(), page, agent.clone(), shutdown.waker())
-                    .map_err(|e| format!("cannot start the alert thread: {e}"))?,
-            )
-        }
-        None => None,
+    let alerter = if cfg.alerts.channels.is_empty() {
+        None
+    } else {
+        let page = cfg
+            .self_ping
+            .as_ref()
+            .map(|s| alert::message::status_page_from(&s.display_url));
+        Some(
+            alert::Alerter::start(&cfg.alerts.channels, page, agent.clone(), shutdown.waker())
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?,
+        )
     };
     let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
         Some(
@@ -330,10 +394,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     if !os::nice_current_thread(HTTP_NICE) {
         log::debug!("could not lower the HTTP threads' priority");
     }
+    let alert_counts = alerter.as_ref().map(|a| a.counts()).unwrap_or_default();
     let app = Arc::new(web::App {
+        alert_counts,
         state: Arc::clone(&state),
         wakers,
         admin_token: cfg.settings.admin_token.clone(),
+        cache: web::cache::Cache::default(),
     });
     let limits = web::guard::Limits {
         header_timeout: cfg.settings.header_timeout,
@@ -347,6 +414,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// For the start-up line: which shard this is and of how many workers, when sharded.
+fn shard_note(cfg: &Config) -> String {
+    cfg.shard.map_or(String::new(), |s| {
+        format!(", shard {s}, {} configured in all", cfg.configured_workers)
+    })
 }
 
 fn save_now(p: &persist::Persister, state: &State) {

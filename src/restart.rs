@@ -47,7 +47,7 @@ impl Restarter {
             state.record_restart(job.slot, SystemTime::now());
             match queue::send(&agent, &request(&api, &job), RESTART_TIMEOUT) {
                 Ok(()) => log::warn!("{}: restart of Space {} requested", job.worker, job.space_id),
-                Err(queue::Failure::Status(code)) => log::error!(
+                Err(queue::Failure::Status(code, _)) => log::error!(
                     "{}: restart of Space {} refused: status {code}",
                     job.worker,
                     job.space_id

@@ -10,6 +10,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -199,6 +200,8 @@ pub struct State {
     history_cap: usize,
     infos: Vec<TargetInfo>,
     inner: Mutex<Inner>,
+    /// Bumped on every change, so the web cache can tell a stale body without taking the lock.
+    version: AtomicU64,
 }
 
 impl State {
@@ -218,7 +221,23 @@ impl State {
                 slots,
                 persistence_error: None,
             }),
+            version: AtomicU64::new(0),
         }
+    }
+
+    /// Changes so far. A reader that saw version `v` before taking a snapshot knows the snapshot
+    /// holds every change up to `v` (perhaps more).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The lock for a change: the version is bumped before the guard is handed out, so a reader
+    /// that sees the new version takes its snapshot after (or while) the change is made, never
+    /// caching an older body under a newer version.
+    fn change(&self) -> MutexGuard<'_, Inner> {
+        let guard = self.lock();
+        self.version.fetch_add(1, Ordering::AcqRel);
+        guard
     }
 
     /// A poisoned lock only means some thread panicked mid-update of plain counters; the data is
@@ -233,32 +252,32 @@ impl State {
 
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
             s.record.push(rec, cap);
         }
     }
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
             s.record.skipped += n;
         }
     }
 
     pub fn set_next_check(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
             s.next_check_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn set_persistence_error(&self, error: Option<String>) {
-        self.lock().persistence_error = error;
+        self.change().persistence_error = error;
     }
 
     /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
@@ -290,7 +309,7 @@ impl State {
     /// Puts back a saved record (already matched to a current target by the caller).
     pub fn import(&self, slot: usize, mut record: Record) {
         record.history.trim(self.history_cap);
-        if let Some(s) = self.lock().slots.get_mut(slot) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
             s.record = record;
         }
     }

@@ -1,7 +1,7 @@
 //! One thread per target: sleep until the next deadline, check (with retries), hand the result
 //! to the shared state, then decide alerts and restarts from streak counters this thread owns.
 
-use crate::alert::{Alerter, Event, Transition};
+use crate::alert::{Alerter, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
 
-/// The only alert settings a worker needs: when a streak turns into a transition. The webhook,
-/// its format and whether recoveries are announced stay with the alert thread.
+/// When a streak turns into a transition: each alert channel has its own, and the worker's own
+/// (for Space restarts) comes from the `alerts` section. Channel settings stay with the channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
     /// Consecutive failed checks before a worker is down.
@@ -147,6 +147,11 @@ impl Worker {
         let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
+        let mut alert_streaks = self
+            .alerter
+            .as_ref()
+            .map(|a| a.streaks(t, saved.consecutive_failures))
+            .unwrap_or_default();
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last().map(|r| r.ok);
         let mut pending: u64 = 0;
@@ -186,8 +191,10 @@ impl Worker {
                     error: outcome.error.clone(),
                 },
             );
-            let transition = streak.observe(outcome.ok, now, &self.thresholds);
-            self.announce(transition, &outcome, now, &streak);
+            streak.observe(outcome.ok, now, &self.thresholds);
+            if let Some(alerter) = &self.alerter {
+                alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            }
             if streak.is_down() && !outcome.ok {
                 self.maybe_restart(&mut last_restart, now);
             }
@@ -235,20 +242,6 @@ impl Worker {
             ),
             (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
             _ => {}
-        }
-    }
-
-    fn announce(&self, transition: Option<Transition>, o: &Outcome, now: SystemTime, streak: &Streak) {
-        let Some(transition) = transition else { return };
-        if let Some(alerter) = &self.alerter {
-            alerter.send(Event {
-                worker: self.target.name.clone(),
-                url: self.target.display_url.clone(),
-                transition,
-                error: o.error.clone(),
-                at: now,
-                since: streak.down_since,
-            });
         }
     }
 

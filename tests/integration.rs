@@ -8,9 +8,12 @@ mod integration {
     pub mod alerts;
     pub mod bench;
     pub mod browser;
+    pub mod channels;
     pub mod checks;
     pub mod cli;
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod prometheus;
+    pub mod shard;
 }

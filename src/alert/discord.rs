@@ -1,22 +1,25 @@
 //! Discord webhooks: a JSON `content` message, names in `**bold**`.
+//!
+//! Followed: https://discord.com/developers/docs/resources/webhook#execute-webhook (POST the
+//! webhook URL with a JSON body; `content` is the message text, Markdown allowed).
 
-use super::{Event, Request, Settings, message};
+use super::Request;
+use super::message::{Markup, Notice};
 
-pub fn request(event: &Event, settings: &Settings) -> Request {
-    let text = message::chat_text(event, |s| format!("**{s}**"), settings.status_page.as_deref());
-    Request::post_json(&settings.url, &serde_json::json!({ "content": text }))
+pub fn request(n: &Notice, webhook_url: &str) -> Request {
+    Request::post_json(webhook_url, &serde_json::json!({ "content": n.text(Markup::Markdown) }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::testdata::{body_of, event, settings};
+    use crate::alert::testdata::{HOOK, body_of, event};
 
     #[test]
     fn down_reads_at_a_glance_with_the_status_page() {
-        let r = request(&event(Transition::Down), &settings(Some("https://me.hf.space/")));
-        let body = body_of(&r);
+        let n = Notice::new(&event(Transition::Down), Some("https://me.hf.space/"));
+        let body = body_of(&request(&n, HOOK));
         let text = body["content"].as_str().unwrap();
         assert!(text.contains("**rag** is DOWN: status 503"), "{text}");
         assert!(text.contains("since 2026-11-28T10:50:00Z"), "{text}");

@@ -1,31 +1,126 @@
-//! The words of an alert, shared by the chat providers: one line a person reads at a glance
-//! ("🔴 rag is DOWN: status 503 (url, since ...)"), and the status-page link under it.
+//! The words of an alert, rendered once per event for every channel: a one-line text for chat
+//! services (with or without Markdown) and a title + body pair for phone notifications, where the
+//! title is what a lock screen shows; and the status-page link. Pure functions; no I/O.
 
-use super::{Event, Transition, down_for};
+use super::{Event, Transition};
 use crate::timefmt;
+use std::time::Duration;
 
-/// How a chat service marks bold text (Discord `**x**`, Slack `*x*`).
-pub type Bold = fn(&str) -> String;
+/// How a chat service marks bold text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// `**bold**` (Discord).
+    Markdown,
+    /// `*bold*` (Slack mrkdwn).
+    Slack,
+    /// No markup: Telegram without parse_mode, ntfy, Gotify, Pushover, webhook templates.
+    Plain,
+}
 
-/// The chat message for `event`, with the worker's name in bold and the status page linked.
-pub fn chat_text(event: &Event, bold: Bold, status_page: Option<&str>) -> String {
-    let mut text = match event.transition {
-        Transition::Down => format!(
-            "🔴 {} is DOWN: {} ({}, since {})",
-            bold(&event.worker),
-            event.error.as_deref().unwrap_or("check failed"),
-            event.url,
-            timefmt::rfc3339(event.since.unwrap_or(event.at)),
-        ),
-        Transition::Up => {
-            let was = down_for(event).map(|d| format!(" after {d} down")).unwrap_or_default();
-            format!("🟢 {} is UP again{was} ({})", bold(&event.worker), event.url)
+/// The facts and texts of one alert.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub worker: String,
+    /// Redacted URL of the worker.
+    pub url: String,
+    /// `down`, `up`, `cert_expiring` or `test`.
+    pub state: &'static str,
+    pub error: Option<String>,
+    /// RFC 3339 time of the transition.
+    pub at: String,
+    pub days_left: Option<i64>,
+    /// Lock-screen title, e.g. `🔴 rag is DOWN`.
+    pub title: String,
+    /// Lines under the title: error, URL, since when / for how long.
+    pub body: String,
+    /// The status page, appended to chat texts when known.
+    pub status_page: Option<String>,
+    /// Bold segment and the rest of the one-line text, kept apart so each markup can be applied.
+    line_name: String,
+    line_rest: String,
+    emoji: &'static str,
+}
+
+impl Notice {
+    pub fn new(event: &Event, status_page: Option<&str>) -> Notice {
+        let w = &event.worker;
+        let since = event.since.unwrap_or(event.at);
+        let (state, emoji, title, line_rest, body) = match event.transition {
+            Transition::Down => {
+                let error = event.error.as_deref().unwrap_or("check failed");
+                (
+                    "down",
+                    "🔴",
+                    format!("🔴 {w} is DOWN"),
+                    format!(" is DOWN: {error} ({}, since {})", event.url, timefmt::rfc3339(since)),
+                    format!(
+                        "{error}\n{}\ndown since {} ({})",
+                        event.url,
+                        timefmt::rfc3339(since),
+                        for_how_long(event.at.duration_since(since).unwrap_or_default())
+                    ),
+                )
+            }
+            Transition::Up => {
+                let was = event
+                    .since
+                    .and_then(|s| event.at.duration_since(s).ok())
+                    .map(for_how_long);
+                (
+                    "up",
+                    "🟢",
+                    format!("🟢 {w} is back UP"),
+                    match &was {
+                        Some(d) => format!(" is back UP after {d} ({})", event.url),
+                        None => format!(" is back UP ({})", event.url),
+                    },
+                    match &was {
+                        Some(d) => format!("was down for {d}\n{}", event.url),
+                        None => event.url.clone(),
+                    },
+                )
+            }
+            Transition::Test => (
+                "test",
+                "🔔",
+                "🔔 master-pinger test".to_string(),
+                String::new(),
+                test_text(),
+            ),
+        };
+        Notice {
+            worker: event.worker.clone(),
+            url: event.url.clone(),
+            state,
+            error: event.error.clone(),
+            at: timefmt::rfc3339(event.at),
+            days_left: None,
+            title,
+            body,
+            status_page: status_page.map(str::to_string),
+            line_name: w.clone(),
+            line_rest,
+            emoji,
         }
-    };
-    if let Some(page) = status_page {
-        text.push_str(&format!("\nStatus: {page}"));
     }
-    text
+
+    /// The whole alert on one line (plus the status page on a second), for chat services.
+    pub fn text(&self, markup: Markup) -> String {
+        let mut text = if self.state == "test" {
+            format!("{} {}", self.emoji, test_text())
+        } else {
+            let name = match markup {
+                Markup::Markdown => format!("**{}**", self.line_name),
+                Markup::Slack => format!("*{}*", self.line_name),
+                Markup::Plain => self.line_name.clone(),
+            };
+            format!("{} {name}{}", self.emoji, self.line_rest)
+        };
+        if let Some(page) = &self.status_page {
+            text.push_str(&format!("\nStatus: {page}"));
+        }
+        text
+    }
 }
 
 /// The public status page, told from the self-ping URL (`https://me.hf.space/health` -> `https://me.hf.space/`).
@@ -38,36 +133,93 @@ pub fn status_page_from(self_url: &str) -> String {
     format!("{}/", base.trim_end_matches('/'))
 }
 
+/// `master-pinger test message from HOST`.
+pub fn test_text() -> String {
+    format!("master-pinger test message from {}", hostname())
+}
+
+/// This machine's name: the kernel's, else `$HOSTNAME`, else `unknown host`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown host".to_string())
+}
+
+/// A duration as a person says it on a phone: `40 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn for_how_long(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 if s % 3600 / 60 == 0 => format!("{} h", s / 3600),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ if s % 86_400 / 3600 == 0 => format!("{} d", s / 86_400),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::testdata::event;
+    use crate::alert::testdata::{event, notice};
 
-    fn plain(s: &str) -> String {
-        format!("<{s}>")
+    #[test]
+    fn down_reads_like_the_spec() {
+        let n = Notice::new(&event(Transition::Down), Some("https://me.hf.space/"));
+        assert_eq!(n.title, "🔴 rag is DOWN");
+        assert_eq!(
+            n.text(Markup::Markdown),
+            "🔴 **rag** is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)\nStatus: https://me.hf.space/"
+        );
+        assert_eq!(
+            n.body,
+            "status 503\nhttps://rag.hf.space/health\ndown since 2026-11-28T10:50:00Z (5 min)"
+        );
+        assert_eq!((n.state, n.at.as_str()), ("down", "2026-11-28T10:55:00Z"));
     }
 
     #[test]
-    fn down_text_names_error_url_and_start() {
-        let text = chat_text(&event(Transition::Down), plain, None);
+    fn up_says_how_long_it_was_down() {
+        let n = notice(Transition::Up);
+        assert_eq!(n.title, "🟢 rag is back UP");
         assert_eq!(
-            text,
-            "🔴 <rag> is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)"
+            n.text(Markup::Slack),
+            "🟢 *rag* is back UP after 5 min (https://rag.hf.space/health)"
         );
+        assert_eq!(
+            n.text(Markup::Plain),
+            "🟢 rag is back UP after 5 min (https://rag.hf.space/health)"
+        );
+        assert_eq!(n.body, "was down for 5 min\nhttps://rag.hf.space/health");
+        assert_eq!(n.error, None);
     }
 
     #[test]
-    fn up_text_says_how_long_and_links_the_page() {
-        let text = chat_text(&event(Transition::Up), plain, Some("https://me.hf.space/"));
-        assert_eq!(
-            text,
-            "🟢 <rag> is UP again after 5m down (https://rag.hf.space/health)\nStatus: https://me.hf.space/"
-        );
+    fn the_test_message_names_this_host() {
+        let n = notice(Transition::Test);
+        assert_eq!(n.state, "test");
+        assert!(n.body.starts_with("master-pinger test message from "));
+        assert!(n.text(Markup::Markdown).contains("master-pinger test message from "));
+        assert!(!hostname().is_empty());
     }
 
     #[test]
     fn status_page_from_self_url() {
         assert_eq!(status_page_from("https://me.hf.space/health"), "https://me.hf.space/");
         assert_eq!(status_page_from("https://x.onrender.com"), "https://x.onrender.com/");
+    }
+
+    #[test]
+    fn durations_read_like_speech() {
+        let d = |s| for_how_long(Duration::from_secs(s));
+        assert_eq!(d(40), "40 s");
+        assert_eq!(d(720), "12 min");
+        assert_eq!(d(7200), "2 h");
+        assert_eq!(d(3 * 3600 + 300), "3 h 5 min");
+        assert_eq!(d(2 * 86_400), "2 d");
+        assert_eq!(d(2 * 86_400 + 4 * 3600 + 59), "2 d 4 h");
     }
 }

@@ -1,26 +1,42 @@
-//! Telling people that a worker went down or came back. The worker decides *when* (its own streak
-//! counters) and hands an `Event` to the `Alerter`; a provider (`discord`, `slack`, `json`) turns
-//! the event into a request value without any I/O; `queue` holds the bounded queue and the sender
-//! thread, the only place a request is sent. So a slow, failing or hanging webhook never delays a
-//! ping, and a new kind of channel is one more pure provider beside the others.
+//! Telling people that a worker went down or came back, through every configured channel.
+//!
+//! Each worker thread owns one `Streak` per channel that speaks for it (`Alerter::streaks`) and
+//! hands every check result to `Alerter::observe`, which only counts and, on a transition,
+//! pushes an `Event` onto that channel's bounded queue: no lock is held and no I/O is done on the
+//! worker's thread. Each channel has its own queue and sender thread (`queue`), so a hanging
+//! service delays nobody else. A provider (`discord`, `slack`, `json`, `webhook`, `telegram`,
+//! `ntfy`, `gotify`, `pushover`) turns the event's rendered `message::Notice` into a `Request`
+//! value without any I/O; only the queue sends.
 
 pub mod discord;
+pub mod gotify;
 pub mod json;
 pub mod message;
+pub mod ntfy;
+pub mod pushover;
 pub mod queue;
 pub mod slack;
+pub mod telegram;
+pub mod webhook;
 
-use crate::config::{AlertFormat, Alerts};
+use crate::config::{Channel, Kind, Target};
 use crate::shutdown::Waker;
-use queue::Queue;
+use crate::worker::{Streak, Thresholds};
+use message::Notice;
+use queue::{Failure, Queue};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(test)]
+use std::time::Duration;
+use std::time::SystemTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
     Down,
     Up,
+    /// `notify-test`: no worker changed, the channel is being tried.
+    Test,
 }
 
 impl Transition {
@@ -29,6 +45,7 @@ impl Transition {
         match self {
             Transition::Down => "down",
             Transition::Up => "up",
+            Transition::Test => "test",
         }
     }
 }
@@ -44,24 +61,6 @@ pub struct Event {
     pub at: SystemTime,
     /// When the worker went down (for "down since" / "was down for").
     pub since: Option<SystemTime>,
-}
-
-/// What a provider needs to shape a request for one channel.
-#[derive(Clone)]
-pub struct Settings {
-    /// The webhook URL: a secret (it is the credential), so `Debug` never shows it.
-    pub url: String,
-    /// The public status page, linked from chat messages.
-    pub status_page: Option<String>,
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("url", &"REDACTED")
-            .field("status_page", &self.status_page)
-            .finish()
-    }
 }
 
 /// An HTTP request as a plain value: providers build it, `queue::send` sends it. Its URL and
@@ -105,75 +104,249 @@ impl fmt::Debug for Request {
     }
 }
 
-/// A provider: a pure function from an event to the request that announces it.
-pub type Provider = fn(&Event, &Settings) -> Request;
-
-/// The provider for a configured webhook format.
-pub fn provider(format: AlertFormat) -> Provider {
-    match format {
-        AlertFormat::Discord => discord::request,
-        AlertFormat::Slack => slack::request,
-        AlertFormat::Json => json::request,
+/// The request that announces `n` on a channel of `kind`.
+pub fn request(kind: &Kind, n: &Notice) -> Request {
+    match kind {
+        Kind::Discord { webhook_url } => discord::request(n, webhook_url),
+        Kind::Slack { webhook_url } => slack::request(n, webhook_url),
+        Kind::Json { webhook_url } => json::request(n, webhook_url),
+        Kind::Webhook(s) => webhook::request(n, s),
+        Kind::Telegram(s) => telegram::request(n, s),
+        Kind::Ntfy(s) => ntfy::request(n, s),
+        Kind::Gotify(s) => gotify::request(n, s),
+        Kind::Pushover(s) => pushover::request(n, s),
     }
 }
 
-/// The workers' way to alert: queues events for the channel's sender thread and never blocks.
-pub struct Alerter {
-    queue: Arc<Queue<Event>>,
+/// Where a channel's requests go, without its secrets: the only form a log line shows.
+pub fn shown(kind: &Kind) -> String {
+    match kind {
+        Kind::Discord { webhook_url } | Kind::Slack { webhook_url } | Kind::Json { webhook_url } => {
+            shown_host(webhook_url)
+        }
+        Kind::Webhook(s) => webhook::shown(s),
+        Kind::Telegram(s) => telegram::shown(s),
+        Kind::Ntfy(s) => ntfy::shown(s),
+        Kind::Gotify(s) => gotify::shown(s),
+        Kind::Pushover(s) => pushover::shown(s),
+    }
+}
+
+/// Why a delivery failed, in words: the status, with the service's own explanation when its
+/// API documents an error body (`status 400: Bad Request: chat not found`).
+pub fn describe(kind: &Kind, failure: &Failure) -> String {
+    let Failure::Status(code, Some(body)) = failure else {
+        return failure.to_string();
+    };
+    let why = match kind {
+        Kind::Telegram(s) => telegram::explain_error(body, s),
+        Kind::Ntfy(s) => ntfy::explain_error(body, s),
+        Kind::Gotify(s) => gotify::explain_error(body, s),
+        Kind::Pushover(s) => pushover::explain_error(body, s),
+        // A generic webhook's body could echo anything, secrets included.
+        _ => None,
+    };
+    match why {
+        Some(why) => format!("status {code}: {why}"),
+        None => format!("status {code}"),
+    }
+}
+
+/// Deliveries per channel, for `pinger_alerts_total{channel,result}`.
+#[derive(Default)]
+pub struct Counts {
+    channels: Vec<(String, AtomicU64, AtomicU64)>,
+}
+
+impl Counts {
+    pub fn new(names: impl IntoIterator<Item = String>) -> Counts {
+        Counts {
+            channels: names
+                .into_iter()
+                .map(|n| (n, AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    fn add(&self, channel: usize, sent: bool) {
+        if let Some((_, ok, failed)) = self.channels.get(channel) {
+            if sent { ok } else { failed }.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(channel, sent, failed)` for each channel, in configuration order.
+    pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
+        self.channels
+            .iter()
+            .map(|(n, ok, failed)| (n.clone(), ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+/// One running channel as the workers see it: when to speak and where to queue.
+struct Running {
+    thresholds: Thresholds,
     send_on_resolved: bool,
+    workers: Option<Vec<String>>,
+    queue: Arc<Queue<Event>>,
+}
+
+/// A worker's streak on each channel that speaks for it, owned by the worker's thread.
+#[derive(Debug, Default)]
+pub struct Streaks(Vec<(usize, Streak)>);
+
+/// The channels' front door: workers hand it check results and it never blocks.
+pub struct Alerter {
+    channels: Vec<Running>,
+    counts: Arc<Counts>,
 }
 
 impl Alerter {
-    /// Starts the webhook sender thread. The webhook URL lives only inside that thread.
+    /// Starts one sender thread per channel. Each channel's secrets live only in its thread.
     pub fn start(
-        cfg: &Alerts,
-        webhook: String,
+        channels: &[Channel],
         status_page: Option<String>,
         agent: ureq::Agent,
         waker: Arc<Waker>,
     ) -> std::io::Result<Arc<Alerter>> {
-        let settings = Settings {
-            url: webhook,
-            status_page,
-        };
-        let request = provider(cfg.format);
-        let delivery = queue::Delivery {
-            agent,
-            timeout: cfg.timeout,
-            backoff: cfg.retry_backoff,
-        };
-        let queue = queue::start("alerts", "alert", waker, move |event: Event, waker: &Waker| {
-            let what = format!("alert for {} ({})", event.worker, event.transition.state());
-            delivery.deliver(&request(&event, &settings), waker, &what);
-        })?;
+        let counts = Arc::new(Counts::new(channels.iter().map(|c| c.name.clone())));
+        let mut running = Vec::with_capacity(channels.len());
+        for (i, ch) in channels.iter().enumerate() {
+            let (kind, name, page) = (ch.kind.clone(), ch.name.clone(), status_page.clone());
+            let where_to = format!("via {name} ({})", shown(&kind));
+            let delivery = queue::Delivery {
+                agent: agent.clone(),
+                timeout: ch.timeout,
+                backoff: ch.retry_backoff,
+            };
+            let counts = Arc::clone(&counts);
+            let queue = queue::start(
+                &format!("alert-{i}"),
+                "alert",
+                Arc::clone(&waker),
+                move |event: Event, waker: &Waker| {
+                    let notice = Notice::new(&event, page.as_deref());
+                    let what = format!("alert for {} ({}) {where_to}", event.worker, event.transition.state());
+                    let sent = delivery.deliver(&request(&kind, &notice), waker, &what, |f| describe(&kind, f));
+                    counts.add(i, sent);
+                },
+            )?;
+            running.push(Running {
+                thresholds: Thresholds {
+                    failure: ch.failure_threshold,
+                    success: ch.success_threshold,
+                },
+                send_on_resolved: ch.send_on_resolved,
+                workers: ch.workers.clone(),
+                queue,
+            });
+        }
         Ok(Arc::new(Alerter {
-            queue,
-            send_on_resolved: cfg.send_on_resolved,
+            channels: running,
+            counts,
         }))
     }
 
-    /// Queues `event`; a recovery is dropped here when the channel does not announce them.
-    pub fn send(&self, event: Event) {
-        if event.transition == Transition::Up && !self.send_on_resolved {
-            return;
+    pub fn counts(&self) -> Arc<Counts> {
+        Arc::clone(&self.counts)
+    }
+
+    /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`),
+    /// resumed from its saved run of failures so a recovery after a restart is still announced.
+    pub fn streaks(&self, target: &Target, consecutive_failures: u32) -> Streaks {
+        if !target.alerts {
+            return Streaks::default();
         }
-        self.queue.push(event);
+        Streaks(
+            self.channels
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.workers.as_ref().is_none_or(|w| w.contains(&target.name)))
+                .map(|(i, c)| (i, Streak::resume(consecutive_failures, c.thresholds.failure)))
+                .collect(),
+        )
+    }
+
+    /// Counts one check result on each of the worker's channels and queues an event on each
+    /// channel whose threshold it crossed. Only arithmetic and queue pushes: never blocks.
+    pub fn observe(&self, streaks: &mut Streaks, target: &Target, ok: bool, error: Option<&str>, at: SystemTime) {
+        for (i, streak) in &mut streaks.0 {
+            let Some(ch) = self.channels.get(*i) else { continue };
+            let Some(transition) = streak.observe(ok, at, &ch.thresholds) else {
+                continue;
+            };
+            if transition == Transition::Up && !ch.send_on_resolved {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition,
+                error: error.map(str::to_string),
+                at,
+                since: streak.down_since,
+            });
+        }
     }
 }
 
-/// "5m" for a worker that was down from `since` until `at`, in whole seconds.
-pub(crate) fn down_for(event: &Event) -> Option<String> {
-    let since = event.since?;
-    let d = event.at.duration_since(since).ok()?;
-    Some(crate::duration::format(Duration::from_secs(d.as_secs())))
+/// The result of `notify-test` on one channel.
+pub fn test_channel(ch: &Channel, agent: &ureq::Agent) -> Result<(), String> {
+    let now = SystemTime::now();
+    let event = Event {
+        worker: "master-pinger".into(),
+        url: String::new(),
+        transition: Transition::Test,
+        error: None,
+        at: now,
+        since: None,
+    };
+    let req = request(&ch.kind, &Notice::new(&event, None));
+    queue::send(agent, &req, ch.timeout).map_err(|f| describe(&ch.kind, &f))
 }
 
-/// A down and an up event for the providers' tests.
+/// `https://host[:port]/...`: scheme and host of `url`, nothing that could be a secret.
+pub fn shown_host(url: &str) -> String {
+    match crate::target_url::parse(url) {
+        Ok(p) => match p.port {
+            Some(port) => format!("{}://{}:{port}/...", p.scheme, p.host),
+            None => format!("{}://{}/...", p.scheme, p.host),
+        },
+        Err(_) => "(invalid URL)".to_string(),
+    }
+}
+
+/// A base URL joined with a path, without doubling the slash (`https://x/` + `/message`).
+pub fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+/// A provider's own explanation of a refusal, from the JSON error body its API documents, made
+/// safe to print: one line, at most 200 characters, and never quoting a secret of the channel.
+pub fn explain(text: Option<&str>, secrets: &[&str]) -> Option<String> {
+    let mut t: String = text?.split_whitespace().collect::<Vec<_>>().join(" ");
+    if t.is_empty() {
+        return None;
+    }
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        t = t.replace(s, "REDACTED");
+    }
+    if t.chars().count() > 200 {
+        t = t.chars().take(199).collect::<String>() + "…";
+    }
+    Some(t)
+}
+
+/// Events, notices and a channel for the providers' and the alerter's tests.
 #[cfg(test)]
 pub(crate) mod testdata {
     use super::*;
     use std::time::UNIX_EPOCH;
 
+    /// A webhook URL whose path is its credential.
+    pub const HOOK: &str = "https://hooks.example/T0/secret-path";
+
+    /// The SPEC's example: `rag` down with status 503 since 10:50, now 10:55.
     pub fn event(t: Transition) -> Event {
         Event {
             worker: "rag".into(),
@@ -185,17 +358,32 @@ pub(crate) mod testdata {
         }
     }
 
-    pub fn settings(status_page: Option<&str>) -> Settings {
-        Settings {
-            url: "https://hooks.example/T0/secret-path".into(),
-            status_page: status_page.map(String::from),
+    pub fn notice(t: Transition) -> Notice {
+        Notice::new(&event(t), None)
+    }
+
+    /// A json channel to `HOOK` with these thresholds.
+    pub fn channel(name: &str, failure: u32, workers: Option<&[&str]>) -> Channel {
+        Channel {
+            name: name.into(),
+            field: "alerts".into(),
+            kind: Kind::Json {
+                webhook_url: HOOK.into(),
+            },
+            failure_threshold: failure,
+            success_threshold: 1,
+            send_on_resolved: true,
+            timeout: Duration::from_secs(1),
+            retry_backoff: Duration::ZERO,
+            workers: workers.map(|w| w.iter().map(|s| s.to_string()).collect()),
+            cert_expiry_days: vec![14, 7, 3, 1],
         }
     }
 
-    /// The request's body as JSON, after checking what every provider sends.
+    /// The request's body as JSON, after checking what every webhook provider sends.
     pub fn body_of(r: &Request) -> serde_json::Value {
         assert_eq!(r.method, "POST");
-        assert_eq!(r.url, "https://hooks.example/T0/secret-path");
+        assert_eq!(r.url, HOOK);
         assert_eq!(r.header("content-type"), Some("application/json"));
         serde_json::from_str(&r.body).expect("a JSON body")
     }
@@ -208,10 +396,9 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_webhook_url_and_header_values() {
-        let s = settings(None);
-        let mut r = provider(AlertFormat::Json)(&event(Transition::Down), &s);
+        let mut r = json::request(&notice(Transition::Down), HOOK);
         r.headers.push(("Authorization".into(), "Bearer hf_secret".into()));
-        let shown = format!("{s:?} {r:?}");
+        let shown = format!("{r:?} {:?}", channel("c", 1, None));
         assert!(
             !shown.contains("secret-path") && !shown.contains("hf_secret"),
             "{shown}"
@@ -220,30 +407,100 @@ mod tests {
     }
 
     #[test]
-    fn each_format_has_its_provider() {
-        let s = settings(None);
-        let e = event(Transition::Down);
-        assert!(body_of(&provider(AlertFormat::Json)(&e, &s)).get("state").is_some());
-        assert!(
-            body_of(&provider(AlertFormat::Discord)(&e, &s))
-                .get("content")
-                .is_some()
+    fn each_kind_has_its_provider() {
+        let n = notice(Transition::Down);
+        let hook = |k: fn(String) -> Kind| body_of(&request(&k(HOOK.into()), &n));
+        assert!(hook(|u| Kind::Json { webhook_url: u }).get("state").is_some());
+        assert!(hook(|u| Kind::Discord { webhook_url: u }).get("content").is_some());
+        assert!(hook(|u| Kind::Slack { webhook_url: u }).get("text").is_some());
+        let tg = Kind::Telegram(telegram::Settings {
+            bot_token: "1:x".into(),
+            chat_id: "5".into(),
+            api_url: "https://api.telegram.org".into(),
+        });
+        assert!(request(&tg, &n).url.ends_with("/bot1:x/sendMessage"));
+        assert_eq!(shown(&tg), "https://api.telegram.org/botREDACTED/sendMessage");
+        assert_eq!(
+            shown(&Kind::Json {
+                webhook_url: HOOK.into()
+            }),
+            "https://hooks.example/..."
         );
-        assert!(body_of(&provider(AlertFormat::Slack)(&e, &s)).get("text").is_some());
     }
 
     #[test]
-    fn recoveries_are_dropped_when_not_announced() {
-        let cfg = Alerts {
-            send_on_resolved: false,
-            ..Alerts::default()
+    fn refusals_are_described_in_the_services_words_when_documented() {
+        let tg = Kind::Telegram(telegram::Settings {
+            bot_token: "1:x".into(),
+            chat_id: "5".into(),
+            api_url: "https://api.telegram.org".into(),
+        });
+        let body = r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#;
+        let refused = Failure::Status(400, Some(body.into()));
+        assert_eq!(describe(&tg, &refused), "status 400: Bad Request: chat not found");
+        let json = Kind::Json {
+            webhook_url: HOOK.into(),
         };
+        assert_eq!(describe(&json, &refused), "status 400", "a webhook's body is not shown");
+        assert_eq!(describe(&tg, &Failure::Status(502, None)), "status 502");
+        assert_eq!(
+            describe(&tg, &Failure::Transport("connection refused".into())),
+            "connection refused"
+        );
+    }
+
+    fn target(name: &str, alerts: bool) -> Target {
+        let mut t = crate::config::build(
+            Some((
+                "t.json",
+                &format!(r#"{{"workers": [{{"name": "{name}", "url": "https://x.example/"}}]}}"#),
+            )),
+            &Default::default(),
+            &Default::default(),
+        )
+        .expect("valid")
+        .workers
+        .remove(0);
+        t.alerts = alerts;
+        t
+    }
+
+    #[test]
+    fn each_channel_keeps_its_own_streak_and_workers() {
         let waker = Arc::new(Waker::default());
         waker.stop();
-        let a = Alerter::start(&cfg, "http://127.0.0.1:9/".into(), None, crate::probe::agent(), waker).expect("start");
-        a.send(event(Transition::Up));
-        assert_eq!(a.queue.len(), 0);
-        a.send(event(Transition::Down));
-        assert_eq!(a.queue.len(), 1);
+        let channels = [
+            channel("fast", 1, None),
+            channel("slow", 3, None),
+            channel("only-b", 1, Some(&["b"])),
+        ];
+        let a = Alerter::start(&channels, None, crate::probe::agent(), waker).expect("start");
+        let len = |i: usize| a.channels[i].queue.len();
+        let t = target("a", true);
+        let mut s = a.streaks(&t, 0);
+        assert_eq!(s.0.len(), 2, "only-b does not speak for a");
+        let now = SystemTime::now();
+        a.observe(&mut s, &t, false, Some("status 503"), now);
+        assert_eq!((len(0), len(1)), (1, 0));
+        a.observe(&mut s, &t, false, Some("status 503"), now);
+        a.observe(&mut s, &t, false, Some("status 503"), now);
+        assert_eq!((len(0), len(1)), (1, 1));
+        a.observe(&mut s, &t, true, None, now);
+        assert_eq!((len(0), len(1), len(2)), (2, 2, 0));
+        assert!(a.streaks(&target("a", false), 0).0.is_empty(), "\"alerts\": false");
+        assert_eq!(a.streaks(&target("b", true), 0).0.len(), 3);
+    }
+
+    #[test]
+    fn recoveries_are_dropped_when_not_announced_and_resumed_streaks_recover() {
+        let waker = Arc::new(Waker::default());
+        waker.stop();
+        let mut quiet = channel("quiet", 2, None);
+        quiet.send_on_resolved = false;
+        let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, crate::probe::agent(), waker).expect("start");
+        let t = target("a", true);
+        let mut s = a.streaks(&t, 2);
+        a.observe(&mut s, &t, true, None, SystemTime::now());
+        assert_eq!((a.channels[0].queue.len(), a.channels[1].queue.len()), (0, 1));
     }
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 pub const QUEUE_CAP: usize = 100;
 const DELIVERY_RETRIES: u32 = 3;
+/// How much of a refusal's body is read for its explanation.
+const ERROR_BODY_MAX: u64 = 4096;
 /// Sender threads only format a message and wait on a socket.
 const STACK_SIZE: usize = 256 * 1024;
 
@@ -94,8 +96,9 @@ pub fn start<T: Send + 'static>(
 /// Why one request failed; its text never holds the URL (it may be a credential).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// The server answered with a status outside 2xx.
-    Status(u16),
+    /// The server answered with a status outside 2xx, and the start of its body (which only
+    /// a provider that documents its error shape reads, see `alert::describe`).
+    Status(u16, Option<String>),
     /// No answer: timeout, refused, DNS, TLS...
     Transport(String),
 }
@@ -103,7 +106,7 @@ pub enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Status(code) => write!(f, "status {code}"),
+            Failure::Status(code, _) => write!(f, "status {code}"),
             Failure::Transport(why) => f.write_str(why),
         }
     }
@@ -121,7 +124,16 @@ pub fn send(agent: &ureq::Agent, req: &Request, timeout: Duration) -> Result<(),
     let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
     match agent.run(request) {
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(Failure::Status(resp.status().as_u16())),
+        Ok(mut resp) => {
+            // Services explain a refusal in a small JSON body; read no more than that.
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(ERROR_BODY_MAX)
+                .read_to_string()
+                .ok();
+            Err(Failure::Status(resp.status().as_u16(), body))
+        }
         Err(e) => Err(Failure::Transport(probe::describe(&e, timeout))),
     }
 }
@@ -134,26 +146,28 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Sends `req` with up to 3 retries after the first try; gives up with a log line.
-    pub fn deliver(&self, req: &Request, waker: &Waker, what: &str) {
+    /// Sends `req` with up to 3 retries after the first try; gives up with a log line. `why`
+    /// words a failure for the log. True when it was delivered.
+    pub fn deliver(&self, req: &Request, waker: &Waker, what: &str, why: impl Fn(&Failure) -> String) -> bool {
         let tries = DELIVERY_RETRIES + 1;
         for attempt in 1..=tries {
             let error = match send(&self.agent, req, self.timeout) {
                 Ok(()) => {
                     log::info!("{what} delivered");
-                    return;
+                    return true;
                 }
-                Err(e) => e,
+                Err(e) => why(&e),
             };
             if attempt == tries {
-                log::error!("{what}: webhook failed after {tries} attempts ({error}); dropped");
-                return;
+                log::error!("{what}: failed after {tries} attempts ({error}); dropped");
+                return false;
             }
-            log::warn!("{what}: webhook attempt {attempt} of {tries} failed ({error}); retrying");
+            log::warn!("{what}: attempt {attempt} of {tries} failed ({error}); retrying");
             if !waker.sleep(probe::backoff_delay(self.backoff, attempt)) {
-                return;
+                return false;
             }
         }
+        false
     }
 }
 
@@ -257,7 +271,7 @@ mod tests {
         };
         assert_eq!(
             send(&probe::agent(), &req(url), Duration::from_secs(5)),
-            Err(Failure::Status(401))
+            Err(Failure::Status(401, Some(String::new())))
         );
         seen.join().unwrap();
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();

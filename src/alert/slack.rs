@@ -1,23 +1,27 @@
-//! Slack incoming webhooks: a JSON `text` message, names in `*bold*` (Slack's mrkdwn).
+//! Slack incoming webhooks (and Mattermost, Rocket.Chat): a JSON `text` message, names in
+//! `*bold*` (Slack's mrkdwn).
+//!
+//! Followed: https://api.slack.com/messaging/webhooks (POST the webhook URL with
+//! `Content-type: application/json` and `{"text": ...}`).
 
-use super::{Event, Request, Settings, message};
+use super::Request;
+use super::message::{Markup, Notice};
 
-pub fn request(event: &Event, settings: &Settings) -> Request {
-    let text = message::chat_text(event, |s| format!("*{s}*"), settings.status_page.as_deref());
-    Request::post_json(&settings.url, &serde_json::json!({ "text": text }))
+pub fn request(n: &Notice, webhook_url: &str) -> Request {
+    Request::post_json(webhook_url, &serde_json::json!({ "text": n.text(Markup::Slack) }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::Transition;
-    use crate::alert::testdata::{body_of, event, settings};
+    use crate::alert::testdata::{HOOK, body_of, notice};
 
     #[test]
     fn up_says_how_long_it_was_down() {
-        let body = body_of(&request(&event(Transition::Up), &settings(None)));
+        let body = body_of(&request(&notice(Transition::Up), HOOK));
         let text = body["text"].as_str().unwrap();
-        assert!(text.contains("*rag* is UP again after 5m down"), "{text}");
+        assert!(text.contains("*rag* is back UP after 5 min"), "{text}");
         assert!(!text.contains("**"), "{text}");
         assert!(!text.contains("Status:"), "no status page configured: {text}");
     }

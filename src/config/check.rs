@@ -53,6 +53,7 @@ pub fn builtin() -> Target {
         expect_body_secret: false,
         space_id: None,
         restart_token: None,
+        alerts: true,
     }
 }
 
@@ -166,7 +167,8 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
-fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
+/// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
+pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
         ctx.err(
             field,

@@ -79,6 +79,10 @@ pub const SUCCESS_THRESHOLD: CountLimit = CountLimit {
     max: 1000,
 };
 pub const SEND_ON_RESOLVED: bool = true;
+/// Days-left thresholds of certificate warnings.
+pub const CERT_EXPIRY_DAYS: [u32; 4] = [14, 7, 3, 1];
+/// A `cert_expiry_days` entry may be from 1 to this many days.
+pub const CERT_EXPIRY_MAX_DAYS: u64 = 365;
 pub const ALERT_TIMEOUT: DurationLimit = DurationLimit {
     default: secs(10),
     min: millis(100),

@@ -9,9 +9,9 @@
 //! - `limits`: every default and bound.
 //! - `check`: settings a worker inherits from `defaults` (add `tls` {ca_file, insecure} there,
 //!   listed in `check::TIMING` so that it applies to `defaults`, each worker and the self-ping).
-//! - `workers`: the worker list, names, restart tokens (add `"paused"`, `"alerts": false` there;
-//!   choosing a shard for `--shard I/N` / `PINGER_SHARD` goes at the end of `workers::parse`, with
-//!   the flag in `Flags` and cli.rs).
+//! - `workers`: the worker list, names, restart tokens (add `"paused"`, `"alerts": false` there).
+//! - `shard`: `--shard I/N` / `PINGER_SHARD`, and which of the named workers this instance runs.
+//!   It is applied in `build`, so a reloaded configuration is sharded like the first one.
 //! - `self_ping`, `alerts` (a list of channels replaces its one webhook there), `settings` (the
 //!   top-level service settings: add `watch_config` there), `warnings` (hosting advice).
 //!
@@ -26,13 +26,15 @@ mod ctx;
 pub mod limits;
 mod self_ping;
 mod settings;
+pub mod shard;
 mod warnings;
 mod workers;
 
-pub use alerts::{AlertFormat, Alerts};
+pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use settings::Settings;
+pub use shard::Shard;
 pub use workers::{derive_name, valid_name};
 
 use ctx::Ctx;
@@ -106,6 +108,8 @@ pub struct Target {
     /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
     /// A secret: never display it.
     pub restart_token: Option<String>,
+    /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
+    pub alerts: bool,
 }
 
 impl fmt::Debug for Target {
@@ -128,6 +132,7 @@ impl fmt::Debug for Target {
             .field("expect_body", &expect_body)
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -148,6 +153,10 @@ pub struct Config {
     pub alerts: Alerts,
     pub settings: Settings,
     pub warnings: Vec<String>,
+    /// The share of the workers this instance runs (`None`: all of them).
+    pub shard: Option<Shard>,
+    /// How many workers the configuration lists, this shard's and the others'.
+    pub configured_workers: usize,
 }
 
 /// What the command line contributes to the configuration.
@@ -155,6 +164,8 @@ pub struct Config {
 pub struct Flags {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
+    /// `--shard I/N`, as written (validated by `load`).
+    pub shard: Option<String>,
 }
 
 /// Reads the file named by the flags or environment (if any) and builds the `Config`.
@@ -221,17 +232,30 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
+    // Checked against every configured worker, not only this shard's: all shards share one
+    // configuration, so a channel may name a worker another shard runs.
+    let names: Vec<String> = workers
+        .iter()
+        .chain(&self_ping.target)
+        .map(|w| w.name.clone())
+        .collect();
+    alerts::check_workers(&mut ctx, &alerts, &names);
+    let configured_workers = workers.len();
+    let shard = shard::select(&mut ctx, flags);
+    let workers = shard::keep(workers, shard);
     let settings = settings::parse(&mut ctx, top, flags);
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Config {
         source,
-        warnings: warnings::collect(&workers, &self_ping, env),
+        warnings: warnings::collect(&workers, configured_workers, shard, &self_ping, env),
         workers,
         self_ping: self_ping.target,
         alerts,
         settings,
+        shard,
+        configured_workers,
     })
 }
 

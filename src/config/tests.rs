@@ -123,7 +123,7 @@ fn every_field_error_names_its_path() {
         "cfg.json: defaults.method: expected one of GET, HEAD",
         "cfg.json: defaults.expect_status: expected a status code",
         "cfg.json: defaults.headers.bad name: is not a valid HTTP header name",
-        "cfg.json: alerts.format: expected \"discord\", \"slack\" or \"json\", got \"teams\"",
+        "cfg.json: alerts.format: expected one of \"discord\", \"slack\", \"json\", \"webhook\", \"telegram\", \"ntfy\", \"gotify\", \"pushover\", got \"teams\"",
         "cfg.json: alerts.failure_threshold: expected a whole number from 1 to 1000, got 0",
         "cfg.json: alerts.send_on_resolved: expected true or false, got \"yes\"",
         "cfg.json: alerts.webhook_url: expected an http or https URL with a host (value not shown",
@@ -219,7 +219,7 @@ fn precedence_flags_env_file() {
     assert_eq!(c.settings.state_file, Some(PathBuf::from("/from/env")));
     let flags = Flags {
         listen: Some("127.0.0.1:3333".into()),
-        config: None,
+        ..Flags::default()
     };
     assert_eq!(build(file, &flags, &e).unwrap().settings.listen, "127.0.0.1:3333");
 }
@@ -264,19 +264,122 @@ fn alerts_defaults_and_format_guess() {
         &env(&[("PINGER_WEBHOOK_URL", "https://discord.com/api/webhooks/1/x")]),
     )
     .unwrap();
-    assert_eq!(c.alerts.format, AlertFormat::Discord);
+    let ch = &c.alerts.channels[0];
+    assert_eq!((ch.kind.type_name(), ch.name.as_str()), ("discord", "discord"));
     assert_eq!(
-        (
-            c.alerts.failure_threshold,
-            c.alerts.success_threshold,
-            c.alerts.send_on_resolved
-        ),
+        (ch.failure_threshold, ch.success_threshold, ch.send_on_resolved),
         (3, 1, true)
     );
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Slack);
-    let c = ok(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#);
-    assert_eq!(c.alerts.format, AlertFormat::Json);
+    assert_eq!(
+        (ch.timeout, ch.cert_expiry_days.as_slice()),
+        (Duration::from_secs(10), &[14, 7, 3, 1][..])
+    );
+    let type_of = |json: &str| ok(json).alerts.channels[0].kind.type_name();
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x"}}"#),
+        "slack"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://hooks.slack.com/services/x", "format": "json"}}"#),
+        "json"
+    );
+    assert_eq!(
+        type_of(r#"{"alerts": {"webhook_url": "https://x.example/", "type": "discord"}}"#),
+        "discord"
+    );
+    let c = ok(r#"{"alerts": {"failure_threshold": 5}}"#);
+    assert!(c.alerts.channels.is_empty(), "thresholds alone name no channel");
+    assert_eq!(c.alerts.failure_threshold, 5);
+}
+
+#[test]
+fn alert_channel_lists() {
+    let c = ok(
+        r#"{"workers": [{"name": "a", "url": "https://a.example/"}, {"name": "b", "url": "https://b.example/", "alerts": false}],
+        "alerts": [
+          {"type": "telegram", "bot_token": "1:x", "chat_id": -100, "failure_threshold": 1},
+          {"type": "telegram", "bot_token": "2:y", "chat_id": "@ch", "api_url": "http://127.0.0.1:9"},
+          {"name": "telegram-2", "type": "ntfy", "url": "https://ntfy.sh/t", "token": "tk", "workers": ["a"]},
+          {"type": "gotify", "url": "https://g.example", "token": "A1", "cert_expiry_days": [3, 30, 3]},
+          {"type": "pushover", "user_key": "u", "app_token": "t", "send_on_resolved": false, "timeout": "2s"},
+          {"type": "webhook", "url": "https://h.example/x", "method": "put", "headers": {"X-Key": "k"}, "body": "{{worker}}"},
+          {"webhook_url": "https://discord.com/api/webhooks/1/x", "cert_expiry_days": []}
+        ]}"#,
+    );
+    let names: Vec<&str> = c.alerts.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "telegram",
+            "telegram-3",
+            "telegram-2",
+            "gotify",
+            "pushover",
+            "webhook",
+            "discord"
+        ],
+        "a given name is kept; defaults skip it"
+    );
+    let ch = &c.alerts.channels;
+    assert!(matches!(&ch[0].kind, Kind::Telegram(s) if s.chat_id == "-100" && s.api_url == "https://api.telegram.org"));
+    assert!(matches!(&ch[1].kind, Kind::Telegram(s) if s.chat_id == "@ch" && s.api_url == "http://127.0.0.1:9"));
+    assert_eq!(ch[2].workers.as_deref(), Some(&["a".to_string()][..]));
+    assert!(ch[2].speaks_for("a") && !ch[2].speaks_for("b") && ch[0].speaks_for("b"));
+    assert_eq!(ch[3].cert_expiry_days, [30, 3]);
+    assert_eq!((ch[4].send_on_resolved, ch[4].timeout), (false, Duration::from_secs(2)));
+    assert!(
+        matches!(&ch[5].kind, Kind::Webhook(s) if s.method == "PUT" && s.headers == [("X-Key".to_string(), "k".to_string())])
+    );
+    assert!(ch[6].cert_expiry_days.is_empty());
+    assert_eq!(
+        c.alerts.failure_threshold, 1,
+        "restarts follow the lowest threshold of a list"
+    );
+    assert!(c.workers[0].alerts && !c.workers[1].alerts);
+    let shown = format!("{c:?}");
+    for secret in ["1:x", "2:y", "tk", "A1", "h.example", "discord.com", "\"k\""] {
+        assert!(!shown.contains(secret), "Debug shows {secret}: {shown}");
+    }
+}
+
+#[test]
+fn alert_channel_errors_name_their_field() {
+    let e = errs(
+        r#"{"workers": [{"name": "a", "url": "https://a.example/", "alerts": "no"}],
+            "alerts": [
+              {"type": "telegram", "chat_id": [1]},
+              {"type": "ntfy", "url": "not a url ${HOME}x"},
+              {"type": "webhook", "url": "https://h.example/", "method": "GET", "body": "{{wrokr}}"},
+              {"type": "webhook", "url": "https://h.example/", "body": "{{wrokr}}"},
+              {"type": "gotify", "url": "https://g.example/", "token": "t", "workers": ["a", "zed"], "cert_expiry_days": [0]},
+              {"name": "dup", "webhook_url": "https://x.example/"},
+              {"name": "dup", "webhook_url": "https://y.example/", "type": "json", "format": "json"},
+              {"type": "slack"},
+              {"url": "https://x.example/"},
+              "hello"
+            ]}"#,
+    );
+    for needle in [
+        "cfg.json: workers[0].alerts: expected false (never alert for this worker) or true, got a string",
+        "cfg.json: alerts[0].bot_token: required for type telegram",
+        "cfg.json: alerts[0].chat_id: expected a chat id (a number or \"@channel\"), got a list",
+        "cfg.json: alerts[2].method: expected one of POST, PUT, PATCH, got \"GET\"",
+        "cfg.json: alerts[3].body: unknown placeholder {{wrokr}} (expected {{worker}}, {{url}}",
+        "cfg.json: alerts[4].cert_expiry_days[0]: expected a whole number of days from 1 to 365, got 0",
+        "cfg.json: alerts[4].workers[1]: no worker is named \"zed\" (workers are: a)",
+        "cfg.json: alerts[6].format: give either type or its old name format, not both",
+        "cfg.json: alerts[6].name: \"dup\" is already the name of another channel",
+        "cfg.json: alerts[7].webhook_url: required for type slack",
+        "cfg.json: alerts[8].url: unknown field",
+        "cfg.json: alerts[9]: expected an object, got a string",
+    ] {
+        has(&e, needle);
+    }
+    assert!(e.iter().any(|l| l.starts_with("cfg.json: alerts[1].url")), "{e:#?}");
+    assert!(
+        e.iter().all(|l| !l.contains("not a url")),
+        "a destination URL is never quoted: {e:#?}"
+    );
 }
 
 #[test]
@@ -446,4 +549,107 @@ fn different_advice_is_not_merged() {
             "worker \"t\": timeout 1s is not shorter than the interval 1s: a slow check will skip deadlines",
         ]
     );
+}
+
+fn sharded(json: &str, flag: Option<&str>, e: &Env) -> Result<Config, Vec<String>> {
+    let flags = Flags {
+        shard: flag.map(String::from),
+        ..Flags::default()
+    };
+    build(Some(("cfg.json", json)), &flags, e).map_err(|v| v.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn shards_split_the_named_workers_and_keep_the_self_ping() {
+    // Unnamed workers are named from the whole list first, so "app-2" is the same worker in
+    // every shard.
+    let json = r#"{"self_ping": {"url": "https://me.example/health"},
+                   "workers": [{"url": "https://app.hf.space/"}, {"url": "https://app.hf.space/b"},
+                               {"name": "x", "url": "http://x/"}, {"name": "y", "url": "http://y/"},
+                               {"name": "z", "url": "http://z/"}]}"#;
+    let all: Vec<String> = ok(json).workers.iter().map(|w| w.name.clone()).collect();
+    assert_eq!(all, ["app", "app-2", "x", "y", "z"]);
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        let c = sharded(json, Some(&format!("{i}/3")), &Env::new()).unwrap();
+        assert_eq!(c.shard, Some(Shard { index: i, count: 3 }));
+        assert_eq!(c.configured_workers, 5);
+        assert_eq!(c.self_ping.as_ref().map(|s| s.name.as_str()), Some("self"));
+        for w in &c.workers {
+            assert_eq!(shard::fnv1a64(w.name.as_bytes()) % 3, i - 1, "{}", w.name);
+            seen.push(w.name.clone());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, all);
+    let c = ok(json);
+    assert_eq!((c.shard, c.configured_workers), (None, 5));
+}
+
+#[test]
+fn the_shard_flag_wins_over_the_variable() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let e = env(&[("PINGER_SHARD", "2/2")]);
+    assert_eq!(
+        sharded(json, None, &e).unwrap().shard,
+        Some(Shard { index: 2, count: 2 })
+    );
+    assert_eq!(
+        sharded(json, Some("1/2"), &e).unwrap().shard,
+        Some(Shard { index: 1, count: 2 })
+    );
+    // The flag wins even over a variable that would be an error.
+    let bad = env(&[("PINGER_SHARD", "nonsense")]);
+    assert_eq!(
+        sharded(json, Some("1/1"), &bad).unwrap().shard,
+        Some(Shard { index: 1, count: 1 })
+    );
+    // Hosts often set a variable to nothing: that is no shard.
+    assert_eq!(sharded(json, None, &env(&[("PINGER_SHARD", "")])).unwrap().shard, None);
+}
+
+#[test]
+fn bad_shards_name_their_source() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let e = sharded(json, Some("4/3"), &Env::new()).unwrap_err();
+    assert_eq!(
+        e,
+        ["--shard: the shard number I must be from 1 to 3 (the number of shards), got \"4/3\""]
+    );
+    let e = sharded(json, None, &env(&[("PINGER_SHARD", "a/b")])).unwrap_err();
+    has(&e, "PINGER_SHARD: expected I/N");
+    // Reported beside the file's own problems, not instead of them.
+    let e = sharded(r#"{"history": 1}"#, Some("0/3"), &Env::new()).unwrap_err();
+    has(&e, "cfg.json: history: expected a whole number");
+    has(&e, "--shard: the shard number I must be from 1 to 3");
+}
+
+#[test]
+fn an_empty_shard_is_warned_about() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}]}"#;
+    let owner = if shard::fnv1a64(b"a") % 2 == 0 { 2 } else { 1 };
+    let c = sharded(json, Some(&format!("{owner}/2")), &Env::new()).unwrap();
+    assert!(c.workers.is_empty());
+    assert!(
+        c.warnings.iter().any(|w| w
+            == &format!(
+                "shard {owner}/2 runs none of the 1 configured workers: the service will only keep itself awake"
+            )),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c.warnings.iter().any(|w| w.starts_with("no workers configured")));
+}
+
+#[test]
+fn an_alert_channel_may_name_a_worker_another_shard_runs() {
+    let json = r#"{"workers": [{"name": "a", "url": "http://a/"}, {"name": "b", "url": "http://b/"},
+                               {"name": "c", "url": "http://c/"}, {"name": "d", "url": "http://d/"}],
+                   "alerts": {"type": "json", "webhook_url": "http://hook/", "workers": ["a", "b", "c", "d"]}}"#;
+    for i in 1..=2 {
+        let c = sharded(json, Some(&format!("{i}/2")), &Env::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(c.workers.len() < 4, "shard {i}/2 runs {:?}", c.workers);
+    }
+    let e = sharded(&json.replace("\"d\"]", "\"zed\"]"), Some("1/2"), &Env::new()).unwrap_err();
+    has(&e, "no worker is named \"zed\" (workers are: a, b, c, d)");
 }

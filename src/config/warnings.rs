@@ -11,7 +11,7 @@
 use super::ctx::env_var;
 use super::limits::{HF_OPEN_PORTS, SLEEP_WINDOWS};
 use super::self_ping::SelfPing;
-use super::{Env, Target};
+use super::{Env, Shard, Target};
 use crate::{duration, target_url};
 use std::collections::HashMap;
 
@@ -20,10 +20,21 @@ const GROUP_AT: usize = 4;
 /// How many worker names a summary line lists before "and N more".
 const NAMES_SHOWN: usize = 3;
 
-pub fn collect(workers: &[Target], self_ping: &SelfPing, env: &Env) -> Vec<String> {
+/// `workers` are this shard's (all of them when `shard` is `None`), out of `configured`.
+pub fn collect(
+    workers: &[Target],
+    configured: usize,
+    shard: Option<Shard>,
+    self_ping: &SelfPing,
+    env: &Env,
+) -> Vec<String> {
     let mut warnings = Vec::new();
-    if workers.is_empty() {
-        warnings.push("no workers configured: the service will only keep itself awake".to_string());
+    match shard {
+        _ if !workers.is_empty() => {}
+        Some(s) if configured > 0 => warnings.push(format!(
+            "shard {s} runs none of the {configured} configured workers: the service will only keep itself awake"
+        )),
+        _ => warnings.push("no workers configured: the service will only keep itself awake".to_string()),
     }
     let on_hf = env_var(env, "SPACE_HOST").is_some();
     let per_target = workers

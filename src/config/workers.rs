@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token"];
+const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts"];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
@@ -85,10 +85,23 @@ fn parse_one(
         .get("restart_token")
         .and_then(|v| ctx.text(v, &join(field, "restart_token")))
         .filter(|s| !s.is_empty());
+    let alerts = match obj.get("alerts") {
+        Some(v) if v.as_bool() == Some(false) => false,
+        Some(v) if v.as_bool() == Some(true) => true,
+        Some(v) => {
+            ctx.err(
+                &join(field, "alerts"),
+                format!("expected false (never alert for this worker) or true, got {}", kind(v)),
+            );
+            true
+        }
+        None => true,
+    };
     let (url, url_secrets) = url?;
     let mut target = check::named(&check, name.unwrap_or_default(), url, &url_secrets);
     target.space_id = space_id;
     target.restart_token = restart_token;
+    target.alerts = alerts;
     Some(target)
 }
 

@@ -11,6 +11,13 @@ use std::time::SystemTime;
 
 /// How many recent checks the heartbeat bar and sparkline show.
 pub const BAR_CELLS: usize = 30;
+/// Up to this many workers, each gets a full row. Beyond it, only the ones that need a look do
+/// (down, or up only after retries) and the rest are cells of a grid, so the page stays one
+/// glance and a few hundred KB at any size.
+pub const ROWS_UP_TO: usize = 50;
+/// In a larger fleet, at most this many full rows; further down workers are red grid cells.
+/// A full row is about 4 KB (30 heartbeat cells with tooltips), a grid cell about 150 bytes.
+pub const MAX_FULL_ROWS: usize = 20;
 const REFRESH_SECONDS: u32 = 30;
 
 /// Escapes text for HTML content and (double- or single-quoted) attribute values.
@@ -56,12 +63,23 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .spark circle{fill:var(--fg)}
 .err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
+h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
+.cells{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(92px,1fr));gap:3px}
+.cells li{padding:1px 5px;line-height:1.4;border-radius:4px;border:1px solid var(--line);border-left:5px solid var(--up);background:var(--card);font-size:11px;overflow-wrap:anywhere;cursor:default}
+.cells li:hover{border-color:var(--muted)}
+.cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li{border-left-color:var(--pending)}
 @media (max-width:600px){
- table,thead,tbody,tr,td{display:block;width:100%}
+ header,main,footer{padding:8px 10px}
+ table,thead,tbody,tr,th,td{display:block}
+ table{border:0;background:none}
  thead{display:none}
- tr{border-bottom:1px solid var(--line);padding:6px 0}
- td{border:0;padding:3px 12px}
- td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:12px}
+ tr{display:grid;grid-template-columns:1fr auto;align-items:center;gap:4px 10px;background:var(--card);border:1px solid var(--line);border-radius:8px;margin:0 0 6px;padding:7px 10px}
+ tr.down{background:var(--downbg)}
+ tr.down td,tr.down th,th,td{border:0;padding:0;background:none}
+ .url,th small,td[data-label=Latency],td[data-label="Last check"],td[data-label="Next check"],td[data-label=Failures],td[data-label=Restarts],td.muted[data-label="Last error"],.wk{display:none}
+ td[data-label=Uptime]::before{content:"24h ";color:var(--muted);font-size:12px}
+ td[data-label=State]{justify-self:end}
+ td[data-label="Last error"]{grid-column:1/-1;max-width:none}
 }
 "#;
 
@@ -119,7 +137,11 @@ pub fn render(s: &Snapshot) -> String {
         Health::Up => 2,
     });
     out.push_str("<h2 id=\"workers\">Workers</h2>");
-    table(&mut out, &order, s.now, show_restarts, "workers");
+    if order.len() <= ROWS_UP_TO {
+        table(&mut out, &order, s.now, show_restarts, "workers");
+    } else {
+        large_fleet(&mut out, &order, s.now, show_restarts);
+    }
     if let Some(sp) = &s.self_ping {
         out.push_str("<h2 id=\"self\">Self-ping</h2>");
         table(&mut out, &[sp], s.now, false, "self");
@@ -130,6 +152,72 @@ pub fn render(s: &Snapshot) -> String {
         rfc3339(s.now)
     );
     out
+}
+
+/// A worker that needs a look: down, or up only after retries (a cold start or a flaky target).
+fn needs_a_look(w: &TargetView) -> bool {
+    w.health == Health::Down || w.last.as_ref().is_some_and(|r| r.ok && r.attempts > 1)
+}
+
+/// Full rows for the workers that need a look (at most `MAX_FULL_ROWS`), then every other
+/// worker as a cell of a grid, grouped by state under a heading that names it, so the state is
+/// told in words as well as colour.
+fn large_fleet(out: &mut String, order: &[&TargetView], now: SystemTime, show_restarts: bool) {
+    let mut full: Vec<&TargetView> = order.iter().copied().filter(|w| needs_a_look(w)).collect();
+    // Down before retried: `order` already has the down ones first.
+    full.truncate(MAX_FULL_ROWS);
+    if !full.is_empty() {
+        table(out, &full, now, show_restarts, "workers");
+    }
+    let rest: Vec<&TargetView> = order
+        .iter()
+        .copied()
+        .filter(|w| !full.iter().any(|f| std::ptr::eq(*f, *w)))
+        .collect();
+    for health in [Health::Down, Health::Pending, Health::Up] {
+        let group: Vec<&TargetView> = rest.iter().copied().filter(|w| w.health == health).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let state = health.as_str();
+        let more = if full.is_empty() || health != Health::Down {
+            ""
+        } else {
+            "more "
+        };
+        let _ = write!(
+            out,
+            "<h3 id=\"g-{state}\">{} {more}{state}</h3><ul class=\"cells {state}\" aria-labelledby=\"g-{state}\">",
+            group.len()
+        );
+        for w in group {
+            cell(out, w, now);
+        }
+        out.push_str("</ul>");
+    }
+}
+
+/// One grid cell: the name, in its group's state colour; the tooltip has its last check, latency
+/// and 24 h uptime. Kept this small (no link, no repeated name) so 1,000 of them fit in the page
+/// budget even with 64-character names.
+fn cell(out: &mut String, w: &TargetView, now: SystemTime) {
+    let _ = write!(out, "<li title=\"{}", w.health.as_str());
+    match &w.last {
+        Some(r) => {
+            let status = r.status.map_or("no response".to_string(), |c| format!("status {c}"));
+            let _ = write!(
+                out,
+                " · checked {} · {status} · {} ms",
+                escape(&relative(from_unix_millis(r.at_ms), now)),
+                r.latency_ms
+            );
+        }
+        None => out.push_str(" · not checked yet"),
+    }
+    if let Some(u) = w.uptime[0] {
+        let _ = write!(out, " · 24h {}%", trim_percent(percent(u)));
+    }
+    let _ = write!(out, "\">{}</li>", escape(&w.name));
 }
 
 fn plural(n: usize) -> &'static str {
@@ -181,11 +269,8 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         .collect();
     let _ = write!(
         out,
-        "<td data-label=\"Uptime\" class=\"num\" aria-label=\"Uptime: {} over 24 hours, {} over 7 days, {} over 30 days\">{}</td>",
-        uptimes[0],
-        uptimes[1],
-        uptimes[2],
-        uptimes.join(" / ")
+        "<td data-label=\"Uptime\" class=\"num\" aria-label=\"Uptime: {0} over 24 hours, {1} over 7 days, {2} over 30 days\">{0}<span class=\"wk\"> / {1} / {2}</span></td>",
+        uptimes[0], uptimes[1], uptimes[2],
     );
     out.push_str("<td data-label=\"Latency\">");
     sparkline(out, recent);
@@ -348,7 +433,7 @@ pub fn sparkline(out: &mut String, recent: &[CheckRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::testdata::{rec, snapshot};
+    use crate::web::testdata::{fleet, rec, snapshot};
 
     #[test]
     fn escape_covers_text_and_attributes() {
@@ -392,6 +477,61 @@ mod tests {
         for external in ["<script", "<link", "src=", "@import", "url("] {
             assert!(!page.contains(external), "the page loads nothing: found {external}");
         }
+    }
+
+    #[test]
+    fn fifty_workers_get_a_row_each_and_no_grid() {
+        let page = render(&fleet(ROWS_UP_TO, 5, false));
+        assert_eq!(page.matches("<tr class=").count(), ROWS_UP_TO + 1, "and the self-ping");
+        assert!(!page.contains("class=\"cells"));
+    }
+
+    #[test]
+    fn a_thousand_workers_fit_in_one_glance_under_300_kb() {
+        let s = fleet(1000, 10, false);
+        let page = render(&s);
+        assert!(page.len() < 300_000, "{} bytes", page.len());
+        // 100 down and about 140 retried need a look; the first MAX_FULL_ROWS, down first, get rows.
+        let rows = page.matches("<tr class=").count() - 1;
+        assert_eq!(rows, MAX_FULL_ROWS);
+        assert_eq!(page.matches("<tr class=\"down\"").count(), MAX_FULL_ROWS);
+        assert!(
+            page.contains("<h3 id=\"g-down\">80 more down</h3>"),
+            "the other down ones, in red"
+        );
+        assert!(page.contains("<h3 id=\"g-pending\">1 pending</h3>"));
+        assert!(page.contains("<h3 id=\"g-up\">899 up</h3>"));
+        assert_eq!(page.matches("<li title=").count(), 1000 - MAX_FULL_ROWS);
+        for w in &s.workers {
+            assert!(page.contains(&format!("{}</", w.name)), "{} is on the page", w.name);
+        }
+        assert!(
+            page.contains("<li title=\"up · checked 11 min ago · status 200 · 390 ms · 24h 100%\">space-0001</li>"),
+            "a grid cell and its tooltip"
+        );
+    }
+
+    #[test]
+    fn retried_workers_get_rows_when_few_are_down() {
+        let page = render(&fleet(200, 0, false));
+        assert_eq!(
+            page.matches("<tr class=\"up\"").count(),
+            1 + MAX_FULL_ROWS,
+            "and the self-ping"
+        );
+        assert!(
+            page.contains("id=\"w-space-0003\""),
+            "up only after retries: a full row"
+        );
+        assert!(!page.contains("g-down"));
+    }
+
+    #[test]
+    fn the_worst_case_page_stays_under_300_kb() {
+        // Every worker down, with the longest names the config allows.
+        let page = render(&fleet(1000, 1, true));
+        assert!(page.len() < 300_000, "{} bytes", page.len());
+        assert_eq!(page.matches("<tr class=\"down\"").count(), MAX_FULL_ROWS);
     }
 
     #[test]

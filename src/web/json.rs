@@ -101,14 +101,33 @@ fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
     }
 }
 
+/// Which targets `/status` lists. The top-level `status` still describes the whole fleet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter<'a> {
+    /// Only the target of this name (the self-ping is `self`).
+    pub worker: Option<&'a str>,
+    /// Only targets in this state (`up`, `down`, `pending`, `paused`).
+    pub state: Option<&'a str>,
+}
+
+impl Filter<'_> {
+    pub fn keeps(&self, w: &TargetView) -> bool {
+        self.worker.is_none_or(|n| n == w.name) && self.state.is_none_or(|s| s == w.health.as_str())
+    }
+}
+
 pub fn render(s: &Snapshot) -> String {
+    render_filtered(s, &Filter::default())
+}
+
+pub fn render_filtered(s: &Snapshot, filter: &Filter) -> String {
     let doc = StatusDoc {
         status: s.overall(),
         version: s.version,
         started_at: rfc3339(s.started_at),
         uptime_seconds: unix_secs(s.now).saturating_sub(unix_secs(s.started_at)),
-        self_ping: s.self_ping.as_ref().map(worker_doc),
-        workers: s.workers.iter().map(worker_doc).collect(),
+        self_ping: s.self_ping.as_ref().filter(|w| filter.keeps(w)).map(worker_doc),
+        workers: s.workers.iter().filter(|w| filter.keeps(w)).map(worker_doc).collect(),
         persistence_error: s.persistence_error.as_deref(),
     };
     serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
@@ -143,6 +162,34 @@ mod tests {
         assert_eq!(v["workers"][2]["last_check"], Value::Null);
         assert_eq!(v["workers"][2]["uptime_percent"]["30d"], Value::Null);
         assert_eq!(v["self_ping"]["name"], "self");
+    }
+
+    #[test]
+    fn filters_narrow_the_targets_but_not_the_overall_status() {
+        let names = |f: Filter| {
+            let v: Value = serde_json::from_str(&render_filtered(&snapshot(), &f)).unwrap();
+            assert_eq!(v["status"], "degraded", "the whole fleet's status");
+            let mut n: Vec<String> = v["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["name"].as_str().unwrap().into())
+                .collect();
+            if !v["self_ping"].is_null() {
+                n.push(format!("self_ping:{}", v["self_ping"]["name"].as_str().unwrap()));
+            }
+            n
+        };
+        assert_eq!(names(Filter::default()), ["api", "db", "new", "self_ping:self"]);
+        let by = |worker, state| Filter { worker, state };
+        assert_eq!(names(by(Some("db"), None)), ["db"]);
+        assert_eq!(names(by(Some("self"), None)), ["self_ping:self"]);
+        assert_eq!(names(by(None, Some("up"))), ["api", "self_ping:self"]);
+        assert_eq!(names(by(None, Some("down"))), ["db"]);
+        assert_eq!(names(by(None, Some("pending"))), ["new"]);
+        assert!(names(by(None, Some("paused"))).is_empty());
+        assert_eq!(names(by(Some("api"), Some("up"))), ["api"]);
+        assert!(names(by(Some("api"), Some("down"))).is_empty());
     }
 
     #[test]

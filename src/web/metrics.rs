@@ -97,7 +97,8 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
-pub fn render(s: &Snapshot) -> String {
+/// The exposition text for `s` and the alert channels' `(name, sent, failed)` counts.
+pub fn render(s: &Snapshot, alerts: &[(String, u64, u64)]) -> String {
     let mut out = String::with_capacity(256 + s.workers.len() * 900);
     let targets: Vec<&TargetView> = s.workers.iter().chain(s.self_ping.iter()).collect();
     for f in FAMILIES {
@@ -107,6 +108,23 @@ pub fn render(s: &Snapshot) -> String {
             for (extra, value) in (f.sample)(w) {
                 let _ = writeln!(out, "{}{{worker=\"{worker}\"{extra}}} {}", f.name, number(value));
             }
+        }
+    }
+    if !alerts.is_empty() {
+        let _ = writeln!(
+            out,
+            "# HELP pinger_alerts_total Alert deliveries per channel (failed: after the retries).\n# TYPE pinger_alerts_total counter"
+        );
+        for (channel, sent, failed) in alerts {
+            let channel = label(channel);
+            let _ = writeln!(
+                out,
+                "pinger_alerts_total{{channel=\"{channel}\",result=\"sent\"}} {sent}"
+            );
+            let _ = writeln!(
+                out,
+                "pinger_alerts_total{{channel=\"{channel}\",result=\"failed\"}} {failed}"
+            );
         }
     }
     let _ = writeln!(
@@ -137,7 +155,22 @@ mod tests {
 
     #[test]
     fn renders_every_family_with_help_and_type() {
-        let text = render(&snapshot());
+        let text = render(&snapshot(), &[]);
+        assert!(!text.contains("pinger_alerts_total"), "no channels, no family");
+        let with = render(&snapshot(), &[("tg".into(), 2, 1), ("a\"b".into(), 0, 0)]);
+        assert!(with.contains("# TYPE pinger_alerts_total counter\n"), "{with}");
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"tg\",result=\"sent\"} 2\n"),
+            "{with}"
+        );
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"tg\",result=\"failed\"} 1\n"),
+            "{with}"
+        );
+        assert!(
+            with.contains("pinger_alerts_total{channel=\"a\\\"b\",result=\"sent\"} 0\n"),
+            "{with}"
+        );
         for name in [
             "pinger_up",
             "pinger_checks_total",

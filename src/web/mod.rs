@@ -2,6 +2,7 @@
 //! Handlers copy what they need out of the state (`snapshot`) and render after the lock is gone.
 
 pub mod badge;
+pub mod cache;
 pub mod guard;
 pub mod html;
 pub mod json;
@@ -11,34 +12,69 @@ pub mod server;
 pub mod testdata;
 
 use crate::shutdown::Waker;
-use crate::state::State;
+use crate::state::{Snapshot, State};
+use cache::{Cache, Key, Rendered};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// History entries `/status` returns when `?history=` is not given.
 pub const DEFAULT_STATUS_HISTORY: usize = 20;
+
+/// A response body: static text, bytes shared with the cache, or bytes of its own.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Static(&'static [u8]),
+    Shared(Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Body::Static(b) => b,
+            Body::Shared(b) => b,
+            Body::Owned(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Body) -> bool {
+        self.as_ref() == other.as_ref()
+    }
+}
+
+impl Eq for Body {}
 
 /// What to send back; turned into a tiny_http response by the server loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    pub body: Body,
     pub allow: Option<&'static str>,
+    pub etag: Option<String>,
+    /// The body is gzip-compressed (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// The answer depends on `Accept-Encoding` (`Vary: Accept-Encoding`).
+    pub vary: bool,
 }
 
 impl Reply {
-    fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    fn new(status: u16, content_type: &'static str, body: Body) -> Reply {
         Reply {
             status,
             content_type,
-            body: body.into(),
+            body,
             allow: None,
+            etag: None,
+            gzip: false,
+            vary: false,
         }
     }
 
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Reply {
-        Reply::new(status, "application/json", body)
+        Reply::new(status, "application/json", Body::Owned(body.into()))
     }
 
     pub fn error(status: u16, message: &str) -> Reply {
@@ -46,12 +82,36 @@ impl Reply {
     }
 }
 
-/// What the handlers need: the state, a way to wake each worker, and the admin token.
+/// The parts of a request that routing looks at, borrowed from it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub authorization: Option<&'a str>,
+    pub if_none_match: Option<&'a str>,
+    pub accept_encoding: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(method: &'a str, url: &'a str) -> Request<'a> {
+        Request {
+            method,
+            url,
+            ..Request::default()
+        }
+    }
+}
+
+/// What the handlers need: the state, a way to wake each worker, the admin token and the
+/// rendered bodies.
 pub struct App {
     pub state: Arc<State>,
     /// Indexed like the state's slots.
     pub wakers: Vec<Arc<Waker>>,
     pub admin_token: Option<String>,
+    /// Deliveries per alert channel (none without channels).
+    pub alert_counts: Arc<crate::alert::Counts>,
+    pub cache: Cache,
 }
 
 const GET: &str = "GET, HEAD";
@@ -65,7 +125,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) -> Reply {
+pub fn route(app: &App, req: &Request) -> Reply {
+    let (method, url) = (req.method, req.url);
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let is_get = method == "GET" || method == "HEAD";
     let wrong_method = |allow: &'static str| Reply {
@@ -74,7 +135,7 @@ pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) ->
     };
     if let Some(rest) = path.strip_prefix("/api/workers/") {
         return match rest.strip_suffix("/check") {
-            Some(name) if !name.contains('/') => admin_check(app, method, name, authorization),
+            Some(name) if !name.contains('/') => admin_check(app, method, name, req.authorization),
             _ => Reply::error(404, "not found"),
         };
     }
@@ -87,44 +148,176 @@ pub fn route(app: &App, method: &str, url: &str, authorization: Option<&str>) ->
         return wrong_method(GET);
     }
     match path {
-        "/health" => Reply::json(200, r#"{"status":"alive"}"#),
-        "/healthz" => Reply::new(200, "text/plain; charset=utf-8", "ok"),
-        "/" => Reply::new(
-            200,
-            "text/html; charset=utf-8",
-            html::render(&app.state.snapshot(html::BAR_CELLS, SystemTime::now())),
-        ),
-        "/metrics" => Reply::new(
-            200,
-            metrics::CONTENT_TYPE,
-            metrics::render(&app.state.snapshot(0, SystemTime::now())),
-        ),
-        "/status" => match history_param(query) {
-            Ok(n) => Reply::json(200, json::render(&app.state.snapshot(n, SystemTime::now()))),
+        "/health" => Reply::new(200, "application/json", Body::Static(br#"{"status":"alive"}"#)),
+        "/healthz" => Reply::new(200, "text/plain; charset=utf-8", Body::Static(b"ok")),
+        "/" => {
+            let r = cached(app, &Key::Page, app.state.version(), html::BAR_CELLS, html::render);
+            conditional(req, &r, "text/html; charset=utf-8", true)
+        }
+        "/metrics" => {
+            let counts = app.alert_counts.snapshot();
+            // Deliveries are counted outside the state: they change the body too. Both only
+            // grow, so their sum changes whenever either does.
+            let version = app.state.version() + counts.iter().map(|(_, sent, failed)| sent + failed).sum::<u64>();
+            let r = cached(app, &Key::Metrics, version, 0, |s| metrics::render(s, &counts));
+            conditional(req, &r, metrics::CONTENT_TYPE, false)
+        }
+        "/status" => match status_query(query) {
+            Ok(q) => status(app, req, q),
             Err(m) => Reply::error(400, &m),
         },
         _ => {
             let name = &path["/badge/".len()..path.len() - ".svg".len()];
             let snap = app.state.snapshot(0, SystemTime::now());
             match snap.find(name) {
-                Some(w) => Reply::new(200, "image/svg+xml", badge::render(w)),
+                Some(w) => Reply::new(200, "image/svg+xml", Body::Owned(badge::render(w).into_bytes())),
                 None => Reply::error(404, &format!("no worker named {:?}", html::escape(name))),
             }
         }
     }
 }
 
-fn history_param(query: &str) -> Result<usize, String> {
-    let mut n = DEFAULT_STATUS_HISTORY;
+/// The cached body for `key`, rendered from a fresh snapshot when it is stale. `version` must be
+/// read before the snapshot: a change made while rendering makes the next request render again.
+fn cached(
+    app: &App,
+    key: &Key,
+    version: u64,
+    history: usize,
+    render: impl FnOnce(&Snapshot) -> String,
+) -> Arc<Rendered> {
+    app.cache.get(key, version, Instant::now(), || {
+        render(&app.state.snapshot(history, SystemTime::now())).into_bytes()
+    })
+}
+
+/// Turns a cached body into the reply this request wants: 304 when the client has it, gzip when
+/// the client takes it.
+fn conditional(req: &Request, r: &Rendered, content_type: &'static str, with_etag: bool) -> Reply {
+    let gzip = if req.accept_encoding.is_some_and(accepts_gzip) {
+        r.gzip()
+    } else {
+        None
+    };
+    let etag = with_etag.then(|| match gzip {
+        Some(_) => r.gzip_etag(),
+        None => r.etag.to_string(),
+    });
+    let vary = r.body.len() >= cache::GZIP_MIN;
+    if with_etag && req.if_none_match.is_some_and(|v| r.matches(v)) {
+        return Reply {
+            etag,
+            vary,
+            ..Reply::new(304, content_type, Body::Static(b""))
+        };
+    }
+    Reply {
+        etag,
+        vary,
+        gzip: gzip.is_some(),
+        ..Reply::new(
+            200,
+            content_type,
+            Body::Shared(gzip.unwrap_or_else(|| Arc::clone(&r.body))),
+        )
+    }
+}
+
+/// True when an `Accept-Encoding` value allows gzip (`gzip`, `x-gzip` or `*`, without `q=0`).
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f64>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        !refused && (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") || coding == "*")
+    })
+}
+
+/// The `/status` query: `history`, and the `worker` and `state` filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusQuery {
+    pub history: usize,
+    pub worker: Option<String>,
+    pub state: Option<&'static str>,
+}
+
+/// The states `?state=` accepts.
+pub const STATES: [&str; 4] = ["down", "up", "pending", "paused"];
+
+fn status_query(query: &str) -> Result<StatusQuery, String> {
+    let mut q = StatusQuery {
+        history: DEFAULT_STATUS_HISTORY,
+        worker: None,
+        state: None,
+    };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == "history" {
-            n = v
-                .parse()
-                .map_err(|_| "history must be a whole number (the count of recent checks to return)".to_string())?;
+        match k {
+            "history" => {
+                q.history = v
+                    .parse()
+                    .map_err(|_| "history must be a whole number (the count of recent checks to return)".to_string())?;
+            }
+            "worker" => q.worker = Some(percent_decode(v)),
+            "state" => {
+                let v = percent_decode(v);
+                q.state = Some(STATES.into_iter().find(|s| *s == v).ok_or_else(|| {
+                    format!("state must be one of {}; got {:?}", STATES.join(", "), html::escape(&v))
+                })?);
+            }
+            _ => {}
         }
     }
-    Ok(n)
+    Ok(q)
+}
+
+/// Decodes `%XX` escapes and `+`; a malformed escape is kept as it was.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                // Two hex digits make at most 255.
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status(app: &App, req: &Request, q: StatusQuery) -> Reply {
+    if let Some(name) = &q.worker {
+        if app.state.slot_of(name).is_none() {
+            return Reply::error(404, &format!("no worker named {:?}", html::escape(name)));
+        }
+    }
+    // Asking for more than the configured history returns the same body: one cache entry.
+    let history = q.history.min(app.state.history_cap());
+    let key = Key::Status {
+        history,
+        worker: q.worker.clone(),
+        state: q.state,
+    };
+    let filter = json::Filter {
+        worker: q.worker.as_deref(),
+        state: q.state,
+    };
+    let r = cached(app, &key, app.state.version(), history, |s| {
+        json::render_filtered(s, &filter)
+    });
+    conditional(req, &r, "application/json", true)
 }
 
 fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>) -> Reply {
@@ -164,57 +357,203 @@ mod tests {
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],
+            alert_counts: Default::default(),
             admin_token: token.map(String::from),
+            cache: Cache::default(),
         }
+    }
+
+    fn call(app: &App, method: &str, url: &str, authorization: Option<&str>) -> Reply {
+        route(
+            app,
+            &Request {
+                authorization,
+                ..Request::new(method, url)
+            },
+        )
     }
 
     #[test]
     fn known_paths_and_methods() {
         let a = app(None);
-        assert_eq!(route(&a, "GET", "/health", None).body, br#"{"status":"alive"}"#);
-        assert_eq!(route(&a, "HEAD", "/healthz", None).body, b"ok");
-        assert_eq!(route(&a, "GET", "/nope", None).status, 404);
-        let r = route(&a, "POST", "/status", None);
+        assert_eq!(call(&a, "GET", "/health", None).body.as_ref(), br#"{"status":"alive"}"#);
+        assert_eq!(call(&a, "HEAD", "/healthz", None).body.as_ref(), b"ok");
+        assert_eq!(call(&a, "GET", "/nope", None).status, 404);
+        let r = call(&a, "POST", "/status", None);
         assert_eq!((r.status, r.allow), (405, Some("GET, HEAD")));
-        assert!(String::from_utf8_lossy(&r.body).contains("\"error\""));
-        assert_eq!(route(&a, "GET", "/badge/api.svg", None).status, 200);
-        assert_eq!(route(&a, "GET", "/badge/zzz.svg", None).status, 404);
-        assert_eq!(route(&a, "GET", "/status?history=x", None).status, 400);
-        assert_eq!(route(&a, "GET", "/status?history=0", None).status, 200);
+        assert!(String::from_utf8_lossy(r.body.as_ref()).contains("\"error\""));
+        assert_eq!(call(&a, "GET", "/badge/api.svg", None).status, 200);
+        assert_eq!(call(&a, "GET", "/badge/zzz.svg", None).status, 404);
+        assert_eq!(call(&a, "GET", "/status?history=x", None).status, 400);
+        assert_eq!(call(&a, "GET", "/status?history=0", None).status, 200);
     }
 
     #[test]
     fn admin_endpoint_auth() {
         assert_eq!(
-            route(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status,
+            call(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status,
             404
         );
         let a = app(Some("s3cret"));
-        assert_eq!(route(&a, "POST", "/api/workers/api/check", None).status, 401);
+        assert_eq!(call(&a, "POST", "/api/workers/api/check", None).status, 401);
         assert_eq!(
-            route(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status,
+            call(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status,
             401
         );
         assert_eq!(
-            route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cre")).status,
+            call(&a, "POST", "/api/workers/api/check", Some("Bearer s3cre")).status,
             401
         );
         assert_eq!(
-            route(&a, "POST", "/api/workers/zzz/check", Some("Bearer s3cret")).status,
+            call(&a, "POST", "/api/workers/zzz/check", Some("Bearer s3cret")).status,
             404
         );
         assert_eq!(
-            route(&a, "GET", "/api/workers/api/check", Some("Bearer s3cret")).status,
+            call(&a, "GET", "/api/workers/api/check", Some("Bearer s3cret")).status,
             405
         );
         assert_eq!(
-            route(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status,
+            call(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status,
             202
         );
         assert_eq!(
             a.wakers[0].sleep_until(std::time::Instant::now() + Duration::from_secs(5), true),
             crate::shutdown::Wake::CheckNow
         );
+    }
+
+    fn with<'a>(app: &App, url: &'a str, f: impl FnOnce(&mut Request<'a>)) -> Reply {
+        let mut req = Request::new("GET", url);
+        f(&mut req);
+        route(app, &req)
+    }
+
+    fn check(ok: bool) -> crate::state::CheckRecord {
+        crate::state::CheckRecord {
+            at_ms: crate::timefmt::unix_millis(SystemTime::now()),
+            ok,
+            status: Some(if ok { 200 } else { 503 }),
+            latency_ms: 5,
+            duration_ms: 5,
+            attempts: 1,
+            error: (!ok).then(|| "status 503".into()),
+        }
+    }
+
+    #[test]
+    fn etag_304_and_the_same_bytes_until_a_change() {
+        let a = app(None);
+        for url in ["/", "/status", "/status?history=0"] {
+            let first = call(&a, "GET", url, None);
+            let tag = first.etag.clone().expect("an ETag");
+            let again = call(&a, "GET", url, None);
+            assert_eq!((&again.etag, &again.body), (&first.etag, &first.body), "{url}");
+            let (Body::Shared(x), Body::Shared(y)) = (&first.body, &again.body) else {
+                panic!("{url}: not served from the cache")
+            };
+            assert!(Arc::ptr_eq(x, y), "{url}: the same bytes, not a copy");
+            let not_modified = with(&a, url, |r| r.if_none_match = Some(&tag));
+            assert_eq!(not_modified.status, 304, "{url}");
+            assert!(not_modified.body.as_ref().is_empty());
+            assert_eq!(not_modified.etag.as_deref(), Some(tag.as_str()));
+            assert_eq!(with(&a, url, |r| r.if_none_match = Some("\"nope\"")).status, 200);
+        }
+        assert_eq!(
+            call(&a, "GET", "/metrics", None).etag,
+            None,
+            "only /status and / carry one"
+        );
+    }
+
+    #[test]
+    fn a_change_renders_again_after_a_second() {
+        let a = app(None);
+        let before = call(&a, "GET", "/status", None);
+        a.state.record_check(0, check(false));
+        let soon = call(&a, "GET", "/status", None);
+        assert_eq!(soon.etag, before.etag, "at most one render a second");
+        std::thread::sleep(cache::MIN_AGE);
+        let after = call(&a, "GET", "/status", None);
+        assert_ne!(after.etag, before.etag);
+        let v: serde_json::Value = serde_json::from_slice(after.body.as_ref()).unwrap();
+        assert_eq!(v["workers"][0]["state"], "down");
+    }
+
+    #[test]
+    fn gzip_when_asked_and_the_body_is_large() {
+        use std::io::Read;
+        let a = app(None);
+        let plain = call(&a, "GET", "/", None);
+        assert!(plain.body.as_ref().len() > cache::GZIP_MIN);
+        assert!(!plain.gzip && plain.vary);
+        let z = with(&a, "/", |r| r.accept_encoding = Some("deflate, gzip;q=0.8, br"));
+        assert!(z.gzip && z.vary);
+        assert!(z.body.as_ref().len() < plain.body.as_ref().len() / 2);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(z.body.as_ref())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain.body.as_ref());
+        assert_ne!(z.etag, plain.etag, "each encoding has its own tag");
+        let tag = z.etag.clone().unwrap();
+        let not_modified = with(&a, "/", |r| {
+            r.accept_encoding = Some("gzip");
+            r.if_none_match = Some(&tag);
+        });
+        assert_eq!(not_modified.status, 304);
+        let small = with(&a, "/status?worker=api&history=0", |r| r.accept_encoding = Some("gzip"));
+        assert!(small.body.as_ref().len() < cache::GZIP_MIN && !small.gzip && !small.vary);
+        assert!(call(&a, "GET", "/metrics", None).body.as_ref().len() > cache::GZIP_MIN);
+        assert!(with(&a, "/metrics", |r| r.accept_encoding = Some("gzip")).gzip);
+    }
+
+    #[test]
+    fn accept_encoding_forms() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("gzip, deflate, br"));
+        assert!(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(accepts_gzip("x-gzip"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("deflate, br"));
+        assert!(!accepts_gzip(""));
+        assert!(!accepts_gzip("gzipper"));
+    }
+
+    #[test]
+    fn status_filters() {
+        let a = app(None);
+        a.state.record_check(0, check(true));
+        let names = |url: &str| {
+            let r = call(&a, "GET", url, None);
+            assert_eq!(r.status, 200, "{url}");
+            let v: serde_json::Value = serde_json::from_slice(r.body.as_ref()).unwrap();
+            v["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("/status?worker=api"), ["api"]);
+        assert_eq!(names("/status?worker=%61pi&history=0"), ["api"], "percent-decoded");
+        assert_eq!(names("/status?state=up"), ["api"]);
+        assert!(names("/status?state=down").is_empty());
+        assert!(names("/status?state=paused&worker=api").is_empty());
+        let r = call(&a, "GET", "/status?worker=zzz", None);
+        assert_eq!(r.status, 404);
+        assert!(String::from_utf8_lossy(r.body.as_ref()).contains("no worker named"));
+        let r = call(&a, "GET", "/status?state=sideways", None);
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(r.body.as_ref()).contains("down, up, pending, paused"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Db+c"), "a-b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 use super::{App, Reply, guard, route};
 use crate::shutdown::Shutdown;
+use std::io::Cursor;
 use std::io::{Read, Write};
 use std::mem::ManuallyDrop;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -72,16 +73,27 @@ fn common_headers() -> &'static [Header] {
 }
 
 pub fn respond(request: tiny_http::Request, reply: Reply) {
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+    let length = reply.body.as_ref().len();
+    // Identity with a Content-Length whatever the size: tiny_http would otherwise chunk bodies
+    // over 32 KiB, which costs a write per chunk and hides the length from the client.
+    let mut response = Response::new(
+        reply.status.into(),
+        Vec::new(),
+        Cursor::new(reply.body),
+        Some(length),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX);
     for h in common_headers()
         .iter()
         .cloned()
         .chain(header("Content-Type", reply.content_type))
+        .chain(reply.allow.and_then(|a| header("Allow", a)))
+        .chain(reply.etag.and_then(|e| header("ETag", &e)))
+        .chain(reply.gzip.then(|| header("Content-Encoding", "gzip")).flatten())
+        .chain(reply.vary.then(|| header("Vary", "Accept-Encoding")).flatten())
     {
         response.add_header(h);
-    }
-    if let Some(allow) = reply.allow.and_then(|a| header("Allow", a)) {
-        response.add_header(allow);
     }
     // A client that went away is not our problem; nothing to do but move on.
     let _ = request.respond(response);
@@ -107,12 +119,20 @@ fn handle(app: &App, request: tiny_http::Request) {
     // second, and every allocation there counts.
     let reply = {
         let (method, url) = (request.method().as_str(), request.url());
-        let auth = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str());
-        catch_unwind(AssertUnwindSafe(|| route(app, method, url, auth))).unwrap_or_else(|_| {
+        let mut req = super::Request::new(method, url);
+        for h in request.headers() {
+            let slot = if h.field.equiv("Authorization") {
+                &mut req.authorization
+            } else if h.field.equiv("If-None-Match") {
+                &mut req.if_none_match
+            } else if h.field.equiv("Accept-Encoding") {
+                &mut req.accept_encoding
+            } else {
+                continue;
+            };
+            *slot = Some(h.value.as_str());
+        }
+        catch_unwind(AssertUnwindSafe(|| route(app, &req))).unwrap_or_else(|_| {
             log::error!(
                 "a request handler panicked ({method} {})",
                 url.split('?').next().unwrap_or("")
@@ -345,7 +365,9 @@ mod tests {
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
             wakers: vec![Arc::new(Waker::default())],
+            alert_counts: Default::default(),
             admin_token: None,
+            cache: crate::web::cache::Cache::default(),
         })
     }
 

@@ -66,3 +66,38 @@ pub fn snapshot() -> Snapshot {
         persistence_error: None,
     }
 }
+
+/// `n` workers with full bars, the config's longest names (64 characters) when `long_names`:
+/// every `down_every`-th down with an error, every 7th up only after retries, the last pending.
+pub fn fleet(n: usize, down_every: usize, long_names: bool) -> Snapshot {
+    let workers = (0..n)
+        .map(|i| {
+            let name = if long_names {
+                format!("{i:04}-{}", "x".repeat(59))
+            } else {
+                format!("space-{i:04}")
+            };
+            let down = down_every > 0 && i % down_every == 0;
+            let history: Vec<CheckRecord> = (0..30)
+                .map(|k| {
+                    let mut r = rec(k, !(down && k >= 28));
+                    // The newest 11 minutes before `now`, as a 1-minute worker would have them.
+                    r.at_ms -= 1_800_000;
+                    if !r.ok {
+                        r.error = Some("connect: connection refused (os error 111)".into());
+                        r.status = None;
+                    }
+                    if i % 7 == 3 && k == 29 {
+                        r.attempts = 3;
+                    }
+                    r
+                })
+                .collect();
+            if i + 1 == n {
+                return view(&name, Health::Pending, vec![]);
+            }
+            view(&name, if down { Health::Down } else { Health::Up }, history)
+        })
+        .collect();
+    Snapshot { workers, ..snapshot() }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod aged;
+pub mod providers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -408,6 +409,18 @@ impl Reply {
 }
 
 pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
+    let auth: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    let (status, headers, body) = request_with(method, url, &auth);
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A request with the given headers; the body is kept as bytes (it may be gzip). Header names
+/// come back in lower case.
+pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -415,26 +428,22 @@ pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
         .build()
         .new_agent();
     let mut b = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(a) = auth {
-        b = b.header("Authorization", a);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
     }
     let mut resp = agent.run(b.body(()).unwrap()).expect("request to the pinger");
     let headers = resp
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| (k.to_string().to_ascii_lowercase(), v.to_str().unwrap_or("").to_string()))
         .collect();
     let body = resp
         .body_mut()
         .with_config()
         .limit(64 << 20)
-        .read_to_string()
+        .read_to_vec()
         .unwrap_or_default();
-    Reply {
-        status: resp.status().as_u16(),
-        headers,
-        body,
-    }
+    (resp.status().as_u16(), headers, body)
 }
 
 /// Runs the binary to completion: (exit code, stdout, stderr).

@@ -94,12 +94,14 @@ fn lateness(log: &str) -> String {
     )
 }
 
-fn wrk(url: &str) -> Option<String> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c50", "-d10s", "--latency", url])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+/// One wrk run: its summary and its requests per second.
+fn wrk_run(url: &str, headers: &[&str]) -> Option<(String, f64)> {
+    let mut c = Command::new("wrk");
+    c.args(["-t2", "-c50", "-d10s", "--latency"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let out = c.arg(url).stderr(Stdio::null()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
@@ -116,7 +118,28 @@ fn wrk(url: &str) -> Option<String> {
         .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
         .map(|l| format!("; {}", l.trim()))
         .unwrap_or_default();
-    Some(format!("{rps} req/s, p99 {p99}{errors}"))
+    let per_sec = rps.parse().unwrap_or(0.0);
+    Some((format!("{rps} req/s, p99 {p99}{errors}"), per_sec))
+}
+
+fn wrk(url: &str) -> Option<String> {
+    wrk_run(url, &[]).map(|(summary, _)| summary)
+}
+
+/// wrk on `path` of a running pinger, with the server's CPU per request and the lateness of the
+/// checks that started while it ran.
+fn wrk_with_lateness(p: &Pinger, path: &str, headers: &[&str]) -> Option<String> {
+    let log_before = p.log().len();
+    let (cpu0, t0) = (cpu_seconds(p.child.id()), Instant::now());
+    let (summary, rps) = wrk_run(&p.url(path), headers)?;
+    let cpu = cpu_seconds(p.child.id()) - cpu0;
+    let requests = rps * t0.elapsed().as_secs_f64().min(10.0);
+    let log = p.log();
+    Some(format!(
+        "{summary}; server CPU {:.1} us/request; checks meanwhile: {}",
+        cpu / requests.max(1.0) * 1e6,
+        lateness(log.get(log_before..).unwrap_or(""))
+    ))
 }
 
 /// Median time to fetch `path` and its size.
@@ -233,9 +256,15 @@ fn bench() {
             fetch_stats(&p, "/status?history=0"),
         );
         if has_wrk {
-            for path in ["/health", "/status?history=0"] {
-                if let Some(r) = wrk(&p.url(path)) {
-                    t.row(format!("wrk -t2 -c50 -d10s {path}, 1,000 workers running"), r);
+            let gzip = ["Accept-Encoding: gzip"];
+            for (path, headers, note) in [
+                ("/status?history=0", &[][..], ""),
+                ("/", &[][..], ""),
+                ("/", &gzip[..], " (gzip)"),
+                ("/health", &[][..], ""),
+            ] {
+                if let Some(r) = wrk_with_lateness(&p, path, headers) {
+                    t.row(format!("wrk -t2 -c50 -d10s {path}{note}, 1,000 workers at 10 s"), r);
                 }
             }
         }

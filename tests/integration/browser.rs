@@ -1,7 +1,7 @@
 //! The status page in a real browser: headless Chromium renders it, and the DOM it built must
 //! show every worker with its state in words and its heartbeat cells.
 
-use crate::common::{Action, FakeServer, Pinger, SEC, ok, status, temp_dir};
+use crate::common::{Action, FakeServer, Pinger, SEC, ok, request, status, temp_dir};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -114,6 +114,7 @@ fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
     assert!(!dom.contains("id=\"pwned\""), "hostile text made an element");
     assert!(!dom.contains("<title>pwned"), "hostile text ran a script");
     assert!(dom.contains("Restarts"));
+    assert!(!dom.contains("class=\"cells"), "five workers: a row each, no grid");
 
     let shot = temp_dir("shot").join("page.png");
     let out = headless(
@@ -131,4 +132,56 @@ fn the_page_in_headless_chromium_shows_a_mixed_fleet() {
     if let Ok(keep) = std::env::var("MP_SCREENSHOT") {
         let _ = std::fs::copy(&shot, keep);
     }
+}
+
+#[test]
+fn a_thousand_workers_in_headless_chromium_are_rows_for_the_down_and_a_grid() {
+    let Some(browser) = chromium() else { return };
+    let up = FakeServer::always(ok());
+    let down = FakeServer::always(status(503));
+    let workers: Vec<String> = (0..1000)
+        .map(|i| {
+            let target = if i % 10 == 0 { &down } else { &up };
+            format!(r#"{{"name": "w{i:04}", "url": "{}"}}"#, target.url("/"))
+        })
+        .collect();
+    // Checked once (their first checks spread over 10 s), then not for an hour.
+    let cfg = format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1h", "timeout": "2s", "retries": 0}}, "workers": [{}]}}"#,
+        workers.join(",")
+    );
+    let p = Pinger::start(&cfg, &[]);
+    let checked = || {
+        let v: serde_json::Value = serde_json::from_str(&p.get("/status?history=0").body).unwrap_or_default();
+        v["workers"]
+            .as_array()
+            .is_some_and(|ws| ws.iter().all(|w| w["checks"].as_u64() >= Some(1)))
+    };
+    let end = std::time::Instant::now() + 30 * SEC;
+    while !checked() {
+        assert!(std::time::Instant::now() < end, "1,000 workers not checked within 30 s");
+        std::thread::sleep(SEC / 2);
+    }
+    // The cached page may predate the last check by up to a second.
+    std::thread::sleep(SEC + SEC / 10);
+    let page = request("GET", &p.url("/"), None).body;
+    assert!(page.len() < 300_000, "the page is {} bytes", page.len());
+
+    let out = headless(&browser, &["--dump-dom"], &p.url("/"));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("100 of 1000 workers down"), "headline");
+    assert_eq!(
+        dom.matches("<tr class=\"down\"").count(),
+        20,
+        "the first 20 down workers get rows"
+    );
+    assert!(dom.contains("<h3 id=\"g-down\">80 more down</h3>"));
+    assert!(dom.contains("<h3 id=\"g-up\">900 up</h3>"));
+    assert!(dom.contains("<ul class=\"cells up\""));
+    assert_eq!(
+        dom.matches("<li title=").count(),
+        980,
+        "every other worker is a grid cell"
+    );
+    assert!(dom.contains("<li title=\"up · checked "), "details in the tooltip");
 }

@@ -1,6 +1,7 @@
 //! The HTTP endpoints: /health, /healthz, /status, errors, HEAD and the security headers.
 
-use crate::common::{FakeServer, Pinger, ok, request};
+use crate::common::{FakeServer, Pinger, ok, request, request_with, status as respond_status};
+use std::io::Read;
 use std::time::Duration;
 
 fn pinger() -> (FakeServer, Pinger) {
@@ -100,4 +101,158 @@ fn page_renders() {
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     assert!(r.body.contains("fast"));
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Three workers checked once an hour, so the state stays put between requests, and an admin
+/// token to make it change on demand.
+fn quiet_pinger() -> (FakeServer, Pinger) {
+    let target = FakeServer::always(ok());
+    let cfg = format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1h", "timeout": "1s"}},
+            "workers": [{{"name": "slow", "url": "{0}"}}, {{"name": "slow-2", "url": "{0}"}}, {{"name": "slow-3", "url": "{0}"}}]}}"#,
+        target.url("/")
+    );
+    let p = Pinger::start(&cfg, &[("PINGER_ADMIN_TOKEN", "t0ken")]);
+    for name in ["slow", "slow-2", "slow-3"] {
+        p.wait_worker(name, Duration::from_secs(10), |w| w["checks"] == 1);
+    }
+    // Past the one-second floor after the last change, so what is served now stays put.
+    std::thread::sleep(Duration::from_millis(1100));
+    (target, p)
+}
+
+#[test]
+fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
+    let (_t, p) = quiet_pinger();
+    for path in ["/", "/status", "/status?history=0"] {
+        let (code, h1, b1) = request_with("GET", &p.url(path), &[]);
+        let (_, h2, b2) = request_with("GET", &p.url(path), &[]);
+        assert_eq!(code, 200, "{path}");
+        let tag = header(&h1, "etag")
+            .unwrap_or_else(|| panic!("{path}: no ETag"))
+            .to_string();
+        assert_eq!(
+            (header(&h2, "etag"), &b2),
+            (Some(tag.as_str()), &b1),
+            "{path}: nothing changed"
+        );
+        let (code, h, body) = request_with("GET", &p.url(path), &[("If-None-Match", &tag)]);
+        assert_eq!((code, body.len()), (304, 0), "{path}");
+        assert_eq!(header(&h, "etag"), Some(tag.as_str()));
+        assert_eq!(header(&h, "x-content-type-options"), Some("nosniff"), "{path}");
+        let (code, _, _) = request_with("GET", &p.url(path), &[("If-None-Match", "\"stale\"")]);
+        assert_eq!(code, 200);
+        let (code, _, body) = request_with("HEAD", &p.url(path), &[("If-None-Match", &tag)]);
+        assert_eq!((code, body.len()), (304, 0), "HEAD {path}");
+    }
+    let before = header(&request_with("GET", &p.url("/status"), &[]).1, "etag").map(String::from);
+    let r = request("POST", &p.url("/api/workers/slow/check"), Some("Bearer t0ken"));
+    assert_eq!(r.status, 202);
+    p.wait_worker("slow", Duration::from_secs(10), |w| w["checks"] == 2);
+    let (_, h, _) = request_with("GET", &p.url("/status"), &[]);
+    assert_eq!(
+        header(&h, "etag").map(String::from),
+        before,
+        "rendered again at most once a second"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, h, body) = request_with("GET", &p.url("/status"), &[]);
+    assert_ne!(header(&h, "etag").map(String::from), before, "a check makes a new body");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["workers"][0]["checks"], 2);
+}
+
+#[test]
+fn gzip_for_clients_that_take_it() {
+    let (_t, p) = quiet_pinger();
+    for path in ["/", "/status", "/metrics"] {
+        let (_, plain_h, plain) = request_with("GET", &p.url(path), &[]);
+        assert!(plain.len() > 1024, "{path}: {} bytes", plain.len());
+        assert_eq!(header(&plain_h, "content-encoding"), None);
+        assert_eq!(header(&plain_h, "vary"), Some("Accept-Encoding"), "{path}");
+        let (code, h, zipped) = request_with("GET", &p.url(path), &[("Accept-Encoding", "gzip, deflate")]);
+        assert_eq!(code, 200);
+        assert_eq!(header(&h, "content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(header(&h, "vary"), Some("Accept-Encoding"));
+        assert_eq!(header(&h, "content-length"), Some(zipped.len().to_string().as_str()));
+        assert!(
+            zipped.len() < plain.len() / 2,
+            "{path}: {} of {} bytes",
+            zipped.len(),
+            plain.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain, "{path}: the same body, compressed");
+    }
+    let (_, h, body) = request_with("GET", &p.url("/health"), &[("Accept-Encoding", "gzip")]);
+    assert_eq!(
+        (header(&h, "content-encoding"), body.as_slice()),
+        (None, &br#"{"status":"alive"}"#[..])
+    );
+    // Under 1 KiB: sent as it is.
+    let (_, h, body) = request_with(
+        "GET",
+        &p.url("/status?worker=slow&history=0"),
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert!(body.len() < 1024 && body.starts_with(b"{"), "{} bytes", body.len());
+    assert_eq!((header(&h, "content-encoding"), header(&h, "vary")), (None, None));
+}
+
+#[test]
+fn status_filters_by_worker_and_state() {
+    let up = FakeServer::always(ok());
+    let down = FakeServer::always(respond_status(503));
+    let cfg = format!(
+        r#"{{"self_ping": false, "history": 10, "defaults": {{"interval": "1h", "timeout": "1s", "retries": 0}},
+            "workers": [{{"name": "a", "url": "{0}"}}, {{"name": "b", "url": "{1}"}}, {{"name": "c", "url": "{0}"}}]}}"#,
+        up.url("/"),
+        down.url("/")
+    );
+    let p = Pinger::start(&cfg, &[]);
+    for name in ["a", "b", "c"] {
+        p.wait_worker(name, Duration::from_secs(10), |w| w["checks"] == 1);
+    }
+    // The cache may still hold a body from before the last check for up to a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let names = |q: &str| {
+        let r = p.get(&format!("/status{q}"));
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["status"], "degraded", "{q}: the whole fleet's status");
+        let ws = v["workers"].as_array().unwrap().clone();
+        let history: Vec<usize> = ws.iter().map(|w| w["history"].as_array().unwrap().len()).collect();
+        (
+            ws.iter()
+                .map(|w| w["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            history,
+        )
+    };
+    assert_eq!(names("?worker=b").0, ["b"]);
+    assert_eq!(names("?state=up").0, ["a", "c"]);
+    assert_eq!(names("?state=down"), (vec!["b".to_string()], vec![1]));
+    assert_eq!(names("?state=down&history=0"), (vec!["b".to_string()], vec![0]));
+    assert_eq!(names("?worker=a&state=up&history=0").0, ["a"]);
+    assert!(names("?worker=a&state=down").0.is_empty());
+    assert!(names("?state=pending").0.is_empty());
+    assert!(names("?state=paused").0.is_empty());
+    let r = p.get("/status?worker=nobody");
+    assert_eq!(r.status, 404);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("nobody")
+    );
+    let r = p.get("/status?state=asleep");
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("down, up, pending, paused"), "{}", r.body);
 }

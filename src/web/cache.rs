@@ -1,0 +1,353 @@
+//! Rendered bodies of `/status`, `/` and `/metrics`, kept because a status page is read far more
+//! often than the state changes. A body is rendered again only when the state's version moved
+//! and the cached one is at least `MIN_AGE` old; every request in between shares the same bytes,
+//! their ETag and (rendered on first demand) their gzip form. While one thread renders a stale
+//! entry again, the others keep serving the old body instead of rendering it too: under load
+//! that is the difference between one render a second and one per request.
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
+use std::time::{Duration, Instant};
+
+/// A body is rendered at most once per this, however often the state changes.
+pub const MIN_AGE: Duration = Duration::from_secs(1);
+/// Distinct query variants kept; the least recently used goes first. Bounded so that a client
+/// walking through `?history=1..N` or unknown names cannot grow memory.
+pub const MAX_ENTRIES: usize = 32;
+/// Bytes of bodies kept (gzip forms included). A large fleet's `/status?history=100` alone is
+/// several MB, so this, not `MAX_ENTRIES`, is what bounds memory; the body just rendered is kept
+/// even when it is larger on its own.
+pub const MAX_BYTES: usize = 8 << 20;
+/// Bodies this small are sent as they are: gzip would save little and cost a header's worth.
+pub const GZIP_MIN: usize = 1024;
+
+/// Which body: the endpoint and the query variants that change it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    Page,
+    Metrics,
+    Status {
+        history: usize,
+        worker: Option<String>,
+        state: Option<&'static str>,
+    },
+}
+
+/// One rendering of a body, shared by every request served from it.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The state's version read before the snapshot this was rendered from.
+    pub version: u64,
+    pub at: Instant,
+    pub body: Arc<[u8]>,
+    /// A strong validator for `body`, quoted as the header wants it.
+    pub etag: Arc<str>,
+    gzip: OnceLock<Option<Arc<[u8]>>>,
+}
+
+impl Rendered {
+    pub fn new(version: u64, at: Instant, body: Vec<u8>) -> Rendered {
+        let mut h = DefaultHasher::new();
+        body.hash(&mut h);
+        Rendered {
+            version,
+            at,
+            etag: format!("\"{:016x}\"", h.finish()).into(),
+            body: body.into(),
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// Memory held: the body and its gzip form once made.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.gzip.get().and_then(|g| g.as_ref()).map_or(0, |g| g.len())
+    }
+
+    /// The gzip form, compressed on first demand and kept; `None` for small bodies.
+    pub fn gzip(&self) -> Option<Arc<[u8]>> {
+        self.gzip
+            .get_or_init(|| {
+                if self.body.len() < GZIP_MIN {
+                    return None;
+                }
+                gzip(&self.body).map(Arc::from)
+            })
+            .clone()
+    }
+
+    /// The ETag of the gzip form: a different representation needs a different strong tag.
+    pub fn gzip_etag(&self) -> String {
+        format!("{}-gzip\"", self.etag.trim_end_matches('"'))
+    }
+
+    /// True when an `If-None-Match` value names this body (in either encoding) or is `*`.
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        let plain = self.etag.trim_matches('"');
+        if_none_match.split(',').map(str::trim).any(|tag| {
+            let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+            tag == "*" || tag.strip_suffix("-gzip").unwrap_or(tag) == plain
+        })
+    }
+}
+
+/// Stack for the compressing thread. The deflate state is about 300 KB and, unoptimised, is
+/// built on the stack before it is boxed: more than an HTTP handler's 256 KiB.
+const GZIP_STACK: usize = 2 << 20;
+
+/// Compresses on a short-lived thread of its own (at most once a second per body), so the HTTP
+/// handlers keep their small stacks. `None` when no thread can be started.
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("gzip".into())
+            .stack_size(GZIP_STACK)
+            .spawn_scoped(s, || {
+                let mut enc = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
+                // Writing into a Vec cannot fail.
+                let _ = enc.write_all(data);
+                enc.finish().unwrap_or_default()
+            });
+        match spawned {
+            Ok(h) => h.join().ok(),
+            Err(e) => {
+                log::warn!("cannot start a thread to compress a response ({e}); sending it uncompressed");
+                None
+            }
+        }
+    })
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Mutex<Option<Arc<Rendered>>>,
+    /// Held by the one thread rendering this key again.
+    rendering: Mutex<()>,
+}
+
+impl Slot {
+    fn current(&self) -> Option<Arc<Rendered>> {
+        lock(&self.current).clone()
+    }
+}
+
+struct Entry {
+    key: Key,
+    slot: Arc<Slot>,
+    used: u64,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    entries: Mutex<(u64, Vec<Entry>)>,
+}
+
+/// A poisoned lock here only means a render panicked; the cached values are still whole.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn fresh(r: &Rendered, version: u64, now: Instant) -> bool {
+    r.version == version || now.saturating_duration_since(r.at) < MIN_AGE
+}
+
+impl Cache {
+    fn slot(&self, key: &Key) -> Arc<Slot> {
+        let mut guard = lock(&self.entries);
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        if let Some(e) = entries.iter_mut().find(|e| &e.key == key) {
+            e.used = *clock;
+            return Arc::clone(&e.slot);
+        }
+        if entries.len() >= MAX_ENTRIES {
+            if let Some(oldest) = (0..entries.len()).min_by_key(|&i| entries[i].used) {
+                entries.swap_remove(oldest);
+            }
+        }
+        let slot = Arc::new(Slot::default());
+        entries.push(Entry {
+            key: key.clone(),
+            slot: Arc::clone(&slot),
+            used: *clock,
+        });
+        slot
+    }
+
+    /// The body for `key`: the cached one while it is fresh for `version`, else `render()`'s.
+    /// `version` must be read before `render` takes its snapshot.
+    pub fn get(&self, key: &Key, version: u64, now: Instant, render: impl FnOnce() -> Vec<u8>) -> Arc<Rendered> {
+        let slot = self.slot(key);
+        let stale = slot.current();
+        if let Some(r) = stale.as_ref().filter(|r| fresh(r, version, now)) {
+            return Arc::clone(r);
+        }
+        let _rendering = match slot.rendering.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => match stale {
+                // Someone is rendering this key right now: the body they replace is at most a
+                // render old, so serve it rather than render the same thing twice.
+                Some(r) => return r,
+                None => lock(&slot.rendering),
+            },
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        // Whoever held the render lock before may have just stored what we need.
+        if let Some(r) = slot
+            .current()
+            .filter(|r| fresh(r, version, now) || r.version >= version)
+        {
+            return r;
+        }
+        let r = Arc::new(Rendered::new(version, now, render()));
+        *lock(&slot.current) = Some(Arc::clone(&r));
+        self.trim(&slot);
+        r
+    }
+
+    /// Drops the least recently used entries, never `keep`, until the bodies fit in `MAX_BYTES`.
+    fn trim(&self, keep: &Arc<Slot>) {
+        let mut guard = lock(&self.entries);
+        let entries = &mut guard.1;
+        let size = |e: &Entry| e.slot.current().map_or(0, |r| r.size());
+        let mut total: usize = entries.iter().map(size).sum();
+        while total > MAX_BYTES {
+            let oldest = (0..entries.len())
+                .filter(|&i| !Arc::ptr_eq(&entries[i].slot, keep))
+                .min_by_key(|&i| entries[i].used);
+            let Some(i) = oldest else { break };
+            total -= size(&entries[i]);
+            entries.swap_remove(i);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.entries).1.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn status(history: usize) -> Key {
+        Key::Status {
+            history,
+            worker: None,
+            state: None,
+        }
+    }
+
+    #[test]
+    fn renders_again_only_after_a_change_and_a_second() {
+        let cache = Cache::default();
+        let renders = AtomicUsize::new(0);
+        let t0 = Instant::now();
+        let get = |version, at| {
+            cache.get(&Key::Page, version, at, || {
+                let n = renders.fetch_add(1, Ordering::SeqCst);
+                format!("body {n}").into_bytes()
+            })
+        };
+        let first = get(1, t0);
+        let same = get(1, t0 + Duration::from_secs(60));
+        assert!(Arc::ptr_eq(&first.body, &same.body), "nothing changed: the same bytes");
+        assert_eq!(first.etag, same.etag);
+        let soon = get(2, t0 + Duration::from_millis(500));
+        assert_eq!(&*soon.body, b"body 0", "changed, but rendered less than a second ago");
+        let later = get(2, t0 + Duration::from_millis(1001));
+        assert_eq!(&*later.body, b"body 1");
+        assert_ne!(later.etag, first.etag);
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn keys_are_separate_and_bounded() {
+        let cache = Cache::default();
+        let t0 = Instant::now();
+        let a = cache.get(&status(0), 1, t0, || b"zero".to_vec());
+        let b = cache.get(&status(5), 1, t0, || b"five".to_vec());
+        assert_ne!(a.body, b.body);
+        for n in 0..3 * MAX_ENTRIES {
+            cache.get(&status(100 + n), 1, t0, Vec::new);
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn large_bodies_are_bounded_in_bytes() {
+        let cache = Cache::default();
+        let t0 = Instant::now();
+        let big = || vec![b'x'; MAX_BYTES / 3 + 1];
+        for n in 0..5 {
+            cache.get(&status(n), 1, t0, big);
+        }
+        assert_eq!(cache.len(), 2, "two fit, a third would pass the budget");
+        let huge = cache.get(&status(99), 1, t0, || vec![b'x'; MAX_BYTES * 2]);
+        assert_eq!(huge.body.len(), MAX_BYTES * 2, "served even when over the budget alone");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_render_in_progress_is_not_repeated() {
+        let cache = Arc::new(Cache::default());
+        let t0 = Instant::now();
+        cache.get(&Key::Metrics, 1, t0, || b"old".to_vec());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let slow = {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || {
+                cache.get(&Key::Metrics, 2, t0 + MIN_AGE, || {
+                    started_tx.send(()).unwrap();
+                    finish_rx.recv().unwrap();
+                    b"new".to_vec()
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        let during = cache.get(&Key::Metrics, 2, t0 + MIN_AGE, || panic!("rendered twice"));
+        assert_eq!(&*during.body, b"old", "served the old body while the new one renders");
+        finish_tx.send(()).unwrap();
+        assert_eq!(&*slow.join().unwrap().body, b"new");
+        let after = cache.get(&Key::Metrics, 2, t0 + MIN_AGE, || panic!("rendered twice"));
+        assert_eq!(&*after.body, b"new");
+    }
+
+    #[test]
+    fn gzip_round_trip_only_above_the_threshold() {
+        let big: Vec<u8> = (0..20_000).map(|i| b"status page "[i % 12]).collect();
+        let r = Rendered::new(1, Instant::now(), big.clone());
+        let z = r.gzip().expect("compressed");
+        assert!(z.len() < big.len() / 10, "{} bytes", z.len());
+        let mut back = Vec::new();
+        GzDecoder::new(&*z).read_to_end(&mut back).unwrap();
+        assert_eq!(back, big);
+        assert!(Arc::ptr_eq(&z, &r.gzip().unwrap()), "compressed once, then shared");
+        assert!(
+            Rendered::new(1, Instant::now(), vec![b'x'; GZIP_MIN - 1])
+                .gzip()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let r = Rendered::new(1, Instant::now(), b"x".to_vec());
+        let tag = r.etag.to_string();
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 18, "{tag}");
+        assert!(r.matches(&tag));
+        assert!(r.matches(&format!("W/{tag}")));
+        assert!(r.matches(&format!("\"other\", {}", r.gzip_etag())));
+        assert!(r.matches("*"));
+        assert!(!r.matches("\"0000000000000000\""));
+        assert!(!r.matches(""));
+    }
+}
