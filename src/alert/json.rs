@@ -36,5 +36,16 @@ mod tests {
         let up = body_of(&request(&Notice::new(&event(Transition::Up), None), HOOK));
         assert_eq!(up["state"], "up");
         assert_eq!(up["error"], serde_json::Value::Null);
+        assert!(up.get("days_left").is_none());
+        let mut e = event(Transition::Up);
+        e.transition = Transition::CertExpiring {
+            days_left: 6,
+            expires_at: e.at,
+        };
+        let cert = body_of(&request(&Notice::new(&e, None), HOOK));
+        assert_eq!(
+            (cert["state"].as_str(), cert["days_left"].as_i64()),
+            (Some("cert_expiring"), Some(6))
+        );
     }
 }

@@ -80,6 +80,20 @@ impl Notice {
                     },
                 )
             }
+            Transition::CertExpiring { days_left, expires_at } => {
+                let when = expires_in(days_left);
+                (
+                    "cert_expiring",
+                    "🟠",
+                    format!("🟠 {w}: TLS certificate {when}"),
+                    format!(": TLS certificate {when} ({})", timefmt::rfc3339(expires_at)),
+                    format!(
+                        "TLS certificate {when}: {}\n{}",
+                        timefmt::rfc3339(expires_at),
+                        event.url
+                    ),
+                )
+            }
             Transition::Test => (
                 "test",
                 "🔔",
@@ -94,7 +108,10 @@ impl Notice {
             state,
             error: event.error.clone(),
             at: timefmt::rfc3339(event.at),
-            days_left: None,
+            days_left: match event.transition {
+                Transition::CertExpiring { days_left, .. } => Some(days_left),
+                _ => None,
+            },
             title,
             body,
             status_page: status_page.map(str::to_string),
@@ -131,6 +148,16 @@ pub fn status_page_from(self_url: &str) -> String {
         .or_else(|| base.strip_suffix("/health"))
         .unwrap_or(base);
     format!("{}/", base.trim_end_matches('/'))
+}
+
+/// `expires in 6 days`, `expires in 1 day`, `expires today`, `has expired`.
+fn expires_in(days_left: i64) -> String {
+    match days_left {
+        d if d < 0 => "has expired".to_string(),
+        0 => "expires today".to_string(),
+        1 => "expires in 1 day".to_string(),
+        d => format!("expires in {d} days"),
+    }
 }
 
 /// `master-pinger test message from HOST`.
@@ -204,6 +231,32 @@ mod tests {
         assert!(n.body.starts_with("master-pinger test message from "));
         assert!(n.text(Markup::Markdown).contains("master-pinger test message from "));
         assert!(!hostname().is_empty());
+    }
+
+    #[test]
+    fn a_certificate_warning_says_when() {
+        let cert = |days_left| {
+            let mut e = event(Transition::Up);
+            e.transition = Transition::CertExpiring {
+                days_left,
+                expires_at: std::time::UNIX_EPOCH + Duration::from_secs(1_796_378_400),
+            };
+            Notice::new(&e, None)
+        };
+        let n = cert(6);
+        assert_eq!((n.state, n.days_left), ("cert_expiring", Some(6)));
+        assert_eq!(n.title, "🟠 rag: TLS certificate expires in 6 days");
+        assert_eq!(
+            n.text(Markup::Markdown),
+            "🟠 **rag**: TLS certificate expires in 6 days (2026-12-04T10:00:00Z)"
+        );
+        assert_eq!(
+            n.body,
+            "TLS certificate expires in 6 days: 2026-12-04T10:00:00Z\nhttps://rag.hf.space/health"
+        );
+        assert_eq!(cert(1).title, "🟠 rag: TLS certificate expires in 1 day");
+        assert!(cert(0).title.ends_with("expires today"));
+        assert!(cert(-2).title.ends_with("has expired"));
     }
 
     #[test]

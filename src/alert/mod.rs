@@ -35,6 +35,11 @@ use std::time::SystemTime;
 pub enum Transition {
     Down,
     Up,
+    /// The server's certificate fell under one of the channel's `cert_expiry_days`.
+    CertExpiring {
+        days_left: i64,
+        expires_at: SystemTime,
+    },
     /// `notify-test`: no worker changed, the channel is being tried.
     Test,
 }
@@ -45,6 +50,7 @@ impl Transition {
         match self {
             Transition::Down => "down",
             Transition::Up => "up",
+            Transition::CertExpiring { .. } => "cert_expiring",
             Transition::Test => "test",
         }
     }
@@ -222,7 +228,7 @@ impl Alerter {
             let counts = Arc::clone(&counts);
             let queue = queue::start(
                 &format!("alert-{i}"),
-                "alert",
+                format!("alert channel {name}"),
                 Arc::clone(&waker),
                 move |event: Event, waker: &Waker| {
                     let notice = Notice::new(&event, page.as_deref());

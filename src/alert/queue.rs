@@ -21,15 +21,15 @@ const STACK_SIZE: usize = 256 * 1024;
 pub struct Queue<T> {
     items: Mutex<VecDeque<T>>,
     cv: Condvar,
-    what: &'static str,
+    what: String,
 }
 
 impl<T> Queue<T> {
-    pub fn new(what: &'static str) -> Queue<T> {
+    pub fn new(what: impl Into<String>) -> Queue<T> {
         Queue {
             items: Mutex::new(VecDeque::new()),
             cv: Condvar::new(),
-            what,
+            what: what.into(),
         }
     }
 
@@ -76,7 +76,7 @@ impl<T> Queue<T> {
 /// the queue to push into. `what` names the queue in log lines.
 pub fn start<T: Send + 'static>(
     thread: &str,
-    what: &'static str,
+    what: impl Into<String>,
     waker: Arc<Waker>,
     mut handle: impl FnMut(T, &Waker) + Send + 'static,
 ) -> std::io::Result<Arc<Queue<T>>> {

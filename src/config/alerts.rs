@@ -260,8 +260,8 @@ fn channel(
         ctx.err(path, format!("expected an object, got {}", kind(v)));
         return None;
     };
-    let type_name = declared_type(ctx, raw, path);
-    let own: Vec<&str> = match type_name {
+    let declared = declared_type(ctx, raw, path);
+    let own: Vec<&str> = match declared {
         Some(Ok(t)) => TYPES
             .iter()
             .find(|(n, _)| *n == t)
@@ -277,137 +277,65 @@ fn channel(
     if let Some(t) = thresholds {
         *t = (c.failure_threshold, c.success_threshold);
     }
-    let field = |key: &str| format!("{path}.{key}");
-    let type_name = match type_name {
+    let type_name = match declared {
         Some(Ok(t)) => t,
         Some(Err(())) => {
             // Still check the destination, so one run reports every problem.
             if obj.contains_key("webhook_url") {
-                secret_url(ctx, obj, &field("webhook_url"), "webhook_url", "json");
+                Fields {
+                    obj,
+                    path,
+                    type_name: "json",
+                }
+                .url(ctx, "webhook_url");
             }
             return None;
         }
-        None => {
-            let url = env_url
-                .clone()
-                .or_else(|| obj.get("webhook_url").and_then(|v| v.as_str()).map(str::to_string));
-            match url {
-                Some(u) => guess_type(&u),
-                // A single object with thresholds only, as before: no channel.
-                None if path == "alerts" => return None,
-                None => {
-                    ctx.err(
-                        &field("type"),
-                        format!("expected a type ({}) or a webhook_url", type_list()),
-                    );
-                    return None;
-                }
-            }
-        }
-    };
-    let need = |ctx: &mut Ctx, key: &str, secret: bool| -> Option<String> {
-        match obj.get(key) {
-            Some(v) => secret_string(ctx, v, &field(key), secret),
+        None => match env_url
+            .as_deref()
+            .or_else(|| obj.get("webhook_url").and_then(|v| v.as_str()))
+        {
+            Some(u) => guess_type(u),
+            // A single object with thresholds only, as before: no channel.
+            None if path == "alerts" => return None,
             None => {
-                ctx.err(&field(key), format!("required for type {type_name}"));
-                None
+                ctx.err(
+                    &format!("{path}.type"),
+                    format!("expected a type ({}) or a webhook_url", type_list()),
+                );
+                return None;
             }
-        }
+        },
     };
+    let f = Fields { obj, path, type_name };
     let kind = match type_name {
         "discord" | "slack" | "json" => {
             let url = match env_url {
                 Some(u) => u,
-                None => secret_url(ctx, obj, &field("webhook_url"), "webhook_url", type_name)?,
+                None => f.url(ctx, "webhook_url")?,
             };
             return Some((c.name.clone(), webhook_channel(type_name, url, &c, path)));
         }
-        "webhook" => {
-            let url = secret_url(ctx, obj, &field("url"), "url", type_name)?;
-            let method = match obj.get("method") {
-                None => "POST",
-                Some(m) => {
-                    let m = ctx.text(m, &field("method"))?.to_ascii_uppercase();
-                    match WEBHOOK_METHODS.iter().find(|x| **x == m) {
-                        Some(x) => x,
-                        None => {
-                            ctx.err(
-                                &field("method"),
-                                format!("expected one of {}, got {m:?}", WEBHOOK_METHODS.join(", ")),
-                            );
-                            return None;
-                        }
-                    }
-                }
-            };
-            let headers = match obj.get("headers") {
-                None => Vec::new(),
-                Some(h) => super::check::headers(ctx, h, &field("headers")),
-            };
-            let body = match obj.get("body") {
-                None => webhook::DEFAULT_BODY.to_string(),
-                Some(b) => ctx.text(b, &field("body"))?,
-            };
-            let unknown = webhook::unknown_placeholders(&body);
-            if !unknown.is_empty() {
-                ctx.err(
-                    &field("body"),
-                    format!(
-                        "unknown placeholder {{{{{}}}}} (expected {})",
-                        unknown[0],
-                        webhook::PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
-                    ),
-                );
-                return None;
-            }
-            Kind::Webhook(webhook::Settings {
-                url,
-                method,
-                headers,
-                body,
-            })
-        }
-        "telegram" => {
-            let bot_token = need(ctx, "bot_token", true);
-            let chat_id = match obj.get("chat_id") {
-                Some(Value::Number(n)) if n.is_i64() => Some(n.to_string()),
-                Some(v @ Value::String(_)) => secret_string(ctx, v, &field("chat_id"), false),
-                Some(v) => {
-                    ctx.err(
-                        &field("chat_id"),
-                        format!("expected a chat id (a number or \"@channel\"), got {}", kind(v)),
-                    );
-                    None
-                }
-                None => need(ctx, "chat_id", false),
-            };
-            let api_url = api_url(ctx, obj, &field("api_url"), telegram::DEFAULT_API_URL)?;
-            Kind::Telegram(telegram::Settings {
-                bot_token: bot_token?,
-                chat_id: chat_id?,
-                api_url,
-            })
-        }
+        "webhook" => webhook_kind(ctx, &f)?,
+        "telegram" => telegram_kind(ctx, &f)?,
         "ntfy" => {
-            let url = secret_url(ctx, obj, &field("url"), "url", type_name)?;
+            let url = f.url(ctx, "url")?;
             let token = match obj.get("token") {
                 None => None,
-                Some(t) => Some(secret_string(ctx, t, &field("token"), true)?),
+                Some(t) => Some(secret_string(ctx, t, &f.at("token"), true)?),
             };
             Kind::Ntfy(ntfy::Settings { url, token })
         }
         "gotify" => {
-            let url = secret_url(ctx, obj, &field("url"), "url", type_name);
-            let token = need(ctx, "token", true);
+            let (url, token) = (f.url(ctx, "url"), f.need(ctx, "token", true));
             Kind::Gotify(gotify::Settings {
                 url: url?,
                 token: token?,
             })
         }
         "pushover" => {
-            let user_key = need(ctx, "user_key", true);
-            let app_token = need(ctx, "app_token", true);
-            let api_url = api_url(ctx, obj, &field("api_url"), pushover::DEFAULT_API_URL)?;
+            let (user_key, app_token) = (f.need(ctx, "user_key", true), f.need(ctx, "app_token", true));
+            let api_url = api_url(ctx, obj, &f.at("api_url"), pushover::DEFAULT_API_URL)?;
             Kind::Pushover(pushover::Settings {
                 user_key: user_key?,
                 app_token: app_token?,
@@ -417,6 +345,106 @@ fn channel(
         _ => return None,
     };
     Some((c.name.clone(), finish(kind, &c, path)))
+}
+
+/// One channel object of a known type, read field by field.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    path: &'a str,
+    type_name: &'static str,
+}
+
+impl Fields<'_> {
+    fn at(&self, key: &str) -> String {
+        format!("{}.{key}", self.path)
+    }
+
+    /// A field the type requires: a non-empty string, never quoted when `secret`.
+    fn need(&self, ctx: &mut Ctx, key: &str, secret: bool) -> Option<String> {
+        match self.obj.get(key) {
+            Some(v) => secret_string(ctx, v, &self.at(key), secret),
+            None => {
+                ctx.err(&self.at(key), format!("required for type {}", self.type_name));
+                None
+            }
+        }
+    }
+
+    /// A required destination URL: a secret, so a bad one is reported without its value.
+    fn url(&self, ctx: &mut Ctx, key: &str) -> Option<String> {
+        let u = self.need(ctx, key, true)?;
+        if crate::target_url::parse(&u).is_err() || ureq::http::Uri::try_from(u.as_str()).is_err() {
+            ctx.err(&self.at(key), NOT_A_URL);
+            return None;
+        }
+        Some(u)
+    }
+}
+
+/// `webhook`: url, method, headers and the body template (its placeholders checked here).
+fn webhook_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
+    let url = f.url(ctx, "url")?;
+    let method = match f.obj.get("method") {
+        None => "POST",
+        Some(m) => {
+            let m = ctx.text(m, &f.at("method"))?.to_ascii_uppercase();
+            let Some(known) = WEBHOOK_METHODS.iter().find(|x| **x == m) else {
+                ctx.err(
+                    &f.at("method"),
+                    format!("expected one of {}, got {m:?}", WEBHOOK_METHODS.join(", ")),
+                );
+                return None;
+            };
+            known
+        }
+    };
+    let headers = match f.obj.get("headers") {
+        None => Vec::new(),
+        Some(h) => super::check::headers(ctx, h, &f.at("headers")),
+    };
+    let body = match f.obj.get("body") {
+        None => webhook::DEFAULT_BODY.to_string(),
+        Some(b) => ctx.text(b, &f.at("body"))?,
+    };
+    if let Some(unknown) = webhook::unknown_placeholders(&body).first() {
+        ctx.err(
+            &f.at("body"),
+            format!(
+                "unknown placeholder {{{{{unknown}}}}} (expected {})",
+                webhook::PLACEHOLDERS.map(|p| format!("{{{{{p}}}}}")).join(", ")
+            ),
+        );
+        return None;
+    }
+    Some(Kind::Webhook(webhook::Settings {
+        url,
+        method,
+        headers,
+        body,
+    }))
+}
+
+/// `telegram`: the bot token, the chat (a number or `@channel`) and the API's base URL.
+fn telegram_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
+    let bot_token = f.need(ctx, "bot_token", true);
+    let chat_id = match f.obj.get("chat_id") {
+        Some(Value::Number(n)) if n.is_i64() => Some(n.to_string()),
+        Some(v @ Value::String(_)) => secret_string(ctx, v, &f.at("chat_id"), false),
+        Some(v) => {
+            ctx.err(
+                &f.at("chat_id"),
+                format!("expected a chat id (a number or \"@channel\"), got {}", kind(v)),
+            );
+            None
+        }
+        None => f.need(ctx, "chat_id", false),
+    };
+    let api_url = api_url(ctx, f.obj, &f.at("api_url"), telegram::DEFAULT_API_URL)?;
+    Some(Kind::Telegram(telegram::Settings {
+        bot_token: bot_token?,
+        chat_id: chat_id?,
+        api_url,
+    }))
 }
 
 /// `type` (or its old name `format`): `Ok` a known type, `Err` an unknown one (reported).
@@ -556,20 +584,6 @@ fn secret_string(ctx: &mut Ctx, v: &Value, path: &str, secret: bool) -> Option<S
         return None;
     }
     Some(s)
-}
-
-/// A destination URL: a secret, so a bad one is reported without its value.
-fn secret_url(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str, key: &str, type_name: &str) -> Option<String> {
-    let Some(v) = obj.get(key) else {
-        ctx.err(path, format!("required for type {type_name}"));
-        return None;
-    };
-    let u = secret_string(ctx, v, path, true)?;
-    if crate::target_url::parse(&u).is_err() || ureq::http::Uri::try_from(u.as_str()).is_err() {
-        ctx.err(path, NOT_A_URL);
-        return None;
-    }
-    Some(u)
 }
 
 /// An API base URL (not a secret); `default` when absent.
