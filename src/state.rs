@@ -85,10 +85,10 @@ impl Record {
     }
 
     pub fn health(&self) -> Health {
-        match self.history.last() {
+        match self.history.last_ok() {
             None => Health::Pending,
-            Some(r) if r.ok => Health::Up,
-            Some(_) => Health::Down,
+            Some(true) => Health::Up,
+            Some(false) => Health::Down,
         }
     }
 
