@@ -11,6 +11,7 @@ USAGE:
     master-pinger check [--config PATH]             validate the configuration, print the schedule, exit
     master-pinger healthcheck [--url URL]           GET http://127.0.0.1:$PORT/health; exit 0 if alive, 1 if not
     master-pinger notify-test [--config PATH]       send one test message through every alert channel
+    master-pinger once [--config PATH] [--json]     check every worker once (retries included), print, exit
     master-pinger --help | --version
 
 OPTIONS:
@@ -19,13 +20,15 @@ OPTIONS:
     --shard I/N     for the service and check: only shard I of N shards of the workers, those whose
                     name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
     --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
+    --json          for once: print the /status document instead of one line per worker
 
 ENVIRONMENT:
     PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
     PINGER_WEBHOOK_URL, PINGER_SHARD, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
 
 EXIT STATUS:
-    0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration
+    0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration;
+    once: 0 every worker up, 1 any worker down, 2 bad usage or bad configuration
 ";
 
 #[derive(Debug, Clone)]
@@ -34,6 +37,7 @@ pub enum Command {
     Check(Flags),
     NotifyTest(Flags),
     Healthcheck { url: Option<String> },
+    Once { flags: Flags, json: bool },
     Help,
     Version,
 }
@@ -42,11 +46,14 @@ pub enum Command {
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut iter = args.iter().peekable();
     let sub = match iter.peek().map(|s| s.as_str()) {
-        Some("check") | Some("healthcheck") | Some("notify-test") | Some("run") => iter.next().map(|s| s.as_str()),
+        Some("check") | Some("healthcheck") | Some("notify-test") | Some("once") | Some("run") => {
+            iter.next().map(|s| s.as_str())
+        }
         _ => None,
     };
     let mut flags = Flags::default();
     let mut url = None;
+    let mut json = false;
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
@@ -62,12 +69,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         match (name, sub) {
             ("-h" | "--help", _) => return Ok(Command::Help),
             ("-V" | "--version", _) => return Ok(Command::Version),
-            ("--config", None | Some("run") | Some("check") | Some("notify-test")) => {
+            ("--config", None | Some("run") | Some("check") | Some("notify-test") | Some("once")) => {
                 flags.config = Some(PathBuf::from(value("a file path")?))
             }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
             ("--shard", None | Some("run") | Some("check")) => flags.shard = Some(value("I/N, such as 2/3")?),
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
+            ("--json", Some("once")) if inline.is_none() => json = true,
             (other, _) if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?} for {}", sub.unwrap_or("the service")));
             }
@@ -78,6 +86,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("check") => Command::Check(flags),
         Some("notify-test") => Command::NotifyTest(flags),
         Some("healthcheck") => Command::Healthcheck { url },
+        Some("once") => Command::Once { flags, json },
         _ => Command::Run(flags),
     })
 }
@@ -116,6 +125,11 @@ mod tests {
             parse(&args(&["healthcheck", "--url", "http://x"])),
             Ok(Command::Healthcheck { url: Some(_) })
         ));
+        assert!(matches!(
+            parse(&args(&["once", "--json", "--config", "x"])),
+            Ok(Command::Once { json: true, .. })
+        ));
+        assert!(matches!(parse(&args(&["once"])), Ok(Command::Once { json: false, .. })));
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
         assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
         assert!(matches!(
@@ -143,6 +157,12 @@ mod tests {
                 .contains("for check")
         );
         assert!(parse(&args(&["stray"])).unwrap_err().contains("unexpected argument"));
+        assert!(parse(&args(&["--json"])).unwrap_err().contains("for the service"));
+        assert!(
+            parse(&args(&["once", "--listen", "x"]))
+                .unwrap_err()
+                .contains("for once")
+        );
         assert!(
             parse(&args(&["--shard"]))
                 .unwrap_err()

@@ -7,6 +7,7 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
@@ -48,7 +49,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             EXIT_OK
         }
         cli::Command::Version => {
-            println!("master-pinger {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", version_line());
             EXIT_OK
         }
         cli::Command::Healthcheck { url } => healthcheck(url, env),
@@ -59,6 +60,15 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                     eprintln!("warning: {w}");
                 }
                 EXIT_OK
+            }
+            Err(errors) => report_config_errors(&errors),
+        },
+        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("warning: {w}");
+                }
+                once::run(&cfg, json)
             }
             Err(errors) => report_config_errors(&errors),
         },
@@ -76,6 +86,27 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             },
             Err(errors) => report_config_errors(&errors),
         },
+    }
+}
+
+/// What `--version` prints: the version and the target triple the binary was built for.
+pub fn version_line() -> String {
+    format!(
+        "master-pinger {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MASTER_PINGER_TARGET")
+    )
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == config::SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
     }
 }
 
@@ -278,17 +309,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         .cloned()
         .chain(cfg.self_ping.iter().cloned())
         .collect();
-    let infos = targets
-        .iter()
-        .map(|t| TargetInfo {
-            name: t.name.clone(),
-            display_url: t.display_url.clone(),
-            interval: t.interval,
-            // Configured workers cannot be named "self" (config rejects it).
-            is_self: t.name == config::SELF_NAME,
-            restarts_enabled: t.space_id.is_some(),
-        })
-        .collect();
+    let infos = targets.iter().map(target_info).collect();
     let state = Arc::new(State::new(infos, cfg.settings.history, started));
 
     let persister = cfg.settings.state_file.clone().map(|path| {

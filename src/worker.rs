@@ -125,6 +125,19 @@ pub fn guarded(check: impl FnOnce() -> Outcome) -> Outcome {
     })
 }
 
+/// The record a finished check leaves in the shared state.
+pub fn record_of(outcome: &Outcome, at: SystemTime) -> CheckRecord {
+    CheckRecord {
+        at_ms: unix_millis(at),
+        ok: outcome.ok,
+        status: outcome.status,
+        latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
+        duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+        attempts: outcome.attempts,
+        error: outcome.error.clone(),
+    }
+}
+
 fn system_time_of(deadline: Instant) -> SystemTime {
     let now = Instant::now();
     let sys = SystemTime::now();
@@ -179,18 +192,7 @@ impl Worker {
             let now = SystemTime::now();
             self.log_outcome(&outcome, was_ok);
             was_ok = Some(outcome.ok);
-            self.state.record_check(
-                self.slot,
-                CheckRecord {
-                    at_ms: unix_millis(now),
-                    ok: outcome.ok,
-                    status: outcome.status,
-                    latency_ms: outcome.latency.as_millis() as u64,
-                    duration_ms: outcome.duration.as_millis() as u64,
-                    attempts: outcome.attempts,
-                    error: outcome.error.clone(),
-                },
-            );
+            self.state.record_check(self.slot, record_of(&outcome, now));
             streak.observe(outcome.ok, now, &self.thresholds);
             if let Some(alerter) = &self.alerter {
                 alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);

@@ -14,6 +14,8 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod once;
+    pub mod platforms;
     pub mod prometheus;
     pub mod shard;
 }

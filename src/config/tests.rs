@@ -343,6 +343,25 @@ fn alert_channel_lists() {
 }
 
 #[test]
+fn the_webhook_variable_sets_the_single_channel_or_adds_one_to_a_list() {
+    let e = env(&[("PINGER_WEBHOOK_URL", "https://hooks.slack.com/services/env")]);
+    let single = r#"{"alerts": {"webhook_url": "https://x.example/file", "failure_threshold": 4}}"#;
+    let c = build(Some(("cfg.json", single)), &Flags::default(), &e).unwrap();
+    assert_eq!(c.alerts.channels.len(), 1);
+    let ch = &c.alerts.channels[0];
+    assert!(
+        matches!(&ch.kind, Kind::Slack { webhook_url } if webhook_url.ends_with("/env")),
+        "{ch:?}"
+    );
+    assert_eq!(ch.failure_threshold, 4, "the object's settings stay");
+    let list = r#"{"alerts": [{"type": "gotify", "url": "https://g.example", "token": "t"}]}"#;
+    let c = build(Some(("cfg.json", list)), &Flags::default(), &e).unwrap();
+    let names: Vec<&str> = c.alerts.channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["gotify", "slack"]);
+    assert_eq!(c.alerts.channels[1].field, "PINGER_WEBHOOK_URL");
+}
+
+#[test]
 fn alert_channel_errors_name_their_field() {
     let e = errs(
         r#"{"workers": [{"name": "a", "url": "https://a.example/", "alerts": "no"}],

@@ -460,7 +460,14 @@ pub fn run(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (i32, String, 
     )
 }
 
+/// The host's static target (the one the Docker image ships on this machine's architecture).
+#[cfg(target_arch = "x86_64")]
 pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+#[cfg(target_arch = "aarch64")]
+pub const MUSL_TARGET: &str = "aarch64-unknown-linux-musl";
+pub const AARCH64_TARGET: &str = "aarch64-unknown-linux-musl";
+/// The SPEC's bound on every release binary.
+pub const MAX_BINARY_BYTES: u64 = 3 * 1024 * 1024;
 
 /// Says why a test that needs the machine's extras did nothing; under CI that is a failure.
 pub fn skip(why: &str) {
@@ -468,27 +475,95 @@ pub fn skip(why: &str) {
     eprintln!("skipping: {why}");
 }
 
-/// Builds the release binary for musl the way the Dockerfile does.
-pub fn build_static() -> Option<PathBuf> {
+/// True when `program` can be started (it is installed).
+pub fn have(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Builds the static release binary the Dockerfile and the release workflow ship for `target`,
+/// with nothing but `cargo build --release --target` (the linkers are in .cargo/config.toml).
+/// One build per target per test run, shared by every test that asks; `None` (after `skip`)
+/// when the target's standard library is not installed.
+pub fn release_build(target: &'static str) -> Option<PathBuf> {
+    static BUILDS: Mutex<Vec<(&str, Option<PathBuf>)>> = Mutex::new(Vec::new());
+    // Held through the build: a second test asking for the same target waits for this one.
+    let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, built)) = builds.iter().find(|(t, _)| *t == target) {
+        return built.clone();
+    }
+    let built = build_once(target);
+    builds.push((target, built.clone()));
+    built
+}
+
+fn build_once(target: &str) -> Option<PathBuf> {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     if !installed
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(MUSL_TARGET))
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == target))
         .unwrap_or(false)
     {
-        skip("the musl target is not installed (rustup target add x86_64-unknown-linux-musl)");
+        skip(&format!(
+            "the {target} target is not installed (rustup target add {target})"
+        ));
         return None;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target_dir = root.join("target").join("container-test");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--locked", "--target", MUSL_TARGET])
+    // A target folder of its own: the `cargo test` that runs this holds the lock on target/.
+    let target_dir = root.join("target").join("cross");
+    let start = Instant::now();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--locked", "--target", target])
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(root)
-        .status()
+        .stdin(Stdio::null())
+        .output()
         .expect("run cargo build");
-    assert!(status.success(), "the musl build failed");
-    Some(target_dir.join(MUSL_TARGET).join("release").join("master-pinger"))
+    assert!(
+        out.status.success(),
+        "cargo build --release --target {target} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = target_dir.join(target).join("release").join("master-pinger");
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "release build for {target}: {:.1} s, {size} bytes ({:.2} MiB)",
+        start.elapsed().as_secs_f64(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    Some(bin)
+}
+
+/// The host's static musl release binary (see `release_build`).
+pub fn build_static() -> Option<PathBuf> {
+    release_build(MUSL_TARGET)
+}
+
+/// True when the ELF file asks for no program interpreter (no dynamic loader, no libc on disk).
+/// Reads 32- and 64-bit, little-endian ELF.
+pub fn is_static_elf(bytes: &[u8]) -> bool {
+    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
+    let wide = bytes[4] == 2;
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let (phoff, phentsize, phnum) = if wide {
+        let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap()) as usize;
+        (phoff, u16_at(0x36), u16_at(0x38))
+    } else {
+        (u32_at(0x1c) as usize, u16_at(0x2a), u16_at(0x2c))
+    };
+    const PT_INTERP: u32 = 3;
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize) != PT_INTERP)
+}
+
+/// The ELF machine field: 62 x86-64, 183 aarch64, 40 arm.
+pub fn elf_machine(bytes: &[u8]) -> u16 {
+    u16::from_le_bytes([bytes[0x12], bytes[0x13]])
 }
 
 /// The workers' schedule lateness, from their debug lines ("check N started X ms after its deadline").

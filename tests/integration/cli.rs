@@ -14,10 +14,20 @@ fn help_and_version() {
     let (code, out, _) = run(&d, &["--help"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("master-pinger check [--config PATH]"));
+    assert!(out.contains("master-pinger once [--config PATH] [--json]"), "{out}");
     let (code, out, _) = run(&d, &["--version"], &[]);
+    // build.rs passes the target triple; the qemu and container tests check other targets'.
+    let target = env!("MASTER_PINGER_TARGET");
+    assert!(
+        target.starts_with(std::env::consts::ARCH) && target.contains("-linux-"),
+        "{target}"
+    );
     assert_eq!(
         (code, out.trim()),
-        (0, concat!("master-pinger ", env!("CARGO_PKG_VERSION")))
+        (
+            0,
+            format!("master-pinger {} ({target})", env!("CARGO_PKG_VERSION")).as_str()
+        )
     );
 }
 

@@ -1,61 +1,142 @@
-//! The Docker image, proven without a Docker engine: the static musl binary alone in an empty root
-//! (what `FROM scratch` gives it), run as uid 1000 with chroot. Needs root and the musl target;
-//! CI has both (`.ci/run` installs them), elsewhere the test says why it skips.
+//! The Docker image in a real engine, run as a user would: the Dockerfile's `prebuilt` stage built
+//! with BuildKit from the host's static musl binary (no base image is pulled), then run read-only
+//! on the host network with a volume for the state file. `.ci/run` installs and starts the engine
+//! (`dockerd --bridge=none --iptables=false`); without one the test says so and skips, except
+//! under `CI=true`.
 
-use crate::common::{FakeServer, Pinger, build_static, ok, skip, temp_dir};
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use crate::common::{FakeServer, MAX_BINARY_BYTES, build_static, is_static_elf, ok, request, skip, temp_dir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
+/// The SPEC's bound on the image.
+const MAX_IMAGE_BYTES: u64 = 3_000_000;
 
-/// True when the ELF file asks for no program interpreter (no dynamic loader, no libc on disk).
-fn is_static_elf(bytes: &[u8]) -> bool {
-    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap()) as usize;
-    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
-    const PT_INTERP: u32 = 3;
-    (0..phnum).all(|i| {
-        let o = phoff + i * phentsize;
-        u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) != PT_INTERP
-    })
-}
-
-fn chroot(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new("chroot");
-    c.env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .arg("--userspec=1000:1000")
-        .arg(root)
-        .arg("/master-pinger")
-        .args(args);
-    for (k, v) in env {
-        c.env(k, v);
+/// The Docker client: Debian's (`docker.io`, which `.ci/run` installs) when present. Its BuildKit
+/// is built in; a newer client without the buildx plugin refuses `DOCKER_BUILDKIT=1`.
+fn client() -> PathBuf {
+    let debian = Path::new("/usr/bin/docker");
+    if debian.exists() {
+        debian.to_path_buf()
+    } else {
+        PathBuf::from("docker")
     }
-    c
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new(client())
+        .args(args)
+        .env("DOCKER_BUILDKIT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"))
+}
+
+/// Runs docker and returns its trimmed stdout; fails the test on a non-zero exit.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn inspect(object: &str, format: &str) -> String {
+    docker_ok(&["inspect", "--format", format, object])
+}
+
+/// Removes what the test created, whatever happens to it.
+struct Cleanup {
+    container: String,
+    volume: String,
+    image: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.container]);
+        let _ = docker(&["volume", "rm", "-f", &self.volume]);
+        let _ = docker(&["rmi", "-f", &self.image]);
+    }
+}
+
+fn docker_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("no Docker architecture for {other}"),
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> Option<String>) -> Duration {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < within {
+        match f() {
+            None => return start.elapsed(),
+            Some(why) => last = Some(why),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}: {}", last.unwrap_or_default());
 }
 
 #[test]
-fn the_static_binary_runs_alone_in_an_empty_root_as_uid_1000() {
-    if !is_root() {
-        return skip("chroot needs root");
+fn the_prebuilt_image_runs_read_only_as_uid_1000_healthy_and_stops_fast() {
+    if !docker(&["info"]).status.success() {
+        return skip("no Docker engine is running (apt-get install docker.io; dockerd --bridge=none --iptables=false)");
     }
     let Some(binary) = build_static() else { return };
-    let bytes = std::fs::read(&binary).expect("the musl binary");
-    assert!(is_static_elf(&bytes), "the binary must be statically linked");
-    eprintln!("static binary: {} bytes", bytes.len());
+    let bytes = std::fs::read(&binary).unwrap();
+    assert!(is_static_elf(&bytes), "the image's binary must be static");
+    assert!(bytes.len() as u64 <= MAX_BINARY_BYTES);
 
-    let root = temp_dir("scratch-root");
-    std::fs::copy(&binary, root.join("master-pinger")).unwrap();
-    let listing: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
-    assert_eq!(listing.len(), 1, "the root holds the binary alone");
+    // A build context as the release workflow lays it out: the Dockerfile, .dockerignore (which
+    // must let dist/ in) and dist/<arch>/master-pinger.
+    let ctx = temp_dir("docker-ctx");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["Dockerfile", ".dockerignore"] {
+        std::fs::copy(root.join(f), ctx.join(f)).unwrap();
+    }
+    let dist = ctx.join("dist").join(docker_arch());
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::copy(&binary, dist.join("master-pinger")).unwrap();
+
+    let tag = format!("mp-test-{}", std::process::id());
+    let cleanup = Cleanup {
+        container: tag.clone(),
+        volume: format!("{tag}-data"),
+        image: format!("{tag}:latest"),
+    };
+    let image = cleanup.image.as_str();
+    let started = Instant::now();
+    docker_ok(&[
+        "build",
+        "--build-arg",
+        "BINARY=prebuilt",
+        "-t",
+        image,
+        ctx.to_str().unwrap(),
+    ]);
+    eprintln!("image built in {:.1} s", started.elapsed().as_secs_f64());
+
+    let size: u64 = inspect(image, "{{.Size}}").parse().unwrap();
+    eprintln!("image size: {size} bytes (binary {} bytes)", bytes.len());
+    assert!(size <= MAX_IMAGE_BYTES, "image is {size} bytes, over 3 MB");
+    assert_eq!(inspect(image, "{{.Config.User}}"), "1000:1000");
+    assert_eq!(
+        inspect(image, "{{json .Config.Healthcheck.Test}}"),
+        r#"["CMD","/master-pinger","healthcheck"]"#
+    );
+    assert!(inspect(image, "{{json .Config.ExposedPorts}}").contains("7860/tcp"));
 
     let target = FakeServer::always(ok());
     // Answers every connection with plain HTTP at once: a TLS client must fail on it as TLS.
@@ -68,39 +149,108 @@ fn the_static_binary_runs_alone_in_an_empty_root_as_uid_1000() {
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    // No /etc/hosts in an empty root: 127.0.0.1, never localhost. The https worker proves the TLS
-    // stack starts with no CA files on disk (it fails on the plain-HTTP server with a tls error).
+    // No /etc/hosts in the image: 127.0.0.1, never localhost.
     let workers = format!(
-        r#"[{{"name": "t", "url": "{}", "interval": "1s"}}, {{"name": "tls", "url": "https://127.0.0.1:{plain_port}/", "interval": "1h", "retries": 0}}]"#,
-        target.url("/")
+        r#"[{{"name": "t", "url": "{}", "interval": "1s", "timeout": "5s"}},
+            {{"name": "tls", "url": "https://127.0.0.1:{plain_port}/", "interval": "1h", "retries": 0}}]"#,
+        target.url("/health")
     );
-    let c = chroot(&root, &["--listen", "127.0.0.1:0"], &[("PINGER_WORKERS", &workers)]);
-    let p = Pinger::spawn(c, root.clone());
-    assert_eq!(p.get("/health").body, r#"{"status":"alive"}"#);
-    p.wait_worker("t", Duration::from_secs(10), |w| {
-        w["checks"].as_u64() >= Some(2) && w["state"] == "up"
+    let port = free_port().to_string();
+    docker_ok(&["volume", "create", &cleanup.volume]);
+    let run_started = Instant::now();
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &cleanup.container,
+        "--network",
+        "host",
+        "--read-only",
+        "-v",
+        &format!("{}:/data", cleanup.volume),
+        "-e",
+        &format!("PORT={port}"),
+        "-e",
+        "PINGER_STATE_FILE=/data/pinger-state.json",
+        "-e",
+        &format!("PINGER_WORKERS={workers}"),
+        "--health-interval",
+        "250ms",
+        "--health-timeout",
+        "5s",
+        "--health-start-period",
+        "0s",
+        image,
+    ]);
+    let container = cleanup.container.as_str();
+    let health_url = format!("http://127.0.0.1:{port}/health");
+    let logs = || {
+        let out = docker(&["logs", container]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    wait_for("/health", Duration::from_secs(30), || {
+        if inspect(container, "{{.State.Running}}") != "true" {
+            panic!("the container stopped:\n{}", logs());
+        }
+        let alive = std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap())).is_ok()
+            && request("GET", &health_url, None).body == r#"{"status":"alive"}"#;
+        (!alive).then(|| "no answer yet".to_string())
     });
-    let tls = p.wait_worker("tls", Duration::from_secs(15), |w| w["checks"] == 1);
+    let to_health = run_started.elapsed();
+    wait_for("HEALTHCHECK healthy", Duration::from_secs(60), || {
+        let status = inspect(container, "{{.State.Health.Status}}");
+        (status != "healthy").then_some(status)
+    });
+    let to_healthy = run_started.elapsed();
+    eprintln!(
+        "from docker run: /health answered after {:.2} s, Docker reported healthy after {:.2} s",
+        to_health.as_secs_f64(),
+        to_healthy.as_secs_f64()
+    );
+    assert!(run_started.elapsed() < Duration::from_secs(90));
+
+    // Root file system read-only, process uid 1000 (as the kernel sees it, not as configured).
+    assert_eq!(inspect(container, "{{.HostConfig.ReadonlyRootfs}}"), "true");
+    let pid = inspect(container, "{{.State.Pid}}");
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+    assert_eq!(uid.split_whitespace().collect::<Vec<_>>()[1..], ["1000"; 4], "{uid}");
+
+    let status_url = format!("http://127.0.0.1:{port}/status");
+    wait_for("a check of the target", Duration::from_secs(30), || {
+        let body = request("GET", &status_url, None).body;
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let (t, tls) = (&doc["workers"][0], &doc["workers"][1]);
+        let done = t["state"] == "up" && t["checks"].as_u64() >= Some(2) && tls["checks"] == 1;
+        (!done).then_some(body)
+    });
+    // No CA files in the image: the TLS stack still starts (bundled roots) and fails on a
+    // plain-HTTP server as TLS, not as a missing-roots error.
+    let doc: serde_json::Value = serde_json::from_str(&request("GET", &status_url, None).body).unwrap();
+    let tls_error = doc["workers"][1]["last_check"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(tls_error.starts_with("tls: "), "{tls_error}");
     assert!(
-        tls["last_check"]["error"].as_str().unwrap().starts_with("tls: "),
-        "{tls}"
+        !request("GET", &status_url, None).body.contains("persistence_error"),
+        "the state file's folder is writable for uid 1000:\n{}",
+        logs()
     );
 
-    let port = p.port.to_string();
-    let health = chroot(&root, &["healthcheck"], &[("PORT", &port)]).output().unwrap();
-    assert_eq!(
-        health.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&health.stderr)
+    let stop_started = Instant::now();
+    docker_ok(&["stop", "-t", "10", container]);
+    let stop_took = stop_started.elapsed();
+    eprintln!("docker stop returned after {:.2} s", stop_took.as_secs_f64());
+    assert!(stop_took < Duration::from_secs(2), "docker stop took {stop_took:?}");
+    assert_eq!(inspect(container, "{{.State.ExitCode}}"), "0", "{}", logs());
+
+    let mountpoint = docker_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &cleanup.volume]);
+    let saved = std::fs::read_to_string(Path::new(&mountpoint).join("pinger-state.json"))
+        .unwrap_or_else(|e| panic!("no state file in the volume ({e}):\n{}", logs()));
+    let saved: serde_json::Value = serde_json::from_str(&saved).expect("the state file is JSON");
+    assert!(
+        saved.to_string().contains(r#""t""#),
+        "the worker's history was saved: {saved}"
     );
-    drop(p);
-    let dead = chroot(
-        &root,
-        &["healthcheck", "--url", &format!("http://127.0.0.1:{port}/health")],
-        &[],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(dead.status.code(), Some(1), "nothing listens any more");
 }
