@@ -318,12 +318,16 @@ impl State {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let inner = self.lock();
+        // The uptime ratios are sums over 54 buckets a target: worked out after the lock is
+        // released, from copies (448 bytes each).
+        let mut uptimes: Vec<Uptime> = Vec::with_capacity(inner.slots.len());
         let mut views: Vec<TargetView> = self
             .infos
             .iter()
             .zip(&inner.slots)
             .map(|(info, slot)| {
                 let r = &slot.record;
+                uptimes.push(r.uptime);
                 TargetView {
                     name: info.name.clone(),
                     url: info.display_url.clone(),
@@ -340,13 +344,16 @@ impl State {
                     last_restart_at_ms: r.last_restart_at_ms,
                     last: r.last(),
                     next_check_at_ms: slot.next_check_at_ms,
-                    uptime: r.uptime.ratios(now_ms),
+                    uptime: [None; 3],
                     history: r.history.newest(limit).collect(),
                 }
             })
             .collect();
         let persistence_error = inner.persistence_error.clone();
         drop(inner);
+        for (view, uptime) in views.iter_mut().zip(&uptimes) {
+            view.uptime = uptime.ratios(now_ms);
+        }
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
             _ => None,
