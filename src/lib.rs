@@ -281,9 +281,6 @@ fn init_logging(level: log::LevelFilter) {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
-        if info.location().is_some_and(|l| l.file().contains("tiny_http")) {
-            web::server::tiny_http_panicked();
-        }
     }));
     // A second init (tests calling run twice) fails harmlessly.
     let _ = simple_logger::SimpleLogger::new()
@@ -333,7 +330,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
     let shutdown = Arc::new(Shutdown::default());
     install_signal_handlers(&shutdown)?;
-    let listener = web::server::bind(&cfg.settings.listen, cfg.settings.header_timeout)
+    let listener = web::server::bind(&cfg.settings.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
         Ok(addr) => log::info!(

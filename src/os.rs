@@ -1,111 +1,158 @@
-//! Two process knobs std has no wrapper for (libc is linked anyway, so a few declarations are
-//! cheaper than a crate):
+//! Process and socket knobs std has no wrapper for, on the `libc` crate (its types and constants,
+//! so that the same code is right on 32- and 64-bit targets):
 //! - the soft open-files limit is raised to the hard one at start-up, so a burst of connections
 //!   meets the largest limit the host allows;
 //! - the HTTP side runs at a lower CPU priority than the workers, so however hard clients hit the
 //!   server, a worker that wakes for its deadline gets a core first;
 //! - a worker hands back the stack pages one check touched before it goes back to sleep;
-//! - the HTTP connection guard duplicates descriptors and reads `TCP_INFO`.
+//! - the HTTP side sets `TCP_NODELAY`, tells sockets apart by inode, duplicates descriptors and
+//!   reads `TCP_INFO`.
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+/// The identity of an open file (here: a socket) for as long as it is open.
+#[cfg(target_os = "linux")]
+pub type Inode = libc::ino_t;
+#[cfg(not(target_os = "linux"))]
+pub type Inode = u64;
+
+/// The calling thread's stack. Only `current_stack` makes one, and it cannot leave the thread
+/// that made it, so `release_stack_below_here` is only ever given the caller's own stack.
+pub struct Stack {
+    low: usize,
+    size: usize,
+    _this_thread_only: std::marker::PhantomData<*const ()>,
+}
+
+impl Stack {
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+#[cfg(target_os = "linux")]
 mod imp {
-    /// `struct rlimit` on 64-bit Linux (glibc and musl): two `unsigned long`s.
-    #[repr(C)]
-    struct RLimit {
-        cur: u64,
-        max: u64,
-    }
-
-    const RLIMIT_NOFILE: i32 = 7;
-
-    const PRIO_PROCESS: i32 = 0;
-    const MADV_DONTNEED: i32 = 4;
-    const PAGE: usize = 4096;
-
-    unsafe extern "C" {
-        fn getrlimit(resource: i32, rlim: *mut RLimit) -> i32;
-        fn setrlimit(resource: i32, rlim: *const RLimit) -> i32;
-        fn gettid() -> i32;
-        fn setpriority(which: i32, who: u32, prio: i32) -> i32;
-        fn pthread_self() -> usize;
-        fn pthread_getattr_np(thread: usize, attr: *mut PthreadAttr) -> i32;
-        fn pthread_attr_getstack(attr: *const PthreadAttr, addr: *mut usize, size: *mut usize) -> i32;
-        fn pthread_attr_destroy(attr: *mut PthreadAttr) -> i32;
-        fn madvise(addr: usize, len: usize, advice: i32) -> i32;
-        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
-        fn getsockopt(fd: i32, level: i32, name: i32, value: *mut u8, len: *mut u32) -> i32;
-    }
-
-    const F_DUPFD_CLOEXEC: i32 = 1030;
-    const SOL_TCP: i32 = 6;
-    const TCP_INFO: i32 = 11;
+    use super::{Inode, Stack};
+    use std::mem::MaybeUninit;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
     /// A new descriptor for whatever `fd` refers to right now, or `None` (closed, or no
     /// descriptor to spare). Unlike a borrowed raw fd, the duplicate keeps that very socket
     /// alive: it cannot be closed and reused under the caller.
-    pub fn dup(fd: i32) -> Option<std::os::fd::OwnedFd> {
-        use std::os::fd::FromRawFd;
+    pub fn dup(fd: RawFd) -> Option<OwnedFd> {
         // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads the descriptor number; a closed one is EBADF.
-        let new = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0i32) };
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0 as libc::c_int) };
         // SAFETY: a non-negative result is a fresh descriptor that nothing else owns.
-        (new >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+        (new >= 0).then(|| unsafe { OwnedFd::from_raw_fd(new) })
     }
 
-    /// `TCP_INFO` of a TCP socket: (state, ms since data was last sent, ms since data was last
-    /// received). Both times count from the connection's start when nothing has moved yet.
-    pub fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u8, u32, u32)> {
-        use std::os::fd::AsRawFd;
-        // Offsets in `struct tcp_info`, stable since Linux 2.6: state at 0, last_data_sent at
-        // 44, last_data_recv at 52.
-        let mut buf = [0u8; 104];
-        let mut len = buf.len() as u32;
-        // SAFETY: the kernel writes at most `len` bytes into `buf` and updates `len`.
-        let r = unsafe { getsockopt(fd.as_raw_fd(), SOL_TCP, TCP_INFO, buf.as_mut_ptr(), &mut len) };
-        if r != 0 || len < 56 {
+    /// The inode of the socket descriptor `fd` refers to right now; `None` when it is closed or
+    /// not a socket. It takes no descriptor, so it works when none are left.
+    pub fn socket_inode(fd: RawFd) -> Option<Inode> {
+        let mut st = MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: fstat writes a `struct stat` into the buffer it is given, which is one; a
+        // closed descriptor is EBADF and leaves it untouched.
+        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
             return None;
         }
-        let u32_at = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-        Some((buf[0], u32_at(44), u32_at(52)))
+        // SAFETY: zeroed, then filled in by a successful fstat; every field is an integer.
+        let st = unsafe { st.assume_init() };
+        (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
     }
 
-    /// `pthread_attr_t` is 56 bytes on 64-bit glibc and musl; 64 leaves room to spare.
-    #[repr(C, align(8))]
-    pub struct PthreadAttr([u8; 64]);
+    /// `TCP_INFO` of a TCP socket: (state, milliseconds since data was last sent on it). The time
+    /// counts from the connection's start when nothing has been sent yet.
+    pub fn tcp_info(fd: BorrowedFd<'_>) -> Option<(u8, u32)> {
+        let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `info` and sets `len` to the count.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        // An older kernel fills in a shorter prefix; the fields read here are in every version.
+        let needed = std::mem::offset_of!(libc::tcp_info, tcpi_last_data_sent) + 4;
+        if r != 0 || (len as usize) < needed {
+            return None;
+        }
+        // SAFETY: zeroed, then (partly) filled in by the kernel; every field is an integer.
+        let info = unsafe { info.assume_init() };
+        Some((info.tcpi_state, info.tcpi_last_data_sent))
+    }
 
-    /// The calling thread's stack as (lowest address, size).
-    pub fn current_stack() -> Option<(usize, usize)> {
-        let mut attr = PthreadAttr([0; 64]);
-        let (mut addr, mut size) = (0usize, 0usize);
-        // SAFETY: `attr` is large enough and aligned for pthread_attr_t; it is initialised by
-        // pthread_getattr_np before use and destroyed after.
-        unsafe {
-            if pthread_getattr_np(pthread_self(), &mut attr) != 0 {
-                return None;
-            }
-            let ok = pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
-            pthread_attr_destroy(&mut attr);
-            (ok && size > 0).then_some((addr, size))
+    /// Sets `TCP_NODELAY` on a TCP socket. On a listening socket, Linux copies it to every
+    /// connection accepted from it.
+    pub fn set_nodelay(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`, which lives across the call.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw const on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
         }
     }
 
-    /// Returns to the kernel the pages of `stack` below the caller's frame (minus a margin).
-    /// A worker's check touches ~50-80 KiB of stack (HTTP, DNS, TLS); without this every sleeping
-    /// worker would keep those pages resident for good. Returns the bytes released.
+    pub fn current_stack() -> Option<Stack> {
+        let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
+        let (mut addr, mut size) = (std::ptr::null_mut::<libc::c_void>(), 0 as libc::size_t);
+        // SAFETY: pthread_getattr_np initialises `attr` when it succeeds; only then is it read,
+        // and it is destroyed after.
+        unsafe {
+            if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
+                return None;
+            }
+            let ok = libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) == 0;
+            libc::pthread_attr_destroy(attr.as_mut_ptr());
+            (ok && size > 0).then_some(Stack {
+                low: addr as usize,
+                size,
+                _this_thread_only: std::marker::PhantomData,
+            })
+        }
+    }
+
+    fn page_size() -> Option<usize> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page).ok().filter(|p| p.is_power_of_two())
+    }
+
+    /// Returns to the kernel the pages of this thread's stack below the caller's frame (minus a
+    /// margin). A worker's check touches ~50-80 KiB of stack (HTTP, DNS, TLS); without this every
+    /// sleeping worker would keep those pages resident for good. Returns the bytes released.
+    ///
+    /// Sound for any `Stack`: one can only be made by `current_stack` on this same thread, and
+    /// the range is checked to hold the caller's frame, so everything released lies below every
+    /// live frame of this thread, where nothing else lives.
     #[inline(never)]
-    pub fn release_stack_below_here(stack: (usize, usize)) -> usize {
+    pub fn release_stack_below_here(stack: &Stack) -> usize {
+        let Some(page) = page_size() else {
+            return 0;
+        };
         let marker = 0u8;
         let sp = std::hint::black_box(&marker) as *const u8 as usize;
-        let (low, size) = stack;
-        // Keep the current frames and a page of margin; never touch the lowest page.
-        let end = sp.saturating_sub(4 * 1024) & !(PAGE - 1);
-        let start = (low + PAGE + PAGE - 1) & !(PAGE - 1);
-        if sp < low || sp > low + size || end <= start {
+        // Keep the current frames and a page of margin; never touch the lowest (guard) page.
+        let end = sp.saturating_sub(4 * 1024) & !(page - 1);
+        let start = stack.low.saturating_add(2 * page - 1) & !(page - 1);
+        if sp < stack.low || sp - stack.low > stack.size || end <= start {
             return 0;
         }
         // SAFETY: [start, end) lies inside this thread's own stack mapping, below every live
-        // frame; MADV_DONTNEED on private anonymous memory only drops pages, which read back as
-        // zeroes when the stack grows into them again.
-        let ok = unsafe { madvise(start, end - start, MADV_DONTNEED) } == 0;
+        // frame (see above); MADV_DONTNEED on private anonymous memory only drops pages, which
+        // read back as zeroes when the stack grows into them again.
+        let ok = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } == 0;
         if ok { end - start } else { 0 }
     }
 
@@ -113,33 +160,35 @@ mod imp {
     /// afterwards by this one inherit it). False when refused.
     pub fn nice_current_thread(nice: i32) -> bool {
         // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
-        unsafe { setpriority(PRIO_PROCESS, gettid() as u32, nice) == 0 }
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) == 0 }
     }
 
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
-    pub fn raise_nofile() -> Option<(u64, u64)> {
-        let mut lim = RLimit { cur: 0, max: 0 };
-        // SAFETY: `lim` is a valid, writable struct of the layout the kernel ABI expects.
-        if unsafe { getrlimit(RLIMIT_NOFILE, &mut lim) } != 0 {
+    pub fn raise_nofile() -> Option<(libc::rlim_t, libc::rlim_t)> {
+        let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
+        // SAFETY: getrlimit fills in the `struct rlimit` it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } != 0 {
             return None;
         }
-        let old = lim.cur;
-        if lim.cur < lim.max {
-            let want = RLimit {
-                cur: lim.max,
-                max: lim.max,
-            };
-            // SAFETY: as above; setrlimit only reads the struct.
-            if unsafe { setrlimit(RLIMIT_NOFILE, &want) } == 0 {
-                return Some((old, lim.max));
+        // SAFETY: zeroed, then filled in by a successful getrlimit.
+        let mut lim = unsafe { lim.assume_init() };
+        let old = lim.rlim_cur;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            // SAFETY: setrlimit only reads the struct.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+                return Some((old, lim.rlim_max));
             }
         }
         Some((old, old))
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+#[cfg(not(target_os = "linux"))]
 mod imp {
+    use super::{Inode, Stack};
+    use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+
     pub fn raise_nofile() -> Option<(u64, u64)> {
         None
     }
@@ -148,24 +197,35 @@ mod imp {
         false
     }
 
-    pub fn current_stack() -> Option<(usize, usize)> {
+    pub fn current_stack() -> Option<Stack> {
         None
     }
 
-    pub fn release_stack_below_here(_stack: (usize, usize)) -> usize {
+    pub fn release_stack_below_here(_stack: &Stack) -> usize {
         0
     }
 
-    pub fn dup(_fd: i32) -> Option<std::os::fd::OwnedFd> {
+    pub fn dup(_fd: RawFd) -> Option<OwnedFd> {
         None
     }
 
-    pub fn tcp_info(_fd: std::os::fd::BorrowedFd<'_>) -> Option<(u8, u32, u32)> {
+    pub fn socket_inode(_fd: RawFd) -> Option<Inode> {
         None
+    }
+
+    pub fn tcp_info(_fd: BorrowedFd<'_>) -> Option<(u8, u32)> {
+        None
+    }
+
+    pub fn set_nodelay(_fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-pub use imp::{current_stack, dup, nice_current_thread, raise_nofile, release_stack_below_here, tcp_info};
+pub use imp::{
+    current_stack, dup, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay, socket_inode,
+    tcp_info,
+};
 
 #[cfg(test)]
 mod tests {
@@ -189,9 +249,9 @@ mod tests {
             .stack_size(512 * 1024)
             .spawn(|| {
                 let stack = super::current_stack().expect("stack bounds");
-                assert!(stack.1 >= 512 * 1024);
+                assert!(stack.size() >= 512 * 1024);
                 assert_eq!(deep(100), 5050);
-                let released = super::release_stack_below_here(stack);
+                let released = super::release_stack_below_here(&stack);
                 // The released pages come back as zeroed memory when used again.
                 assert_eq!(deep(100), 5050);
                 released
@@ -205,10 +265,44 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
-    fn raising_is_idempotent() {
-        if let Some((_, now)) = super::raise_nofile() {
-            assert_eq!(super::raise_nofile(), Some((now, now)));
-        }
+    fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+        let (_, now) = super::raise_nofile().expect("getrlimit(RLIMIT_NOFILE) works on Linux");
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let open_files: Vec<&str> = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("an open files line")
+            .split_whitespace()
+            .collect();
+        // "Max open files <soft> <hard> files": both now the same, and what was returned.
+        assert_eq!(open_files[3], open_files[4], "{open_files:?}");
+        assert_eq!(open_files[3], now.to_string());
+        assert_eq!(super::raise_nofile(), Some((now, now)), "raising again changes nothing");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sockets_are_told_apart_by_inode() {
+        use std::os::fd::{AsFd, AsRawFd};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Before any connection: Linux copies the option to a connection when it is set up.
+        super::set_nodelay(listener.as_fd()).unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let a = super::socket_inode(listener.as_raw_fd()).expect("a socket");
+        let b = super::socket_inode(client.as_raw_fd()).expect("a socket");
+        assert_ne!(a, b);
+        let dup = super::dup(client.as_raw_fd()).unwrap();
+        assert_eq!(
+            super::socket_inode(dup.as_raw_fd()),
+            Some(b),
+            "a duplicate is the same socket"
+        );
+        let file = std::fs::File::open("/proc/self/limits").unwrap();
+        assert_eq!(super::socket_inode(file.as_raw_fd()), None, "a file is not a socket");
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap(), "an accepted socket inherits TCP_NODELAY");
+        assert!(!client.nodelay().unwrap());
     }
 }

@@ -206,7 +206,7 @@ impl Worker {
                 self.state.record_skipped(self.slot, skipped);
             }
             pending = next;
-            if let Some(stack) = stack {
+            if let Some(stack) = &stack {
                 crate::os::release_stack_below_here(stack);
             }
         }

@@ -1,25 +1,27 @@
-//! The two limits tiny_http has no hook for, enforced from beside it: a request head must be
-//! complete within `header_timeout`, and at most `max_connections` connections stay open.
+//! The two limits tiny_http has no hook for, enforced from beside it: a connection must get a
+//! complete request to us within `header_timeout` of its start or of our last response to it, and
+//! at most `max_connections` connections stay open.
 //!
 //! tiny_http owns its sockets, but they are this process's descriptors. A few times a second the
 //! guard lists `/proc/self/fd`, duplicates each socket accepted on our port (the duplicate pins
 //! that socket, so a descriptor closed and reused meanwhile is never mistaken for it) and reads
-//! the kernel's `TCP_INFO` for it:
-//! - a connection that received data after our last response and has had no response for longer
-//!   than `header_timeout` is sending a head too slowly (the socket's receive timeout, set in
-//!   `server::bind`, only catches silence between two reads, not a byte every few seconds);
-//! - past the cap, the newest connections are closed.
+//! the kernel's `TCP_INFO` for it. One rule covers every way a client can hold a connection
+//! without completing requests: nothing has been sent on it for longer than `header_timeout`
+//! (a silent or idle connection, a head trickled a byte at a time, a client that stopped reading
+//! our response). Past the cap, the newest connections are closed as well.
 //!
-//! "Closed" is `shutdown(SHUT_RDWR)` on the duplicate: tiny_http's blocked read returns, and it
-//! closes its descriptor and ends the connection's thread as for any client that went away.
+//! "Closed" is `shutdown(SHUT_RDWR)` on the duplicate: tiny_http's blocked read or write returns,
+//! and it closes its descriptor and ends the connection's thread as for any client that went away.
 
+use crate::os::Inode;
 use crate::shutdown::Waker;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// `TCP_ESTABLISHED` in the kernel's `tcp_states.h`.
 const TCP_ESTABLISHED: u8 = 1;
 /// How often counts of closed connections are logged at most, so an attack is one line per
 /// period rather than one per connection.
@@ -34,22 +36,16 @@ pub struct Limits {
 /// One connection accepted on our port, as the kernel sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seen {
-    pub inode: u64,
-    /// Milliseconds since data was last sent / received on it (from its start when none was).
+    pub inode: Inode,
+    /// Milliseconds since data was last sent on it (from its start when none was).
     pub since_sent_ms: u32,
-    pub since_recv_ms: u32,
 }
 
 /// What to close: indexes into `conns`. `first_seen` maps an inode to the scan that first saw
 /// it (larger is newer).
-pub fn decide(conns: &[Seen], first_seen: &HashMap<u64, u64>, limits: Limits) -> (Vec<usize>, Vec<usize>) {
+pub fn decide(conns: &[Seen], first_seen: &HashMap<Inode, u64>, limits: Limits) -> (Vec<usize>, Vec<usize>) {
     let limit_ms = limits.header_timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-    let is_slow: Vec<bool> = conns
-        .iter()
-        .map(|c| c.since_recv_ms < c.since_sent_ms && c.since_sent_ms > limit_ms)
-        .collect();
-    let slow: Vec<usize> = (0..conns.len()).filter(|&i| is_slow[i]).collect();
-    let mut rest: Vec<usize> = (0..conns.len()).filter(|&i| !is_slow[i]).collect();
+    let (slow, mut rest): (Vec<usize>, Vec<usize>) = (0..conns.len()).partition(|&i| conns[i].since_sent_ms > limit_ms);
     let mut over = Vec::new();
     if rest.len() > limits.max_connections {
         // Newest first: by the scan that first saw it, then by inode (allocated increasingly).
@@ -64,22 +60,18 @@ pub fn decide(conns: &[Seen], first_seen: &HashMap<u64, u64>, limits: Limits) ->
 
 /// The connection sockets accepted on `port` that are open now, each with a descriptor number
 /// that referred to it while it was read.
-fn scan(port: u16) -> Vec<(Seen, i32)> {
+fn scan(port: u16) -> Vec<(Seen, RawFd)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
     let mut found = Vec::new();
     // tiny_http holds two descriptors per connection (a read and a write half): count sockets.
-    let mut inodes = std::collections::HashSet::new();
+    let mut inodes = HashSet::new();
     for entry in dir.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
             continue;
         };
-        let Some(inode) = std::fs::read_link(entry.path())
-            .ok()
-            .and_then(|link| socket_inode(&link))
-            .filter(|i| !inodes.contains(i))
-        else {
+        let Some(inode) = crate::os::socket_inode(fd).filter(|i| !inodes.contains(i)) else {
             continue;
         };
         // The duplicate is dropped at once: holding one per connection would double the
@@ -92,14 +84,9 @@ fn scan(port: u16) -> Vec<(Seen, i32)> {
         }
         // Only established connections: our listening sockets have the port too, and one the
         // client already closed is tiny_http's to close.
-        if let Some((TCP_ESTABLISHED, since_sent_ms, since_recv_ms)) = crate::os::tcp_info(stream.as_fd()) {
+        if let Some((TCP_ESTABLISHED, since_sent_ms)) = crate::os::tcp_info(stream.as_fd()) {
             inodes.insert(inode);
-            let seen = Seen {
-                inode,
-                since_sent_ms,
-                since_recv_ms,
-            };
-            found.push((seen, fd));
+            found.push((Seen { inode, since_sent_ms }, fd));
         }
     }
     found
@@ -108,28 +95,23 @@ fn scan(port: u16) -> Vec<(Seen, i32)> {
 /// A duplicate of descriptor `fd` if it still refers to socket `inode`. The descriptor may have
 /// been closed and reused since it was listed; the duplicate is checked after it is made, so it
 /// is the listed socket, held open for as long as the caller keeps it.
-fn pin(fd: i32, inode: u64) -> Option<TcpStream> {
+fn pin(fd: RawFd, inode: Inode) -> Option<TcpStream> {
     let dup = crate::os::dup(fd)?;
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", dup.as_raw_fd())).ok()?;
-    (socket_inode(&link) == Some(inode)).then(|| TcpStream::from(dup))
+    (crate::os::socket_inode(std::os::fd::AsRawFd::as_raw_fd(&dup)) == Some(inode)).then(|| TcpStream::from(dup))
 }
 
 /// Ends the connection on socket `inode` (listed as `fd`), unless that socket is gone.
-fn close(fd: i32, inode: u64) {
+fn close(fd: RawFd, inode: Inode) {
     if let Some(stream) = pin(fd, inode) {
         let _ = stream.shutdown(Shutdown::Both);
     }
-}
-
-fn socket_inode(link: &std::path::Path) -> Option<u64> {
-    link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
 fn describe(slow: usize, over: usize, limits: Limits) -> String {
     let mut parts = Vec::new();
     if slow > 0 {
         parts.push(format!(
-            "{slow} that sent no complete request head within {}",
+            "{slow} that sent no complete request within {}",
             crate::duration::format(limits.header_timeout)
         ));
     }
@@ -143,8 +125,7 @@ fn describe(slow: usize, over: usize, limits: Limits) -> String {
 pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
     if let Err(e) = std::fs::read_dir("/proc/self/fd") {
         log::warn!(
-            "cannot list /proc/self/fd ({e}): HTTP request heads have no overall deadline and \
-             connections no cap; only the {} silence limit applies",
+            "cannot list /proc/self/fd ({e}): HTTP connections have no {} deadline and no cap",
             crate::duration::format(limits.header_timeout)
         );
         return;
@@ -154,7 +135,7 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
         .name("http-guard".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            let mut first_seen: HashMap<u64, u64> = HashMap::new();
+            let mut first_seen: HashMap<Inode, u64> = HashMap::new();
             let (mut slow_total, mut over_total) = (0usize, 0usize);
             let mut logged = Instant::now();
             let mut round: u64 = 0;
@@ -162,7 +143,7 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
                 round += 1;
                 let found = scan(port);
                 let seen: Vec<Seen> = found.iter().map(|(s, _)| *s).collect();
-                let present: std::collections::HashSet<u64> = seen.iter().map(|s| s.inode).collect();
+                let present: HashSet<Inode> = seen.iter().map(|s| s.inode).collect();
                 first_seen.retain(|inode, _| present.contains(inode));
                 for s in &seen {
                     first_seen.entry(s.inode).or_insert(round);
@@ -187,13 +168,10 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
-    fn seen(inode: u64, since_sent_ms: u32, since_recv_ms: u32) -> Seen {
-        Seen {
-            inode,
-            since_sent_ms,
-            since_recv_ms,
-        }
+    fn seen(inode: Inode, since_sent_ms: u32) -> Seen {
+        Seen { inode, since_sent_ms }
     }
 
     const LIMITS: Limits = Limits {
@@ -202,17 +180,9 @@ mod tests {
     };
 
     #[test]
-    fn a_head_trickling_for_longer_than_the_timeout_is_closed() {
-        let conns = [
-            // Trickling: a byte 1 s ago, no response for 11 s.
-            seen(1, 11_000, 1_000),
-            // Same, but still within the 10 s.
-            seen(2, 9_000, 1_000),
-            // Silent since our last response: the receive timeout's business, not ours.
-            seen(3, 11_000, 11_000),
-            // Answered recently.
-            seen(4, 500, 600),
-        ];
+    fn a_connection_with_nothing_sent_for_longer_than_the_timeout_is_closed() {
+        // Silent or trickling since its start or our last response: 11 s, 9 s, 10 s, 0.5 s.
+        let conns = [seen(1, 11_000), seen(2, 9_000), seen(3, 10_000), seen(4, 500)];
         let (slow, over) = decide(
             &conns,
             &HashMap::new(),
@@ -226,7 +196,7 @@ mod tests {
 
     #[test]
     fn past_the_cap_the_newest_connections_are_closed() {
-        let conns = [seen(10, 0, 0), seen(11, 0, 0), seen(12, 0, 0), seen(13, 0, 0)];
+        let conns = [seen(10, 0), seen(11, 0), seen(12, 0), seen(13, 0)];
         let first_seen = HashMap::from([(10, 1), (11, 5), (12, 1), (13, 3)]);
         let (slow, mut over) = decide(&conns, &first_seen, LIMITS);
         over.sort();
@@ -237,7 +207,7 @@ mod tests {
 
     #[test]
     fn slow_connections_count_before_the_cap() {
-        let conns = [seen(1, 20_000, 1), seen(2, 0, 0), seen(3, 0, 0)];
+        let conns = [seen(1, 20_000), seen(2, 0), seen(3, 0)];
         let (slow, over) = decide(&conns, &HashMap::new(), LIMITS);
         assert_eq!((slow, over), (vec![0], vec![]));
     }
@@ -250,7 +220,7 @@ mod tests {
         );
         assert_eq!(
             describe(2, 1, LIMITS),
-            "closed HTTP connections: 2 that sent no complete request head within 10s; 1 over the cap of 2 connections"
+            "closed HTTP connections: 2 that sent no complete request within 10s; 1 over the cap of 2 connections"
         );
     }
 
@@ -258,13 +228,22 @@ mod tests {
     fn a_descriptor_reused_by_another_socket_is_not_touched() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let first = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let fd = first.as_raw_fd();
-        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
-        let inode = socket_inode(&link).unwrap();
+        let inode = crate::os::socket_inode(first.as_raw_fd()).unwrap();
+        let fd = first.into_raw_fd();
         assert!(pin(fd, inode).is_some());
-        drop(first);
-        // Most likely reuses the number; either way the old socket is gone.
         let second = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // Force the reuse: dup2 closes the first socket's descriptor and gives its number to
+        // the second socket.
+        // SAFETY: `fd` is ours (taken from `first` above); `reused` owns it from here on.
+        let reused = unsafe {
+            assert_eq!(libc::dup2(second.as_raw_fd(), fd), fd);
+            OwnedFd::from_raw_fd(fd)
+        };
+        assert_eq!(
+            crate::os::socket_inode(reused.as_raw_fd()),
+            crate::os::socket_inode(second.as_raw_fd()),
+            "the number now names the second socket"
+        );
         assert!(pin(fd, inode).is_none());
         close(fd, inode);
         second.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -276,20 +255,11 @@ mod tests {
     }
 
     #[test]
-    fn socket_links_are_parsed() {
-        assert_eq!(socket_inode(std::path::Path::new("socket:[123456]")), Some(123456));
-        assert_eq!(socket_inode(std::path::Path::new("/dev/null")), None);
-        assert_eq!(socket_inode(std::path::Path::new("pipe:[5]")), None);
-    }
-
-    #[test]
     fn the_scan_finds_connections_on_the_port_and_reads_their_timings() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (served, _) = listener.accept().unwrap();
-        // Later than the connection's start by more than a clock tick.
-        std::thread::sleep(Duration::from_millis(50));
         std::io::Write::write_all(&mut client, b"GET / HT").unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let _second_descriptor = served.try_clone().unwrap();
@@ -299,10 +269,9 @@ mod tests {
         assert_eq!(found.len(), 1, "{:?}", found.iter().map(|f| f.0).collect::<Vec<_>>());
         let s = found[0].0;
         assert!(s.since_sent_ms >= 250, "nothing sent yet: {s:?}");
-        assert!(
-            s.since_recv_ms < s.since_sent_ms,
-            "bytes arrived after the start: {s:?}"
-        );
+        std::io::Write::write_all(&mut &served, b"HTTP/1.1 200 OK\r\n").unwrap();
+        let s = scan(port)[0].0;
+        assert!(s.since_sent_ms < 250, "just sent: {s:?}");
         // Shutting a duplicate down ends the connection for its real owner too.
         close(found[0].1, s.inode);
         let mut rest = Vec::new();
@@ -310,10 +279,8 @@ mod tests {
         std::io::Read::read_to_end(&mut &served, &mut rest).unwrap();
         assert_eq!(rest, b"GET / HT", "the owner reads what was there, then the end");
         client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        assert_eq!(
-            std::io::Read::read(&mut client, &mut [0u8; 8]).unwrap(),
-            0,
-            "the client sees the close"
-        );
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut client, &mut got).unwrap();
+        assert_eq!(got, b"HTTP/1.1 200 OK\r\n", "the client sees the close");
     }
 }

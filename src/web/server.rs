@@ -1,27 +1,23 @@
 //! The tiny_http loop, hardened from the outside. tiny_http 0.12 has no read timeout, no limit on
 //! connections or header size, and its accept thread ends for good on the first accept error (or
-//! dies if it cannot spawn a thread). So this module:
-//! - sets SO_RCVTIMEO/SO_SNDTIMEO on the listening socket, which Linux copies to every accepted
-//!   socket: a connection silent for `header_timeout` is closed, and its thread freed;
-//! - supervises the server: when its accept loop ends (an accept error, or the accept timeout the
-//!   same option causes while idle), a new server is built on the same socket;
-//! - probes itself now and then, which keeps an idle accept loop from timing out and notices a
-//!   server that stopped answering, so it can be rebuilt (at once when a tiny_http thread
-//!   panics);
-//! - retires a stopped server off the serving thread, still answering its kept-alive
-//!   connections for a while;
-//! - refuses request heads over 16 KiB, and starts the guard (`guard.rs`) that enforces the head
-//!   deadline and the connection cap.
+//! panics when it runs out of descriptors or threads). So this module:
+//! - sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted one:
+//!   tiny_http writes a response's head and body in separate sends, and without it the body
+//!   waits for the client's delayed ACK (~40 ms per request on a kept-alive connection);
+//! - starts the guard (`guard.rs`), which closes connections that get no complete request in
+//!   within `header_timeout` and those past `max_connections`;
+//! - refuses request heads over 16 KiB;
+//! - rebuilds the server on the same socket when its accept thread has ended, which shows as
+//!   that thread's own descriptor of the listening socket being closed;
+//! - retires a stopped server off the serving thread (see `retire`).
 
 use super::{App, Reply, guard, route};
 use crate::shutdown::Shutdown;
 use std::io::Cursor;
-use std::io::{Read, Write};
-use std::mem::ManuallyDrop;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::net::TcpListener;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Response, Server};
 
@@ -35,20 +31,16 @@ frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'non
 fn handlers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
-/// After a failed rebuild (no file descriptors, no threads), wait this long before the next try.
+/// After the accept loop stopped, or a failed start (no descriptors, no threads), wait this long
+/// before the next try.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
-/// A local /healthz that takes longer than this counts as not answering.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the serving thread looks for a shutdown and for an accept thread that has ended.
+const TICK: Duration = Duration::from_millis(200);
 
-/// Binds the listening socket and sets the timeouts its connections inherit.
-pub fn bind(addr: &str, header_timeout: Duration) -> std::io::Result<TcpListener> {
+/// Binds the listening socket, with the options its connections inherit.
+pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr)?;
-    // std offers these options on streams only; the calls are plain setsockopt on the fd, and
-    // ManuallyDrop keeps the borrowed fd from being closed when the temporary stream goes.
-    // SAFETY: the fd is a valid open socket owned by `listener`, which outlives `stream`.
-    let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(listener.as_raw_fd()) });
-    stream.set_read_timeout(Some(header_timeout))?;
-    stream.set_write_timeout(Some(header_timeout))?;
+    crate::os::set_nodelay(listener.as_fd())?;
     Ok(listener)
 }
 
@@ -143,93 +135,74 @@ fn handle(app: &App, request: tiny_http::Request) {
     respond(request, reply);
 }
 
-/// The server currently answering, for the watchdog, shutdown and the panic hook to unblock.
-static CURRENT: Mutex<Option<Arc<Server>>> = Mutex::new(None);
-
-fn current() -> std::sync::MutexGuard<'static, Option<Arc<Server>>> {
-    CURRENT.lock().unwrap_or_else(|e| e.into_inner())
+/// A tiny_http server, and how to tell that its accept thread is still there.
+struct Running {
+    server: Arc<Server>,
+    /// The accept thread's own descriptor of the listening socket. It is closed when that thread
+    /// ends, however it ends: after an accept error, or unwinding from a panic (tiny_http's
+    /// `try_clone().unwrap()` when out of descriptors, or a thread it cannot spawn).
+    accept_fd: RawFd,
+    listening: crate::os::Inode,
 }
 
-/// Stops the current server's handlers so `serve` builds a new one on the same socket.
-fn request_rebuild(why: &str) {
-    if let Some(s) = current().as_ref() {
-        log::warn!("{why}; rebuilding the HTTP server");
-        for _ in 0..handlers() {
-            s.unblock();
-        }
+impl Running {
+    fn start(listener: &TcpListener) -> Result<Running, String> {
+        let listening = crate::os::socket_inode(listener.as_raw_fd()).ok_or("the listening socket is gone")?;
+        let copy = listener.try_clone().map_err(|e| e.to_string())?;
+        let accept_fd = copy.as_raw_fd();
+        // tiny_http starts its accept thread with `thread::spawn`, which panics when the process
+        // is out of threads; that must not take the serving thread with it.
+        let server = catch_unwind(AssertUnwindSafe(|| Server::from_listener(copy, None)))
+            .map_err(|_| "no thread for its accept loop".to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(Running {
+            server: Arc::new(server),
+            accept_fd,
+            listening,
+        })
+    }
+
+    /// False once the accept thread has ended. The number is only reused for the listening
+    /// socket by a `try_clone` (after this server is retired) or, for a moment, by the guard's
+    /// duplicate; the latter can delay noticing by a tick.
+    fn accepting(&self) -> bool {
+        crate::os::socket_inode(self.accept_fd) == Some(self.listening)
     }
 }
 
-/// Called by the panic hook for a panic located in tiny_http's own code. The one such panic
-/// seen in practice is its accept thread failing to duplicate a socket when out of file
-/// descriptors; after it nothing is ever accepted again. Rebuilding at once instead of waiting
-/// for two failed self-probes shortens the outage from ~5 s to the time the descriptors come back.
-pub fn tiny_http_panicked() {
-    request_rebuild("a tiny_http thread panicked");
-}
-
-/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever it stops, with
-/// the connection guard beside it.
+/// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever its accept
+/// thread ends, with the connection guard beside it.
 pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limits: guard::Limits) {
-    // A retired server keeps answering its open connections this long (see `retire`).
-    let linger = limits.header_timeout;
-    shutdown.on_trigger(Box::new(|| {
-        if let Some(s) = current().as_ref() {
-            s.unblock();
-        }
-    }));
-    if let Ok(addr) = listener.local_addr() {
-        // Often enough that an idle accept loop never reaches its receive timeout.
-        start_watchdog(addr, Arc::clone(&shutdown), limits.header_timeout / 2);
-        guard::start(addr.port(), limits, shutdown.waker());
+    match listener.local_addr() {
+        Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
+        Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
     }
     while !shutdown.is_triggered() {
-        let server = match listener
-            .try_clone()
-            .map_err(|e| e.to_string())
-            .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
-        {
-            Ok(s) => Arc::new(s),
+        let running = match Running::start(&listener) {
+            Ok(r) => r,
             Err(e) => {
                 log::warn!("HTTP server cannot start ({e}); retrying");
                 std::thread::sleep(REBUILD_PAUSE);
                 continue;
             }
         };
-        *current() = Some(Arc::clone(&server));
+        run_handlers(&running, &app, &shutdown);
         if shutdown.is_triggered() {
-            break;
+            // Its open connections are not served any more.
+            retire(running.server, app, Duration::ZERO);
+            return;
         }
-        let error = run_handlers(&server, &app);
-        *current() = None;
-        // Not dropped here: tiny_http's `Drop` can block (see `retire`). When shutting down, its
-        // open connections are not served any more.
-        let stopping = shutdown.is_triggered();
-        retire(server, Arc::clone(&app), if stopping { Duration::ZERO } else { linger });
-        match error {
-            _ if stopping => break,
-            // The inherited receive timeout also bounds accept(): an idle server simply restarts.
-            Some(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                log::debug!("HTTP accept loop idle; restarting it");
-            }
-            Some(e) => {
-                log::warn!("HTTP accept loop stopped ({e}); restarting it");
-                std::thread::sleep(REBUILD_PAUSE);
-            }
-            None => {
-                log::warn!("HTTP server stopped answering; restarting it");
-                std::thread::sleep(REBUILD_PAUSE);
-            }
-        }
+        retire(running.server, Arc::clone(&app), limits.header_timeout);
+        log::warn!("HTTP accept loop stopped; restarting it");
+        std::thread::sleep(REBUILD_PAUSE);
     }
 }
 
 /// Retires a stopped server on its own thread, for two reasons:
 /// - tiny_http keeps a kept-alive connection bound to the server that accepted it: its next
-///   request lands in that server's queue, and a request nobody pops is never answered (its
-///   connection and descriptors stay open for good). So the old queue is still served until it
-///   has been quiet for `linger` (the connection read timeout: an idle connection is closed by
-///   then), at most four times that;
+///   request lands in that server's queue, and a request nobody pops is never answered. So the
+///   old queue is still served until it has been quiet for `linger` (by then the guard has
+///   closed every idle connection), at most four times that;
 /// - tiny_http's `Drop` makes a blocking `connect` to the listening address to wake its accept
 ///   thread. When that thread has died and the backlog is full, nothing accepts and the connect
 ///   waits out the SYN retries, about two minutes. Here it completes as soon as the next server
@@ -239,21 +212,18 @@ fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
         .name("http-retire".into())
         .stack_size(256 * 1024)
         .spawn(move || {
-            let started = Instant::now();
-            let mut quiet_since = started;
+            let give_up = Instant::now() + 4 * linger;
+            let mut quiet_until = Instant::now() + linger;
             loop {
-                let now = Instant::now();
-                let left = (quiet_since + linger)
-                    .min(started + 4 * linger)
-                    .saturating_duration_since(now);
+                let left = quiet_until.min(give_up).saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                // `Ok(None)`: an unblock left in the queue or the wait ran out; `Err`: the old
-                // accept thread's last error. Neither means the queue is empty for good.
+                // `Ok(None)` is also a leftover unblock, and `Err` the accept thread's last error:
+                // neither means the queue is empty for good.
                 if let Ok(Some(request)) = server.recv_timeout(left) {
                     handle(&app, request);
-                    quiet_since = Instant::now();
+                    quiet_until = Instant::now() + linger;
                 }
             }
             drop(server);
@@ -264,91 +234,40 @@ fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
     }
 }
 
-/// Runs `handlers()` loops (this thread plus helpers) until the server's queue says stop.
-/// Returns the error that stopped it, or `None` for an unblock (shutdown or watchdog).
-fn run_handlers(server: &Arc<Server>, app: &Arc<App>) -> Option<std::io::Error> {
+/// Answers requests on this thread and `handlers() - 1` helpers until shutdown or until the
+/// accept thread has ended.
+fn run_handlers(running: &Running, app: &Arc<App>, shutdown: &Shutdown) {
     let mut helpers = Vec::new();
     for i in 1..handlers() {
-        let (server, app) = (Arc::clone(server), Arc::clone(app));
+        let (server, app) = (Arc::clone(&running.server), Arc::clone(app));
+        // `recv` fails on an unblock (below) or on the accept thread's last error.
         let spawned = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .stack_size(256 * 1024)
-            .spawn(move || handler_loop(&server, &app));
+            .spawn(move || {
+                while let Ok(request) = server.recv() {
+                    handle(&app, request);
+                }
+            });
         match spawned {
             Ok(h) => helpers.push(h),
             // Out of threads: serve with fewer handlers rather than not at all.
             Err(e) => log::warn!("cannot start HTTP handler thread {i}: {e}"),
         }
     }
-    let mut error = handler_loop(server, app);
+    // One `fstat` per request or tick: far less than the request costs.
+    while !shutdown.is_triggered() && running.accepting() {
+        match running.server.recv_timeout(TICK) {
+            Ok(Some(request)) => handle(app, request),
+            Ok(None) => {}
+            Err(_) => break,
+        }
+    }
+    for _ in &helpers {
+        running.server.unblock();
+    }
     for h in helpers {
-        if let Ok(Some(e)) = h.join() {
-            error.get_or_insert(e);
-        }
-    }
-    error
-}
-
-fn handler_loop(server: &Server, app: &App) -> Option<std::io::Error> {
-    loop {
-        match server.recv() {
-            Ok(request) => handle(app, request),
-            Err(e) => {
-                // unblock() wakes a single waiting thread: pass it on so every handler stops.
-                server.unblock();
-                // tiny_http reports an unblock as an error of kind Other with no source; an
-                // accept failure carries the OS error.
-                let from_accept = e.raw_os_error().is_some()
-                    || matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
-                return from_accept.then_some(e);
-            }
-        }
-    }
-}
-
-/// Asks `/healthz` over a real connection; true when it answered `ok` in time.
-fn probe(addr: SocketAddr, timeout: Duration) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    if s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.take(4096).read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.") && buf.ends_with(b"ok")
-}
-
-fn start_watchdog(addr: SocketAddr, shutdown: Arc<Shutdown>, every: Duration) {
-    let target = match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], a.port())),
-        a => a,
-    };
-    let waker = shutdown.waker();
-    let started = std::thread::Builder::new()
-        .name("http-watchdog".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            let mut failed_once = false;
-            while waker.sleep(every) {
-                if probe(target, PROBE_TIMEOUT) {
-                    failed_once = false;
-                } else if failed_once {
-                    // Two failed probes in a row: the accept thread is gone (or wedged).
-                    request_rebuild("HTTP self-probe failed twice");
-                    failed_once = false;
-                } else {
-                    failed_once = true;
-                }
-            }
-        });
-    if let Err(e) = started {
-        log::warn!("cannot start the HTTP watchdog: {e}");
+        let _ = h.join();
     }
 }
 
@@ -357,7 +276,8 @@ mod tests {
     use super::*;
     use crate::shutdown::Waker;
     use crate::state::{State, TargetInfo};
-    use std::io::BufRead;
+    use std::io::{BufRead, Read, Write};
+    use std::net::TcpStream;
     use std::time::SystemTime;
 
     fn app() -> Arc<App> {
@@ -390,10 +310,23 @@ mod tests {
         format!("{} {}", status.trim(), String::from_utf8_lossy(&body))
     }
 
+    /// How many descriptors of this process refer to the socket `inode`.
+    fn descriptors_of(inode: crate::os::Inode) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|&fd| crate::os::socket_inode(fd) == Some(inode))
+            .count()
+    }
+
     #[test]
     fn a_kept_alive_connection_is_still_answered_after_a_rebuild() {
-        let listener = bind("127.0.0.1:0", Duration::from_secs(5)).unwrap();
+        let listener = bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // A second descriptor of the listening socket, to break and mend it from here.
+        let control = listener.try_clone().unwrap();
+        let inode = crate::os::socket_inode(control.as_raw_fd()).unwrap();
         let shutdown = Arc::new(Shutdown::default());
         let serving = {
             let shutdown = Arc::clone(&shutdown);
@@ -409,19 +342,28 @@ mod tests {
         stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut kept = std::io::BufReader::new(stream);
         assert_eq!(healthz(&mut kept), "HTTP/1.1 200 OK ok");
-        let first = Arc::as_ptr(current().as_ref().expect("a server is running"));
-        request_rebuild("test");
+        // Ours, serve's, and the accept thread's.
+        assert_eq!(descriptors_of(inode), 3);
+        // A real accept failure: shutting a listening socket down makes a blocked accept()
+        // fail (EINVAL), and tiny_http's accept thread ends, closing its descriptor.
+        // SAFETY: plain calls on a descriptor `control` owns.
+        assert_eq!(unsafe { libc::shutdown(control.as_raw_fd(), libc::SHUT_RD) }, 0);
         let deadline = Instant::now() + Duration::from_secs(3);
-        while current().as_ref().is_none_or(|s| std::ptr::eq(Arc::as_ptr(s), first)) {
-            assert!(Instant::now() < deadline, "no new server was built");
-            std::thread::sleep(Duration::from_millis(10));
+        while descriptors_of(inode) != 2 {
+            assert!(Instant::now() < deadline, "the accept thread did not end");
+            std::thread::sleep(Duration::from_millis(2));
         }
+        // Listening again; a rebuild tried before this fails the same way and is tried again.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::listen(control.as_raw_fd(), 128) }, 0);
+        // The shutdown gave up the port, which was picked by the kernel: listening picks another.
+        let addr = control.local_addr().unwrap();
         // This connection belongs to the retired server: without the retiring thread serving its
-        // queue, the request would wait for ever.
+        // queue, the request would wait until the guard closed it.
         assert_eq!(healthz(&mut kept), "HTTP/1.1 200 OK ok");
         let mut fresh = std::io::BufReader::new(TcpStream::connect(addr).unwrap());
         fresh.get_mut().set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        assert_eq!(healthz(&mut fresh), "HTTP/1.1 200 OK ok");
+        assert_eq!(healthz(&mut fresh), "HTTP/1.1 200 OK ok", "a new server accepts");
         shutdown.trigger();
         serving.join().unwrap();
     }

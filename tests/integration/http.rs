@@ -1,8 +1,9 @@
 //! The HTTP endpoints: /health, /healthz, /status, errors, HEAD and the security headers.
 
 use crate::common::{FakeServer, Pinger, ok, request, request_with, status as respond_status};
-use std::io::Read;
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 fn pinger() -> (FakeServer, Pinger) {
     let target = FakeServer::always(ok());
@@ -62,6 +63,51 @@ fn head_works_wherever_get_does() {
         assert_eq!(r.status, 200, "{path}");
         assert!(r.body.is_empty(), "{path}");
     }
+}
+
+/// Sends `GET path` on a kept-alive connection and reads the response: (status, body length).
+fn get_kept_alive(conn: &mut BufReader<TcpStream>, path: &str) -> (u16, usize) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    conn.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut length = 0;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    (status, length)
+}
+
+#[test]
+fn requests_on_one_kept_alive_connection_are_not_held_back_by_delayed_acks() {
+    let (_t, p) = pinger();
+    let stream = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut conn = BufReader::new(stream);
+    assert_eq!(get_kept_alive(&mut conn, "/status").0, 200);
+    // tiny_http writes a response's head and body in two sends. With Nagle's algorithm on, the
+    // body waits for the ACK of the head, which the client delays (~40 ms on Linux).
+    let started = Instant::now();
+    for _ in 0..50 {
+        let (status, length) = get_kept_alive(&mut conn, "/status");
+        assert!(status == 200 && length > 0, "{status} {length}");
+    }
+    let average = started.elapsed() / 50;
+    eprintln!("/status on one kept-alive connection: {average:?} on average");
+    assert!(
+        average < Duration::from_millis(20),
+        "a /status request on a kept-alive connection took {average:?} on average"
+    );
 }
 
 #[test]
