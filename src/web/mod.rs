@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod server;
 #[cfg(test)]
 pub mod testdata;
+pub mod wire;
 
 use crate::shutdown::Waker;
 use crate::state::{Snapshot, State};
