@@ -264,7 +264,6 @@ fn run_handlers(running: &Running, app: &Arc<App>, shutdown: &Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shutdown::Waker;
     use crate::state::{State, TargetInfo};
     use std::io::{BufRead, Read, Write};
     use std::net::TcpStream;
@@ -274,8 +273,7 @@ mod tests {
         let info = TargetInfo::test("api");
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
-            wakers: vec![Arc::new(Waker::default())],
-            alert_counts: Default::default(),
+            fleet: Arc::new(crate::web::NoFleet),
             admin_token: None,
             cache: crate::web::cache::Cache::default(),
         })
