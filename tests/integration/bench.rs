@@ -1,8 +1,8 @@
 //! The benchmark: prints the README's performance tables. Ignored by default; run it with
 //!
-//!     cargo test --release --test integration -- --ignored bench --nocapture --test-threads=1
+//!     cargo test --release --test integration -- --ignored --exact integration::bench::bench --nocapture
 //!
-//! (one benchmark at a time: `bench` here, and the "30 days old" rows in `bench/aged.rs`).
+//! (one benchmark at a time: the "30 days old" rows are `integration::bench::aged::bench_30_days_old`).
 //! It builds the static musl binary (the one the Docker image ships) and measures that; only
 //! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
 //! `wrk` (apt) is needed for the requests-per-second rows; without it they are left out.
@@ -205,7 +205,7 @@ fn startup(bin: &PathBuf) -> String {
 }
 
 #[test]
-#[ignore = "benchmark: cargo test --release --test integration -- --ignored bench --nocapture"]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored --exact integration::bench::bench --nocapture"]
 fn bench() {
     let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
     let mut t = Table(Vec::new());

@@ -2,7 +2,7 @@
 //! written after 30 days (100 checks of history and 720 hourly buckets each), measured steady
 //! and across a save every second, then restarted on the file this build wrote. Run alone with
 //!
-//!     cargo test --release --test integration -- --ignored 30_days_old --nocapture
+//!     cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_30_days_old --nocapture
 
 use super::{Table, min_checks, percentile, wait_checks};
 use crate::common::aged;
@@ -163,7 +163,7 @@ pub fn rows(bin: &Path, target: &FakeServer, t: &mut Table) {
 }
 
 #[test]
-#[ignore = "benchmark: cargo test --release --test integration -- --ignored 30_days_old --nocapture"]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_30_days_old --nocapture"]
 fn bench_30_days_old() {
     let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
     let target = FakeServer::always(ok());
