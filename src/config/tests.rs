@@ -481,7 +481,7 @@ fn values_from_the_environment_are_never_quoted_in_errors() {
     );
     has(&lines, "workers[0].interval: expected a duration");
     has(&lines, "workers[0].method: expected one of");
-    has(&lines, "workers[0].name: expected 1-64 characters");
+    has(&lines, "workers[0].name: expected a literal name, not ${VAR}");
     assert!(lines.iter().all(|l| !l.contains("hunter2")), "{lines:#?}");
 }
 
