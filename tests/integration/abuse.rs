@@ -250,6 +250,13 @@ fn running_out_of_file_descriptors_is_survived() {
     assert!(answered, "the server did not recover; log:\n{}", p.log());
 }
 
+/// The 99th percentile and the worst of a list of lateness figures (ms).
+fn p99_and_worst(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1))).copied();
+    (at(0.99).unwrap_or(0.0), at(1.0).unwrap_or(0.0))
+}
+
 #[test]
 fn status_readers_do_not_delay_200_workers() {
     let target = FakeServer::always(ok());
@@ -265,14 +272,23 @@ fn status_readers_do_not_delay_200_workers() {
         &format!(r#"{{"self_ping": false, "workers": [{}]}}"#, workers.join(",")),
         &[("RUST_LOG", "debug")],
     );
+    // Every worker past its first check (they are spread over the first interval).
     std::thread::sleep(2 * SEC);
+    // The baseline: the same workers for the same time with no reader, in this run, so that a
+    // machine loaded by others is measured both ways.
+    let mark = p.log().len();
+    std::thread::sleep(3 * SEC);
+    let quiet_end = p.log().len();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 41 distinct bodies, more than the cache keeps: the readers make the service render (and
+    // snapshot the state) over and over instead of serving one cached body.
     let readers: Vec<_> = (0..200)
-        .map(|_| {
-            let (url, stop) = (p.url("/status?history=5"), std::sync::Arc::clone(&stop));
+        .map(|i| {
+            let (port, stop) = (p.port, std::sync::Arc::clone(&stop));
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 50 {
+                    let url = format!("http://127.0.0.1:{port}/status?history={}", (i + n) % 41);
                     let _ = crate::common::request("GET", &url, None);
                     n += 1;
                 }
@@ -281,11 +297,28 @@ fn status_readers_do_not_delay_200_workers() {
         .collect();
     std::thread::sleep(3 * SEC);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log = p.log();
     for r in readers {
         let _ = r.join();
     }
-    let lateness = lateness_ms(&p.log());
-    assert!(lateness.len() >= 200 * 4, "only {} checks started", lateness.len());
-    let worst = lateness.iter().copied().fold(0.0, f64::max);
-    assert!(worst < 100.0, "a deadline was missed by {worst} ms");
+    let quiet = lateness_ms(&log[mark..quiet_end]);
+    let busy = lateness_ms(&log[quiet_end..]);
+    let ((quiet_p99, quiet_worst), (busy_p99, busy_worst)) = (p99_and_worst(quiet.clone()), p99_and_worst(busy.clone()));
+    eprintln!(
+        "check lateness, 99th percentile and worst: {quiet_p99:.1} / {quiet_worst:.1} ms without readers, \
+         {busy_p99:.1} / {busy_worst:.1} ms with 200 readers ({} and {} checks)",
+        quiet.len(),
+        busy.len()
+    );
+    // Each worker starts 3 checks in 3 s; a worker held up by the readers starts fewer.
+    assert!(busy.len() >= 200 * 2, "only {} checks started under the readers", busy.len());
+    // Held up by the HTTP side (a lock held while rendering, a check waiting on a reader), the
+    // checks would be as late as the rendering keeps them; a loaded machine makes them late in
+    // both phases alike. The strict figure on a quiet machine is the benchmark's.
+    assert!(
+        busy_p99 <= quiet_worst.max(50.0) * 2.0 + 150.0,
+        "checks were late by {busy_p99:.1} ms (99th percentile) under the readers, \
+         {quiet_worst:.1} ms at worst without them"
+    );
+    assert!(busy_worst < 1000.0, "a check missed its 1 s slot by {busy_worst:.1} ms");
 }
