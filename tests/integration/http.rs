@@ -97,16 +97,22 @@ fn requests_on_one_kept_alive_connection_are_not_held_back_by_delayed_acks() {
     assert_eq!(get_kept_alive(&mut conn, "/status").0, 200);
     // tiny_http writes a response's head and body in two sends. With Nagle's algorithm on, the
     // body waits for the ACK of the head, which the client delays (~40 ms on Linux).
-    let started = Instant::now();
-    for _ in 0..50 {
-        let (status, length) = get_kept_alive(&mut conn, "/status");
-        assert!(status == 200 && length > 0, "{status} {length}");
-    }
-    let average = started.elapsed() / 50;
-    eprintln!("/status on one kept-alive connection: {average:?} on average");
+    // The median, not the average: a loaded machine can stall a few requests, but a delayed
+    // ACK would hold back every one of them.
+    let mut took: Vec<Duration> = (0..51)
+        .map(|_| {
+            let started = Instant::now();
+            let (status, length) = get_kept_alive(&mut conn, "/status");
+            assert!(status == 200 && length > 0, "{status} {length}");
+            started.elapsed()
+        })
+        .collect();
+    took.sort();
+    let median = took[25];
+    eprintln!("/status on one kept-alive connection: median {median:?}, worst {:?}", took[50]);
     assert!(
-        average < Duration::from_millis(20),
-        "a /status request on a kept-alive connection took {average:?} on average"
+        median < Duration::from_millis(30),
+        "a /status request on a kept-alive connection took a median {median:?}"
     );
 }
 
@@ -195,21 +201,60 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
         let (code, _, body) = request_with("HEAD", &p.url(path), &[("If-None-Match", &tag)]);
         assert_eq!((code, body.len()), (304, 0), "HEAD {path}");
     }
-    let before = header(&request_with("GET", &p.url("/status"), &[]).1, "etag").map(String::from);
-    let r = request("POST", &p.url("/api/workers/slow/check"), Some("Bearer t0ken"));
-    assert_eq!(r.status, 202);
-    p.wait_worker("slow", Duration::from_secs(10), |w| w["checks"] == 2);
-    let (_, h, _) = request_with("GET", &p.url("/status"), &[]);
+    // A query never asked before has no cached body yet, so it shows the state as it is now.
+    let fresh_key = std::cell::Cell::new(1);
+    let check_now = |checks: u64| {
+        let r = request("POST", &p.url("/api/workers/slow/check"), Some("Bearer t0ken"));
+        assert_eq!(r.status, 202);
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let key = fresh_key.replace(fresh_key.get() + 1);
+            let r = p.get(&format!("/status?worker=slow&history={key}"));
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            if v["workers"][0]["checks"] == checks {
+                break;
+            }
+            assert!(Instant::now() < end, "check {checks} was not recorded: {v}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let status = || {
+        let (_, h, body) = request_with("GET", &p.url("/status"), &[]);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (header(&h, "etag").map(String::from), v["workers"][0]["checks"].clone())
+    };
+    // "At most once a second": a body rendered at t0 or later is served, unchanged, until a
+    // second after it, whatever changes meanwhile. The time is taken before the request that
+    // renders, so a loaded machine can make a round inconclusive (it is tried again), never
+    // wrong.
+    let mut checks = 1;
+    let mut shown = None;
+    for _ in 0..5 {
+        // A second after the last render of /status, with the state changed since.
+        std::thread::sleep(Duration::from_millis(1100));
+        checks += 1;
+        check_now(checks);
+        let t0 = Instant::now();
+        let (tag, shows) = status();
+        assert_eq!(shows, checks, "a changed state is rendered again after a second");
+        checks += 1;
+        check_now(checks);
+        let (again, shows_then) = status();
+        if t0.elapsed() < Duration::from_millis(1000) {
+            shown = Some((tag, again, shows_then));
+            break;
+        }
+    }
+    let (tag, again, shows_then) = shown.expect("no round fitted in a second: the machine is too loaded");
     assert_eq!(
-        header(&h, "etag").map(String::from),
-        before,
+        (again.as_ref(), shows_then),
+        (tag.as_ref(), serde_json::json!(checks - 1)),
         "rendered again at most once a second"
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let (_, h, body) = request_with("GET", &p.url("/status"), &[]);
-    assert_ne!(header(&h, "etag").map(String::from), before, "a check makes a new body");
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["workers"][0]["checks"], 2);
+    let (tag_later, shows) = status();
+    assert_ne!(tag_later, tag, "a check makes a new body");
+    assert_eq!(shows, checks);
 }
 
 #[test]
