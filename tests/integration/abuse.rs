@@ -271,7 +271,10 @@ fn running_out_of_file_descriptors_is_survived() {
 /// The 99th percentile and the worst of a list of lateness figures (ms).
 fn p99_and_worst(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1))).copied();
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
+            .copied()
+    };
     (at(0.99).unwrap_or(0.0), at(1.0).unwrap_or(0.0))
 }
 
@@ -321,7 +324,8 @@ fn status_readers_do_not_delay_200_workers() {
     }
     let quiet = lateness_ms(&log[mark..quiet_end]);
     let busy = lateness_ms(&log[quiet_end..]);
-    let ((quiet_p99, quiet_worst), (busy_p99, busy_worst)) = (p99_and_worst(quiet.clone()), p99_and_worst(busy.clone()));
+    let ((quiet_p99, quiet_worst), (busy_p99, busy_worst)) =
+        (p99_and_worst(quiet.clone()), p99_and_worst(busy.clone()));
     eprintln!(
         "check lateness, 99th percentile and worst: {quiet_p99:.1} / {quiet_worst:.1} ms without readers, \
          {busy_p99:.1} / {busy_worst:.1} ms with 200 readers ({} and {} checks)",
@@ -329,7 +333,11 @@ fn status_readers_do_not_delay_200_workers() {
         busy.len()
     );
     // Each worker starts 3 checks in 3 s; a worker held up by the readers starts fewer.
-    assert!(busy.len() >= 200 * 2, "only {} checks started under the readers", busy.len());
+    assert!(
+        busy.len() >= 200 * 2,
+        "only {} checks started under the readers",
+        busy.len()
+    );
     // Held up by the HTTP side (a lock held while rendering, a check waiting on a reader), the
     // checks would be as late as the rendering keeps them; a loaded machine makes them late in
     // both phases alike. The strict figure on a quiet machine is the benchmark's.

@@ -225,7 +225,10 @@ fn a_failing_webhook_is_retried_3_times_then_dropped() {
     // The waits are 200, 400 and 800 ms. A sleep is never shorter than asked, so these lower
     // bounds hold however loaded the machine is; a constant backoff fails the last two.
     for (gap, want) in gaps.iter().zip([200, 400, 800]) {
-        assert!(*gap >= want, "backoff doubles: gaps {gaps:?}, wanted at least 200/400/800");
+        assert!(
+            *gap >= want,
+            "backoff doubles: gaps {gaps:?}, wanted at least 200/400/800"
+        );
     }
     let end = Instant::now() + 10 * SEC;
     while !p.log().contains("failed after 4 attempts") && Instant::now() < end {

@@ -109,7 +109,10 @@ fn requests_on_one_kept_alive_connection_are_not_held_back_by_delayed_acks() {
         .collect();
     took.sort();
     let median = took[25];
-    eprintln!("/status on one kept-alive connection: median {median:?}, worst {:?}", took[50]);
+    eprintln!(
+        "/status on one kept-alive connection: median {median:?}, worst {:?}",
+        took[50]
+    );
     assert!(
         median < Duration::from_millis(30),
         "a /status request on a kept-alive connection took a median {median:?}"
