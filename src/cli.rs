@@ -17,8 +17,8 @@ USAGE:
 OPTIONS:
     --config PATH   JSON configuration file (else $PINGER_CONFIG, else ./pinger.json if present)
     --listen ADDR   address to listen on, e.g. 0.0.0.0:7860 (else 0.0.0.0:$PORT, else the file's \"listen\")
-    --shard I/N     for the service and check: only shard I of N shards of the workers, those whose
-                    name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
+    --shard I/N     for the service, check and once: only shard I of N shards of the workers, those
+                    whose name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
     --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
     --json          for once: print the /status document instead of one line per worker
 
@@ -73,7 +73,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 flags.config = Some(PathBuf::from(value("a file path")?))
             }
             ("--listen", None | Some("run")) => flags.listen = Some(value("an address such as 0.0.0.0:7860")?),
-            ("--shard", None | Some("run") | Some("check")) => flags.shard = Some(value("I/N, such as 2/3")?),
+            ("--shard", None | Some("run") | Some("check") | Some("once")) => {
+                flags.shard = Some(value("I/N, such as 2/3")?)
+            }
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
             ("--json", Some("once")) if inline.is_none() => json = true,
             (other, _) if other.starts_with('-') => {

@@ -254,3 +254,43 @@ fn the_prebuilt_image_runs_read_only_as_uid_1000_healthy_and_stops_fast() {
         "the worker's history was saved: {saved}"
     );
 }
+
+/// What the engine test cannot run here (the `build` stage pulls a Rust image): read it.
+#[test]
+fn the_dockerfile_builds_from_source_by_default_and_cross_compiles() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().to_ascii_lowercase().starts_with("# syntax")),
+        "a syntax line makes BuildKit pull a frontend image"
+    );
+    assert!(text.contains("\nARG BINARY=build\n"), "the default stage is build");
+    assert!(text.contains("\nFROM ${BINARY} AS binary\n"));
+    assert!(
+        text.contains("\nFROM --platform=$BUILDPLATFORM "),
+        "the build stage cross-compiles"
+    );
+    assert!(text.contains("\nCOPY dist/${TARGETARCH}/master-pinger /master-pinger\n"));
+    for (platform, target) in [
+        ("amd64)", "x86_64-unknown-linux-musl"),
+        ("arm64)", "aarch64-unknown-linux-musl"),
+        ("arm|arm/v7)", "armv7-unknown-linux-musleabihf"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(platform) && l.contains(&format!("target={target};"))),
+            "{platform} builds {target}"
+        );
+    }
+    let last = text.rsplit("\nFROM ").next().unwrap_or("");
+    assert!(last.starts_with("scratch\n"), "the final stage is FROM scratch");
+    for line in [
+        "USER 1000:1000",
+        "EXPOSE 7860",
+        "ENTRYPOINT [\"/master-pinger\"]",
+        "COPY --from=binary --chown=1000:1000 /data /data",
+    ] {
+        assert!(last.contains(line), "the final stage has {line}");
+    }
+}

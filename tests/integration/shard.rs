@@ -183,3 +183,36 @@ fn running_shards_show_and_ping_only_their_own_workers() {
     let paths: BTreeSet<String> = target.seen().into_iter().map(|s| s.path).collect();
     assert_eq!(paths, (1..=9).map(|i| format!("/n{i}")).collect::<BTreeSet<_>>());
 }
+
+/// The workers `check --shard I/N` lists for `config`.
+fn share(config: &str, shard: &str) -> BTreeSet<String> {
+    let d = config_dir(config);
+    let (code, out, err) = run(&d, &["check", "--shard", shard], &[]);
+    assert_eq!(code, 0, "{err}");
+    listed(&out).into_iter().collect()
+}
+
+#[test]
+fn once_checks_only_its_shard() {
+    let target = FakeServer::always(ok());
+    let d = config_dir(&fleet(9, &target.url(""), "false"));
+    let mut lines = 0;
+    for i in 1..=3 {
+        let shard = format!("{i}/3");
+        let (code, out, err) = run(&d, &["once", "--shard", &shard], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        let checked: BTreeSet<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        assert_eq!(checked, share(&fleet(9, &target.url(""), "false"), &shard), "{out}");
+        lines += out.lines().count();
+    }
+    // Between them, the three runs checked every worker once.
+    assert_eq!(lines, 9);
+    let mut paths: Vec<String> = target.seen().into_iter().map(|s| s.path).collect();
+    paths.sort();
+    let mut wanted: Vec<String> = (1..=9).map(|i| format!("/n{i}")).collect();
+    wanted.sort();
+    assert_eq!(paths, wanted);
+}
