@@ -268,14 +268,38 @@ fn running_out_of_file_descriptors_is_survived() {
     assert!(answered, "the server did not recover; log:\n{}", p.log());
 }
 
-/// The 99th percentile and the worst of a list of lateness figures (ms).
-fn p99_and_worst(mut ms: Vec<f64>) -> (f64, f64) {
-    ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
-            .copied()
-    };
-    (at(0.99).unwrap_or(0.0), at(1.0).unwrap_or(0.0))
+/// A summary of schedule lateness figures (ms).
+struct Lateness {
+    count: usize,
+    median: f64,
+    p99: f64,
+    worst: f64,
+}
+
+impl Lateness {
+    fn of(mut ms: Vec<f64>) -> Lateness {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
+                .copied()
+        };
+        Lateness {
+            count: ms.len(),
+            median: at(0.5).unwrap_or(0.0),
+            p99: at(0.99).unwrap_or(0.0),
+            worst: at(1.0).unwrap_or(0.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Lateness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} checks, median {:.1} ms, 99th percentile {:.1} ms, worst {:.1} ms",
+            self.count, self.median, self.p99, self.worst
+        )
+    }
 }
 
 #[test]
@@ -307,44 +331,48 @@ fn status_readers_do_not_delay_200_workers() {
         .map(|i| {
             let (port, stop) = (p.port, std::sync::Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut n = 0;
+                let (mut n, mut failed) = (0, 0);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 50 {
                     let url = format!("http://127.0.0.1:{port}/status?history={}", (i + n) % 41);
-                    let _ = crate::common::request("GET", &url, None);
+                    let (code, _, _) = crate::common::try_request("GET", &url, &[]);
+                    failed += usize::from(code != Some(200));
                     n += 1;
                 }
+                (n, failed)
             })
         })
         .collect();
     std::thread::sleep(3 * SEC);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let log = p.log();
-    for r in readers {
-        let _ = r.join();
-    }
+    let (asked, failed) = readers
+        .into_iter()
+        .map(|r| r.join().unwrap_or((0, 1)))
+        .fold((0, 0), |(a, f), (n, x)| (a + n, f + x));
     let quiet = lateness_ms(&log[mark..quiet_end]);
     let busy = lateness_ms(&log[quiet_end..]);
-    let ((quiet_p99, quiet_worst), (busy_p99, busy_worst)) =
-        (p99_and_worst(quiet.clone()), p99_and_worst(busy.clone()));
-    eprintln!(
-        "check lateness, 99th percentile and worst: {quiet_p99:.1} / {quiet_worst:.1} ms without readers, \
-         {busy_p99:.1} / {busy_worst:.1} ms with 200 readers ({} and {} checks)",
-        quiet.len(),
-        busy.len()
-    );
+    let (quiet, busy) = (Lateness::of(quiet), Lateness::of(busy));
+    eprintln!("check lateness without readers: {quiet}; with 200 readers: {busy}; {failed} of {asked} reads failed");
     // Each worker starts 3 checks in 3 s; a worker held up by the readers starts fewer.
     assert!(
-        busy.len() >= 200 * 2,
+        busy.count >= 200 * 2,
         "only {} checks started under the readers",
-        busy.len()
+        busy.count
     );
-    // Held up by the HTTP side (a lock held while rendering, a check waiting on a reader), the
-    // checks would be as late as the rendering keeps them; a loaded machine makes them late in
-    // both phases alike. The strict figure on a quiet machine is the benchmark's.
+    // A check that waited on the HTTP side (a worker blocked behind readers or renders for a
+    // good part of its interval) starts late. The bounds are generous because this machine's
+    // own load (and the readers' CPU, in this process) makes checks late in both phases alike:
+    // the strict figures on a quiet machine are the benchmark's. A state lock held through each
+    // render (simulated up to 100 ms) does not show here: a worker takes that lock before it
+    // sleeps to its deadline, so only a wait longer than the rest of its interval makes it late.
     assert!(
-        busy_p99 <= quiet_worst.max(50.0) * 2.0 + 150.0,
-        "checks were late by {busy_p99:.1} ms (99th percentile) under the readers, \
-         {quiet_worst:.1} ms at worst without them"
+        busy.median < 100.0,
+        "checks were late by a median {:.1} ms under the readers (without them: {quiet})",
+        busy.median
     );
-    assert!(busy_worst < 1000.0, "a check missed its 1 s slot by {busy_worst:.1} ms");
+    assert!(
+        busy.worst < 1000.0,
+        "a check missed its 1 s slot by {:.1} ms under the readers (without them: {quiet})",
+        busy.worst
+    );
 }
