@@ -7,10 +7,12 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod net;
 pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod proxy;
 pub mod resolve;
 pub mod restart;
 pub mod schedule;
@@ -18,6 +20,7 @@ pub mod shutdown;
 pub mod state;
 pub mod target_url;
 pub mod timefmt;
+pub mod tls;
 pub mod web;
 pub mod worker;
 
@@ -73,7 +76,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::NotifyTest(flags) => match config::load(&flags, env) {
-            Ok(cfg) => notify_test(&cfg.alerts.channels),
+            Ok(cfg) => notify_test(&cfg.alerts.channels, &net::Net::from_settings(&cfg.settings)),
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
@@ -112,16 +115,15 @@ pub fn target_info(t: &Target) -> TargetInfo {
 
 /// Sends the test message through every channel at once, prints one line per channel in
 /// configuration order (`ok`, or why not) and says whether all were delivered.
-fn notify_test(channels: &[config::Channel]) -> u8 {
+fn notify_test(channels: &[config::Channel], net: &net::Net) -> u8 {
     if channels.is_empty() {
         eprintln!("error: no alert channel is configured (set \"alerts\" in the configuration or PINGER_WEBHOOK_URL)");
         return EXIT_USAGE;
     }
-    let agent = probe::agent();
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
         let handles: Vec<_> = channels
             .iter()
-            .map(|ch| s.spawn(|| alert::test_channel(ch, &agent)))
+            .map(|ch| s.spawn(|| alert::test_channel(ch, &net.agent_for(alert::base_url(&ch.kind)))))
             .collect();
         handles
             .into_iter()
@@ -258,6 +260,12 @@ pub fn describe_schedule(cfg: &Config) -> String {
                 .as_ref()
                 .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
         );
+        if let Some(line) = tls_line(t) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    for line in cfg.settings.proxies.describe() {
+        let _ = writeln!(out, "{line}");
     }
     if cfg.self_ping.is_none() {
         let _ = writeln!(out, "self-ping: off");
@@ -273,6 +281,22 @@ pub fn describe_schedule(cfg: &Config) -> String {
         cfg.settings.history
     );
     out
+}
+
+/// How an https target's certificate is checked, for `check`.
+fn tls_line(t: &Target) -> Option<String> {
+    if !t.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return None;
+    }
+    Some(match (&t.tls.ca_file, t.tls.insecure) {
+        (_, true) => "tls: certificate NOT verified (tls.insecure)".to_string(),
+        (Some(f), false) => format!(
+            "tls: bundled roots, SSL_CERT_FILE if set, and {} ({} certificate(s))",
+            f.path.display(),
+            f.certs.len()
+        ),
+        (None, false) => "tls: bundled roots, and SSL_CERT_FILE if set".to_string(),
+    })
 }
 
 fn init_logging(level: log::LevelFilter) {
@@ -341,7 +365,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Err(_) => log::info!("listening on {}", cfg.settings.listen),
     }
 
-    let agent = probe::agent();
+    let net = net::Net::from_settings(&cfg.settings);
+    for line in net.proxies().describe() {
+        log::info!("{line}");
+    }
     let alerter = if cfg.alerts.channels.is_empty() {
         None
     } else {
@@ -350,7 +377,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .as_ref()
             .map(|s| alert::message::status_page_from(&s.display_url));
         Some(
-            alert::Alerter::start(&cfg.alerts.channels, page, agent.clone(), shutdown.waker())
+            alert::Alerter::start(&cfg.alerts.channels, page, &net, shutdown.waker())
                 .map_err(|e| format!("cannot start the alert threads: {e}"))?,
         )
     };
@@ -358,7 +385,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Some(
             restart::Restarter::start(
                 cfg.settings.hf_api_url.clone(),
-                agent.clone(),
+                net.agent_for(&cfg.settings.hf_api_url),
                 Arc::clone(&state),
                 shutdown.waker(),
             )
@@ -374,17 +401,25 @@ pub fn run(cfg: Config) -> Result<(), String> {
     for (slot, target) in targets.into_iter().enumerate() {
         let waker = shutdown.waker();
         wakers.push(Arc::clone(&waker));
+        let check = net.check_agent(&target.url, &target.tls);
+        let cert = check.capture.map(|c| {
+            (
+                c,
+                tls::expiry::Watch::new(cfg.settings.cert_check_interval, !target.tls.insecure),
+            )
+        });
         let w = worker::Worker {
             slot,
             first: start + schedule::stagger(slot, count, target.interval),
             target,
             state: Arc::clone(&state),
-            agent: agent.clone(),
+            agent: check.agent,
             waker,
             thresholds: worker::Thresholds::from(&cfg.alerts),
             alerter: alerter.clone(),
             restarter: restarter.clone(),
             restart_cooldown: cfg.settings.restart_cooldown,
+            cert,
         };
         w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
     }

@@ -4,6 +4,7 @@
 //! `/status` document, and becomes the exit status.
 
 use crate::config::{Config, Target};
+use crate::net::Net;
 use crate::probe::{self, Outcome};
 use crate::shutdown::Waker;
 use crate::state::State;
@@ -18,7 +19,7 @@ pub const MAX_PARALLEL: usize = 32;
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, json: bool) -> u8 {
     let started = SystemTime::now();
-    let outcomes = check_all(&cfg.workers);
+    let outcomes = check_all(&cfg.workers, &Net::from_settings(&cfg.settings));
     let now = SystemTime::now();
     if json {
         println!("{}", status_document(cfg, &outcomes, started, now));
@@ -35,11 +36,12 @@ pub fn run(cfg: &Config, json: bool) -> u8 {
 }
 
 /// Checks every target once, at most `MAX_PARALLEL` at a time; outcomes in the targets' order.
-pub fn check_all(targets: &[Target]) -> Vec<Outcome> {
-    let agent = probe::agent();
+/// Each with its own TLS settings and proxy, as the service checks it.
+pub fn check_all(targets: &[Target], net: &Net) -> Vec<Outcome> {
     // Never stopped: `once` has no shutdown to wait for; Ctrl-C ends the process as usual.
     let waker = Waker::default();
     bounded_map(targets, MAX_PARALLEL, |t| {
+        let agent = net.check_agent(&t.url, &t.tls).agent;
         worker::guarded(|| probe::check(&agent, t, &waker))
     })
 }

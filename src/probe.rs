@@ -31,27 +31,10 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// The agent every worker shares. Timeouts are set per request, since each target has its own.
+/// An agent with the bundled roots and no proxy, for tests that need no configuration.
+#[cfg(test)]
 pub fn agent() -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(MAX_REDIRECTS)
-        .user_agent(concat!("master-pinger/", env!("CARGO_PKG_VERSION")))
-        // Workers ping on their own schedules, minutes apart: pooled idle connections would be
-        // stale by the next check and only hold file descriptors and buffers.
-        .max_idle_connections(0)
-        .max_idle_connections_per_host(0)
-        // ureq's default buffers are 128 KiB each way per connection; a ping sends a few hundred
-        // bytes and reads a body in 8 KiB chunks, so a thousand concurrent checks need far less.
-        .max_response_header_size(16 * 1024)
-        .input_buffer_size(20 * 1024)
-        .output_buffer_size(4 * 1024)
-        .build();
-    ureq::Agent::with_parts(
-        config,
-        ureq::unversioned::transport::DefaultConnector::new(),
-        crate::resolve::CheckResolver,
-    )
+    crate::net::Net::new(None, crate::proxy::Proxies::default()).agent_for("")
 }
 
 /// Wait after failed attempt `i` (1-based): `backoff * 2^(i-1)`.
@@ -200,7 +183,7 @@ pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
         E::TooManyRedirects => format!("too many redirects (more than {MAX_REDIRECTS})"),
         E::RedirectFailed => "redirect failed (bad or unsupported Location)".to_string(),
         E::Tls(m) => format!("tls: {m}"),
-        E::Rustls(r) => format!("tls: {r}"),
+        E::Rustls(r) => crate::tls::errors::describe(r, "this server"),
         E::Pem(_) => "tls: bad certificate".to_string(),
         E::Protocol(p) => format!("protocol error: {p}"),
         E::BadUri(_) | E::Http(_) => "invalid request URL or header".to_string(),
@@ -224,6 +207,16 @@ pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
 fn describe_io(e: &io::Error, timeout: Duration) -> String {
     if let Some(inner) = e.get_ref().and_then(|r| r.downcast_ref::<ureq::Error>()) {
         return describe(inner, timeout);
+    }
+    // Described already, by the TLS connector (handshake) or rustls (later records).
+    if let Some(f) = e
+        .get_ref()
+        .and_then(|r| r.downcast_ref::<crate::tls::errors::Failure>())
+    {
+        return f.0.clone();
+    }
+    if let Some(r) = e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+        return crate::tls::errors::describe(r, "this server");
     }
     use io::ErrorKind as K;
     match e.kind() {

@@ -10,6 +10,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
+pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -121,6 +122,8 @@ pub struct TargetView {
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
+    /// The server's certificate, once read (https targets only).
+    pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
 }
@@ -187,6 +190,7 @@ impl TargetInfo {
 struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
+    cert: Option<CertInfo>,
 }
 
 struct Inner {
@@ -211,6 +215,7 @@ impl State {
             .map(|_| Slot {
                 record: Record::default(),
                 next_check_at_ms: None,
+                cert: None,
             })
             .collect();
         State {
@@ -273,6 +278,12 @@ impl State {
         if let Some(s) = self.change().slots.get_mut(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
+        }
+    }
+
+    pub fn set_cert(&self, slot: usize, cert: CertInfo) {
+        if let Some(s) = self.change().slots.get_mut(slot) {
+            s.cert = Some(cert);
         }
     }
 
@@ -341,6 +352,7 @@ impl State {
                     last: r.last(),
                     next_check_at_ms: slot.next_check_at_ms,
                     uptime: r.uptime.ratios(now_ms),
+                    tls: slot.cert,
                     history: r.history.newest(limit).collect(),
                 }
             })

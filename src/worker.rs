@@ -8,10 +8,12 @@ use crate::restart::{RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
-use crate::timefmt::{from_unix_millis, unix_millis};
+use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
+use crate::tls::connector::PeerCapture;
+use crate::tls::expiry::{CertInfo, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
@@ -102,6 +104,9 @@ pub struct Worker {
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
     pub restart_cooldown: Duration,
+    /// For an https target: where its check's handshake leaves the server's certificate, and
+    /// when to ask for it.
+    pub cert: Option<(Arc<PeerCapture>, Watch)>,
 }
 
 /// Runs a check, turning a panic into a failed outcome so the worker carries on.
@@ -156,7 +161,8 @@ impl Worker {
             .spawn(move || self.run())
     }
 
-    fn run(self) {
+    fn run(mut self) {
+        let mut cert = self.cert.take();
         let t = &self.target;
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
@@ -165,6 +171,7 @@ impl Worker {
             .as_ref()
             .map(|a| a.streaks(t, saved.consecutive_failures))
             .unwrap_or_default();
+        let mut cert_warnings = self.alerter.as_ref().map(|a| a.cert_warnings(t)).unwrap_or_default();
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
         let mut was_ok = saved.last().map(|r| r.ok);
         let mut pending: u64 = 0;
@@ -184,6 +191,11 @@ impl Worker {
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
+            if let Some((capture, watch)) = &cert {
+                if watch.due(Instant::now()) {
+                    capture.request();
+                }
+            }
             let outcome = self.check_once();
             if self.waker.is_stopped() {
                 // Shutting down: an abandoned check is not a result.
@@ -196,6 +208,11 @@ impl Worker {
             streak.observe(outcome.ok, now, &self.thresholds);
             if let Some(alerter) = &self.alerter {
                 alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            }
+            if let Some(info) = cert.as_mut().and_then(|(c, w)| self.read_cert(c, w)) {
+                if let Some(alerter) = &self.alerter {
+                    alerter.observe_cert(&mut cert_warnings, t, info, now);
+                }
             }
             if streak.is_down() && !outcome.ok {
                 self.maybe_restart(&mut last_restart, now);
@@ -217,6 +234,26 @@ impl Worker {
     #[inline(never)]
     fn check_once(&self) -> Outcome {
         guarded(|| probe::check(&self.agent, &self.target, &self.waker))
+    }
+
+    /// Takes in the certificate of this check's handshake, if one was asked for and completed.
+    fn read_cert(&self, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
+        let leaf = capture.take()?;
+        let name = &self.target.name;
+        match watch.read(&leaf, Instant::now()) {
+            Err(e) => {
+                log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
+                None
+            }
+            Ok(info) => {
+                log::debug!(
+                    "{name}: TLS certificate expires {}",
+                    rfc3339(UNIX_EPOCH + Duration::from_secs(info.expires_at.max(0) as u64))
+                );
+                self.state.set_cert(self.slot, info);
+                Some(info)
+            }
+        }
     }
 
     fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {

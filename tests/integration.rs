@@ -18,4 +18,5 @@ mod integration {
     pub mod platforms;
     pub mod prometheus;
     pub mod shard;
+    pub mod tls;
 }

@@ -20,7 +20,10 @@ pub mod telegram;
 pub mod webhook;
 
 use crate::config::{Channel, Kind, Target};
+use crate::net::Net;
 use crate::shutdown::Waker;
+use crate::timefmt::unix_secs;
+use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
 use message::Notice;
 use queue::{Failure, Queue};
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(test)]
 use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -138,6 +141,18 @@ pub fn shown(kind: &Kind) -> String {
     }
 }
 
+/// The base URL a channel's requests go to (for choosing its proxy). A secret, like the rest.
+pub fn base_url(kind: &Kind) -> &str {
+    match kind {
+        Kind::Discord { webhook_url } | Kind::Slack { webhook_url } | Kind::Json { webhook_url } => webhook_url,
+        Kind::Webhook(s) => &s.url,
+        Kind::Telegram(s) => &s.api_url,
+        Kind::Ntfy(s) => &s.url,
+        Kind::Gotify(s) => &s.url,
+        Kind::Pushover(s) => &s.api_url,
+    }
+}
+
 /// Why a delivery failed, in words: the status, with the service's own explanation when its
 /// API documents an error body (`status 400: Bad Request: chat not found`).
 pub fn describe(kind: &Kind, failure: &Failure) -> String {
@@ -192,6 +207,7 @@ impl Counts {
 /// One running channel as the workers see it: when to speak and where to queue.
 struct Running {
     thresholds: Thresholds,
+    cert_expiry_days: Vec<u32>,
     send_on_resolved: bool,
     workers: Option<Vec<String>>,
     queue: Arc<Queue<Event>>,
@@ -200,6 +216,11 @@ struct Running {
 /// A worker's streak on each channel that speaks for it, owned by the worker's thread.
 #[derive(Debug, Default)]
 pub struct Streaks(Vec<(usize, Streak)>);
+
+/// What a worker has warned each of its channels about its server's certificate, owned by the
+/// worker's thread.
+#[derive(Debug, Default)]
+pub struct CertWarnings(Vec<(usize, Warned)>);
 
 /// The channels' front door: workers hand it check results and it never blocks.
 pub struct Alerter {
@@ -212,7 +233,7 @@ impl Alerter {
     pub fn start(
         channels: &[Channel],
         status_page: Option<String>,
-        agent: ureq::Agent,
+        net: &Net,
         waker: Arc<Waker>,
     ) -> std::io::Result<Arc<Alerter>> {
         let counts = Arc::new(Counts::new(channels.iter().map(|c| c.name.clone())));
@@ -221,7 +242,7 @@ impl Alerter {
             let (kind, name, page) = (ch.kind.clone(), ch.name.clone(), status_page.clone());
             let where_to = format!("via {name} ({})", shown(&kind));
             let delivery = queue::Delivery {
-                agent: agent.clone(),
+                agent: net.agent_for(base_url(&ch.kind)),
                 timeout: ch.timeout,
                 backoff: ch.retry_backoff,
             };
@@ -242,6 +263,7 @@ impl Alerter {
                     failure: ch.failure_threshold,
                     success: ch.success_threshold,
                 },
+                cert_expiry_days: ch.cert_expiry_days.clone(),
                 send_on_resolved: ch.send_on_resolved,
                 workers: ch.workers.clone(),
                 queue,
@@ -260,17 +282,47 @@ impl Alerter {
     /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`),
     /// resumed from its saved run of failures so a recovery after a restart is still announced.
     pub fn streaks(&self, target: &Target, consecutive_failures: u32) -> Streaks {
-        if !target.alerts {
-            return Streaks::default();
-        }
         Streaks(
-            self.channels
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.workers.as_ref().is_none_or(|w| w.contains(&target.name)))
+            self.speaking_for(target)
                 .map(|(i, c)| (i, Streak::resume(consecutive_failures, c.thresholds.failure)))
                 .collect(),
         )
+    }
+
+    /// The certificate-warning state of `target` on the channels that speak for it.
+    pub fn cert_warnings(&self, target: &Target) -> CertWarnings {
+        CertWarnings(self.speaking_for(target).map(|(i, _)| (i, Warned::default())).collect())
+    }
+
+    /// The channels that speak for `target` (none with `"alerts": false`), with their index.
+    fn speaking_for<'a>(&'a self, target: &'a Target) -> impl Iterator<Item = (usize, &'a Running)> {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| target.alerts && c.workers.as_ref().is_none_or(|w| w.contains(&target.name)))
+    }
+
+    /// Takes one reading of the server's certificate and queues a warning on each channel whose
+    /// `cert_expiry_days` it newly fell under (see `tls::expiry::should_warn`). Never blocks.
+    pub fn observe_cert(&self, warnings: &mut CertWarnings, target: &Target, cert: CertInfo, at: SystemTime) {
+        let days_left = days_left(cert.expires_at, unix_secs(at) as i64);
+        for (i, warned) in &mut warnings.0 {
+            let Some(ch) = self.channels.get(*i) else { continue };
+            if !should_warn(&ch.cert_expiry_days, cert.expires_at, days_left, warned) {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition: Transition::CertExpiring {
+                    days_left,
+                    expires_at: UNIX_EPOCH + std::time::Duration::from_secs(cert.expires_at.max(0) as u64),
+                },
+                error: None,
+                at,
+                since: None,
+            });
+        }
     }
 
     /// Counts one check result on each of the worker's channels and queues an event on each
@@ -455,6 +507,53 @@ mod tests {
         );
     }
 
+    fn test_net() -> Net {
+        Net::new(None, crate::proxy::Proxies::default())
+    }
+
+    #[test]
+    fn cert_warnings_follow_each_channels_thresholds() {
+        let waker = Arc::new(Waker::default());
+        waker.stop();
+        let mut off = channel("off", 1, None);
+        off.cert_expiry_days = Vec::new();
+        let mut early = channel("early", 1, None);
+        early.cert_expiry_days = vec![30];
+        let channels = [
+            channel("default", 1, None),
+            off,
+            early,
+            channel("only-b", 1, Some(&["b"])),
+        ];
+        let a = Alerter::start(&channels, None, &test_net(), waker).expect("start");
+        let len = |i: usize| a.channels[i].queue.len();
+        let t = target("a", true);
+        let mut w = a.cert_warnings(&t);
+        assert_eq!(w.0.len(), 3, "only-b does not speak for a");
+        let now = SystemTime::now();
+        let cert = |days: i64| CertInfo {
+            expires_at: unix_secs(now) as i64 + days * 86_400 + 3600,
+            verified: true,
+        };
+        a.observe_cert(&mut w, &t, cert(20), now);
+        assert_eq!((len(0), len(1), len(2)), (0, 0, 1), "20 days: only the 30-day channel");
+        a.observe_cert(&mut w, &t, cert(20), now);
+        a.observe_cert(&mut w, &t, cert(5), now);
+        assert_eq!(
+            (len(0), len(1), len(2)),
+            (1, 0, 1),
+            "5 days: under 14 and 7 at once, one warning"
+        );
+        a.observe_cert(&mut w, &t, cert(5), now);
+        assert_eq!((len(0), len(1), len(2)), (1, 0, 1));
+        assert!(a.cert_warnings(&target("a", false)).0.is_empty(), "\"alerts\": false");
+        let e = a.channels[0].queue.pop(&Waker::default());
+        assert!(matches!(
+            e.map(|e| e.transition),
+            Some(Transition::CertExpiring { days_left: 5, .. })
+        ));
+    }
+
     fn target(name: &str, alerts: bool) -> Target {
         let mut t = crate::config::build(
             Some((
@@ -480,7 +579,7 @@ mod tests {
             channel("slow", 3, None),
             channel("only-b", 1, Some(&["b"])),
         ];
-        let a = Alerter::start(&channels, None, crate::probe::agent(), waker).expect("start");
+        let a = Alerter::start(&channels, None, &test_net(), waker).expect("start");
         let len = |i: usize| a.channels[i].queue.len();
         let t = target("a", true);
         let mut s = a.streaks(&t, 0);
@@ -503,7 +602,7 @@ mod tests {
         waker.stop();
         let mut quiet = channel("quiet", 2, None);
         quiet.send_on_resolved = false;
-        let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, crate::probe::agent(), waker).expect("start");
+        let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, &test_net(), waker).expect("start");
         let t = target("a", true);
         let mut s = a.streaks(&t, 2);
         a.observe(&mut s, &t, true, None, SystemTime::now());

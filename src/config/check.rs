@@ -13,6 +13,7 @@ use super::ctx::{Ctx, join, show};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
 use super::{StatusSet, Target};
 use crate::target_url;
+use crate::tls::TlsSettings;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub const TIMING: &[&str] = &[
     "timeout",
     "retries",
     "backoff",
+    "tls",
 ];
 /// What a check sends and expects: `defaults` and each worker take these, the self-ping does not.
 const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
@@ -53,6 +55,7 @@ pub fn builtin() -> Target {
         expect_body_secret: false,
         space_id: None,
         restart_token: None,
+        tls: TlsSettings::default(),
         alerts: true,
     }
 }
@@ -107,6 +110,9 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target
     {
         out.expect_body = Some(text);
         out.expect_body_secret = secret;
+    }
+    if let Some(v) = obj.get("tls") {
+        out.tls = super::tls::parse(ctx, v, &at("tls"), &out.tls);
     }
     out
 }

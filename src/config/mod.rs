@@ -27,6 +27,7 @@ pub mod limits;
 mod self_ping;
 mod settings;
 pub mod shard;
+mod tls;
 mod warnings;
 mod workers;
 
@@ -108,6 +109,8 @@ pub struct Target {
     /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
     /// A secret: never display it.
     pub restart_token: Option<String>,
+    /// `tls`: extra trusted CAs, or no verification at all.
+    pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
 }
@@ -132,6 +135,7 @@ impl fmt::Debug for Target {
             .field("expect_body", &expect_body)
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
+            .field("tls", &self.tls)
             .field("alerts", &self.alerts)
             .finish()
     }

@@ -26,6 +26,7 @@ pub fn parse(ctx: &mut Ctx, v: Option<&Value>, defaults: &Target) -> SelfPing {
         timeout: defaults.timeout,
         retries: defaults.retries,
         backoff: defaults.backoff,
+        tls: defaults.tls.clone(),
         ..check::builtin()
     };
     let mut url = None;

@@ -8,10 +8,13 @@
 
 use super::ctx::{Ctx, env_var};
 use super::limits::{
-    DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN, SAVE_INTERVAL,
+    CERT_CHECK_INTERVAL, DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN,
+    SAVE_INTERVAL,
 };
 use super::{Flags, redacted};
+use crate::proxy::Proxies;
 use crate::target_url;
+use crate::tls::CaFile;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "hf_api_url",
     "header_timeout",
     "max_connections",
+    "cert_check_interval",
 ];
 
 #[derive(Clone)]
@@ -43,6 +47,12 @@ pub struct Settings {
     pub log_level: log::LevelFilter,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// How often a worker reads its server's certificate (for its expiry).
+    pub cert_check_interval: Duration,
+    /// `SSL_CERT_FILE`: trusted for checks, alerts and restarts.
+    pub ssl_cert_file: Option<CaFile>,
+    /// Outbound proxies from the environment; their credentials never show in `Debug`.
+    pub proxies: Proxies,
 }
 
 impl fmt::Debug for Settings {
@@ -58,6 +68,9 @@ impl fmt::Debug for Settings {
             .field("log_level", &self.log_level)
             .field("header_timeout", &self.header_timeout)
             .field("max_connections", &self.max_connections)
+            .field("cert_check_interval", &self.cert_check_interval)
+            .field("ssl_cert_file", &self.ssl_cert_file)
+            .field("proxies", &self.proxies)
             .finish()
     }
 }
@@ -96,6 +109,11 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
         max_connections: ctx
             .count_in(top, "", "max_connections", MAX_CONNECTIONS)
             .unwrap_or(MAX_CONNECTIONS.default) as usize,
+        cert_check_interval: ctx
+            .duration_in(top, "", "cert_check_interval", CERT_CHECK_INTERVAL)
+            .unwrap_or(CERT_CHECK_INTERVAL.default),
+        ssl_cert_file: super::tls::ssl_cert_file(ctx),
+        proxies: super::tls::proxies(ctx),
     }
 }
 

@@ -570,6 +570,97 @@ fn different_advice_is_not_merged() {
     );
 }
 
+/// A PEM file holding one freshly made CA certificate, in a folder of its own.
+fn ca_pem(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mp-cfg-tls-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, crate::tls::testcerts::Ca::new().pem()).unwrap();
+    path
+}
+
+#[test]
+fn tls_settings_layer_from_defaults_to_workers_and_self_ping() {
+    let ca = ca_pem("layer");
+    let c = ok(&format!(
+        r#"{{"defaults": {{"tls": {{"ca_file": "{}"}}}},
+             "self_ping": {{"url": "https://me.hf.space/health", "tls": {{"insecure": true}}}},
+             "workers": [{{"url": "https://a.hf.space/"}}, {{"url": "https://b.hf.space/", "tls": {{"insecure": true}}}}]}}"#,
+        ca.display()
+    ));
+    let (a, b) = (&c.workers[0].tls, &c.workers[1].tls);
+    assert_eq!(a.ca_file.as_ref().map(|f| f.path.clone()), Some(ca.clone()));
+    assert_eq!(a.ca_file.as_ref().map(|f| f.certs.len()), Some(1));
+    assert!(!a.insecure);
+    assert!(
+        b.insecure && b.ca_file.is_some(),
+        "insecure alone keeps the inherited ca_file"
+    );
+    let s = c.self_ping.as_ref().unwrap();
+    assert!(s.tls.insecure && s.tls.ca_file.is_some());
+    let warned: Vec<&String> = c.warnings.iter().filter(|w| w.contains("tls.insecure")).collect();
+    assert_eq!(warned.len(), 2, "{:?}", c.warnings);
+    assert!(
+        format!("{c:?}").contains("1 certificate(s)"),
+        "Debug shows the file, not its bytes"
+    );
+}
+
+#[test]
+fn bad_tls_settings_name_the_file_and_the_field() {
+    let dir = ca_pem("bad").parent().unwrap().to_path_buf();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "nothing here\n").unwrap();
+    let e = errs(&format!(
+        r#"{{"defaults": {{"tls": {{"ca_file": "/nonexistent/ca.pem"}}}},
+             "workers": [{{"url": "https://a/", "tls": {{"ca_file": "{}", "insecure": "yes"}}}},
+                         {{"url": "https://b/", "tls": {{"verify": false}}}}]}}"#,
+        empty.display()
+    ));
+    has(
+        &e,
+        "cfg.json: defaults.tls.ca_file: cannot read \"/nonexistent/ca.pem\"",
+    );
+    has(
+        &e,
+        &format!(
+            "cfg.json: workers[0].tls.ca_file: {:?} holds no certificate",
+            empty.display().to_string()
+        ),
+    );
+    has(&e, "workers[0].tls.insecure: expected true or false");
+    has(&e, "workers[1].tls.verify: unknown field");
+    let e = errs_env(
+        r#"{"self_ping": false}"#,
+        &env(&[("SSL_CERT_FILE", "/nonexistent/x.pem")]),
+    );
+    has(&e, "SSL_CERT_FILE: cannot read \"/nonexistent/x.pem\"");
+}
+
+#[test]
+fn ssl_cert_file_proxies_and_cert_settings() {
+    let ca = ca_pem("env");
+    let e = env(&[
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("HTTPS_PROXY", "http://u:pw@proxy.example:3128"),
+    ]);
+    let c = build(
+        Some(("cfg.json", r#"{"cert_check_interval": "10m"}"#)),
+        &Flags::default(),
+        &e,
+    )
+    .unwrap();
+    assert_eq!(c.settings.ssl_cert_file.as_ref().map(|f| f.certs.len()), Some(1));
+    assert!(c.settings.proxies.for_url("https://x.hf.space/").is_some());
+    assert!(!format!("{c:?}").contains("pw@"), "no proxy credentials in Debug");
+    assert_eq!(c.settings.cert_check_interval, Duration::from_secs(600));
+    assert_eq!(ok("{}").settings.cert_check_interval, Duration::from_secs(3600));
+    let e = errs(r#"{"cert_check_interval": "2h"}"#);
+    has(&e, "cert_check_interval: expected a duration from 10ms to 1h");
+    let e = errs_env("{}", &env(&[("ALL_PROXY", "socks5://p:1080")]));
+    has(&e, "ALL_PROXY: only http:// and https:// proxies are supported");
+}
+
 fn sharded(json: &str, flag: Option<&str>, e: &Env) -> Result<Config, Vec<String>> {
     let flags = Flags {
         shard: flag.map(String::from),

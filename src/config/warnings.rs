@@ -89,6 +89,12 @@ fn advice(t: &Target, on_hf: bool) -> Vec<String> {
             ));
         }
     }
+    if t.tls.insecure && parts.scheme == "https" {
+        out.push(
+            "tls.insecure is set: the server's certificate is not verified, so anyone in between can answer for it"
+                .to_string(),
+        );
+    }
     if t.timeout >= t.interval {
         out.push(format!(
             "timeout {} is not shorter than the interval {}: a slow check will skip deadlines",

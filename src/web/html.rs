@@ -4,10 +4,11 @@
 
 use crate::duration;
 use crate::state::{CheckRecord, Health, Snapshot, TargetView};
-use crate::timefmt::{from_unix_millis, relative, rfc3339};
+use crate::timefmt::{from_unix_millis, relative, rfc3339, unix_secs};
+use crate::tls::expiry::days_left;
 use crate::web::json::percent;
 use std::fmt::Write;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many recent checks the heartbeat bar and sparkline show.
 pub const BAR_CELLS: usize = 30;
@@ -61,6 +62,7 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .hb.up{background:var(--up)}.hb.down{background:var(--down)}.hb.slow{background:var(--warn)}
 .spark polyline{fill:none;stroke:var(--fg);stroke-width:1.5}
 .spark circle{fill:var(--fg)}
+.tls{font-size:12px;color:var(--muted)}.tls.warn{color:var(--warn);font-weight:600}.tls.bad{color:var(--down);font-weight:600}
 .err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
 h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
@@ -254,9 +256,10 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     let _ = write!(
         out,
         "<tr class=\"{state}\" id=\"w-{name}\"><th scope=\"row\" data-label=\"Worker\"><div class=\"name\">{name}</div><div class=\"url\">{}</div>\
-<small>every {}</small></th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
+<small>every {}</small>{}</th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
         escape(&w.url),
         escape(&duration::format(w.interval)),
+        tls_note(w, now),
     );
     let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
     out.push_str("<td data-label=\"Recent checks\">");
@@ -341,6 +344,30 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         );
     }
     out.push_str("</tr>");
+}
+
+/// The certificate's days left (amber under 14, red under 3) and whether it was verified. A `div`,
+/// not a `small`, so that it stays on a phone's card.
+pub fn tls_note(w: &TargetView, now: SystemTime) -> String {
+    let Some(c) = &w.tls else { return String::new() };
+    let days = days_left(c.expires_at, unix_secs(now) as i64);
+    let class = match days {
+        d if d < 3 => "tls bad",
+        d if d < 14 => "tls warn",
+        _ => "tls",
+    };
+    let expires = rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(c.expires_at.max(0) as u64));
+    let text = if days < 0 {
+        "TLS certificate expired".to_string()
+    } else {
+        format!("TLS certificate: {days} day{} left", if days == 1 { "" } else { "s" })
+    };
+    let unverified = if c.verified {
+        ""
+    } else {
+        " · <span class=\"tls bad\" title=\"tls.insecure: the certificate is not verified\">unverified</span>"
+    };
+    format!("<div class=\"{class}\" title=\"expires {expires}\">{text}{unverified}</div>")
 }
 
 fn trim_percent(p: f64) -> String {
@@ -532,6 +559,40 @@ mod tests {
         let page = render(&fleet(1000, 1, true));
         assert!(page.len() < 300_000, "{} bytes", page.len());
         assert_eq!(page.matches("<tr class=\"down\"").count(), MAX_FULL_ROWS);
+    }
+
+    #[test]
+    fn certificate_days_left_and_colours() {
+        let s = snapshot();
+        let page = render(&s);
+        assert!(
+            page.contains(
+                "<div class=\"tls\" title=\"expires 2027-01-09T11:00:00Z\">TLS certificate: 42 days left</div>"
+            )
+        );
+        assert!(page.contains("class=\"tls bad\" title=\"expires 2026-11-30T12:00:00Z\">TLS certificate: 2 days left"));
+        assert!(page.contains(">unverified</span>"));
+        let mut w = s.workers[0].clone();
+        let now = s.now;
+        let note = |w: &mut TargetView, days: i64, verified: bool| {
+            let expires_at = unix_secs(now) as i64 + days * 86_400 + 60;
+            w.tls = Some(crate::state::CertInfo { expires_at, verified });
+            tls_note(w, now)
+        };
+        assert!(
+            note(&mut w, 13, true).contains("class=\"tls warn\""),
+            "amber under 14 days"
+        );
+        assert!(note(&mut w, 14, true).contains("class=\"tls\""));
+        assert!(note(&mut w, 2, true).contains("class=\"tls bad\""), "red under 3 days");
+        assert!(note(&mut w, -1, true).contains("TLS certificate expired"));
+        assert!(!note(&mut w, -1, true).contains("unverified"));
+        w.tls = None;
+        assert_eq!(
+            tls_note(&w, now),
+            "",
+            "nothing for http workers or before the first read"
+        );
     }
 
     #[test]

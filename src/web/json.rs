@@ -1,8 +1,10 @@
 //! `/status`: the snapshot as the SPEC's JSON document.
 
-use crate::state::{CheckRecord, Snapshot, TargetView};
+use crate::state::{CertInfo, CheckRecord, Snapshot, TargetView};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_secs};
+use crate::tls::expiry::days_left;
 use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Serialize)]
 struct StatusDoc<'a> {
@@ -32,7 +34,23 @@ struct WorkerDoc<'a> {
     next_check_at: Option<String>,
     restarts: u64,
     last_restart_at: Option<String>,
+    tls: Option<TlsDoc>,
     history: Vec<CheckDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct TlsDoc {
+    expires_at: String,
+    days_left: i64,
+    verified: bool,
+}
+
+fn tls_doc(c: &CertInfo, now: SystemTime) -> TlsDoc {
+    TlsDoc {
+        expires_at: rfc3339(UNIX_EPOCH + Duration::from_secs(c.expires_at.max(0) as u64)),
+        days_left: days_left(c.expires_at, unix_secs(now) as i64),
+        verified: c.verified,
+    }
 }
 
 #[derive(Serialize)]
@@ -73,7 +91,7 @@ pub fn percent(ratio: f64) -> f64 {
     (ratio * 100_000.0).round() / 1000.0
 }
 
-fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
+fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
     let secs = w.interval.as_secs_f64();
     WorkerDoc {
         name: &w.name,
@@ -97,6 +115,7 @@ fn worker_doc(w: &TargetView) -> WorkerDoc<'_> {
         next_check_at: w.next_check_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         restarts: w.restarts,
         last_restart_at: w.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        tls: w.tls.as_ref().map(|c| tls_doc(c, now)),
         history: w.history.iter().map(check_doc).collect(),
     }
 }
@@ -126,8 +145,17 @@ pub fn render_filtered(s: &Snapshot, filter: &Filter) -> String {
         version: s.version,
         started_at: rfc3339(s.started_at),
         uptime_seconds: unix_secs(s.now).saturating_sub(unix_secs(s.started_at)),
-        self_ping: s.self_ping.as_ref().filter(|w| filter.keeps(w)).map(worker_doc),
-        workers: s.workers.iter().filter(|w| filter.keeps(w)).map(worker_doc).collect(),
+        self_ping: s
+            .self_ping
+            .as_ref()
+            .filter(|w| filter.keeps(w))
+            .map(|w| worker_doc(w, s.now)),
+        workers: s
+            .workers
+            .iter()
+            .filter(|w| filter.keeps(w))
+            .map(|w| worker_doc(w, s.now))
+            .collect(),
         persistence_error: s.persistence_error.as_deref(),
     };
     serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
@@ -162,6 +190,14 @@ mod tests {
         assert_eq!(v["workers"][2]["last_check"], Value::Null);
         assert_eq!(v["workers"][2]["uptime_percent"]["30d"], Value::Null);
         assert_eq!(v["self_ping"]["name"], "self");
+        assert_eq!(
+            up["tls"],
+            serde_json::json!({"expires_at": "2027-01-09T11:00:00Z", "days_left": 42, "verified": true})
+        );
+        assert_eq!(down["tls"]["days_left"], 2);
+        assert_eq!(down["tls"]["verified"], false);
+        assert_eq!(v["workers"][2]["tls"], Value::Null, "null before the first read");
+        assert_eq!(v["self_ping"]["tls"], Value::Null);
     }
 
     #[test]

@@ -84,6 +84,12 @@ const FAMILIES: &[Family] = &[
         sample: |w| vec![(String::new(), w.restarts as f64)],
     },
     Family {
+        name: "pinger_tls_cert_expiry_timestamp_seconds",
+        kind: "gauge",
+        help: "Unix time the leaf certificate expires (https targets, once read).",
+        sample: |w| w.tls.iter().map(|c| (String::new(), c.expires_at as f64)).collect(),
+    },
+    Family {
         name: "pinger_uptime_ratio",
         kind: "gauge",
         help: "Share of successful checks over the window (0..1).",
@@ -188,6 +194,8 @@ mod tests {
         assert!(text.contains("pinger_uptime_ratio{worker=\"api\",window=\"24h\"} 1\n"));
         assert!(text.contains("pinger_up{worker=\"self\"} 1\n"));
         assert!(text.contains("process_start_time_seconds 1795860000\n"));
+        assert!(text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"api\"} 1799492400\n"));
+        assert!(!text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"new\"}"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Hand-made snapshots for the renderers' unit tests.
 
-use crate::state::{CheckRecord, Health, Snapshot, TargetView};
+use crate::state::{CertInfo, CheckRecord, Health, Snapshot, TargetView};
 use std::time::{Duration, UNIX_EPOCH};
 
 pub const START: u64 = 1_795_860_000; // 2026-11-28T10:00:00Z
@@ -41,6 +41,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         } else {
             [Some(successes as f64 / checks as f64); 3]
         },
+        tls: None,
         history,
     }
 }
@@ -51,17 +52,23 @@ pub fn snapshot() -> Snapshot {
     db.restarts_enabled = true;
     db.restarts = 1;
     db.last_restart_at_ms = Some((START + 3100) * 1000);
+    // db's certificate is unverified (tls.insecure) and expires in 2 days and an hour.
+    db.tls = Some(CertInfo {
+        expires_at: (START + 3600 + 2 * 86_400 + 3600) as i64,
+        verified: false,
+    });
+    let mut api = view("api", Health::Up, vec![rec(0, true), rec(1, true), rec(2, true)]);
+    api.tls = Some(CertInfo {
+        expires_at: (START + 3600 + 42 * 86_400) as i64,
+        verified: true,
+    });
     let mut new = view("new", Health::Pending, vec![]);
     new.next_check_at_ms = None;
     Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         started_at: UNIX_EPOCH + Duration::from_secs(START),
         now: UNIX_EPOCH + Duration::from_secs(START + 3600),
-        workers: vec![
-            view("api", Health::Up, vec![rec(0, true), rec(1, true), rec(2, true)]),
-            db,
-            new,
-        ],
+        workers: vec![api, db, new],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
     }

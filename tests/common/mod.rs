@@ -4,8 +4,9 @@
 
 pub mod aged;
 pub mod providers;
+pub mod tls;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,20 +81,8 @@ impl FakeServer {
         let count = Arc::new(AtomicUsize::new(0));
         let behaviour: Arc<Behaviour> = Arc::new(behaviour);
         let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (seen, stop, count, behaviour) = (
-                    Arc::clone(&seen2),
-                    Arc::clone(&stop2),
-                    Arc::clone(&count),
-                    Arc::clone(&behaviour),
-                );
-                thread::spawn(move || serve(stream, &seen, &stop, &count, &*behaviour));
-            }
+        accept_loop(listener, Arc::clone(&stop), move |stream| {
+            serve(stream, &seen2, &stop2, &count, &*behaviour)
         });
         FakeServer { port, seen, stop }
     }
@@ -125,6 +114,55 @@ impl FakeServer {
     }
 }
 
+/// Serves each connection on a thread of its own until `stop` is set (then one more connection,
+/// such as the one a `Drop` makes, ends the loop).
+pub fn accept_loop(listener: TcpListener, stop: Arc<AtomicBool>, handle: impl Fn(TcpStream) + Send + Sync + 'static) {
+    let handle = Arc::new(handle);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let handle = Arc::clone(&handle);
+            thread::spawn(move || handle(stream));
+        }
+    });
+}
+
+/// Reads an HTTP head up to its empty line; `None` when the connection ends first.
+pub fn read_head(reader: &mut impl BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let end = line == "\r\n" || line == "\n";
+        head.push_str(&line);
+        if end {
+            return Some(head);
+        }
+    }
+}
+
+/// Reads a request: its head and its `Content-Length` body.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let head = read_head(reader)?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -145,35 +183,13 @@ fn serve(
         Err(_) => return,
     });
     loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let end = line == "\r\n" || line == "\n";
-            head.push_str(&line);
-            if end {
-                break;
-            }
-        }
+        let Some((head, body)) = read_request(&mut reader) else {
+            return;
+        };
         let first = head.lines().next().unwrap_or("").to_string();
         let mut parts = first.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
         let s = Seen {
             at: Instant::now(),
             method: method.clone(),

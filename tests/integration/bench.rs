@@ -32,6 +32,14 @@ fn cpu_seconds(pid: u32) -> f64 {
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }
 
+fn memory(pid: u32) -> String {
+    format!(
+        "VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        proc_status(pid, "VmRSS:") as f64 / 1024.0,
+        proc_status(pid, "VmHWM:") as f64 / 1024.0
+    )
+}
+
 fn config(n: usize, target: &FakeServer, interval: &str) -> String {
     let workers: Vec<String> = (0..n)
         .map(|i| {
@@ -218,9 +226,8 @@ fn bench() {
         t.row(
             format!("memory with {n} workers (every worker checked twice)"),
             format!(
-                "VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} threads (min checks {})",
-                proc_status(pid, "VmRSS:") as f64 / 1024.0,
-                proc_status(pid, "VmHWM:") as f64 / 1024.0,
+                "{}, {} threads (min checks {})",
+                memory(pid),
                 proc_status(pid, "Threads:"),
                 min_checks(&p)
             ),
@@ -288,6 +295,58 @@ fn bench() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     println!("\n| measured {date}, {cores} cores, static musl build | figure |\n|---|---|");
+    for (what, figure) in &t.0 {
+        println!("| {what} | {figure} |");
+    }
+}
+
+/// 1,000 workers at 60 s over HTTPS against a local TLS target, beside the same over plain HTTP.
+/// Run it alone with `cargo test --release --test integration -- --ignored bench_tls --nocapture`.
+#[test]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored bench_tls --nocapture"]
+fn bench_tls() {
+    use crate::common::tls::{DAY, TestCa, TlsServer};
+    let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
+    let mut t = Table(Vec::new());
+    let plain = FakeServer::always(ok());
+    let ca = TestCa::new("bench CA");
+    let tls = TlsServer::start(&ca.leaf(&["127.0.0.1"], 90 * DAY));
+    let dir = temp_dir("bench-tls");
+    let ca_path = ca.write(&dir, "ca.pem");
+    let https_config = config(1000, &plain, "60s")
+        .replace(&format!("http://127.0.0.1:{}", plain.port), &tls.url("127.0.0.1", ""))
+        .replace(
+            r#"{"self_ping": false,"#,
+            &format!(
+                r#"{{"self_ping": false, "defaults": {{"tls": {{"ca_file": "{}"}}}},"#,
+                ca_path.display()
+            ),
+        );
+    for (what, cfg) in [("http", config(1000, &plain, "60s")), ("https", https_config)] {
+        let p = start(&bin, &cfg, "warn");
+        let pid = p.child.id();
+        // First minute: every check is a full handshake (and reads the certificate's expiry).
+        let (c0, t0) = (cpu_seconds(pid), Instant::now());
+        std::thread::sleep(70 * SEC);
+        let first = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 60.0;
+        // Second minute: the same checks again, resuming their TLS sessions where the server allows.
+        let (c1, t1) = (cpu_seconds(pid), Instant::now());
+        std::thread::sleep(60 * SEC);
+        let second = (cpu_seconds(pid) - c1) / t1.elapsed().as_secs_f64() * 60.0;
+        t.row(
+            format!("1,000 {what} workers at 60 s"),
+            format!(
+                "{first:.2} CPU-s/min in the first minute, {second:.2} in the second; {} (min checks {})",
+                memory(pid),
+                min_checks(&p)
+            ),
+        );
+    }
+    eprintln!(
+        "TLS target: {} handshakes, {} requests",
+        tls.handshakes.load(std::sync::atomic::Ordering::SeqCst),
+        tls.requests()
+    );
     for (what, figure) in &t.0 {
         println!("| {what} | {figure} |");
     }

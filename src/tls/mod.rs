@@ -1,0 +1,270 @@
+//! TLS for every outbound request (checks, alerts, restarts): which certificates are trusted (the
+//! bundled webpki roots, plus `SSL_CERT_FILE`, plus a worker's `tls.ca_file`), skipping
+//! verification for a worker with `tls.insecure`, short error texts, and the leaf certificate's
+//! expiry. ureq's own rustls connector can do none of the per-worker parts and does not expose the
+//! peer certificate, so the rustls client configs are built here and used by `connector`.
+
+pub mod connector;
+pub mod errors;
+pub mod expiry;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A PEM file of extra trusted certificates, read once when the configuration is loaded.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub certs: Arc<Vec<CertificateDer<'static>>>,
+}
+
+/// The path and the number of certificates, not their bytes.
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({:?}, {} certificate(s))", self.path, self.certs.len())
+    }
+}
+
+/// A target's TLS settings (`tls` in `defaults`, a worker or `self_ping`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub ca_file: Option<CaFile>,
+    /// Skip certificate verification (the handshake's signatures are still checked).
+    pub insecure: bool,
+}
+
+/// Reads a PEM file of certificates. The error names the file and says what was wrong.
+pub fn read_ca_file(path: &Path) -> Result<CaFile, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown:?}: {e}"))?;
+    let certs = parse_pem_certs(&bytes).map_err(|m| format!("{shown:?} {m}"))?;
+    Ok(CaFile {
+        path: path.to_path_buf(),
+        certs: Arc::new(certs),
+    })
+}
+
+/// The certificates in a PEM text; an error when there are none or one cannot be used as a root.
+pub fn parse_pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certs = Vec::new();
+    for (i, item) in CertificateDer::pem_slice_iter(bytes).enumerate() {
+        match item {
+            Ok(c) => certs.push(c),
+            Err(_) => return Err(format!("is not valid PEM (block {} cannot be read)", i + 1)),
+        }
+    }
+    if certs.is_empty() {
+        return Err("holds no certificate (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")".to_string());
+    }
+    for (i, c) in certs.iter().enumerate() {
+        if webpki_anchor(c).is_none() {
+            return Err(format!("certificate {} is not a valid X.509 certificate", i + 1));
+        }
+    }
+    Ok(certs)
+}
+
+fn webpki_anchor(c: &CertificateDer<'_>) -> Option<()> {
+    let mut store = RootCertStore::empty();
+    store.add(c.clone()).ok()
+}
+
+/// The two client configs of one trust setting. `fresh` never resumes a session, so its handshake
+/// always carries the server's current certificate (a resumed session reports the one cached
+/// when the session began, which would hide a renewal).
+#[derive(Debug)]
+pub struct ClientConfigs {
+    pub resume: Arc<ClientConfig>,
+    pub fresh: Arc<ClientConfig>,
+}
+
+/// Builds and shares client configs: one per distinct (`ca_file`, `insecure`) among the targets,
+/// so a thousand workers with the same settings share one root store and one session cache.
+pub struct Trust {
+    provider: Arc<CryptoProvider>,
+    /// `SSL_CERT_FILE`'s certificates, trusted everywhere.
+    extra: Vec<CertificateDer<'static>>,
+    built: Mutex<Vec<(TrustKey, Arc<ClientConfigs>)>>,
+}
+
+/// What makes two targets' trust settings the same: the `ca_file` path and `insecure`.
+type TrustKey = (Option<PathBuf>, bool);
+
+impl Trust {
+    pub fn new(ssl_cert_file: Option<&CaFile>) -> Trust {
+        Trust {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            extra: ssl_cert_file.map(|f| f.certs.to_vec()).unwrap_or_default(),
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The configs for `s`, built on first use.
+    pub fn configs(&self, s: &TlsSettings) -> Arc<ClientConfigs> {
+        let key = (s.ca_file.as_ref().map(|f| f.path.clone()), s.insecure);
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = built.iter().find(|(k, _)| *k == key) {
+            return Arc::clone(c);
+        }
+        let c = Arc::new(self.build(s));
+        built.push((key, Arc::clone(&c)));
+        c
+    }
+
+    /// The certificate verifier for `s`: every trusted root, or none at all for `insecure`.
+    pub fn verifier(&self, s: &TlsSettings) -> Arc<dyn ServerCertVerifier> {
+        if s.insecure {
+            return Arc::new(Unverified {
+                algorithms: self.provider.signature_verification_algorithms,
+            });
+        }
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let ca = s.ca_file.iter().flat_map(|f| f.certs.iter());
+        // Both files were checked when the configuration was loaded.
+        roots.add_parsable_certificates(self.extra.iter().chain(ca).cloned());
+        match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&self.provider)).build() {
+            Ok(v) => v,
+            // The builder fails only on an empty root store; the bundled roots are never empty.
+            Err(e) => unreachable!("certificate verifier: {e}"),
+        }
+    }
+
+    fn build(&self, s: &TlsSettings) -> ClientConfigs {
+        let config = match ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+        {
+            Ok(b) => b
+                .dangerous()
+                .with_custom_certificate_verifier(self.verifier(s))
+                .with_no_client_auth(),
+            // ring supports both default TLS versions.
+            Err(e) => unreachable!("TLS versions: {e}"),
+        };
+        let mut fresh = config.clone();
+        fresh.resumption = Resumption::disabled();
+        ClientConfigs {
+            resume: Arc::new(config),
+            fresh: Arc::new(fresh),
+        }
+    }
+}
+
+/// `tls.insecure`: any certificate is accepted, but the handshake signatures are still checked,
+/// so the connection is at least encrypted to whoever holds the presented certificate's key.
+#[derive(Debug)]
+struct Unverified {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testcerts;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testcerts::{Ca, leaf_days};
+
+    #[test]
+    fn pem_files_need_at_least_one_certificate() {
+        let ca = Ca::new();
+        assert_eq!(parse_pem_certs(ca.pem().as_bytes()).unwrap().len(), 1);
+        let two = format!("{}\n{}", ca.pem(), Ca::new().pem());
+        assert_eq!(parse_pem_certs(two.as_bytes()).unwrap().len(), 2);
+        let none = parse_pem_certs(b"just text\n").unwrap_err();
+        assert!(none.contains("holds no certificate"), "{none}");
+        let bad =
+            parse_pem_certs(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(bad.contains("not valid PEM"), "{bad}");
+        let junk = parse_pem_certs(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap_err();
+        assert!(junk.contains("certificate 1 is not a valid X.509"), "{junk}");
+    }
+
+    #[test]
+    fn missing_ca_file_names_the_file() {
+        let e = read_ca_file(Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(e.starts_with("cannot read \"/nonexistent/ca.pem\""), "{e}");
+    }
+
+    #[test]
+    fn configs_are_shared_per_setting() {
+        let t = Trust::new(None);
+        let a = t.configs(&TlsSettings::default());
+        let b = t.configs(&TlsSettings::default());
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = t.configs(&TlsSettings {
+            insecure: true,
+            ..TlsSettings::default()
+        });
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn ca_file_and_ssl_cert_file_are_trusted() {
+        let ca = Ca::new();
+        let leaf = leaf_days(&ca, &["localhost"], 30);
+        let file = CaFile {
+            path: PathBuf::from("ca.pem"),
+            certs: Arc::new(vec![ca.der()]),
+        };
+        let name = ServerName::try_from("localhost").unwrap();
+        let verify = |t: &Trust, s: &TlsSettings| {
+            t.verifier(s)
+                .verify_server_cert(&leaf.der, &[], &name, &[], UnixTime::now())
+        };
+        assert!(verify(&Trust::new(None), &TlsSettings::default()).is_err());
+        let with_ca = TlsSettings {
+            ca_file: Some(file.clone()),
+            insecure: false,
+        };
+        assert!(verify(&Trust::new(None), &with_ca).is_ok());
+        assert!(verify(&Trust::new(Some(&file)), &TlsSettings::default()).is_ok());
+        let insecure = TlsSettings {
+            insecure: true,
+            ..TlsSettings::default()
+        };
+        assert!(verify(&Trust::new(None), &insecure).is_ok());
+    }
+}
