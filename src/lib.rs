@@ -7,12 +7,14 @@ pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod fleet;
 pub mod net;
 pub mod once;
 pub mod os;
 pub mod persist;
 pub mod probe;
 pub mod proxy;
+pub mod reload;
 pub mod resolve;
 pub mod restart;
 pub mod schedule;
@@ -24,11 +26,11 @@ pub mod tls;
 pub mod web;
 pub mod worker;
 
-use config::{Config, Env, Target};
+use config::{Config, Env, Flags, Target};
 use shutdown::Shutdown;
 use state::{State, TargetInfo};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
@@ -80,7 +82,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
-            Ok(cfg) => match run(cfg) {
+            Ok(cfg) => match run(cfg, flags, env.clone()) {
                 Ok(()) => EXIT_OK,
                 Err(message) => {
                     eprintln!("error: {message}");
@@ -317,24 +319,23 @@ fn init_logging(level: log::LevelFilter) {
         .init();
 }
 
-/// Runs the service until SIGTERM or SIGINT. `Err` is a runtime failure (exit 1).
-pub fn run(cfg: Config) -> Result<(), String> {
+/// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the
+/// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1).
+pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     init_logging(cfg.settings.log_level);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
     let started = SystemTime::now();
-    let targets: Vec<Target> = cfg
-        .workers
-        .iter()
-        .cloned()
-        .chain(cfg.self_ping.iter().cloned())
-        .collect();
-    let infos = targets.iter().map(target_info).collect();
-    let state = Arc::new(State::new(infos, cfg.settings.history, started));
+    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, started));
 
     let persister = cfg.settings.state_file.clone().map(|path| {
-        let urls: Vec<&str> = targets.iter().map(|t| t.url.as_str()).collect();
+        let urls: Vec<&str> = cfg
+            .workers
+            .iter()
+            .chain(cfg.self_ping.iter())
+            .map(|t| t.url.as_str())
+            .collect();
         Arc::new(persist::Persister::new(path, &urls))
     });
     if let Some(p) = &persister {
@@ -353,7 +354,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
     // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
     let shutdown = Arc::new(Shutdown::default());
-    install_signal_handlers(&shutdown)?;
+    let reload_waker = shutdown.waker();
+    install_signal_handlers(&shutdown, &reload_waker)?;
     let listener = web::server::bind(&cfg.settings.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.settings.listen))?;
     match listener.local_addr() {
@@ -369,60 +371,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
-    let alerter = if cfg.alerts.channels.is_empty() {
-        None
-    } else {
-        let page = cfg
-            .self_ping
-            .as_ref()
-            .map(|s| alert::message::status_page_from(&s.display_url));
-        Some(
-            alert::Alerter::start(&cfg.alerts.channels, page, &net, shutdown.waker())
-                .map_err(|e| format!("cannot start the alert threads: {e}"))?,
-        )
-    };
-    let restarter = if cfg.workers.iter().any(|w| w.space_id.is_some()) {
-        Some(
-            restart::Restarter::start(
-                cfg.settings.hf_api_url.clone(),
-                net.agent_for(&cfg.settings.hf_api_url),
-                Arc::clone(&state),
-                shutdown.waker(),
-            )
-            .map_err(|e| format!("cannot start the restart thread: {e}"))?,
-        )
-    } else {
-        None
-    };
-
-    let start = Instant::now();
-    let count = targets.len();
-    let mut wakers = Vec::with_capacity(count);
-    for (slot, target) in targets.into_iter().enumerate() {
-        let waker = shutdown.waker();
-        wakers.push(Arc::clone(&waker));
-        let check = net.check_agent(&target.url, &target.tls);
-        let cert = check.capture.map(|c| {
-            (
-                c,
-                tls::expiry::Watch::new(cfg.settings.cert_check_interval, !target.tls.insecure),
-            )
-        });
-        let w = worker::Worker {
-            slot,
-            first: start + schedule::stagger(slot, count, target.interval),
-            target,
-            state: Arc::clone(&state),
-            agent: check.agent,
-            waker,
-            thresholds: worker::Thresholds::from(&cfg.alerts),
-            alerter: alerter.clone(),
-            restarter: restarter.clone(),
-            restart_cooldown: cfg.settings.restart_cooldown,
-            cert,
-        };
-        w.spawn().map_err(|e| format!("cannot start a worker thread: {e}"))?;
-    }
+    let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(&shutdown), net, persister.clone())?;
 
     if let Some(p) = &persister {
         let (p, state, waker, every) = (
@@ -442,16 +391,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the saver thread: {e}"))?;
     }
 
-    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
-    // lower priority, so client load cannot push a worker past its deadline.
-    if !os::nice_current_thread(HTTP_NICE) {
-        log::debug!("could not lower the HTTP threads' priority");
-    }
-    let alert_counts = alerter.as_ref().map(|a| a.counts()).unwrap_or_default();
     let app = Arc::new(web::App {
-        alert_counts,
         state: Arc::clone(&state),
-        wakers,
+        fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
         admin_token: cfg.settings.admin_token.clone(),
         cache: web::cache::Cache::default(),
     });
@@ -459,6 +401,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
         header_timeout: cfg.settings.header_timeout,
         max_connections: cfg.settings.max_connections,
     };
+    reload::Reloader {
+        fleet,
+        state: Arc::clone(&state),
+        current: cfg,
+        flags,
+        env,
+        waker: reload_waker,
+    }
+    .spawn()
+    .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+
+    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
+    // lower priority, so client load cannot push a worker past its deadline.
+    if !os::nice_current_thread(HTTP_NICE) {
+        log::debug!("could not lower the HTTP threads' priority");
+    }
     web::server::serve(listener, app, Arc::clone(&shutdown), limits);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
@@ -486,21 +444,27 @@ fn save_now(p: &persist::Persister, state: &State) {
     }
 }
 
-fn install_signal_handlers(shutdown: &Arc<Shutdown>) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+/// SIGTERM and SIGINT shut down; SIGHUP wakes the reload thread (through `reload`).
+fn install_signal_handlers(shutdown: &Arc<Shutdown>, reload: &Arc<shutdown::Waker>) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let shutdown = Arc::clone(shutdown);
+    let (shutdown, reload) = (Arc::clone(shutdown), Arc::clone(reload));
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(128 * 1024)
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    reload.check_now();
+                    continue;
+                }
                 log::info!(
                     "received {}, shutting down",
                     if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
                 );
                 shutdown.trigger();
+                break;
             }
         })
         .map(|_| ())

@@ -12,6 +12,7 @@ use crate::state::{History, Record, State, Uptime};
 use crate::timefmt::{rfc3339, unix_secs};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
@@ -34,20 +35,34 @@ pub fn url_hash(url: &str) -> String {
 
 pub struct Persister {
     path: PathBuf,
-    /// Slot order matches the state's; the hash of each target's real URL. A worker whose URL
-    /// changed starts fresh, and the URL itself (which may hold tokens) never reaches the disk.
-    hashes: Vec<String>,
+    /// The hash of each target's real URL, by its id in the state (a reload replaces them). A
+    /// worker whose URL changed starts fresh, and the URL itself (which may hold tokens) never
+    /// reaches the disk.
+    hashes: Mutex<HashMap<usize, String>>,
     /// One save at a time (the periodic saver and the final save at shutdown may meet).
     saving: Mutex<()>,
 }
 
 impl Persister {
+    /// `urls`: the real URL of the state's targets 0, 1, ... as they are at start-up.
     pub fn new(path: PathBuf, urls: &[&str]) -> Persister {
-        Persister {
+        let p = Persister {
             path,
-            hashes: urls.iter().map(|u| url_hash(u)).collect(),
+            hashes: Mutex::new(HashMap::new()),
             saving: Mutex::new(()),
-        }
+        };
+        p.set_targets(&urls.iter().copied().enumerate().collect::<Vec<_>>());
+        p
+    }
+
+    /// The targets now configured (after a reload): each one's id in the state and real URL.
+    pub fn set_targets(&self, targets: &[(usize, &str)]) {
+        let hashes = targets.iter().map(|(id, url)| (*id, url_hash(url))).collect();
+        *self.hashes.lock().unwrap_or_else(|e| e.into_inner()) = hashes;
+    }
+
+    fn hash_of(&self, id: usize) -> Option<String> {
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 
     /// Loads the file into `state`. Missing: nothing to do. Unreadable or corrupt: renamed to
@@ -69,7 +84,7 @@ impl Persister {
                 dropped.push(name);
                 return Ok(());
             };
-            if self.hashes.get(slot).map(String::as_str) != Some(saved.url_hash()) {
+            if self.hash_of(slot).as_deref() != Some(saved.url_hash()) {
                 fresh.push(name);
                 return Ok(());
             }
@@ -181,17 +196,17 @@ impl Persister {
         serde_json::to_writer(&mut w, &rfc3339(SystemTime::now()))?;
         w.write_all(b",\"workers\":{")?;
         let mut first = true;
-        for slot in 0..state.len() {
-            let Some((name, record)) = state.export_one(slot) else {
+        for id in state.ids() {
+            let Some((name, record)) = state.export_one(id) else {
                 continue;
             };
-            let hash = self.hashes.get(slot).cloned().unwrap_or_default();
+            let hash = self.hash_of(id).unwrap_or_default();
             let saved = v2::Target::from_record(hash, &record);
             if !first {
                 w.write_all(b",")?;
             }
             first = false;
-            serde_json::to_writer(&mut w, name)?;
+            serde_json::to_writer(&mut w, &name)?;
             w.write_all(b":")?;
             serde_json::to_writer(&mut w, &saved)?;
         }
@@ -214,6 +229,8 @@ pub struct Counters {
     pub restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 impl Counters {
@@ -226,6 +243,7 @@ impl Counters {
             consecutive_failures: r.consecutive_failures,
             restarts: r.restarts,
             last_restart_at_ms: r.last_restart_at_ms,
+            paused: r.paused,
         }
     }
 
@@ -238,6 +256,7 @@ impl Counters {
             consecutive_failures: self.consecutive_failures,
             restarts: self.restarts,
             last_restart_at_ms: self.last_restart_at_ms,
+            paused: self.paused,
             history,
             uptime,
         }

@@ -1,6 +1,6 @@
 //! Interruptible sleeps. Every thread that waits (workers between checks and between retries,
 //! the self-ping, the saver, the senders) sleeps on a `Waker` instead of `thread::sleep`, so that
-//! shutdown, or an admin's "check now", reaches it at once.
+//! shutdown, an admin's "check now", a pause, or a new schedule from a reload reaches it at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 struct Flags {
     stop: bool,
     check_now: bool,
+    /// A paused worker's schedule sleep lasts until resume (or stop); backoff sleeps end at once.
+    paused: bool,
+    /// A reload gave the worker a new schedule: its current schedule sleep ends.
+    reschedule: bool,
 }
 
 /// Why a sleep ended.
@@ -18,6 +22,10 @@ pub enum Wake {
     Deadline,
     CheckNow,
     Stop,
+    /// The worker was paused during this sleep and has just been resumed.
+    Resumed,
+    /// A reload changed the worker's schedule.
+    Reschedule,
 }
 
 #[derive(Debug, Default)]
@@ -31,14 +39,32 @@ impl Waker {
         self.flags.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sleeps until `deadline`, a stop, or (when `allow_check_now`) a check-now request.
-    pub fn sleep_until(&self, deadline: Instant, allow_check_now: bool) -> Wake {
+    /// Sleeps until `deadline` or a stop. A schedule sleep (`schedule`: a worker waiting for its
+    /// next check) also ends on check-now, reschedule and resume, and lasts while paused.
+    pub fn sleep_until(&self, deadline: Instant, schedule: bool) -> Wake {
         let mut flags = self.lock();
+        let mut was_paused = false;
         loop {
             if flags.stop {
                 return Wake::Stop;
             }
-            if allow_check_now && flags.check_now {
+            if !schedule && flags.paused {
+                // A pause abandons the check in progress (its backoff wait ends here).
+                return Wake::Stop;
+            }
+            if schedule && flags.reschedule {
+                flags.reschedule = false;
+                return Wake::Reschedule;
+            }
+            if schedule && flags.paused {
+                was_paused = true;
+                flags = self.cv.wait(flags).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            if was_paused {
+                return Wake::Resumed;
+            }
+            if schedule && flags.check_now {
                 flags.check_now = false;
                 return Wake::CheckNow;
             }
@@ -54,9 +80,27 @@ impl Waker {
         }
     }
 
-    /// Sleeps for `d`; false when woken by a stop.
+    /// Sleeps for `d`; false when woken by a stop or a pause (the wait's purpose is gone).
     pub fn sleep(&self, d: Duration) -> bool {
         self.sleep_until(Instant::now() + d, false) != Wake::Stop
+    }
+
+    /// Pausing or resuming also forgets a pending check-now: a resumed worker checks at once anyway.
+    pub fn set_paused(&self, paused: bool) {
+        let mut flags = self.lock();
+        flags.paused = paused;
+        flags.check_now = false;
+        drop(flags);
+        self.cv.notify_all();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.lock().paused
+    }
+
+    pub fn reschedule(&self) {
+        self.lock().reschedule = true;
+        self.cv.notify_all();
     }
 
     pub fn check_now(&self) {
@@ -99,6 +143,14 @@ impl Shutdown {
     /// Something to run once on trigger, such as unblocking the HTTP server's accept loop.
     pub fn on_trigger(&self, hook: Box<dyn FnOnce() + Send>) {
         self.hooks.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    /// Drops a waker that `trigger()` no longer needs to reach (its thread was stopped alone).
+    pub fn forget(&self, waker: &Arc<Waker>) {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|w| !Arc::ptr_eq(w, waker));
     }
 
     pub fn trigger(&self) {
@@ -151,5 +203,33 @@ mod tests {
             w.sleep_until(Instant::now() + Duration::from_millis(10), true),
             Wake::Deadline
         );
+    }
+
+    #[test]
+    fn a_paused_schedule_sleep_outlasts_its_deadline_until_resumed() {
+        let w = Arc::new(Waker::default());
+        w.set_paused(true);
+        assert!(!w.sleep(Duration::from_secs(60)), "a pause ends a backoff wait at once");
+        let w2 = Arc::clone(&w);
+        let h = thread::spawn(move || w2.sleep_until(Instant::now() + Duration::from_millis(10), true));
+        thread::sleep(Duration::from_millis(100));
+        assert!(!h.is_finished(), "the deadline passed but the worker is paused");
+        w.set_paused(false);
+        assert_eq!(h.join().unwrap(), Wake::Resumed);
+        w.reschedule();
+        assert_eq!(
+            w.sleep_until(Instant::now() + Duration::from_secs(60), true),
+            Wake::Reschedule
+        );
+    }
+
+    #[test]
+    fn a_forgotten_waker_is_not_stopped_by_trigger() {
+        let sd = Shutdown::default();
+        let (a, b) = (sd.waker(), sd.waker());
+        sd.forget(&a);
+        sd.trigger();
+        assert!(!a.is_stopped());
+        assert!(b.is_stopped());
     }
 }

@@ -2,6 +2,8 @@
 //! Worker threads call the `record_*` methods after their I/O is done; readers take a
 //! `snapshot()` (a copy in the renderers' shape) and render it after the lock is released. What
 //! is kept per target does not grow with age (`history`, `uptime`). Nothing here does I/O.
+//! Targets are addressed by an id that is never reused, so a worker removed by a reload whose
+//! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
 mod uptime;
@@ -39,6 +41,7 @@ pub enum Health {
     Pending,
     Up,
     Down,
+    Paused,
 }
 
 impl Health {
@@ -47,6 +50,7 @@ impl Health {
             Health::Pending => "pending",
             Health::Up => "up",
             Health::Down => "down",
+            Health::Paused => "paused",
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Record {
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
+    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
+    pub paused: bool,
 }
 
 impl Record {
@@ -86,6 +92,9 @@ impl Record {
     }
 
     pub fn health(&self) -> Health {
+        if self.paused {
+            return Health::Paused;
+        }
         match self.history.last() {
             None => Health::Pending,
             Some(r) if r.ok => Health::Up,
@@ -112,6 +121,7 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
+    pub paused: bool,
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
@@ -136,10 +146,14 @@ pub struct Snapshot {
     pub workers: Vec<TargetView>,
     pub self_ping: Option<TargetView>,
     pub persistence_error: Option<String>,
+    /// Why the last reload failed (the previous configuration is still running).
+    pub config_error: Option<String>,
+    /// Configuration reloads so far: (succeeded, failed).
+    pub reloads: (u64, u64),
 }
 
 impl Snapshot {
-    /// `ok` when every worker is up or pending, `down` when all are down, else `degraded`.
+    /// `ok` when every worker is up, pending or paused, `down` when all are down, else `degraded`.
     pub fn overall(&self) -> &'static str {
         let down = self.down_count();
         if down == 0 {
@@ -163,7 +177,7 @@ impl Snapshot {
     }
 }
 
-/// Facts about a target that never change while running; kept outside the lock.
+/// Facts about a target shown beside its record; a reload may replace them.
 #[derive(Debug, Clone)]
 pub struct TargetInfo {
     pub name: String,
@@ -188,21 +202,36 @@ impl TargetInfo {
 }
 
 struct Slot {
+    id: usize,
+    info: TargetInfo,
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
 }
 
 struct Inner {
+    /// Configured workers first, in configuration order, then the self-ping (if any).
     slots: Vec<Slot>,
+    next_id: usize,
     persistence_error: Option<String>,
+    config_error: Option<String>,
+    reloads: (u64, u64),
 }
 
-/// Targets are addressed by slot index: configured workers first, then the self-ping (if any).
+impl Inner {
+    fn slot(&mut self, id: usize) -> Option<&mut Slot> {
+        // Until a reload removes a target, ids equal positions: try that before searching.
+        match self.slots.get(id) {
+            Some(s) if s.id == id => self.slots.get_mut(id),
+            _ => self.slots.iter_mut().find(|s| s.id == id),
+        }
+    }
+}
+
+/// Targets are addressed by id; at start-up the ids are 0, 1, ... in the order given.
 pub struct State {
     pub started_at: SystemTime,
     history_cap: usize,
-    infos: Vec<TargetInfo>,
     inner: Mutex<Inner>,
     /// Bumped on every change, so the web cache can tell a stale body without taking the lock.
     version: AtomicU64,
@@ -210,9 +239,13 @@ pub struct State {
 
 impl State {
     pub fn new(infos: Vec<TargetInfo>, history_cap: usize, started_at: SystemTime) -> State {
+        let next_id = infos.len();
         let slots = infos
-            .iter()
-            .map(|_| Slot {
+            .into_iter()
+            .enumerate()
+            .map(|(id, info)| Slot {
+                id,
+                info,
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
@@ -221,12 +254,74 @@ impl State {
         State {
             started_at,
             history_cap,
-            infos,
             inner: Mutex::new(Inner {
                 slots,
+                next_id,
                 persistence_error: None,
+                config_error: None,
+                reloads: (0, 0),
             }),
             version: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds a target (a reload) with the record it starts from; returns its new id.
+    pub fn add(&self, info: TargetInfo, mut record: Record) -> usize {
+        record.history.trim(self.history_cap);
+        let mut inner = self.change();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.slots.push(Slot {
+            id,
+            info,
+            record,
+            next_check_at_ms: None,
+            cert: None,
+        });
+        id
+    }
+
+    /// Removes a target (a reload).
+    pub fn remove(&self, id: usize) {
+        self.change().slots.retain(|s| s.id != id);
+    }
+
+    /// Replaces what is shown about a target whose settings changed (its record stays).
+    pub fn set_info(&self, id: usize, info: TargetInfo) {
+        if let Some(s) = self.change().slot(id) {
+            if s.info.display_url != info.display_url {
+                // Another server: its certificate is read again at its first check.
+                s.cert = None;
+            }
+            s.info = info;
+        }
+    }
+
+    /// Puts the targets in this order (the configuration's, self-ping last); others go after.
+    pub fn arrange(&self, ids: &[usize]) {
+        let mut inner = self.change();
+        let rank = |id: usize| ids.iter().position(|x| *x == id).unwrap_or(usize::MAX);
+        inner.slots.sort_by_key(|s| rank(s.id));
+    }
+
+    pub fn set_paused(&self, id: usize, paused: bool) {
+        if let Some(s) = self.change().slot(id) {
+            s.record.paused = paused;
+        }
+    }
+
+    /// Records the outcome of a reload: `Err` keeps the message for `/status` and the page.
+    pub fn record_reload(&self, result: Result<(), String>) {
+        let mut inner = self.change();
+        match result {
+            Ok(()) => {
+                inner.reloads.0 += 1;
+                inner.config_error = None;
+            }
+            Err(e) => {
+                inner.reloads.1 += 1;
+                inner.config_error = Some(e);
+            }
         }
     }
 
@@ -252,30 +347,30 @@ impl State {
     }
 
     pub fn slot_of(&self, name: &str) -> Option<usize> {
-        self.infos.iter().position(|i| i.name == name)
+        self.lock().slots.iter().find(|s| s.info.name == name).map(|s| s.id)
     }
 
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.push(rec, cap);
         }
     }
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.skipped += n;
         }
     }
 
     pub fn set_next_check(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.next_check_at_ms = Some(unix_millis(at));
         }
     }
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
         }
@@ -294,33 +389,31 @@ impl State {
     /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
     /// streaks.
     pub fn record_of(&self, slot: usize) -> Option<Record> {
-        self.lock().slots.get(slot).map(|s| s.record.summary())
+        self.lock().slot(slot).map(|s| s.record.summary())
     }
 
     pub fn history_cap(&self) -> usize {
         self.history_cap
     }
 
-    /// How many targets there are (slots `0..len`).
-    pub fn len(&self) -> usize {
-        self.infos.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.infos.is_empty()
+    /// The ids of the targets now, in order.
+    pub fn ids(&self) -> Vec<usize> {
+        self.lock().slots.iter().map(|s| s.id).collect()
     }
 
     /// A copy of one target's record and its name, for the state file. A save copies one target
     /// at a time (about 3 KB), so it holds the lock briefly and never doubles the state's memory.
-    pub fn export_one(&self, slot: usize) -> Option<(&str, Record)> {
-        let record = self.lock().slots.get(slot)?.record.clone();
-        Some((self.infos.get(slot)?.name.as_str(), record))
+    /// `None` when a reload removed it meanwhile.
+    pub fn export_one(&self, id: usize) -> Option<(String, Record)> {
+        let mut inner = self.lock();
+        let s = inner.slot(id)?;
+        Some((s.info.name.clone(), s.record.clone()))
     }
 
     /// Puts back a saved record (already matched to a current target by the caller).
     pub fn import(&self, slot: usize, mut record: Record) {
         record.history.trim(self.history_cap);
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.record = record;
         }
     }
@@ -329,12 +422,11 @@ impl State {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let inner = self.lock();
-        let mut views: Vec<TargetView> = self
-            .infos
+        let mut views: Vec<TargetView> = inner
+            .slots
             .iter()
-            .zip(&inner.slots)
-            .map(|(info, slot)| {
-                let r = &slot.record;
+            .map(|slot| {
+                let (info, r) = (&slot.info, &slot.record);
                 TargetView {
                     name: info.name.clone(),
                     url: info.display_url.clone(),
@@ -342,6 +434,7 @@ impl State {
                     is_self: info.is_self,
                     restarts_enabled: info.restarts_enabled,
                     health: r.health(),
+                    paused: r.paused,
                     checks: r.checks,
                     successes: r.successes,
                     skipped: r.skipped,
@@ -350,7 +443,7 @@ impl State {
                     restarts: r.restarts,
                     last_restart_at_ms: r.last_restart_at_ms,
                     last: r.last(),
-                    next_check_at_ms: slot.next_check_at_ms,
+                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
                     uptime: r.uptime.ratios(now_ms),
                     tls: slot.cert,
                     history: r.history.newest(limit).collect(),
@@ -358,6 +451,8 @@ impl State {
             })
             .collect();
         let persistence_error = inner.persistence_error.clone();
+        let config_error = inner.config_error.clone();
+        let reloads = inner.reloads;
         drop(inner);
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
@@ -370,6 +465,8 @@ impl State {
             workers: views,
             self_ping,
             persistence_error,
+            config_error,
+            reloads,
         }
     }
 }
@@ -438,6 +535,58 @@ mod tests {
         assert_eq!(snap.workers[0].uptime[0], Some(1.0));
         assert!(s.snapshot(0, now).workers[0].history.is_empty());
         assert_eq!(s.snapshot(1000, now).workers[0].history.len(), 30);
+    }
+
+    #[test]
+    fn ids_survive_removals_and_are_never_reused() {
+        let s = State::new(
+            vec![TargetInfo::test("a"), TargetInfo::test("b"), TargetInfo::test("c")],
+            10,
+            UNIX_EPOCH,
+        );
+        assert_eq!(s.slot_of("b"), Some(1));
+        s.remove(1);
+        s.record_check(1, rec(1, true));
+        let d = s.add(TargetInfo::test("d"), Record::default());
+        assert_eq!(d, 3, "a new id, never a removed one");
+        s.record_check(2, rec(1, false));
+        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
+        s.arrange(&[d, 0, 2]);
+        let names: Vec<String> = s
+            .ids()
+            .into_iter()
+            .filter_map(|id| s.export_one(id))
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["d", "a", "c"]);
+    }
+
+    #[test]
+    fn a_paused_target_shows_paused_and_no_next_check() {
+        let s = State::new(vec![TargetInfo::test("a"), TargetInfo::test("b")], 10, UNIX_EPOCH);
+        s.record_check(0, rec(1, false));
+        s.set_next_check(0, UNIX_EPOCH + Duration::from_secs(5));
+        s.set_paused(0, true);
+        let now = UNIX_EPOCH + Duration::from_secs(10);
+        let snap = s.snapshot(0, now);
+        assert_eq!(snap.workers[0].health, Health::Paused);
+        assert!(snap.workers[0].paused);
+        assert_eq!(snap.workers[0].next_check_at_ms, None);
+        assert_eq!(snap.overall(), "ok", "a paused worker is not down");
+        s.set_paused(0, false);
+        assert_eq!(s.snapshot(0, now).workers[0].health, Health::Down);
+    }
+
+    #[test]
+    fn a_failed_reload_is_kept_until_a_good_one() {
+        let s = State::new(vec![], 10, UNIX_EPOCH);
+        s.record_reload(Err("bad".into()));
+        let snap = s.snapshot(0, UNIX_EPOCH);
+        assert_eq!((snap.config_error.as_deref(), snap.reloads), (Some("bad"), (0, 1)));
+        s.record_reload(Ok(()));
+        let snap = s.snapshot(0, UNIX_EPOCH);
+        assert_eq!((snap.config_error, snap.reloads), (None, (1, 1)));
     }
 
     #[test]

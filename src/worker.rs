@@ -1,7 +1,9 @@
 //! One thread per target: sleep until the next deadline, check (with retries), hand the result
 //! to the shared state, then decide alerts and restarts from streak counters this thread owns.
+//! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
+//! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, Transition};
+use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
@@ -12,7 +14,7 @@ use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
 use crate::tls::expiry::{CertInfo, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
@@ -91,22 +93,71 @@ impl Streak {
     }
 }
 
-/// What a worker thread needs; every field is owned or shared read-only.
-pub struct Worker {
-    pub slot: usize,
+/// What a check and its aftermath need; replaced as a whole by a reload.
+pub struct Settings {
     pub target: Target,
-    pub state: Arc<State>,
-    pub agent: ureq::Agent,
-    pub waker: Arc<Waker>,
-    /// When the first check is due.
-    pub first: Instant,
     pub thresholds: Thresholds,
     pub alerter: Option<Arc<Alerter>>,
     pub restarter: Option<Arc<Restarter>>,
     pub restart_cooldown: Duration,
-    /// For an https target: where its check's handshake leaves the server's certificate, and
-    /// when to ask for it.
-    pub cert: Option<(Arc<PeerCapture>, Watch)>,
+    /// The target's own agent (its trust settings and proxy).
+    pub agent: ureq::Agent,
+    /// For an https target: where its check's handshake leaves the server's certificate.
+    pub capture: Option<Arc<PeerCapture>>,
+    /// How often to read that certificate.
+    pub cert_every: Duration,
+}
+
+/// The settings a worker runs on and the schedule it follows.
+#[derive(Clone)]
+pub struct Plan {
+    pub settings: Arc<Settings>,
+    /// When check 0 of this schedule is due.
+    pub first: Instant,
+    /// Bumped when the schedule starts over (the target changed), not when only settings did.
+    pub schedule: u64,
+}
+
+/// Where the fleet puts a worker's new plan; the thread copies it out at the top of each loop.
+pub struct PlanCell(Mutex<Plan>);
+
+impl PlanCell {
+    pub fn new(plan: Plan) -> PlanCell {
+        PlanCell(Mutex::new(plan))
+    }
+
+    pub fn get(&self) -> Plan {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, plan: Plan) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+}
+
+/// What a worker's thread keeps from one check to the next.
+struct Run {
+    plan: Plan,
+    /// When check 0 of the current schedule was due, and the next check's number.
+    first: Instant,
+    pending: u64,
+    /// The streak that decides Space restarts, and the streaks on each alert channel.
+    streak: Streak,
+    alert_streaks: Streaks,
+    /// The certificate warnings already sent on each channel.
+    cert_warnings: CertWarnings,
+    /// When to read the server's certificate next (https targets).
+    cert: Option<(Arc<PeerCapture>, Watch)>,
+    was_ok: Option<bool>,
+}
+
+/// What a worker thread needs; every field is owned or shared.
+pub struct Worker {
+    /// The target's id in the state.
+    pub slot: usize,
+    pub state: Arc<State>,
+    pub waker: Arc<Waker>,
+    pub plan: Arc<PlanCell>,
 }
 
 /// Runs a check, turning a panic into a failed outcome so the worker carries on.
@@ -155,91 +206,152 @@ fn system_time_of(deadline: Instant) -> SystemTime {
 
 impl Worker {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let name = format!("w-{}", self.plan.get().settings.target.name);
         std::thread::Builder::new()
-            .name(format!("w-{}", self.target.name))
+            .name(name)
             .stack_size(STACK_SIZE)
             .spawn(move || self.run())
     }
 
-    fn run(mut self) {
-        let mut cert = self.cert.take();
-        let t = &self.target;
+    fn run(self) {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
-        let mut streak = Streak::resume(saved.consecutive_failures, self.thresholds.failure);
-        let mut alert_streaks = self
-            .alerter
-            .as_ref()
-            .map(|a| a.streaks(t, saved.consecutive_failures))
-            .unwrap_or_default();
-        let mut cert_warnings = self.alerter.as_ref().map(|a| a.cert_warnings(t)).unwrap_or_default();
+        let plan = self.plan.get();
+        let mut run = Run {
+            first: plan.first,
+            pending: 0,
+            streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
+            alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
+            cert_warnings: cert_warnings_on(&plan.settings),
+            cert: watch_of(&plan.settings),
+            was_ok: saved.last().map(|r| r.ok),
+            plan,
+        };
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
-        let mut was_ok = saved.last().map(|r| r.ok);
-        let mut pending: u64 = 0;
         let stack = crate::os::current_stack();
         loop {
-            let deadline = self.first + schedule::offset_of(t.interval, pending);
+            self.adopt(&mut run);
+            let s = Arc::clone(&run.plan.settings);
+            let t = &s.target;
+            let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
             match self.waker.sleep_until(deadline, true) {
                 Wake::Stop => return,
+                Wake::Reschedule => continue,
+                Wake::Resumed => {
+                    // The next check starts now, and the schedule runs on from it.
+                    run.first = Instant::now();
+                    run.pending = 0;
+                    continue;
+                }
                 Wake::Deadline => {
                     log::debug!(
-                        "{}: check {pending} started {:.3} ms after its deadline",
+                        "{}: check {} started {:.3} ms after its deadline",
                         t.name,
+                        run.pending,
                         deadline.elapsed().as_secs_f64() * 1000.0
                     );
-                    pending += 1;
+                    run.pending += 1;
                 }
                 Wake::CheckNow => log::info!("{}: check requested", t.name),
             }
-            if let Some((capture, watch)) = &cert {
+            if !self.adopt(&mut run) {
+                // A new schedule arrived just as this one's deadline came.
+                continue;
+            }
+            let s = Arc::clone(&run.plan.settings);
+            let t = &s.target;
+            if let Some((capture, watch)) = &run.cert {
                 if watch.due(Instant::now()) {
                     capture.request();
                 }
             }
-            let outcome = self.check_once();
+            let outcome = check_once(&s.agent, t, &self.waker);
             if self.waker.is_stopped() {
-                // Shutting down: an abandoned check is not a result.
+                // Shutting down or removed: an abandoned check is not a result.
                 return;
             }
-            let now = SystemTime::now();
-            self.log_outcome(&outcome, was_ok);
-            was_ok = Some(outcome.ok);
-            self.state.record_check(self.slot, record_of(&outcome, now));
-            streak.observe(outcome.ok, now, &self.thresholds);
-            if let Some(alerter) = &self.alerter {
-                alerter.observe(&mut alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            if self.waker.is_paused() || !self.adopt(&mut run) {
+                // Paused (no results, no alerts) or replaced while it ran: not this plan's result.
+                continue;
             }
-            if let Some(info) = cert.as_mut().and_then(|(c, w)| self.read_cert(c, w)) {
-                if let Some(alerter) = &self.alerter {
-                    alerter.observe_cert(&mut cert_warnings, t, info, now);
+            // Settings swapped while the check ran (new alert channels) take this result.
+            let s = Arc::clone(&run.plan.settings);
+            let now = SystemTime::now();
+            log_outcome(t, &outcome, run.was_ok);
+            run.was_ok = Some(outcome.ok);
+            self.state.record_check(self.slot, record_of(&outcome, now));
+            run.streak.observe(outcome.ok, now, &s.thresholds);
+            if let Some(alerter) = &s.alerter {
+                alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            }
+            if let Some(info) = run.cert.as_mut().and_then(|(c, w)| self.read_cert(&t.name, c, w)) {
+                if let Some(alerter) = &s.alerter {
+                    alerter.observe_cert(&mut run.cert_warnings, t, info, now);
                 }
             }
-            if streak.is_down() && !outcome.ok {
-                self.maybe_restart(&mut last_restart, now);
+            if run.streak.is_down() && !outcome.ok {
+                self.maybe_restart(&s, &mut last_restart, now);
             }
-            let (next, skipped) = schedule::advance(pending, self.first.elapsed(), t.interval);
+            let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
             if skipped > 0 {
                 log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
                 self.state.record_skipped(self.slot, skipped);
             }
-            pending = next;
+            run.pending = next;
             if let Some(stack) = &stack {
                 crate::os::release_stack_below_here(stack);
             }
         }
     }
 
-    /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the
-    /// loop's frame, where `release_stack_below_here` can hand it back after each check.
-    #[inline(never)]
-    fn check_once(&self) -> Outcome {
-        guarded(|| probe::check(&self.agent, &self.target, &self.waker))
+    /// Takes up the plan the fleet set last. False when its schedule starts over (the target
+    /// changed): the caller goes back to wait for the new schedule's first deadline.
+    fn adopt(&self, run: &mut Run) -> bool {
+        let next = self.plan.get();
+        let rescheduled = next.schedule != run.plan.schedule;
+        if !rescheduled && Arc::ptr_eq(&next.settings, &run.plan.settings) {
+            return true;
+        }
+        let new_url = next.settings.target.url != run.plan.settings.target.url;
+        if rescheduled {
+            run.first = next.first;
+            run.pending = 0;
+            if new_url {
+                // A new URL is a new target: its history starts fresh, and so do its streaks.
+                run.streak = Streak::default();
+                run.was_ok = None;
+            }
+        }
+        let same_alerter = match (&next.settings.alerter, &run.plan.settings.alerter) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_alerter || rescheduled {
+            // New channels, or new settings for this worker: its streak on each channel starts
+            // from its current run of failures, as after a restart of the pinger.
+            let failures = if new_url {
+                0
+            } else {
+                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
+            };
+            run.alert_streaks = streaks_on(&next.settings, failures);
+            run.cert_warnings = cert_warnings_on(&next.settings);
+        }
+        let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_capture {
+            // A new agent (new URL or trust settings): read its server's certificate afresh.
+            run.cert = watch_of(&next.settings);
+        }
+        run.plan = next;
+        !rescheduled
     }
 
     /// Takes in the certificate of this check's handshake, if one was asked for and completed.
-    fn read_cert(&self, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
+    fn read_cert(&self, name: &str, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
         let leaf = capture.take()?;
-        let name = &self.target.name;
         match watch.read(&leaf, Instant::now()) {
             Err(e) => {
                 log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
@@ -256,52 +368,81 @@ impl Worker {
         }
     }
 
-    fn log_outcome(&self, o: &Outcome, was_ok: Option<bool>) {
-        let name = &self.target.name;
-        let status = o.status.map_or("-".to_string(), |s| s.to_string());
-        let attempts = if o.attempts == 1 {
-            "1 attempt".to_string()
-        } else {
-            format!("{} attempts", o.attempts)
-        };
-        if o.ok {
-            log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
-        } else {
-            log::info!(
-                "{name}: failed, {}, status {status}, {} ms, {attempts}",
-                o.error.as_deref().unwrap_or("error"),
-                o.latency.as_millis()
-            );
-        }
-        match (was_ok, o.ok) {
-            (Some(true) | None, false) => log::warn!(
-                "{name} ({}) is down: {}",
-                self.target.display_url,
-                o.error.as_deref().unwrap_or("error")
-            ),
-            (Some(false), true) => log::warn!("{name} ({}) is up again", self.target.display_url),
-            _ => {}
-        }
-    }
-
-    fn maybe_restart(&self, last_restart: &mut Option<SystemTime>, now: SystemTime) {
+    fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
         let (Some(space_id), Some(token), Some(restarter)) =
-            (&self.target.space_id, &self.target.restart_token, &self.restarter)
+            (&s.target.space_id, &s.target.restart_token, &s.restarter)
         else {
             return;
         };
-        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= self.restart_cooldown);
+        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= s.restart_cooldown);
         if !cooled {
             return;
         }
         *last_restart = Some(now);
         restarter.send(RestartJob {
             slot: self.slot,
-            worker: self.target.name.clone(),
+            worker: s.target.name.clone(),
             space_id: space_id.clone(),
             token: token.clone(),
         });
     }
+}
+
+/// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the loop's
+/// frame, where `release_stack_below_here` can hand it back after each check.
+#[inline(never)]
+fn check_once(agent: &ureq::Agent, target: &Target, waker: &Waker) -> Outcome {
+    guarded(|| probe::check(agent, target, waker))
+}
+
+fn log_outcome(target: &Target, o: &Outcome, was_ok: Option<bool>) {
+    let name = &target.name;
+    let status = o.status.map_or("-".to_string(), |s| s.to_string());
+    let attempts = if o.attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{} attempts", o.attempts)
+    };
+    if o.ok {
+        log::info!("{name}: up, status {status}, {} ms, {attempts}", o.latency.as_millis());
+    } else {
+        log::info!(
+            "{name}: failed, {}, status {status}, {} ms, {attempts}",
+            o.error.as_deref().unwrap_or("error"),
+            o.latency.as_millis()
+        );
+    }
+    match (was_ok, o.ok) {
+        (Some(true) | None, false) => log::warn!(
+            "{name} ({}) is down: {}",
+            target.display_url,
+            o.error.as_deref().unwrap_or("error")
+        ),
+        (Some(false), true) => log::warn!("{name} ({}) is up again", target.display_url),
+        _ => {}
+    }
+}
+
+/// When an https target's certificate is read: at its first check, then every `cert_every`.
+fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
+    let capture = s.capture.as_ref()?;
+    Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
+}
+
+/// The certificate warnings the worker's channels have sent (none yet).
+fn cert_warnings_on(s: &Settings) -> CertWarnings {
+    s.alerter
+        .as_ref()
+        .map(|a| a.cert_warnings(&s.target))
+        .unwrap_or_default()
+}
+
+/// The worker's streaks on the channels that speak for it.
+fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
+    s.alerter
+        .as_ref()
+        .map(|a| a.streaks(&s.target, consecutive_failures))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

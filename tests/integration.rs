@@ -17,6 +17,7 @@ mod integration {
     pub mod once;
     pub mod platforms;
     pub mod prometheus;
+    pub mod reload;
     pub mod shard;
     pub mod tls;
 }

@@ -9,7 +9,7 @@
 use super::message::Notice;
 use super::{Request, explain, join, shown_host};
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// The server's base URL (`https://push.example.com`).
     pub url: String,

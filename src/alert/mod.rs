@@ -195,6 +195,17 @@ impl Counts {
         }
     }
 
+    /// Adds the totals `old` counted for channels of the same names (the channels a reload
+    /// started again), so `pinger_alerts_total` does not fall back to zero.
+    pub fn carry_from(&self, old: &Counts) {
+        for (name, ok, failed) in &self.channels {
+            if let Some((_, was_ok, was_failed)) = old.channels.iter().find(|(n, _, _)| n == name) {
+                ok.fetch_add(was_ok.load(Ordering::Relaxed), Ordering::Relaxed);
+                failed.fetch_add(was_failed.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// `(channel, sent, failed)` for each channel, in configuration order.
     pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
         self.channels

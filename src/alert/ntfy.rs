@@ -9,7 +9,7 @@
 use super::message::Notice;
 use super::{Request, explain, shown_host};
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// The topic URL. Secret: on a public server the topic name is the only password.
     pub url: String,

@@ -13,7 +13,7 @@ pub const DEFAULT_API_URL: &str = "https://api.pushover.net";
 const MAX_MESSAGE: usize = 1024;
 const MAX_TITLE: usize = 250;
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// The user or group key. Secret.
     pub user_key: String,

@@ -12,7 +12,7 @@ use super::{Request, explain};
 
 pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// Secret: whoever holds it speaks as the bot.
     pub bot_token: String,

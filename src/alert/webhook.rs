@@ -11,7 +11,7 @@ pub const PLACEHOLDERS: [&str; 6] = ["worker", "url", "state", "error", "at", "m
 /// Used when the channel gives no `body`.
 pub const DEFAULT_BODY: &str = r#"{"worker": "{{worker}}", "url": "{{url}}", "state": "{{state}}", "error": "{{error}}", "at": "{{at}}", "message": "{{message}}"}"#;
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Settings {
     /// Secret (webhook URLs carry their credentials).
     pub url: String,

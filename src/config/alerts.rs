@@ -44,7 +44,7 @@ const TYPES: &[(&str, &[&str])] = &[
 const WEBHOOK_METHODS: &[&str] = &["POST", "PUT", "PATCH"];
 
 /// Where a channel sends, with its credentials. Every string in here is a secret.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub enum Kind {
     Discord { webhook_url: String },
     Slack { webhook_url: String },
@@ -72,7 +72,7 @@ impl Kind {
 }
 
 /// One alert channel, validated and complete.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Channel {
     pub name: String,
     /// Where it was configured (`alerts[2]`, `alerts` or `PINGER_WEBHOOK_URL`), for messages.

@@ -55,6 +55,7 @@ pub fn builtin() -> Target {
         expect_body_secret: false,
         space_id: None,
         restart_token: None,
+        paused: false,
         tls: TlsSettings::default(),
         alerts: true,
     }

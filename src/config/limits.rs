@@ -126,6 +126,12 @@ pub const MAX_CONNECTIONS: CountLimit = CountLimit {
     min: 1,
     max: 1_000_000,
 };
+/// How often the configuration file is looked at for changes (`watch_config`).
+pub const WATCH_CONFIG: DurationLimit = DurationLimit {
+    default: secs(5),
+    min: millis(10),
+    max: secs(3600),
+};
 
 // Hosting advice (see warnings.rs).
 /// Outbound ports a Hugging Face Space can reach.

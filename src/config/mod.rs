@@ -88,7 +88,7 @@ impl fmt::Display for StatusSet {
 }
 
 /// One thing to ping: a configured worker or the self-ping.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     /// The URL as requested, secrets included. Never display it: use `display_url`.
@@ -109,6 +109,8 @@ pub struct Target {
     /// The token that restarts `space_id`: the worker's own `restart_token`, else `HF_TOKEN`.
     /// A secret: never display it.
     pub restart_token: Option<String>,
+    /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
+    pub paused: bool,
     /// `tls`: extra trusted CAs, or no verification at all.
     pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
@@ -135,6 +137,7 @@ impl fmt::Debug for Target {
             .field("expect_body", &expect_body)
             .field("space_id", &self.space_id)
             .field("restart_token", &redacted(&self.restart_token))
+            .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
             .finish()
@@ -172,14 +175,18 @@ pub struct Flags {
     pub shard: Option<String>,
 }
 
-/// Reads the file named by the flags or environment (if any) and builds the `Config`.
-pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
-    let path = match (&flags.config, ctx::env_var(env, "PINGER_CONFIG")) {
+/// The configuration file: `--config`, else `PINGER_CONFIG`, else `./pinger.json` if it exists.
+pub fn file_path(flags: &Flags, env: &Env) -> Option<PathBuf> {
+    match (&flags.config, ctx::env_var(env, "PINGER_CONFIG")) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(p)) => Some(PathBuf::from(p)),
         _ => Some(PathBuf::from("pinger.json")).filter(|p| p.exists()),
-    };
-    let file = match path {
+    }
+}
+
+/// Reads the file named by the flags or environment (if any) and builds the `Config`.
+pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
+    let file = match file_path(flags, env) {
         None => None,
         Some(path) => {
             let source = path.display().to_string();

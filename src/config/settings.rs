@@ -6,10 +6,10 @@
 //! in `FIELDS`, and one line in `parse`; its default and bounds go in limits.rs. Code after loading
 //! reads it as `cfg.settings.NAME`.
 
-use super::ctx::{Ctx, env_var};
+use super::ctx::{Ctx, env_var, show};
 use super::limits::{
     CERT_CHECK_INTERVAL, DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN,
-    SAVE_INTERVAL,
+    SAVE_INTERVAL, WATCH_CONFIG,
 };
 use super::{Flags, redacted};
 use crate::proxy::Proxies;
@@ -31,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "hf_api_url",
     "header_timeout",
     "max_connections",
+    "watch_config",
     "cert_check_interval",
 ];
 
@@ -47,6 +48,8 @@ pub struct Settings {
     pub log_level: log::LevelFilter,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// How often the configuration file is looked at for changes; `None`: not watched.
+    pub watch_config: Option<Duration>,
     /// How often a worker reads its server's certificate (for its expiry).
     pub cert_check_interval: Duration,
     /// `SSL_CERT_FILE`: trusted for checks, alerts and restarts.
@@ -68,6 +71,7 @@ impl fmt::Debug for Settings {
             .field("log_level", &self.log_level)
             .field("header_timeout", &self.header_timeout)
             .field("max_connections", &self.max_connections)
+            .field("watch_config", &self.watch_config)
             .field("cert_check_interval", &self.cert_check_interval)
             .field("ssl_cert_file", &self.ssl_cert_file)
             .field("proxies", &self.proxies)
@@ -109,11 +113,31 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
         max_connections: ctx
             .count_in(top, "", "max_connections", MAX_CONNECTIONS)
             .unwrap_or(MAX_CONNECTIONS.default) as usize,
+        watch_config: watch_config(ctx, top.get("watch_config")),
         cert_check_interval: ctx
             .duration_in(top, "", "cert_check_interval", CERT_CHECK_INTERVAL)
             .unwrap_or(CERT_CHECK_INTERVAL.default),
         ssl_cert_file: super::tls::ssl_cert_file(ctx),
         proxies: super::tls::proxies(ctx),
+    }
+}
+
+/// `true` (the default: every 5 s), `false`, or how often to look, such as `"1s"`.
+fn watch_config(ctx: &mut Ctx, v: Option<&Value>) -> Option<Duration> {
+    match v {
+        None | Some(Value::Bool(true)) => Some(WATCH_CONFIG.default),
+        Some(Value::Bool(false)) => None,
+        Some(v @ Value::String(_)) => ctx.duration(v, "watch_config", WATCH_CONFIG),
+        Some(v) => {
+            ctx.err(
+                "watch_config",
+                format!(
+                    "expected true, false or how often to look at the file (such as \"5s\"), got {}",
+                    show(v)
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -570,6 +570,51 @@ fn different_advice_is_not_merged() {
     );
 }
 
+#[test]
+fn pinger_workers_takes_a_plain_list_of_urls() {
+    let file = Some((
+        "f.json",
+        r#"{"defaults": {"interval": "2m"}, "workers": [{"url": "http://file/"}]}"#,
+    ));
+    let list = "https://a.hf.space/health, https://b.hf.space/health\n  https://a.hf.space/other,https://c.example/";
+    let c = build(file, &Flags::default(), &env(&[("PINGER_WORKERS", list)])).unwrap();
+    let names: Vec<&str> = c.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "a-2", "c"]);
+    assert_eq!(c.workers[1].url, "https://b.hf.space/health");
+    assert_eq!(
+        c.workers[3].interval,
+        Duration::from_secs(120),
+        "each with the defaults"
+    );
+    let one = build(
+        None,
+        &Flags::default(),
+        &env(&[("PINGER_WORKERS", "http://solo:8080/")]),
+    )
+    .unwrap();
+    assert_eq!(one.workers.len(), 1);
+}
+
+#[test]
+fn pinger_workers_that_is_neither_shows_both_forms() {
+    for value in ["just-a-name", "https://a.hf.space/ sometoken", "[{\"url\": ", "{oops"] {
+        let errs = build(None, &Flags::default(), &env(&[("PINGER_WORKERS", value)])).unwrap_err();
+        assert_eq!(errs.len(), 1, "{value}: {errs:?}");
+        let text = errs[0].to_string();
+        assert!(text.starts_with("PINGER_WORKERS: "), "{text}");
+        assert!(text.contains("[{\"url\": \"https://a.hf.space/health\"}]"), "{text}");
+        assert!(text.contains("separated by spaces, commas or newlines"), "{text}");
+        assert!(!text.contains("sometoken"), "the value is never quoted: {text}");
+    }
+    let errs = build(
+        None,
+        &Flags::default(),
+        &env(&[("PINGER_WORKERS", "https://ok/ ftp://x/")]),
+    )
+    .unwrap_err();
+    assert_eq!(errs[0].field, "workers[1].url", "{errs:?}");
+}
+
 /// A PEM file holding one freshly made CA certificate, in a folder of its own.
 fn ca_pem(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mp-cfg-tls-{}-{tag}", std::process::id()));

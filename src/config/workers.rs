@@ -1,4 +1,5 @@
-//! The worker list: from `PINGER_WORKERS` (which replaces the file's list) or the file's
+//! The worker list: from `PINGER_WORKERS` (which replaces the file's list: a JSON list like the
+//! file's, or a plain list of URLs separated by spaces, commas or newlines) or the file's
 //! `workers`; each worker's own fields over the inherited check settings (check.rs); names
 //! checked, derived and made unique; the restart token resolved (the worker's own, else
 //! `HF_TOKEN`).
@@ -17,34 +18,56 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts"];
+const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused"];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
     let env = ctx.env;
     let mut workers = match env_var(env, "PINGER_WORKERS").filter(|s| !s.trim().is_empty()) {
-        Some(text) => {
-            let mut env_ctx = ctx.for_source("PINGER_WORKERS");
-            match serde_json::from_str::<Value>(text) {
-                Ok(v) => parse_list(&mut env_ctx, &v, defaults),
-                Err(e) => {
-                    env_ctx.err(
-                        "",
-                        format!(
-                            "invalid JSON at line {} column {}: expected a JSON list of workers",
-                            e.line(),
-                            e.column()
-                        ),
-                    );
-                    Vec::new()
-                }
-            }
-        }
+        Some(text) => from_env(&mut ctx.for_source("PINGER_WORKERS"), text, defaults),
         None => file_list.map_or_else(Vec::new, |v| parse_list(ctx, v, defaults)),
     };
     name_the_unnamed(&mut workers);
     resolve_restart_tokens(&mut workers, env);
     workers
+}
+
+/// The two forms `PINGER_WORKERS` takes, for error messages.
+const BOTH_FORMS: &str = "expected a JSON list of workers such as [{\"url\": \"https://a.hf.space/health\"}], \
+or URLs separated by spaces, commas or newlines such as https://a.hf.space/health, https://b.hf.space/health";
+
+/// `PINGER_WORKERS`: JSON when it starts like JSON, else a plain list of URLs, each a worker with
+/// the defaults. The value is not quoted in errors: a host's secret often holds tokens.
+fn from_env(ctx: &mut Ctx, text: &str, defaults: &Target) -> Vec<Target> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        return match serde_json::from_str::<Value>(text) {
+            Ok(v) => parse_list(ctx, &v, defaults),
+            Err(e) => {
+                ctx.err(
+                    "",
+                    format!("invalid JSON at line {} column {}: {BOTH_FORMS}", e.line(), e.column()),
+                );
+                Vec::new()
+            }
+        };
+    }
+    let items: Vec<&str> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = items.iter().position(|s| !s.contains("://")) {
+        ctx.err("", format!("item {} is neither JSON nor a URL: {BOTH_FORMS}", bad + 1));
+        return Vec::new();
+    }
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let (url, secrets) = ctx.url(&Value::String(item.to_string()), &format!("workers[{i}].url"))?;
+            Some(check::named(defaults, String::new(), url, &secrets))
+        })
+        .collect()
 }
 
 /// Workers as written; a worker without a `name` gets one in `name_the_unnamed`.
@@ -85,6 +108,7 @@ fn parse_one(
         .get("restart_token")
         .and_then(|v| ctx.text(v, &join(field, "restart_token")))
         .filter(|s| !s.is_empty());
+    let paused = obj.get("paused").and_then(|v| ctx.bool(v, &join(field, "paused")));
     let alerts = match obj.get("alerts") {
         Some(v) if v.as_bool() == Some(false) => false,
         Some(v) if v.as_bool() == Some(true) => true,
@@ -101,6 +125,7 @@ fn parse_one(
     let mut target = check::named(&check, name.unwrap_or_default(), url, &url_secrets);
     target.space_id = space_id;
     target.restart_token = restart_token;
+    target.paused = paused.unwrap_or(false);
     target.alerts = alerts;
     Some(target)
 }

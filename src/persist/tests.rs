@@ -165,6 +165,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                 consecutive_failures: 0,
                 restarts: 2,
                 last_restart_at_ms: Some(now_ms - 86_400_000),
+                paused: false,
                 history,
                 uptime,
             },
@@ -287,6 +288,7 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                     consecutive_failures: if history.last().is_some_and(|c| c.ok) { 0 } else { 1 },
                     restarts: 1,
                     last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
+                    paused: false,
                 },
                 last: history.last().cloned(),
                 history,
@@ -353,6 +355,7 @@ fn a_format_1_file_migrates_with_nothing_lost() {
             consecutive_failures: view.consecutive_failures,
             restarts: view.restarts,
             last_restart_at_ms: view.last_restart_at_ms,
+            paused: view.paused,
         };
         assert_eq!(counters, was.counters);
         let history: Vec<CheckRecord> = was.history.iter().cloned().map(CheckRecord::from).collect();
@@ -527,4 +530,37 @@ fn a_save_copies_each_target_whole_while_checks_land() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writer.join().unwrap() > 100, "checks landed during the saves");
+}
+
+#[test]
+fn a_pause_is_saved_and_restored() {
+    let d = dir("paused");
+    let path = d.join("s.json");
+    let s = state(&["a", "b"]);
+    s.set_paused(1, true);
+    Persister::new(path.clone(), &["http://a", "http://b"])
+        .save(&s)
+        .unwrap();
+    let s2 = state(&["a", "b"]);
+    assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s2), 2);
+    assert!(!s2.record_of(0).unwrap().paused);
+    assert!(s2.record_of(1).unwrap().paused);
+}
+
+#[test]
+fn after_a_reload_targets_are_saved_by_id_under_their_new_names() {
+    let d = dir("reloaded");
+    let path = d.join("s.json");
+    let s = state(&["a", "b"]);
+    s.record_check(1, rec(true));
+    let p = Persister::new(path.clone(), &["http://a", "http://b"]);
+    s.remove(0);
+    let c = s.add(TargetInfo::test("c"), Record::default());
+    s.record_check(c, rec(false));
+    p.set_targets(&[(1, "http://b"), (c, "http://c")]);
+    p.save(&s).unwrap();
+    let s2 = state(&["b", "c"]);
+    assert_eq!(Persister::new(path, &["http://b", "http://c"]).load(&s2), 2);
+    assert_eq!(s2.record_of(0).unwrap().successes, 1);
+    assert_eq!(s2.record_of(1).unwrap().consecutive_failures, 1);
 }

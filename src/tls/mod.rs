@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A PEM file of extra trusted certificates, read once when the configuration is loaded.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct CaFile {
     pub path: PathBuf,
     pub certs: Arc<Vec<CertificateDer<'static>>>,
@@ -32,7 +32,7 @@ impl std::fmt::Debug for CaFile {
 }
 
 /// A target's TLS settings (`tls` in `defaults`, a worker or `self_ping`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsSettings {
     pub ca_file: Option<CaFile>,
     /// Skip certificate verification (the handshake's signatures are still checked).

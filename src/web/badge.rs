@@ -20,6 +20,7 @@ pub fn value(w: &TargetView) -> (String, &'static str) {
     match (w.health, w.uptime[2]) {
         (Health::Pending, _) => ("pending".to_string(), "#9f9f9f"),
         (Health::Down, _) => ("down".to_string(), "#e05d44"),
+        (Health::Paused, _) => ("paused".to_string(), "#9f9f9f"),
         (Health::Up, Some(u)) => {
             let pct = (u * 1000.0).floor() / 10.0;
             let color = if pct >= 99.0 {

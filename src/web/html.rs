@@ -56,7 +56,7 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .name{font-weight:600;word-break:break-all}
 .url{font-size:12px;color:var(--muted);word-break:break-all}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
-.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending{background:var(--pending)}
+.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending,.pill.paused{background:var(--pending)}
 .bar{display:flex;gap:2px;align-items:stretch;height:22px}
 .hb{display:inline-block;width:6px;border-radius:2px;background:var(--pending)}
 .hb.up{background:var(--up)}.hb.down{background:var(--down)}.hb.slow{background:var(--warn)}
@@ -64,12 +64,13 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .spark circle{fill:var(--fg)}
 .tls{font-size:12px;color:var(--muted)}.tls.warn{color:var(--warn);font-weight:600}.tls.bad{color:var(--down);font-weight:600}
 .err{color:var(--down);font-size:12px;word-break:break-word;max-width:260px}
+.err.banner{max-width:none;font-size:14px;padding:10px 14px;border-radius:8px;background:var(--downbg)}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
 h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
 .cells{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(92px,1fr));gap:3px}
 .cells li{padding:1px 5px;line-height:1.4;border-radius:4px;border:1px solid var(--line);border-left:5px solid var(--up);background:var(--card);font-size:11px;overflow-wrap:anywhere;cursor:default}
 .cells li:hover{border-color:var(--muted)}
-.cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li{border-left-color:var(--pending)}
+.cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li,.cells.paused li{border-left-color:var(--pending)}
 @media (max-width:600px){
  header,main,footer{padding:8px 10px}
  table,thead,tbody,tr,th,td{display:block}
@@ -90,11 +91,20 @@ pub fn render(s: &Snapshot) -> String {
     let down = s.down_count();
     let total = s.workers.len();
     let pending = s.workers.iter().filter(|w| w.health == Health::Pending).count();
+    let paused = s.workers.iter().filter(|w| w.health == Health::Paused).count();
     let overall = s.overall();
     let headline = if total == 0 {
         "No workers configured: only keeping itself awake".to_string()
-    } else if down == 0 && pending == total {
-        format!("Waiting for the first checks of {total} worker{}", plural(total))
+    } else if down == 0 && paused == total {
+        format!("All {total} worker{} paused", plural(total))
+    } else if down == 0 && pending + paused == total {
+        format!("Waiting for the first checks of {pending} worker{}", plural(pending))
+    } else if down == 0 && paused > 0 {
+        format!(
+            "All {} active worker{} up, {paused} paused",
+            total - paused,
+            plural(total - paused)
+        )
     } else if down == 0 {
         format!("All {total} worker{} up", plural(total))
     } else if down == total {
@@ -122,6 +132,14 @@ pub fn render(s: &Snapshot) -> String {
         escape(&uptime),
         rfc3339(s.started_at),
     );
+    if let Some(e) = &s.config_error {
+        let _ = write!(
+            out,
+            "<p class=\"err banner\" role=\"alert\"><strong>The configuration could not be reloaded; \
+the previous configuration is still running.</strong> {}</p>",
+            escape(e)
+        );
+    }
     if let Some(e) = &s.persistence_error {
         let _ = write!(
             out,
@@ -137,6 +155,7 @@ pub fn render(s: &Snapshot) -> String {
         Health::Down => 0,
         Health::Pending => 1,
         Health::Up => 2,
+        Health::Paused => 3,
     });
     out.push_str("<h2 id=\"workers\">Workers</h2>");
     if order.len() <= ROWS_UP_TO {
@@ -158,7 +177,8 @@ pub fn render(s: &Snapshot) -> String {
 
 /// A worker that needs a look: down, or up only after retries (a cold start or a flaky target).
 fn needs_a_look(w: &TargetView) -> bool {
-    w.health == Health::Down || w.last.as_ref().is_some_and(|r| r.ok && r.attempts > 1)
+    // A paused worker is not being checked: its last check is old news.
+    w.health == Health::Down || (!w.paused && w.last.as_ref().is_some_and(|r| r.ok && r.attempts > 1))
 }
 
 /// Full rows for the workers that need a look (at most `MAX_FULL_ROWS`), then every other
@@ -176,7 +196,7 @@ fn large_fleet(out: &mut String, order: &[&TargetView], now: SystemTime, show_re
         .copied()
         .filter(|w| !full.iter().any(|f| std::ptr::eq(*f, *w)))
         .collect();
-    for health in [Health::Down, Health::Pending, Health::Up] {
+    for health in [Health::Down, Health::Pending, Health::Up, Health::Paused] {
         let group: Vec<&TargetView> = rest.iter().copied().filter(|w| w.health == health).collect();
         if group.is_empty() {
             continue;
@@ -507,6 +527,20 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_worker_and_a_failed_reload_show() {
+        let mut s = snapshot();
+        s.workers[1].health = Health::Paused;
+        s.workers[1].paused = true;
+        s.config_error = Some("pinger.json: workers[0].url: <bad>".into());
+        let page = render(&s);
+        assert!(page.contains("<span class=\"pill paused\">paused</span>"));
+        assert!(page.contains("All 2 active workers up, 1 paused"));
+        assert!(page.contains("the previous configuration is still running"));
+        assert!(page.contains("workers[0].url: &lt;bad&gt;"), "escaped");
+        assert!(!render(&snapshot()).contains("previous configuration"));
+    }
+
+    #[test]
     fn fifty_workers_get_a_row_each_and_no_grid() {
         let page = render(&fleet(ROWS_UP_TO, 5, false));
         assert_eq!(page.matches("<tr class=").count(), ROWS_UP_TO + 1, "and the self-ping");
@@ -536,6 +570,21 @@ mod tests {
             page.contains("<li title=\"up · checked 11 min ago · status 200 · 390 ms · 24h 100%\">space-0001</li>"),
             "a grid cell and its tooltip"
         );
+    }
+
+    #[test]
+    fn paused_workers_of_a_large_fleet_are_in_the_grid() {
+        let mut s = fleet(1000, 10, false);
+        for w in s.workers.iter_mut().skip(1).step_by(10).take(5) {
+            w.health = Health::Paused;
+            w.paused = true;
+        }
+        let page = render(&s);
+        assert!(
+            page.contains("<h3 id=\"g-paused\">5 paused</h3>"),
+            "a group of their own"
+        );
+        assert_eq!(page.matches("<li title=\"paused").count(), 5);
     }
 
     #[test]

@@ -16,6 +16,8 @@ struct StatusDoc<'a> {
     workers: Vec<WorkerDoc<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     persistence_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_error: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -24,6 +26,7 @@ struct WorkerDoc<'a> {
     url: &'a str,
     interval_seconds: serde_json::Number,
     state: &'static str,
+    paused: bool,
     consecutive_failures: u32,
     checks: u64,
     successes: u64,
@@ -102,6 +105,7 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
+        paused: w.paused,
         consecutive_failures: w.consecutive_failures,
         checks: w.checks,
         successes: w.successes,
@@ -157,8 +161,15 @@ pub fn render_filtered(s: &Snapshot, filter: &Filter) -> String {
             .map(|w| worker_doc(w, s.now))
             .collect(),
         persistence_error: s.persistence_error.as_deref(),
+        config_error: s.config_error.as_deref(),
     };
     serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
+}
+
+/// One worker as `/status` shows it (the answer to pause and resume).
+pub fn render_worker(w: &TargetView, now: SystemTime) -> String {
+    serde_json::to_string(&worker_doc(w, now))
+        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the worker: {e}\"}}"))
 }
 
 #[cfg(test)]

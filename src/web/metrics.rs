@@ -27,11 +27,17 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "pinger_up",
         kind: "gauge",
-        help: "1 if the last check succeeded, else 0 (absent while pending).",
+        help: "1 if the last check succeeded, else 0 (absent while pending or paused).",
         sample: |w| match w.health {
-            Health::Pending => vec![],
+            Health::Pending | Health::Paused => vec![],
             h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
         },
+    },
+    Family {
+        name: "pinger_paused",
+        kind: "gauge",
+        help: "1 while the worker is paused, else 0.",
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.paused)))],
     },
     Family {
         name: "pinger_check_duration_seconds",
@@ -135,6 +141,12 @@ pub fn render(s: &Snapshot, alerts: &[(String, u64, u64)]) -> String {
     }
     let _ = writeln!(
         out,
+        "# HELP pinger_config_reloads_total Configuration reloads by result.\n# TYPE pinger_config_reloads_total counter\n\
+pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_total{{result=\"failure\"}} {}",
+        s.reloads.0, s.reloads.1
+    );
+    let _ = writeln!(
+        out,
         "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",
         label(s.version)
     );
@@ -196,6 +208,21 @@ mod tests {
         assert!(text.contains("process_start_time_seconds 1795860000\n"));
         assert!(text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"api\"} 1799492400\n"));
         assert!(!text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"new\"}"));
+    }
+
+    #[test]
+    fn a_paused_worker_has_pinger_paused_and_no_pinger_up() {
+        let mut s = snapshot();
+        s.workers[0].health = Health::Paused;
+        s.workers[0].paused = true;
+        s.reloads = (3, 1);
+        let text = render(&s, &[]);
+        assert!(text.contains("pinger_paused{worker=\"api\"} 1\n"));
+        assert!(text.contains("pinger_paused{worker=\"db\"} 0\n"));
+        assert!(!text.contains("pinger_up{worker=\"api\"}"));
+        assert!(text.contains("pinger_config_reloads_total{result=\"success\"} 3\n"));
+        assert!(text.contains("pinger_config_reloads_total{result=\"failure\"} 1\n"));
+        assert!(text.contains("# TYPE pinger_config_reloads_total counter"));
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub mod metrics;
 pub mod server;
 #[cfg(test)]
 pub mod testdata;
+pub mod wire;
 
-use crate::shutdown::Waker;
 use crate::state::{Snapshot, State};
 use cache::{Cache, Key, Rendered};
 use std::sync::Arc;
@@ -82,6 +82,49 @@ impl Reply {
     }
 }
 
+/// What the admin endpoints ask of the running workers (the fleet; a fake in tests).
+pub trait Control: Send + Sync {
+    /// `None`: no such worker; `Some(false)`: it is paused, so no check was asked for.
+    fn check_now(&self, name: &str) -> Option<bool>;
+    /// False when there is no such worker.
+    fn set_paused(&self, name: &str, paused: bool) -> bool;
+    /// Deliveries per alert channel (none without channels).
+    fn alert_counts(&self) -> Arc<crate::alert::Counts>;
+}
+
+impl Control for crate::fleet::Fleet {
+    fn check_now(&self, name: &str) -> Option<bool> {
+        crate::fleet::Fleet::check_now(self, name)
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> bool {
+        crate::fleet::Fleet::set_paused(self, name, paused)
+    }
+
+    fn alert_counts(&self) -> Arc<crate::alert::Counts> {
+        crate::fleet::Fleet::alert_counts(self)
+    }
+}
+
+/// For tests that serve no admin endpoint: knows no worker.
+#[cfg(test)]
+pub struct NoFleet;
+
+#[cfg(test)]
+impl Control for NoFleet {
+    fn check_now(&self, _: &str) -> Option<bool> {
+        None
+    }
+
+    fn set_paused(&self, _: &str, _: bool) -> bool {
+        false
+    }
+
+    fn alert_counts(&self) -> Arc<crate::alert::Counts> {
+        Arc::default()
+    }
+}
+
 /// The parts of a request that routing looks at, borrowed from it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Request<'a> {
@@ -102,15 +145,12 @@ impl<'a> Request<'a> {
     }
 }
 
-/// What the handlers need: the state, a way to wake each worker, the admin token and the
-/// rendered bodies.
+/// What the handlers need: the state, the running workers, the admin token and the rendered
+/// bodies.
 pub struct App {
     pub state: Arc<State>,
-    /// Indexed like the state's slots.
-    pub wakers: Vec<Arc<Waker>>,
+    pub fleet: Arc<dyn Control>,
     pub admin_token: Option<String>,
-    /// Deliveries per alert channel (none without channels).
-    pub alert_counts: Arc<crate::alert::Counts>,
     pub cache: Cache,
 }
 
@@ -134,8 +174,11 @@ pub fn route(app: &App, req: &Request) -> Reply {
         ..Reply::error(405, &format!("method {method} is not allowed here; use {allow}"))
     };
     if let Some(rest) = path.strip_prefix("/api/workers/") {
-        return match rest.strip_suffix("/check") {
-            Some(name) if !name.contains('/') => admin_check(app, method, name, req.authorization),
+        let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
+        return match action {
+            "check" | "pause" | "resume" if !name.contains('/') && !name.is_empty() => {
+                admin(app, method, name, action, req.authorization)
+            }
             _ => Reply::error(404, "not found"),
         };
     }
@@ -155,7 +198,7 @@ pub fn route(app: &App, req: &Request) -> Reply {
             conditional(req, &r, "text/html; charset=utf-8", true)
         }
         "/metrics" => {
-            let counts = app.alert_counts.snapshot();
+            let counts = app.fleet.alert_counts().snapshot();
             // Deliveries are counted outside the state: they change the body too. Both only
             // grow, so their sum changes whenever either does.
             let version = app.state.version() + counts.iter().map(|(_, sent, failed)| sent + failed).sum::<u64>();
@@ -320,7 +363,7 @@ fn status(app: &App, req: &Request, q: StatusQuery) -> Reply {
     conditional(req, &r, "application/json", true)
 }
 
-fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>) -> Reply {
+fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Option<&str>) -> Reply {
     let Some(token) = &app.admin_token else {
         return Reply::error(404, "not found (admin endpoints are off: set PINGER_ADMIN_TOKEN)");
     };
@@ -334,15 +377,24 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
     if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
         return Reply::error(401, "missing or wrong bearer token");
     }
-    match app.state.slot_of(name).and_then(|slot| app.wakers.get(slot)) {
-        Some(waker) => {
-            waker.check_now();
-            Reply::json(
-                202,
-                serde_json::json!({ "status": "accepted", "worker": name }).to_string(),
-            )
+    let unknown = || Reply::error(404, "no worker by that name");
+    if action != "check" {
+        if !app.fleet.set_paused(name, action == "pause") {
+            return unknown();
         }
-        None => Reply::error(404, "no worker by that name"),
+        let snap = app.state.snapshot(DEFAULT_STATUS_HISTORY, SystemTime::now());
+        return match snap.find(name) {
+            Some(w) => Reply::json(200, json::render_worker(w, snap.now)),
+            None => unknown(),
+        };
+    }
+    match app.fleet.check_now(name) {
+        Some(true) => Reply::json(
+            202,
+            serde_json::json!({ "status": "accepted", "worker": name }).to_string(),
+        ),
+        Some(false) => Reply::error(409, "the worker is paused; resume it first"),
+        None => unknown(),
     }
 }
 
@@ -350,14 +402,43 @@ fn admin_check(app: &App, method: &str, name: &str, authorization: Option<&str>)
 mod tests {
     use super::*;
     use crate::state::TargetInfo;
-    use std::time::Duration;
+    use std::sync::Mutex;
+
+    /// Remembers what was asked of it; knows the worker "api".
+    #[derive(Default)]
+    struct FakeFleet {
+        asked: Mutex<Vec<String>>,
+        paused: Mutex<bool>,
+    }
+
+    impl Control for FakeFleet {
+        fn check_now(&self, name: &str) -> Option<bool> {
+            (name == "api").then(|| {
+                self.asked.lock().unwrap().push(format!("check {name}"));
+                !*self.paused.lock().unwrap()
+            })
+        }
+
+        fn set_paused(&self, name: &str, paused: bool) -> bool {
+            if name == "api" {
+                *self.paused.lock().unwrap() = paused;
+            }
+            name == "api"
+        }
+        fn alert_counts(&self) -> Arc<crate::alert::Counts> {
+            Arc::default()
+        }
+    }
 
     fn app(token: Option<&str>) -> App {
+        app_with(token, Arc::new(FakeFleet::default()))
+    }
+
+    fn app_with(token: Option<&str>, fleet: Arc<FakeFleet>) -> App {
         let infos = vec![TargetInfo::test("api")];
         App {
             state: Arc::new(State::new(infos, 100, SystemTime::now())),
-            wakers: vec![Arc::new(Waker::default())],
-            alert_counts: Default::default(),
+            fleet,
             admin_token: token.map(String::from),
             cache: Cache::default(),
         }
@@ -394,7 +475,8 @@ mod tests {
             call(&app(None), "POST", "/api/workers/api/check", Some("Bearer t")).status,
             404
         );
-        let a = app(Some("s3cret"));
+        let fleet = Arc::new(FakeFleet::default());
+        let a = app_with(Some("s3cret"), Arc::clone(&fleet));
         assert_eq!(call(&a, "POST", "/api/workers/api/check", None).status, 401);
         assert_eq!(
             call(&a, "POST", "/api/workers/api/check", Some("Bearer wrong")).status,
@@ -416,10 +498,33 @@ mod tests {
             call(&a, "POST", "/api/workers/api/check", Some("Bearer s3cret")).status,
             202
         );
-        assert_eq!(
-            a.wakers[0].sleep_until(std::time::Instant::now() + Duration::from_secs(5), true),
-            crate::shutdown::Wake::CheckNow
-        );
+        assert_eq!(*fleet.asked.lock().unwrap(), ["check api"]);
+    }
+
+    #[test]
+    fn pause_and_resume_follow_the_check_rules() {
+        let ok = Some("Bearer s3cret");
+        for action in ["pause", "resume"] {
+            let path = format!("/api/workers/api/{action}");
+            assert_eq!(call(&app(None), "POST", &path, ok).status, 404, "admin off");
+            let a = app(Some("s3cret"));
+            assert_eq!(call(&a, "POST", &path, None).status, 401);
+            assert_eq!(call(&a, "POST", &path, Some("Bearer nope")).status, 401);
+            assert_eq!(call(&a, "GET", &path, ok).status, 405);
+            assert_eq!(call(&a, "POST", &format!("/api/workers/zzz/{action}"), ok).status, 404);
+        }
+        let fleet = Arc::new(FakeFleet::default());
+        let a = app_with(Some("s3cret"), Arc::clone(&fleet));
+        let r = call(&a, "POST", "/api/workers/api/pause", ok);
+        assert_eq!(r.status, 200);
+        let doc: serde_json::Value = serde_json::from_slice(r.body.as_ref()).unwrap();
+        assert_eq!(doc["name"], "api");
+        assert!(*fleet.paused.lock().unwrap());
+        assert_eq!(call(&a, "POST", "/api/workers/api/check", ok).status, 409);
+        assert_eq!(call(&a, "POST", "/api/workers/api/resume", ok).status, 200);
+        assert!(!*fleet.paused.lock().unwrap());
+        assert_eq!(call(&a, "POST", "/api/workers/api/stop", ok).status, 404);
+        assert_eq!(call(&a, "POST", "/api/workers//pause", ok).status, 404);
     }
 
     fn with<'a>(app: &App, url: &'a str, f: impl FnOnce(&mut Request<'a>)) -> Reply {

@@ -1,9 +1,10 @@
 //! The tiny_http loop, hardened from the outside. tiny_http 0.12 has no read timeout, no limit on
 //! connections or header size, and its accept thread ends for good on the first accept error (or
 //! panics when it runs out of descriptors or threads). So this module:
-//! - sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted one:
-//!   tiny_http writes a response's head and body in separate sends, and without it the body
-//!   waits for the client's delayed ACK (~40 ms per request on a kept-alive connection);
+//! - sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted one: a
+//!   response sent in two writes (head, then a large body) must not wait for the client's
+//!   delayed ACK (~40 ms per request on a kept-alive connection);
+//! - writes each response itself (`wire.rs`): the head and any body up to 256 KiB in one write;
 //! - starts the guard (`guard.rs`), which closes connections that get no complete request in
 //!   within `header_timeout` and those past `max_connections`;
 //! - refuses request heads over 16 KiB;
@@ -11,18 +12,15 @@
 //!   that thread's own descriptor of the listening socket being closed;
 //! - retires a stopped server off the serving thread (see `retire`).
 
-use super::{App, Reply, guard, route};
+use super::{App, Reply, guard, route, wire};
 use crate::shutdown::Shutdown;
-use std::io::Cursor;
+use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Response, Server};
-
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
-frame-ancestors 'self' https://huggingface.co; base-uri 'none'; form-action 'none'";
+use tiny_http::Server;
 
 /// Threads answering requests: one per core, at least two (so a client that reads a large page
 /// slowly does not hold the whole status page) and at most four. More handlers than cores was
@@ -44,51 +42,43 @@ pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-/// The headers every response carries, parsed once rather than per request.
-fn common_headers() -> &'static [Header] {
-    static HEADERS: OnceLock<Vec<Header>> = OnceLock::new();
-    HEADERS.get_or_init(|| {
-        [
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
-            ("Content-Security-Policy", CSP),
-            ("Cache-Control", "no-store"),
-        ]
-        .iter()
-        .filter_map(|(k, v)| header(k, v))
-        .collect()
-    })
-}
-
+/// Writes `reply` in at most two writes (head, then a large body) straight to the connection.
 pub fn respond(request: tiny_http::Request, reply: Reply) {
-    let length = reply.body.as_ref().len();
-    // Identity with a Content-Length whatever the size: tiny_http would otherwise chunk bodies
-    // over 32 KiB, which costs a write per chunk and hides the length from the client.
-    let mut response = Response::new(
-        reply.status.into(),
-        Vec::new(),
-        Cursor::new(reply.body),
-        Some(length),
-        None,
-    )
-    .with_chunked_threshold(usize::MAX);
-    for h in common_headers()
-        .iter()
-        .cloned()
-        .chain(header("Content-Type", reply.content_type))
-        .chain(reply.allow.and_then(|a| header("Allow", a)))
-        .chain(reply.etag.and_then(|e| header("ETag", &e)))
-        .chain(reply.gzip.then(|| header("Content-Encoding", "gzip")).flatten())
-        .chain(reply.vary.then(|| header("Vary", "Accept-Encoding")).flatten())
-    {
-        response.add_header(h);
+    let tiny_http::HTTPVersion(major, minor) = *request.http_version();
+    let head_only = *request.method() == tiny_http::Method::Head;
+    let head = DATE.with(|d| wire::head(&reply, (major, minor), head_only, d.borrow_mut().now()));
+    let body = reply.body.as_ref();
+    let large = wire::sends_body(&reply, head_only) && body.len() > wire::SMALL;
+    // Dropping the writer tells tiny_http the response is complete, so the connection's next
+    // request can be read. A client that went away is not our problem; nothing to do but move on.
+    let mut w = request.into_writer();
+    let _ = w
+        .write_all(&head)
+        .and_then(|()| if large { w.write_all(body) } else { Ok(()) })
+        .and_then(|()| w.flush());
+}
+
+/// The `Date` header's value, formatted once a second per handler thread.
+#[derive(Default)]
+struct CachedDate {
+    second: u64,
+    text: String,
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &str {
+        let now = std::time::SystemTime::now();
+        let second = crate::timefmt::unix_secs(now);
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = crate::timefmt::http_date(now);
+        }
+        &self.text
     }
-    // A client that went away is not our problem; nothing to do but move on.
-    let _ = request.respond(response);
+}
+
+thread_local! {
+    static DATE: std::cell::RefCell<CachedDate> = std::cell::RefCell::default();
 }
 
 /// The SPEC's limit on a request head. tiny_http has already read the head by the time we see
@@ -274,7 +264,6 @@ fn run_handlers(running: &Running, app: &Arc<App>, shutdown: &Shutdown) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shutdown::Waker;
     use crate::state::{State, TargetInfo};
     use std::io::{BufRead, Read, Write};
     use std::net::TcpStream;
@@ -284,8 +273,7 @@ mod tests {
         let info = TargetInfo::test("api");
         Arc::new(App {
             state: Arc::new(State::new(vec![info], 10, SystemTime::now())),
-            wakers: vec![Arc::new(Waker::default())],
-            alert_counts: Default::default(),
+            fleet: Arc::new(crate::web::NoFleet),
             admin_token: None,
             cache: crate::web::cache::Cache::default(),
         })

@@ -27,6 +27,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         is_self: name == "self",
         restarts_enabled: false,
         health,
+        paused: health == Health::Paused,
         checks,
         successes,
         skipped: 0,
@@ -71,6 +72,8 @@ pub fn snapshot() -> Snapshot {
         workers: vec![api, db, new],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
+        config_error: None,
+        reloads: (0, 0),
     }
 }
 
