@@ -216,3 +216,25 @@ fn once_checks_only_its_shard() {
     wanted.sort();
     assert_eq!(paths, wanted);
 }
+#[test]
+fn a_reloaded_worker_list_is_sharded_too() {
+    let target = FakeServer::always(ok());
+    let before = fleet(6, &target.url(""), "false");
+    let after = fleet(24, &target.url(""), "false");
+    let p = start_shard(&before, 1, 2);
+    assert_eq!(status_names(&p), share(&before, "1/2"));
+    let wanted = share(&after, "1/2");
+    assert!(wanted.len() < 24, "{wanted:?}");
+    std::fs::write(p.dir.join("pinger.json"), &after).unwrap();
+    p.signal("HUP");
+    let end = std::time::Instant::now() + 10 * SEC;
+    while status_names(&p) != wanted || !p.log().contains("configuration reloaded:") {
+        assert!(
+            std::time::Instant::now() < end,
+            "after the reload /status has {:?}, not {wanted:?}; log:\n{}",
+            status_names(&p),
+            p.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
