@@ -21,7 +21,7 @@ pub const MAX_ENTRIES: usize = 32;
 /// Bytes of bodies kept (gzip forms included). A large fleet's `/status?history=100` alone is
 /// several MB, so this, not `MAX_ENTRIES`, is what bounds memory; the body just rendered is kept
 /// even when it is larger on its own.
-pub const MAX_BYTES: usize = 8 << 20;
+pub const MAX_BYTES: usize = 4 << 20;
 /// Bodies this small are sent as they are: gzip would save little and cost a header's worth.
 pub const GZIP_MIN: usize = 1024;
 

@@ -1,6 +1,6 @@
 //! The benchmark: prints the README's performance table. Ignored by default; run it with
 //!
-//!     cargo test --release --test integration -- --ignored bench --nocapture
+//!     cargo test --release --test integration -- --ignored --exact integration::bench::bench --nocapture
 //!
 //! It builds the static musl binary (the one the Docker image ships) and measures that; only
 //! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
@@ -202,7 +202,7 @@ fn startup(bin: &PathBuf) -> String {
 }
 
 #[test]
-#[ignore = "benchmark: cargo test --release --test integration -- --ignored bench --nocapture"]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored --exact integration::bench::bench --nocapture"]
 fn bench() {
     let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
     let mut t = Table(Vec::new());
