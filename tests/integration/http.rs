@@ -98,16 +98,25 @@ fn requests_on_one_kept_alive_connection_are_not_held_back_by_delayed_acks() {
     // Sent in two writes, head and then body, with Nagle's algorithm on, the body would wait for
     // the ACK of the head, which the client delays (~40 ms on Linux). The head and a body this
     // size leave in one write (wire.rs), and TCP_NODELAY covers bodies sent apart.
-    let started = Instant::now();
-    for _ in 0..50 {
-        let (status, length) = get_kept_alive(&mut conn, "/status");
-        assert!(status == 200 && length > 0, "{status} {length}");
-    }
-    let average = started.elapsed() / 50;
-    eprintln!("/status on one kept-alive connection: {average:?} on average");
+    // Held back, EVERY request waits ~40 ms; the median ignores the few a loaded machine delays
+    // for other reasons, so the test tells the two apart on a busy CI machine too.
+    let mut times: Vec<Duration> = (0..50)
+        .map(|_| {
+            let started = Instant::now();
+            let (status, length) = get_kept_alive(&mut conn, "/status");
+            assert!(status == 200 && length > 0, "{status} {length}");
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    eprintln!(
+        "/status on one kept-alive connection: median {median:?}, worst {:?}",
+        times[49]
+    );
     assert!(
-        average < Duration::from_millis(20),
-        "a /status request on a kept-alive connection took {average:?} on average"
+        median < Duration::from_millis(20),
+        "a /status request on a kept-alive connection took {median:?} (median of 50)"
     );
 }
 
