@@ -95,10 +95,10 @@ impl Record {
         if self.paused {
             return Health::Paused;
         }
-        match self.history.last() {
+        match self.history.last_ok() {
             None => Health::Pending,
-            Some(r) if r.ok => Health::Up,
-            Some(_) => Health::Down,
+            Some(true) => Health::Up,
+            Some(false) => Health::Down,
         }
     }
 
@@ -422,11 +422,15 @@ impl State {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let inner = self.lock();
+        // The uptime ratios are sums over 54 buckets a target: worked out after the lock is
+        // released, from copies (448 bytes each).
+        let mut uptimes: Vec<Uptime> = Vec::with_capacity(inner.slots.len());
         let mut views: Vec<TargetView> = inner
             .slots
             .iter()
             .map(|slot| {
                 let (info, r) = (&slot.info, &slot.record);
+                uptimes.push(r.uptime);
                 TargetView {
                     name: info.name.clone(),
                     url: info.display_url.clone(),
@@ -444,7 +448,7 @@ impl State {
                     last_restart_at_ms: r.last_restart_at_ms,
                     last: r.last(),
                     next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
-                    uptime: r.uptime.ratios(now_ms),
+                    uptime: [None; 3],
                     tls: slot.cert,
                     history: r.history.newest(limit).collect(),
                 }
@@ -454,6 +458,9 @@ impl State {
         let config_error = inner.config_error.clone();
         let reloads = inner.reloads;
         drop(inner);
+        for (view, uptime) in views.iter_mut().zip(&uptimes) {
+            view.uptime = uptime.ratios(now_ms);
+        }
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
             _ => None,

@@ -73,6 +73,11 @@ impl History {
         }
     }
 
+    /// Whether the last check succeeded (without building its record).
+    pub fn last_ok(&self) -> Option<bool> {
+        self.entries.back().map(|e| e.ok)
+    }
+
     pub fn last(&self) -> Option<CheckRecord> {
         self.entries.back().map(|e| self.record(e))
     }

@@ -81,8 +81,11 @@ impl<const N: usize> Ring<N> {
         let from = (now + 1)
             .saturating_sub(count)
             .max((newest + 1).saturating_sub(N as u64));
-        for u in from..=now.min(newest) {
-            sum.add(self.tallies[(u % N as u64) as usize]);
+        // Snapshots call this for every target under the state's lock: one division, then a walk.
+        let mut i = (from % N as u64) as usize;
+        for _ in from..=now.min(newest) {
+            sum.add(self.tallies[i]);
+            i = if i + 1 == N { 0 } else { i + 1 };
         }
         sum
     }

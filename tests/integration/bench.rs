@@ -1,7 +1,8 @@
-//! The benchmark: prints the README's performance table. Ignored by default; run it with
+//! The benchmark: prints the README's performance tables. Ignored by default; run it with
 //!
 //!     cargo test --release --test integration -- --ignored --exact integration::bench::bench --nocapture
 //!
+//! (one benchmark at a time: the "30 days old" rows are `integration::bench::aged::bench_30_days_old`).
 //! It builds the static musl binary (the one the Docker image ships) and measures that; only
 //! 127.0.0.1 is used, every load is bounded, and the whole run takes about five minutes.
 //! `wrk` (apt) is needed for the requests-per-second rows; without it they are left out.
@@ -12,6 +13,8 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod aged;
 
 struct Table(Vec<(String, String)>);
 
@@ -287,6 +290,11 @@ fn bench() {
         }
     }
 
+    print(&t);
+}
+
+/// The table in the README's form, with the date and the machine's cores.
+fn print(t: &Table) {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let date = Command::new("date")
         .arg("-u")
