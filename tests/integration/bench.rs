@@ -331,7 +331,7 @@ fn bench_tls() {
             ),
         );
     for (what, cfg) in [("http", config(1000, &plain, "60s")), ("https", https_config)] {
-        let p = start(&bin, &cfg, "warn");
+        let p = start(&bin, &cfg, "info");
         let pid = p.child.id();
         // First minute: every check is a full handshake (and reads the certificate's expiry).
         let (c0, t0) = (cpu_seconds(pid), Instant::now());
