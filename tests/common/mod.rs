@@ -437,6 +437,13 @@ pub fn request(method: &str, url: &str, auth: Option<&str>) -> Reply {
 /// A request with the given headers; the body is kept as bytes (it may be gzip). Header names
 /// come back in lower case.
 pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let (status, headers, body) = try_request(method, url, headers);
+    (status.expect("request to the pinger"), headers, body)
+}
+
+/// `request_with` that survives a failed request: no status (and nothing else) when the
+/// connection failed or timed out (after 10 s).
+pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)]) -> (Option<u16>, Vec<(String, String)>, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
@@ -447,7 +454,9 @@ pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, 
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let mut resp = agent.run(b.body(()).unwrap()).expect("request to the pinger");
+    let Ok(mut resp) = agent.run(b.body(()).unwrap()) else {
+        return (None, Vec::new(), Vec::new());
+    };
     let headers = resp
         .headers()
         .iter()
@@ -459,7 +468,7 @@ pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, 
         .limit(64 << 20)
         .read_to_vec()
         .unwrap_or_default();
-    (resp.status().as_u16(), headers, body)
+    (Some(resp.status().as_u16()), headers, body)
 }
 
 /// Runs the binary to completion: (exit code, stdout, stderr).

@@ -295,7 +295,12 @@ fn a_hanging_channel_never_delays_another() {
     let transition = target.seen()[0].at;
     let delay = got[0].at.duration_since(transition);
     eprintln!("the quick channel heard the alert {delay:?} after the transition, beside two hanging channels");
-    assert!(delay < SEC, "the quick channel heard {delay:?} after the transition");
+    // Held up by a hanging channel it would wait for the 60 s timeout; the bound is generous
+    // for a loaded machine.
+    assert!(
+        delay < 3 * SEC,
+        "the quick channel heard {delay:?} after the transition"
+    );
     assert_eq!(hang.wait_for(2, 5 * SEC).len(), 2, "both hanging channels were tried");
 }
 
@@ -310,7 +315,7 @@ fn a_refused_delivery_is_retried_logged_without_secrets_and_counted() {
     );
     let p = Pinger::start(&cfg, &[]);
     assert_eq!(tg.server.wait_for(4, 10 * SEC).len(), 4, "1 try + 3 retries");
-    let end = std::time::Instant::now() + 5 * SEC;
+    let end = std::time::Instant::now() + 10 * SEC;
     while !p.log().contains("dropped") && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -318,7 +323,17 @@ fn a_refused_delivery_is_retried_logged_without_secrets_and_counted() {
     assert!(log.contains("/botREDACTED/sendMessage"), "{log}");
     assert!(log.contains("status 400: Bad Request: chat not found"), "{log}");
     assert_no_secrets("the log", &log);
-    let metrics = p.get("/metrics").body;
+    // Counted just after the log line, and /metrics may serve a body up to a second old.
+    let end = std::time::Instant::now() + 10 * SEC;
+    let metrics = loop {
+        let metrics = p.get("/metrics").body;
+        if metrics.contains("pinger_alerts_total{channel=\"tg\",result=\"failed\"} 1")
+            || std::time::Instant::now() > end
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(
         metrics.contains("pinger_alerts_total{channel=\"tg\",result=\"failed\"} 1"),
         "{metrics}"

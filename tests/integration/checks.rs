@@ -14,14 +14,16 @@ fn millis(a: std::time::Instant, b: std::time::Instant) -> i64 {
 
 #[test]
 fn schedule_holds_at_a_1s_interval_without_drift() {
-    // Each check takes 300 ms: with relative sleeps the schedule would drift by that each time.
+    // Each check takes 300 ms: with relative sleeps the schedule would drift by that each time,
+    // 600 ms by the third check and 1.5 s by the sixth. The bound leaves room for a loaded
+    // machine's scheduling jitter, which does not add up from one check to the next.
     let target = FakeServer::always(Action::Delay(Duration::from_millis(300)));
     let _p = Pinger::start(&single(&target.url("/"), r#""interval": "1s", "timeout": "5s""#), &[]);
-    let seen = target.wait_for(5, 8 * SEC);
-    assert!(seen.len() >= 5, "only {} checks", seen.len());
-    for (k, s) in seen.iter().enumerate().take(5) {
+    let seen = target.wait_for(6, 12 * SEC);
+    assert!(seen.len() >= 6, "only {} checks", seen.len());
+    for (k, s) in seen.iter().enumerate().take(6) {
         let off = millis(seen[0].at, s.at) - 1000 * k as i64;
-        assert!(off.abs() < 100, "check {k} is {off} ms off its deadline");
+        assert!(off.abs() < 500, "check {k} is {off} ms off its deadline");
     }
 }
 
@@ -36,13 +38,18 @@ fn retries_wait_backoff_doubling_then_succeed() {
         ),
         &[],
     );
-    let seen = target.wait_for(4, 5 * SEC);
+    let seen = target.wait_for(4, 10 * SEC);
     assert_eq!(seen.len(), 4);
     let gaps: Vec<i64> = seen.windows(2).map(|w| millis(w[0].at, w[1].at)).collect();
+    // A wait is never shorter than asked; the upper bound (half as long again, plus room for a
+    // loaded machine) still tells doubling from tripling or a constant wait.
     for (gap, want) in gaps.iter().zip([200, 400, 800]) {
-        assert!((want..want + 120).contains(gap), "gaps {gaps:?}, wanted 200/400/800");
+        assert!(
+            (want..want * 3 / 2 + 150).contains(gap),
+            "gaps {gaps:?}, wanted 200/400/800"
+        );
     }
-    let w = p.wait_worker("t", 2 * SEC, |w| w["checks"] == 1);
+    let w = p.wait_worker("t", 10 * SEC, |w| w["checks"] == 1);
     assert_eq!(w["state"], "up");
     assert_eq!(w["last_check"]["attempts"], 4);
     assert_eq!(w["attempts"], 4);
@@ -55,7 +62,7 @@ fn a_failed_check_records_status_and_reason() {
         &single(&target.url("/"), r#""interval": "1h", "retries": 1, "backoff": "0s""#),
         &[],
     );
-    let w = p.wait_worker("t", 3 * SEC, |w| w["checks"] == 1);
+    let w = p.wait_worker("t", 10 * SEC, |w| w["checks"] == 1);
     assert_eq!(w["state"], "down");
     assert_eq!(w["consecutive_failures"], 1);
     assert_eq!(w["last_check"]["status_code"], 500);
@@ -124,8 +131,10 @@ fn timeout_bounds_hanging_and_trickling_targets() {
             last["error"].as_str().unwrap().starts_with("timeout after 1s"),
             "{name}: {last}"
         );
+        // Bounded by the 1 s timeout (the default would be 120 s); the upper bound leaves room
+        // for a loaded machine.
         let ms = last["latency_ms"].as_u64().unwrap();
-        assert!((950..1400).contains(&ms), "{name} took {ms} ms");
+        assert!((950..3000).contains(&ms), "{name} took {ms} ms");
     }
 }
 
@@ -167,7 +176,7 @@ fn redirects_are_followed_to_the_final_status() {
         }
     });
     let p = Pinger::start(&single(&target.url("/"), r#""interval": "1h""#), &[]);
-    let w = p.wait_worker("t", 3 * SEC, |w| w["checks"] == 1);
+    let w = p.wait_worker("t", 10 * SEC, |w| w["checks"] == 1);
     assert_eq!(
         (w["state"].as_str(), w["last_check"]["status_code"].as_u64()),
         (Some("up"), Some(200))
@@ -236,8 +245,10 @@ fn an_overrunning_check_skips_deadlines() {
     assert!(w["skipped"].as_u64().unwrap() >= 2, "{w}");
     let seen = target.seen();
     let gap = millis(seen[0].at, seen[1].at);
+    // Run back-to-back it would start at 2.5 s; the slot after next would be 4 s. Both ends
+    // leave room for either request being late on a loaded machine.
     assert!(
-        (2900..3300).contains(&gap),
+        (2700..3900).contains(&gap),
         "the next check waits for the next slot (3 s), got {gap} ms"
     );
 }
@@ -256,7 +267,7 @@ fn secrets_never_show_in_status_page_or_log() {
         ("RUST_LOG", "debug"),
     ];
     let p = Pinger::start(&cfg, &env);
-    let w = p.wait_worker("s", 3 * SEC, |w| w["checks"] == 1);
+    let w = p.wait_worker("s", 10 * SEC, |w| w["checks"] == 1);
     assert_eq!(
         w["url"],
         format!(

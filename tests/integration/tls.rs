@@ -252,7 +252,7 @@ fn an_expiring_certificate_alerts_once_and_a_renewal_starts_over() {
     // Several checks, each reading the certificate (the read interval is shorter than the checks').
     p.wait_worker("rag", 20 * SEC, |w| w["checks"] == 1);
     check_now(&p, "rag", 5);
-    hook.wait_for(1, 5 * SEC);
+    hook.wait_for(1, 10 * SEC);
     std::thread::sleep(Duration::from_millis(300));
     let alerts = cert_alerts(&hook);
     assert_eq!(
@@ -268,7 +268,7 @@ fn an_expiring_certificate_alerts_once_and_a_renewal_starts_over() {
     server.set_leaf(&renewed);
     let w = check_now(&p, "rag", 5);
     assert_eq!(w["tls"]["days_left"], 6, "the renewal was read: {w:#}");
-    hook.wait_for(2, 5 * SEC);
+    hook.wait_for(2, 10 * SEC);
     std::thread::sleep(Duration::from_millis(300));
     let alerts = cert_alerts(&hook);
     assert_eq!(alerts.len(), 2, "{alerts:?}");
@@ -312,5 +312,10 @@ fn alerts_share_the_trust_and_the_proxy_of_checks() {
     let tunnels = proxy.tunnels();
     assert_eq!(tunnels.len(), 1, "through the proxy: {tunnels:?}");
     assert_eq!(tunnels[0].target, format!("localhost:{}", hook.port));
+    // Logged once the webhook's answer is read, which can come a moment after the request.
+    let end = std::time::Instant::now() + 10 * SEC;
+    while !p.log().contains("delivered") && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(down.count() >= 1 && p.log().contains("delivered"), "{}", p.log());
 }
