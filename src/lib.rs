@@ -265,7 +265,27 @@ pub fn describe_schedule(cfg: &Config) -> String {
         if let Some(line) = tls_line(t) {
             let _ = writeln!(out, "    {line}");
         }
+        if t.paused {
+            let _ = writeln!(
+                out,
+                "    starts paused (\"paused\": true): not checked until POST /api/workers/{}/resume",
+                t.name
+            );
+        }
     }
+    let _ = writeln!(
+        out,
+        "reload: on SIGHUP{}",
+        match cfg.settings.watch_config {
+            Some(every) if cfg.source != "built-in defaults" => {
+                format!(
+                    ", and when the file changes (looked at every {})",
+                    duration::format(every)
+                )
+            }
+            _ => String::new(),
+        }
+    );
     for line in cfg.settings.proxies.describe() {
         let _ = writeln!(out, "{line}");
     }

@@ -32,16 +32,18 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        // Only a file the service started with is watched; SIGHUP reloads in any case. Its
+        // version is noted here, not when the new thread first runs, which on a busy machine
+        // can be after the file changed.
+        let path = config::file_path(&self.flags, &self.env);
+        let seen = path.as_ref().map(stamp);
         std::thread::Builder::new()
             .name("reload".into())
             .stack_size(256 * 1024)
-            .spawn(move || self.run())
+            .spawn(move || self.run(path, seen))
     }
 
-    fn run(mut self) {
-        // Only a file the service started with is watched; SIGHUP reloads in any case.
-        let path = config::file_path(&self.flags, &self.env);
-        let mut seen = path.as_ref().map(stamp);
+    fn run(mut self, path: Option<PathBuf>, mut seen: Option<Stamp>) {
         loop {
             let poll = self.current.settings.watch_config.filter(|_| path.is_some());
             let wait = poll.unwrap_or(Duration::from_secs(86_400));

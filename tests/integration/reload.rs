@@ -437,3 +437,29 @@ fn a_reload_moves_alerts_to_the_new_channel_at_once() {
     );
     assert_eq!(new_hook.count(), 1);
 }
+
+#[test]
+fn check_shows_paused_workers_and_how_the_file_is_watched() {
+    let dir = temp_dir("check-reload");
+    let cfg = r#"{"workers": [{"name": "a", "url": "http://127.0.0.1:9/", "paused": true},
+                              {"name": "b", "url": "http://127.0.0.1:9/"}]}"#;
+    std::fs::write(dir.join("pinger.json"), cfg).unwrap();
+    let (code, out, err) = crate::common::run(&dir, &["check"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("starts paused (\"paused\": true): not checked until POST /api/workers/a/resume"),
+        "{out}"
+    );
+    assert_eq!(out.matches("starts paused").count(), 1, "{out}");
+    assert!(
+        out.contains("reload: on SIGHUP, and when the file changes (looked at every 5s)"),
+        "{out}"
+    );
+    std::fs::write(
+        dir.join("pinger.json"),
+        cfg.replace("{\"workers\"", "{\"watch_config\": false, \"workers\""),
+    )
+    .unwrap();
+    let (_, out, _) = crate::common::run(&dir, &["check"], &[]);
+    assert!(out.contains("reload: on SIGHUP\n"), "{out}");
+}
