@@ -46,14 +46,13 @@ impl Restarter {
         let queue = queue::start("restarts", "restart", waker, move |job: RestartJob, _: &Waker| {
             state.record_restart(job.slot, SystemTime::now());
             match queue::send(&agent, &request(&api, &job), RESTART_TIMEOUT) {
-                Ok(()) => log::warn!("{}: restart of Space {} requested", job.worker, job.space_id),
-                Err(queue::Failure::Status(code, _)) => log::error!(
-                    "{}: restart of Space {} refused: status {code}",
-                    job.worker,
-                    job.space_id
-                ),
+                // The worker's name says which Space; `space_id` may have come from `${VAR}`.
+                Ok(()) => log::warn!("{}: restart of its Space requested", job.worker),
+                Err(queue::Failure::Status(code, _)) => {
+                    log::error!("{}: restart of its Space refused: status {code}", job.worker)
+                }
                 Err(queue::Failure::Transport(why)) => {
-                    log::error!("{}: restart of Space {} failed: {why}", job.worker, job.space_id)
+                    log::error!("{}: restart of its Space failed: {why}", job.worker)
                 }
             }
         })?;

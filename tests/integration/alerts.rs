@@ -280,12 +280,28 @@ fn the_worker_restart_token_wins_over_hf_token() {
     let hf = FakeServer::always(ok());
     let cfg = format!(
         r#"{{"self_ping": false, "hf_api_url": "{}",
-            "workers": [{{"name": "space", "url": "{}", "interval": "1h", "retries": 0, "space_id": "a/b", "restart_token": "${{MY_TOKEN}}"}}],
+            "workers": [{{"name": "space", "url": "{}", "interval": "1h", "retries": 0, "space_id": "${{SPACE}}", "restart_token": "${{MY_TOKEN}}"}}],
             "alerts": {{"failure_threshold": 1}}}}"#,
         hf.url(""),
         target.url("/")
     );
-    let _p = Pinger::start(&cfg, &[("HF_TOKEN", "global"), ("MY_TOKEN", "per-worker")]);
+    let env = [
+        ("HF_TOKEN", "global"),
+        ("MY_TOKEN", "per-worker"),
+        ("SPACE", "zz-owner/zz-space"),
+    ];
+    let p = Pinger::start(&cfg, &env);
     let reqs = hf.wait_for(1, 10 * SEC);
     assert!(reqs[0].head.contains("Bearer per-worker"), "{}", reqs[0].head);
+    assert_eq!(reqs[0].path, "/api/spaces/zz-owner/zz-space/restart");
+    // A space_id from ${VAR} is a secret: the restart's log line names the worker instead.
+    let deadline = std::time::Instant::now() + 10 * SEC;
+    while !p.log().contains("space: restart of its Space requested") && std::time::Instant::now() < deadline {
+        std::thread::sleep(SEC / 20);
+    }
+    let log = p.log();
+    assert!(log.contains("space: restart of its Space requested"), "{log}");
+    for shown in [log, p.get("/").body, p.get("/status").body, p.get("/metrics").body] {
+        assert!(!shown.contains("zz-owner"), "{shown}");
+    }
 }
