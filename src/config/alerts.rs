@@ -510,7 +510,18 @@ fn common(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str) -> Common {
         }
     }
     if let Some((v, p)) = get("name") {
-        c.name = ctx.text(v, &p).filter(|n| {
+        c.name = ctx.string(v, &p).and_then(|(n, from_env)| {
+            if from_env.is_empty() {
+                return Some(n);
+            }
+            ctx.err(
+                &p,
+                "expected a literal name, not ${VAR}: a channel's name is shown in logs, \
+                 notify-test and /metrics, and a value from ${VAR} is a secret",
+            );
+            None
+        });
+        c.name = c.name.take().filter(|n| {
             let ok = !n.is_empty()
                 && n.chars().count() <= NAME_MAX_CHARS
                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));

@@ -207,6 +207,9 @@ fn values_from_env_that_would_be_shown_are_refused_or_scrubbed() {
     let errors = errs_env(r#"{"workers": [{"name": "${NM}", "url": "http://x/"}]}"#, &e);
     has(&errors, "workers[0].name: expected a literal name, not ${VAR}");
     assert!(!errors.iter().any(|l| l.contains("zzname")), "{errors:?}");
+    let errors = errs_env(r#"{"alerts": {"name": "${NM}", "webhook_url": "http://h/"}}"#, &e);
+    has(&errors, "alerts.name: expected a literal name, not ${VAR}");
+    assert!(!errors.iter().any(|l| l.contains("zzname")), "{errors:?}");
     let c = build(
         Some((
             "cfg.json",
