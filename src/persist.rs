@@ -8,10 +8,10 @@
 mod v1;
 mod v2;
 
-use crate::state::{History, Record, State, Uptime};
+use crate::state::{Record, State};
 use crate::timefmt::{rfc3339, unix_secs};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -219,53 +219,6 @@ impl Persister {
         w.write_all(b"}}")?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
-    }
-}
-
-/// The counters every format saves under the same names.
-#[derive(Serialize, Deserialize, Default)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-#[serde(default)]
-pub struct Counters {
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_restart_at_ms: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub paused: bool,
-}
-
-impl Counters {
-    fn of(r: &Record) -> Counters {
-        Counters {
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
-            paused: r.paused,
-        }
-    }
-
-    fn with(self, history: History, uptime: Uptime) -> Record {
-        Record {
-            checks: self.checks,
-            successes: self.successes,
-            skipped: self.skipped,
-            attempts: self.attempts,
-            consecutive_failures: self.consecutive_failures,
-            restarts: self.restarts,
-            last_restart_at_ms: self.last_restart_at_ms,
-            paused: self.paused,
-            history,
-            uptime,
-        }
     }
 }
 

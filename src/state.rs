@@ -11,8 +11,10 @@ mod uptime;
 pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::config::{SELF_NAME, Target};
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -55,33 +57,44 @@ impl Health {
     }
 }
 
-/// What the state remembers about one target: counters, the recent checks and uptime buckets,
-/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Record {
+/// A target's counters: kept in its `Record`, saved by `persist` as they are (every format
+/// writes them under these names) and copied into its `TargetView`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
     pub attempts: u64,
     pub consecutive_failures: u32,
     pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
+    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// What the state remembers about one target: counters, the recent checks and uptime buckets,
+/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub counters: Counters,
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
-    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
-    pub paused: bool,
 }
 
 impl Record {
     fn push(&mut self, rec: CheckRecord, cap: usize) {
-        self.checks += 1;
-        self.attempts += u64::from(rec.attempts);
+        let c = &mut self.counters;
+        c.checks += 1;
+        c.attempts += u64::from(rec.attempts);
         if rec.ok {
-            self.successes += 1;
-            self.consecutive_failures = 0;
+            c.successes += 1;
+            c.consecutive_failures = 0;
         } else {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            c.consecutive_failures = c.consecutive_failures.saturating_add(1);
         }
         self.uptime.record(rec.at_ms, rec.ok);
         self.history.push(&rec, cap);
@@ -92,7 +105,7 @@ impl Record {
     }
 
     pub fn health(&self) -> Health {
-        if self.paused {
+        if self.counters.paused {
             return Health::Paused;
         }
         match self.history.last_ok() {
@@ -108,7 +121,23 @@ impl Record {
         if let Some(last) = self.history.last() {
             history.push(&last, 1);
         }
-        Record { history, ..*self }
+        Record {
+            counters: self.counters.clone(),
+            history,
+            uptime: self.uptime,
+        }
+    }
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
     }
 }
 
@@ -121,14 +150,7 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
-    pub paused: bool,
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    pub last_restart_at_ms: Option<u64>,
+    pub counters: Counters,
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
@@ -306,7 +328,7 @@ impl State {
 
     pub fn set_paused(&self, id: usize, paused: bool) {
         if let Some(s) = self.change().slot(id) {
-            s.record.paused = paused;
+            s.record.counters.paused = paused;
         }
     }
 
@@ -359,7 +381,7 @@ impl State {
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.skipped += n;
+            s.record.counters.skipped += n;
         }
     }
 
@@ -371,8 +393,8 @@ impl State {
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.restarts += 1;
-            s.record.last_restart_at_ms = Some(unix_millis(at));
+            s.record.counters.restarts += 1;
+            s.record.counters.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
@@ -438,16 +460,9 @@ impl State {
                     is_self: info.is_self,
                     restarts_enabled: info.restarts_enabled,
                     health: r.health(),
-                    paused: r.paused,
-                    checks: r.checks,
-                    successes: r.successes,
-                    skipped: r.skipped,
-                    attempts: r.attempts,
-                    consecutive_failures: r.consecutive_failures,
-                    restarts: r.restarts,
-                    last_restart_at_ms: r.last_restart_at_ms,
+                    counters: r.counters.clone(),
                     last: r.last(),
-                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.counters.paused),
                     uptime: [None; 3],
                     tls: slot.cert,
                     history: r.history.newest(limit).collect(),
@@ -506,7 +521,10 @@ mod tests {
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
         assert_eq!(r.last().map(|x| x.at_ms), Some(14_000));
-        assert_eq!((r.checks, r.successes, r.consecutive_failures), (15, 12, 0));
+        assert_eq!(
+            (r.counters.checks, r.counters.successes, r.counters.consecutive_failures),
+            (15, 12, 0)
+        );
     }
 
     #[test]
@@ -515,9 +533,9 @@ mod tests {
         assert_eq!(r.health(), Health::Pending);
         r.push(rec(0, false), 10);
         r.push(rec(1, false), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Down, 2));
+        assert_eq!((r.health(), r.counters.consecutive_failures), (Health::Down, 2));
         r.push(rec(2, true), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Up, 0));
+        assert_eq!((r.health(), r.counters.consecutive_failures), (Health::Up, 0));
     }
 
     #[test]
@@ -557,7 +575,11 @@ mod tests {
         let d = s.add(TargetInfo::test("d"), Record::default());
         assert_eq!(d, 3, "a new id, never a removed one");
         s.record_check(2, rec(1, false));
-        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(
+            s.record_of(2).unwrap().counters.checks,
+            1,
+            "c is found after the removal"
+        );
         assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
         s.arrange(&[d, 0, 2]);
         let names: Vec<String> = s
@@ -578,7 +600,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(10);
         let snap = s.snapshot(0, now);
         assert_eq!(snap.workers[0].health, Health::Paused);
-        assert!(snap.workers[0].paused);
+        assert!(snap.workers[0].counters.paused);
         assert_eq!(snap.workers[0].next_check_at_ms, None);
         assert_eq!(snap.overall(), "ok", "a paused worker is not down");
         s.set_paused(0, false);

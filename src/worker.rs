@@ -3,13 +3,14 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
-use crate::config::{Alerts, Target};
+use crate::alert::{Alerter, CertWarnings, Streaks};
+use crate::config::Target;
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
+use crate::streak::{Streak, Thresholds};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
 use crate::tls::expiry::{CertInfo, Watch};
@@ -20,78 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
-
-/// When a streak turns into a transition: each alert channel has its own, and the worker's own
-/// (for Space restarts) comes from the `alerts` section. Channel settings stay with the channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Consecutive failed checks before a worker is down.
-    pub failure: u32,
-    /// Consecutive good checks before a down worker is up again.
-    pub success: u32,
-}
-
-impl From<&Alerts> for Thresholds {
-    fn from(a: &Alerts) -> Thresholds {
-        Thresholds {
-            failure: a.failure_threshold,
-            success: a.success_threshold,
-        }
-    }
-}
-
-/// Alert-level state decided from consecutive results, owned by the worker's thread (no lock).
-#[derive(Debug, Clone, Default)]
-pub struct Streak {
-    fails: u32,
-    oks: u32,
-    /// `Some(true)` once the alert state is down, `Some(false)` once up, `None` before either.
-    down: Option<bool>,
-    first_failure: Option<SystemTime>,
-    pub down_since: Option<SystemTime>,
-}
-
-impl Streak {
-    /// Resumes from saved counters: a target already past the threshold stays down, so that its
-    /// recovery after a restart of the pinger is still announced.
-    pub fn resume(consecutive_failures: u32, failure_threshold: u32) -> Streak {
-        let down = consecutive_failures >= failure_threshold && consecutive_failures > 0;
-        Streak {
-            fails: consecutive_failures,
-            down: down.then_some(true),
-            ..Streak::default()
-        }
-    }
-
-    pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Thresholds) -> Option<Transition> {
-        if ok {
-            self.fails = 0;
-            self.oks = self.oks.saturating_add(1);
-            if self.oks >= cfg.success && self.down != Some(false) {
-                let was_down = self.down == Some(true);
-                self.down = Some(false);
-                return was_down.then_some(Transition::Up);
-            }
-        } else {
-            self.oks = 0;
-            self.fails = self.fails.saturating_add(1);
-            if self.fails == 1 {
-                self.first_failure = Some(at);
-            }
-            if self.fails >= cfg.failure && self.down != Some(true) {
-                self.down = Some(true);
-                // "Down since" the streak began, not since the threshold was reached.
-                self.down_since = self.first_failure.or(Some(at));
-                return Some(Transition::Down);
-            }
-        }
-        None
-    }
-
-    pub fn is_down(&self) -> bool {
-        self.down == Some(true)
-    }
-}
 
 /// What a check and its aftermath need; replaced as a whole by a reload.
 pub struct Settings {
@@ -219,14 +148,14 @@ impl Worker {
         let mut run = Run {
             first: plan.first,
             pending: 0,
-            streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
-            alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
+            streak: Streak::resume(saved.counters.consecutive_failures, plan.settings.thresholds.failure),
+            alert_streaks: streaks_on(&plan.settings, saved.counters.consecutive_failures),
             cert_warnings: cert_warnings_on(&plan.settings),
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
             plan,
         };
-        let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
+        let mut last_restart = saved.counters.last_restart_at_ms.map(from_unix_millis);
         let stack = crate::os::current_stack();
         loop {
             self.adopt(&mut run);
@@ -332,7 +261,9 @@ impl Worker {
             let failures = if new_url {
                 0
             } else {
-                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
+                self.state
+                    .record_of(self.slot)
+                    .map_or(0, |r| r.counters.consecutive_failures)
             };
             run.alert_streaks = streaks_on(&next.settings, failures);
             run.cert_warnings = cert_warnings_on(&next.settings);
@@ -448,84 +379,6 @@ fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn thresholds(failure: u32, success: u32) -> Thresholds {
-        Thresholds { failure, success }
-    }
-
-    fn run(streak: &mut Streak, cfg: &Thresholds, results: &[bool]) -> Vec<Option<Transition>> {
-        results
-            .iter()
-            .map(|ok| streak.observe(*ok, SystemTime::now(), cfg))
-            .collect()
-    }
-
-    #[test]
-    fn down_after_threshold_then_up_once() {
-        let cfg = thresholds(3, 2);
-        let mut s = Streak::default();
-        let got = run(&mut s, &cfg, &[true, false, false, false, false, true, true, true]);
-        use Transition::*;
-        assert_eq!(got, [None, None, None, Some(Down), None, None, Some(Up), None]);
-    }
-
-    #[test]
-    fn never_up_without_a_down_before() {
-        let cfg = thresholds(2, 1);
-        let mut s = Streak::default();
-        assert!(
-            run(&mut s, &cfg, &[true, false, true, true])
-                .iter()
-                .all(Option::is_none)
-        );
-    }
-
-    #[test]
-    fn flapping_below_threshold_is_quiet() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::default();
-        assert!(
-            run(&mut s, &cfg, &[false, false, true, false, false, true])
-                .iter()
-                .all(Option::is_none)
-        );
-    }
-
-    #[test]
-    fn down_since_is_the_first_failure_of_the_streak() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        s.observe(false, t0, &cfg);
-        s.observe(false, t0 + Duration::from_secs(60), &cfg);
-        assert_eq!(
-            s.observe(false, t0 + Duration::from_secs(120), &cfg),
-            Some(Transition::Down)
-        );
-        assert_eq!(s.down_since, Some(t0));
-    }
-
-    #[test]
-    fn resumed_down_streak_announces_recovery() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::resume(5, 3);
-        assert_eq!(s.observe(true, SystemTime::now(), &cfg), Some(Transition::Up));
-    }
-
-    #[test]
-    fn a_streak_resumed_exactly_at_the_threshold_is_down() {
-        use Transition::*;
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::resume(3, 3);
-        assert!(s.is_down());
-        assert_eq!(run(&mut s, &cfg, &[false, true]), [None, Some(Up)], "no second down");
-        let mut s = Streak::resume(3, 3);
-        assert_eq!(run(&mut s, &cfg, &[true]), [Some(Up)], "the recovery is announced");
-        let mut s = Streak::resume(2, 3);
-        assert!(!s.is_down());
-        assert_eq!(run(&mut s, &cfg, &[false, true]), [Some(Down), Some(Up)]);
-        assert!(!Streak::resume(0, 0).is_down(), "no failures, never down");
-    }
 
     #[test]
     fn a_panicking_check_is_a_failed_outcome() {

@@ -21,13 +21,15 @@
 //! of its `Debug` until it is listed there.
 
 mod alerts;
+pub mod channel;
 mod check;
 mod ctx;
 pub mod limits;
+pub mod proxy;
 mod self_ping;
 mod settings;
 pub mod shard;
-mod tls;
+pub mod tls;
 mod warnings;
 mod workers;
 
@@ -36,6 +38,7 @@ pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use settings::Settings;
 pub use shard::Shard;
+pub use tls::{CaFile, TlsSettings};
 pub use workers::{derive_name, valid_name};
 
 use ctx::Ctx;
@@ -112,7 +115,7 @@ pub struct Target {
     /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
     pub paused: bool,
     /// `tls`: extra trusted CAs, or no verification at all.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
 }

@@ -16,8 +16,7 @@
 //! `error` 0 means none, else the 1-based index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
 //! the epoch), `days` the 30 daily ones, oldest first.
 
-use super::Counters;
-use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::state::{CheckRecord, Counters, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
 use serde::{Deserialize, Serialize};
 
 type Row = (i64, u8, u16, u64, i64, u32, u16);
@@ -107,7 +106,7 @@ impl Target {
             .collect();
         Target {
             url_hash,
-            counters: Counters::of(r),
+            counters: r.counters.clone(),
             errors,
             history,
             hours: SavedRing::of(&r.uptime.hours),
@@ -156,6 +155,10 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        Ok(self.counters.with(history, uptime))
+        Ok(Record {
+            counters: self.counters,
+            history,
+            uptime,
+        })
     }
 }

@@ -105,20 +105,20 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
-        paused: w.paused,
-        consecutive_failures: w.consecutive_failures,
-        checks: w.checks,
-        successes: w.successes,
-        skipped: w.skipped,
-        attempts: w.attempts,
+        paused: w.counters.paused,
+        consecutive_failures: w.counters.consecutive_failures,
+        checks: w.counters.checks,
+        successes: w.counters.successes,
+        skipped: w.counters.skipped,
+        attempts: w.counters.attempts,
         uptime_percent: {
             let [day, week, month] = w.uptime.map(|u| u.map(percent));
             Uptime { day, week, month }
         },
         last_check: w.last.as_ref().map(check_doc),
         next_check_at: w.next_check_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
-        restarts: w.restarts,
-        last_restart_at: w.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        restarts: w.counters.restarts,
+        last_restart_at: w.counters.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         tls: w.tls.as_ref().map(|c| tls_doc(c, now)),
         history: w.history.iter().map(check_doc).collect(),
     }

@@ -3,12 +3,13 @@
 //! own (retries, backoff, timeouts); the result is printed as one line per worker or as the
 //! `/status` document, and becomes the exit status.
 
+use super::{EXIT_FAILURE, EXIT_OK};
 use crate::config::{Config, Target};
 use crate::net::Net;
 use crate::probe::{self, Outcome};
 use crate::shutdown::Waker;
 use crate::state::State;
-use crate::{EXIT_FAILURE, EXIT_OK, web, worker};
+use crate::{web, worker};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
@@ -121,7 +122,7 @@ pub fn lines(targets: &[Target], outcomes: &[Outcome]) -> String {
 
 /// The `/status` document the service would serve after these checks (same renderer).
 pub fn status_document(cfg: &Config, outcomes: &[Outcome], started: SystemTime, now: SystemTime) -> String {
-    let infos = cfg.workers.iter().map(crate::target_info).collect();
+    let infos = cfg.workers.iter().map(crate::state::target_info).collect();
     let state = State::new(infos, cfg.settings.history, started);
     for (slot, o) in outcomes.iter().enumerate() {
         state.record_check(slot, worker::record_of(o, now));
