@@ -140,3 +140,69 @@ fn every_https_worker_shows_its_own_certificate_across_reloads() {
         });
     }
 }
+
+/// One https worker `w` on `url` trusting `ca_file`; `extra` is more top-level settings.
+fn trusting(url: &str, ca_file: Option<&std::path::Path>, extra: &str) -> String {
+    let tls = ca_file.map_or(String::new(), |p| {
+        format!(r#", "tls": {{"ca_file": "{}"}}"#, p.display())
+    });
+    format!(
+        r#"{{"self_ping": false, {extra} "defaults": {{"interval": "1s", "timeout": "5s", "retries": 0}},
+            "workers": [{{"name": "w", "url": "{url}"{tls}}}]}}"#
+    )
+}
+
+const UNTRUSTED: &str = "tls: certificate not trusted (unknown issuer)";
+
+/// Waits until `w`'s newest check (after `after` checks) is up or failed as `up` says.
+fn wait_state(p: &Pinger, up: bool, after: u64) -> u64 {
+    let w = p.wait_worker("w", 15 * SEC, |w| {
+        w["checks"].as_u64() > Some(after) && (w["last_check"]["ok"] == up)
+    });
+    if !up {
+        assert_eq!(w["last_check"]["error"], UNTRUSTED, "{w:#}");
+    }
+    w["checks"].as_u64().unwrap()
+}
+
+#[test]
+fn a_ca_file_whose_content_changed_is_trusted_after_a_reload() {
+    let (wrong, right) = (TestCa::new("wrong CA"), TestCa::new("right CA"));
+    let server = TlsServer::start(&right.leaf(&["localhost"], 30 * DAY));
+    let url = server.url("localhost", "/");
+    let dir = crate::common::temp_dir("ca-reload");
+    let ca = wrong.write(&dir, "ca.pem");
+    let cfg = trusting(&url, Some(&ca), r#""watch_config": "100ms","#);
+    let p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    let n = wait_state(&p, false, 0);
+
+    // SIGHUP with the same configuration text: only the CA file changed.
+    right.write(&dir, "ca.pem");
+    p.signal("HUP");
+    let n = wait_state(&p, true, n);
+
+    // The file watch: the configuration file is touched (a new size), the CA changed back.
+    wrong.write(&dir, "ca.pem");
+    std::fs::write(dir.join("pinger.json"), format!("{cfg}\n")).unwrap();
+    wait_log(&p, "the configuration file changed, reloading it", 1);
+    let n = wait_state(&p, false, n);
+    right.write(&dir, "ca.pem");
+    std::fs::write(dir.join("pinger.json"), format!("{cfg}\n\n")).unwrap();
+    wait_log(&p, "the configuration file changed, reloading it", 2);
+    wait_state(&p, true, n);
+}
+
+#[test]
+fn ssl_cert_file_is_read_again_on_reload() {
+    let (wrong, right) = (TestCa::new("wrong CA"), TestCa::new("right CA"));
+    let server = TlsServer::start(&right.leaf(&["localhost"], 30 * DAY));
+    let dir = crate::common::temp_dir("ssl-reload");
+    let ssl = wrong.write(&dir, "ssl.pem");
+    let cfg = trusting(&server.url("localhost", "/"), None, "");
+    let p = Pinger::start_in(dir.clone(), &cfg, &[("SSL_CERT_FILE", ssl.to_str().unwrap())]);
+    let n = wait_state(&p, false, 0);
+    right.write(&dir, "ssl.pem");
+    p.signal("HUP");
+    wait_log(&p, "configuration reloaded:", 1);
+    wait_state(&p, true, n);
+}
