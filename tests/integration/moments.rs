@@ -206,3 +206,37 @@ fn ssl_cert_file_is_read_again_on_reload() {
     wait_log(&p, "configuration reloaded:", 1);
     wait_state(&p, true, n);
 }
+
+#[test]
+fn once_skips_paused_workers_and_lists_them_as_paused() {
+    let up = FakeServer::always(ok());
+    let paused = FakeServer::always(ok());
+    let dir = crate::common::temp_dir("once-paused");
+    let cfg = format!(
+        r#"{{"workers": [{{"name": "a", "url": "{}"}}, {{"name": "p", "url": "{}", "paused": true}}]}}"#,
+        up.url("/"),
+        paused.url("/")
+    );
+    std::fs::write(dir.join("pinger.json"), cfg).unwrap();
+    let (code, out, err) = crate::common::run(&dir, &["once"], &[]);
+    assert_eq!(code, 0, "a paused worker is not down: {out}{err}");
+    let line = out.lines().find(|l| l.starts_with("p ")).unwrap_or_default();
+    assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["p", "paused"], "{out}");
+    assert!(err.contains("1 of 1 worker(s) up, 1 paused"), "{err}");
+    let (code, out, _) = crate::common::run(&dir, &["once", "--json"], &[]);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let p = doc["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "p")
+        .unwrap();
+    assert_eq!(
+        (&p["state"], &p["checks"]),
+        (&Value::from("paused"), &Value::from(0)),
+        "{doc:#}"
+    );
+    assert_eq!(paused.count(), 0, "a paused worker is never requested");
+    assert_eq!(up.count(), 2);
+}
