@@ -136,12 +136,7 @@ impl Client {
 
     /// The commit the branch is at.
     pub fn head_commit(&self, repo: &Repo) -> Result<String, Error> {
-        let url = format!(
-            "{}/api/{}/{}/revision/{REVISION}",
-            self.endpoint,
-            repo.kind.plural(),
-            repo.id
-        );
+        let url = self.api_url(repo, "revision");
         let r = self.call("GET", &url, None, vec![], ERROR_BODY_BYTES, 0)?;
         if r.status != 200 {
             return Err(self.failure(&r, repo, "read"));
@@ -184,20 +179,7 @@ impl Client {
                 .map_err(|_| Error::new(ErrorKind::Refused, "cannot encode the commit"))?;
             body.push(b'\n');
         }
-        let url = format!(
-            "{}/api/{}/{}/commit/{REVISION}",
-            self.endpoint,
-            repo.kind.plural(),
-            repo.id
-        );
-        let r = self.call(
-            "POST",
-            &url,
-            Some(&body),
-            vec![("content-type", "application/x-ndjson".into())],
-            ERROR_BODY_BYTES,
-            0,
-        )?;
+        let r = self.post(repo, "commit", &body, "application/x-ndjson")?;
         if r.status != 200 && r.status != 201 {
             return Err(self.failure(&r, repo, "write"));
         }
@@ -232,20 +214,7 @@ impl Client {
             .collect();
         let body = serde_json::to_vec(&serde_json::json!({ "files": list }))
             .map_err(|_| Error::new(ErrorKind::Refused, "cannot encode the upload check"))?;
-        let url = format!(
-            "{}/api/{}/{}/preupload/{REVISION}",
-            self.endpoint,
-            repo.kind.plural(),
-            repo.id
-        );
-        let r = self.call(
-            "POST",
-            &url,
-            Some(&body),
-            vec![("content-type", "application/json".into())],
-            ERROR_BODY_BYTES,
-            0,
-        )?;
+        let r = self.post(repo, "preupload", &body, "application/json")?;
         if r.status != 200 {
             return Err(self.failure(&r, repo, "write"));
         }
@@ -288,6 +257,28 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// `{endpoint}/api/{datasets|spaces|models}/OWNER/NAME/{action}/main`
+    fn api_url(&self, repo: &Repo, action: &str) -> String {
+        format!(
+            "{}/api/{}/{}/{action}/{REVISION}",
+            self.endpoint,
+            repo.kind.plural(),
+            repo.id
+        )
+    }
+
+    fn post(&self, repo: &Repo, action: &str, body: &[u8], content_type: &str) -> Result<Response, Error> {
+        let headers = vec![("content-type", content_type.to_string())];
+        self.call(
+            "POST",
+            &self.api_url(repo, action),
+            Some(body),
+            headers,
+            ERROR_BODY_BYTES,
+            0,
+        )
     }
 
     fn call(

@@ -146,6 +146,23 @@ mod tests {
         }
     }
 
+    /// Signs a request of the S3 examples (us-east-1, 20130524T000000Z).
+    fn s3_example(method: &str, path: &str, query: &[(&str, &str)], headers: &[(&str, &str)], payload: &str) -> String {
+        authorization(
+            &s3_example_key(),
+            "us-east-1",
+            "s3",
+            "20130524T000000Z",
+            &Request {
+                method,
+                path,
+                query,
+                headers,
+                payload_sha256: payload,
+            },
+        )
+    }
+
     fn suite(method: &str, query: &[(&str, &str)], extra: &[(&str, &str)]) -> String {
         let mut headers = vec![("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")];
         headers.extend_from_slice(extra);
@@ -203,19 +220,7 @@ mod tests {
             ("x-amz-content-sha256", EMPTY_SHA256),
             ("x-amz-date", "20130524T000000Z"),
         ];
-        let auth = authorization(
-            &s3_example_key(),
-            "us-east-1",
-            "s3",
-            "20130524T000000Z",
-            &Request {
-                method: "GET",
-                path: "/test.txt",
-                query: &[],
-                headers: &headers,
-                payload_sha256: EMPTY_SHA256,
-            },
-        );
+        let auth = s3_example("GET", "/test.txt", &[], &headers, EMPTY_SHA256);
         assert_eq!(
             auth,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
@@ -240,19 +245,7 @@ mod tests {
             ("x-amz-date", "20130524T000000Z"),
             ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
         ];
-        let auth = authorization(
-            &s3_example_key(),
-            "us-east-1",
-            "s3",
-            "20130524T000000Z",
-            &Request {
-                method: "PUT",
-                path: &path,
-                query: &[],
-                headers: &headers,
-                payload_sha256: &payload,
-            },
-        );
+        let auth = s3_example("PUT", &path, &[], &headers, &payload);
         assert_eq!(
             signature(&auth),
             "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
@@ -266,18 +259,12 @@ mod tests {
             ("x-amz-content-sha256", EMPTY_SHA256),
             ("x-amz-date", "20130524T000000Z"),
         ];
-        let auth = authorization(
-            &s3_example_key(),
-            "us-east-1",
-            "s3",
-            "20130524T000000Z",
-            &Request {
-                method: "GET",
-                path: "/",
-                query: &[("prefix", "J"), ("max-keys", "2")],
-                headers: &headers,
-                payload_sha256: EMPTY_SHA256,
-            },
+        let auth = s3_example(
+            "GET",
+            "/",
+            &[("prefix", "J"), ("max-keys", "2")],
+            &headers,
+            EMPTY_SHA256,
         );
         assert_eq!(
             signature(&auth),
