@@ -1,103 +1,403 @@
-//! `once`: every configured worker checked one time, in parallel, for places where no service can
-//! run (a cron job, a GitHub Actions schedule, a Kubernetes CronJob). The checks are the service's
-//! own (retries, backoff, timeouts); the result is printed as one line per worker or as the
-//! `/status` document, and becomes the exit status.
+//! `once`: the whole monitor for places where no service can run (a cron job, a GitHub Actions
+//! schedule, a systemd timer). With a state file it loads the state, checks every unpaused worker
+//! one time (in parallel, bounded, with the service's own retries and timeouts), records each
+//! result exactly as the service does (`worker::take_result`: history, uptime, counters, alert
+//! streaks), so alerts go out on transitions counted across runs, saves, publishes the page if
+//! asked, waits (bounded) for the alerts to be delivered and exits 0 when all are up, 1 when any
+//! is down. SIGTERM or SIGINT (a scheduler's timeout) ends the wait for checks still running:
+//! what has finished is recorded and saved.
 
+use crate::alert::Alerter;
 use crate::config::{Config, Target};
 use crate::net::Net;
+use crate::persist::Persister;
 use crate::probe::{self, Outcome};
+use crate::publish::{self, Destination};
 use crate::shutdown::Waker;
-use crate::state::State;
-use crate::{EXIT_FAILURE, EXIT_OK, web, worker};
+use crate::state::{CertInfo, Health, Snapshot, State};
+use crate::timefmt::from_unix_millis;
+use crate::tls::connector::PeerCapture;
+use crate::tls::expiry::Watch;
+use crate::worker::{self, Alerting};
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, web};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// At most this many checks run at the same time; a fleet of thousands then costs this many
 /// threads, not thousands, and takes a few timeouts longer.
 pub const MAX_PARALLEL: usize = 32;
+/// How long the alerts of a run may take to be delivered before it exits (each delivery is
+/// bounded by its channel's `timeout` and retries too).
+const ALERT_GRACE: Duration = Duration::from_secs(30);
+/// After SIGTERM: the alerts already queued get this long, as the service's shutdown does.
+const ALERT_GRACE_STOPPING: Duration = Duration::from_secs(2);
+
+/// What `once` was asked for besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print the `/status` document instead of one line per worker.
+    pub json: bool,
+    pub publish: Option<String>,
+}
+
+/// One check to run: a worker's target, its id in the state and its own agent.
+struct Job {
+    slot: usize,
+    target: Target,
+    agent: ureq::Agent,
+    capture: Option<Arc<PeerCapture>>,
+    cert_every: Duration,
+}
+
+enum Msg {
+    Done {
+        job: usize,
+        outcome: Outcome,
+        cert: Option<CertInfo>,
+    },
+    /// SIGTERM or SIGINT.
+    Stop,
+}
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
-pub fn run(cfg: &Config, json: bool) -> u8 {
-    let started = SystemTime::now();
-    let outcomes = check_all(&cfg.workers, &Net::from_settings(&cfg.settings));
-    let now = SystemTime::now();
-    if json {
-        println!("{}", status_document(cfg, &outcomes, started, now));
+pub fn run(cfg: &Config, opts: &Options) -> u8 {
+    let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    // Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
+    let level = cfg.settings.log_level;
+    crate::init_logging(if level >= log::LevelFilter::Debug {
+        level
     } else {
-        print!("{}", lines(&cfg.workers, &outcomes));
+        log::LevelFilter::Warn
+    });
+    let started = SystemTime::now();
+    let infos = cfg.workers.iter().map(crate::target_info).collect();
+    let state = State::new(infos, cfg.settings.history, started);
+    let persister = cfg.settings.state_file.clone().map(|path| {
+        let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
+        let shown = cfg.settings.scrub(&path.display().to_string());
+        Persister::new(path, &urls).shown_as(shown)
+    });
+    if let Some(p) = &persister {
+        p.load(&state);
+        if let Err(e) = p.probe_writable() {
+            eprintln!("warning: state file: {e}; this run's results will not be kept");
+            state.set_persistence_error(Some(e));
+        }
     }
-    let up = outcomes.iter().filter(|o| o.ok).count();
+    for (slot, t) in cfg.workers.iter().enumerate() {
+        if t.paused {
+            state.set_paused(slot, true);
+        }
+    }
+
+    let net = Net::from_settings(&cfg.settings);
+    // Alerts announce transitions, which only a state carried from the last run can show: without
+    // one, a worker that stays down would alert at every run.
+    let alert_waker = Arc::new(Waker::default());
+    let alerter = match (&persister, cfg.alerts.channels.is_empty()) {
+        (_, true) => None,
+        (None, false) => {
+            eprintln!(
+                "warning: alerts are off: once sends them on transitions, which need a state file (--state-file) to count across runs"
+            );
+            None
+        }
+        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, Arc::clone(&alert_waker)) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
+                None
+            }
+        },
+    };
+
+    let jobs: Vec<Job> = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.paused))
+        .map(|(slot, t)| {
+            let check = net.check_agent(&t.url, &t.tls);
+            Job {
+                slot,
+                target: t.clone(),
+                agent: check.agent,
+                capture: check.capture,
+                cert_every: cfg.settings.cert_check_interval,
+            }
+        })
+        .collect();
+    let mut alerting: Vec<Alerting> = jobs
+        .iter()
+        .map(|j| match &alerter {
+            Some(a) => {
+                let saved = state.record_of(j.slot).unwrap_or_default();
+                Alerting {
+                    streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
+                    cert_warnings: a.cert_warnings(&j.target),
+                }
+            }
+            None => Alerting::default(),
+        })
+        .collect();
+
+    let checks = Arc::new(Waker::default());
+    let (tx, rx) = mpsc::channel();
+    let signals = watch_signals(Arc::clone(&checks), tx.clone());
+    let jobs = Arc::new(jobs);
+    let running = start_checks(&jobs, &checks, &tx);
+    drop(tx);
+
+    let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+    let mut left = jobs.len();
+    let mut interrupted = false;
+    while left > 0 {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Msg::Done { job, outcome, cert }) => {
+                left -= 1;
+                let (Some(j), Some(a)) = (jobs.get(job), alerting.get_mut(job)) else {
+                    continue;
+                };
+                let now = SystemTime::now();
+                worker::take_result(&state, j.slot, &j.target, alerter.as_deref(), a, &outcome, cert, now);
+                outcomes[job] = Some(outcome);
+            }
+            Ok(Msg::Stop) => {
+                interrupted = true;
+                break;
+            }
+            // A thread that ended without sending (it cannot, short of a bug) leaves its check
+            // missing rather than this loop waiting forever.
+            Err(mpsc::RecvTimeoutError::Timeout) if running.load(Ordering::Acquire) > 0 => {}
+            Err(_) => break,
+        }
+    }
+    if interrupted {
+        eprintln!(
+            "interrupted: {} of {} check(s) finished; saving those",
+            jobs.len() - left,
+            jobs.len()
+        );
+    }
+
+    let mut failed = false;
+    if let Some(p) = &persister {
+        match p.save(&state) {
+            Ok(()) => state.set_persistence_error(None),
+            Err(e) => {
+                eprintln!("error: state file: {e}");
+                state.set_persistence_error(Some(e));
+                failed = true;
+            }
+        }
+    }
+    if let (Some(to), false) = (&publish_to, interrupted) {
+        if let Err(e) = publish_site(&state, to) {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+    }
+    if let Some(a) = &alerter {
+        let grace = if interrupted { ALERT_GRACE_STOPPING } else { ALERT_GRACE };
+        if !wait_for_alerts(a, &checks, Instant::now() + grace) {
+            eprintln!("warning: some alerts were not delivered in time; see the log above");
+        }
+    }
+    alert_waker.stop();
+    if let Some(handle) = signals {
+        handle.close();
+    }
+
+    let snap = state.snapshot(web::DEFAULT_STATUS_HISTORY, SystemTime::now());
+    if opts.json {
+        println!("{}", web::json::render(&snap));
+    } else {
+        print!("{}", lines(&snap, &jobs, &outcomes));
+    }
+    let checked: Vec<&Outcome> = outcomes.iter().flatten().collect();
+    let up = checked.iter().filter(|o| o.ok).count();
+    let paused = cfg.workers.len() - jobs.len();
     if cfg.workers.is_empty() {
         eprintln!("no workers configured: nothing to check");
     } else {
-        eprintln!("{up} of {} worker(s) up", cfg.workers.len());
+        eprintln!(
+            "{up} of {} worker(s) up{}",
+            jobs.len(),
+            if paused > 0 {
+                format!(", {paused} paused (not checked)")
+            } else {
+                String::new()
+            }
+        );
     }
-    if up == outcomes.len() { EXIT_OK } else { EXIT_FAILURE }
+    if up == jobs.len() && !failed && !interrupted {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
 }
 
-/// Checks every target once, at most `MAX_PARALLEL` at a time; outcomes in the targets' order.
-/// Each with its own TLS settings and proxy, as the service checks it.
-pub fn check_all(targets: &[Target], net: &Net) -> Vec<Outcome> {
-    // Never stopped: `once` has no shutdown to wait for; Ctrl-C ends the process as usual.
-    let waker = Waker::default();
-    bounded_map(targets, MAX_PARALLEL, |t| {
-        let agent = net.check_agent(&t.url, &t.tls).agent;
-        worker::guarded(|| probe::check(&agent, t, &waker))
-    })
-}
-
-/// `f` over `items` on at most `threads` threads, each taking the next item when it is free.
-pub fn bounded_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let threads = threads.clamp(1, items.len().max(1));
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                std::thread::Builder::new()
-                    .name(format!("once-{i}"))
-                    .stack_size(worker::STACK_SIZE)
-                    .spawn_scoped(s, || {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(item) = items.get(i) else { break };
-                            mine.push((i, f(item)));
-                        }
-                        mine
-                    })
-            })
-            .collect();
-        // A thread that cannot be started leaves its share to the others; only if none starts
-        // does this thread do the work itself.
-        let started: Vec<_> = handles.into_iter().filter_map(Result::ok).collect();
-        let mut all: Vec<(usize, R)> = Vec::with_capacity(items.len());
-        if started.is_empty() {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                all.push((i, f(item)));
+/// Starts the checking threads (at most `MAX_PARALLEL`), each taking the next job when it is
+/// free and sending its result on `tx`; returns how many are still running.
+fn start_checks(jobs: &Arc<Vec<Job>>, waker: &Arc<Waker>, tx: &mpsc::Sender<Msg>) -> Arc<AtomicUsize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let (jobs, waker, next) = (Arc::clone(jobs), Arc::clone(waker), Arc::clone(&next));
+        move |tx: &mpsc::Sender<Msg>| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            if waker.is_stopped() {
+                break;
+            }
+            let mut watch = job
+                .capture
+                .as_ref()
+                .map(|c| (c, Watch::new(job.cert_every, !job.target.tls.insecure)));
+            if let Some((capture, _)) = &watch {
+                capture.request();
+            }
+            let outcome = worker::guarded(|| probe::check(&job.agent, &job.target, &waker));
+            let cert = watch
+                .as_mut()
+                .and_then(|(c, w)| worker::read_cert(&job.target.name, c, w));
+            if tx.send(Msg::Done { job: i, outcome, cert }).is_err() {
+                break;
             }
         }
-        for h in started {
-            // `f` is `worker::guarded`, which catches a check's panic; a join error cannot
-            // carry a result, so its items are simply missing and reported below.
-            if let Ok(mine) = h.join() {
-                all.extend(mine);
-            }
+    };
+    let work = Arc::new(work);
+    let threads = MAX_PARALLEL.min(jobs.len());
+    for i in 0..threads {
+        let (work, tx, counted) = (Arc::clone(&work), tx.clone(), Arc::clone(&running));
+        running.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name(format!("once-{i}"))
+            .stack_size(worker::STACK_SIZE)
+            .spawn(move || {
+                let _done = Ending(&counted);
+                work(&tx);
+            });
+        if spawned.is_err() {
+            running.fetch_sub(1, Ordering::AcqRel);
         }
-        all
-    });
-    done.sort_by_key(|(i, _)| *i);
-    assert_eq!(done.len(), items.len(), "every item was mapped");
-    done.into_iter().map(|(_, r)| r).collect()
+    }
+    if threads > 0 && running.load(Ordering::Acquire) == 0 {
+        // Not one thread could be started: the checks run here, one after another.
+        work(tx);
+    }
+    running
 }
 
-/// One line per worker: name, up/down, status, latency, attempts and the error, in columns.
-pub fn lines(targets: &[Target], outcomes: &[Outcome]) -> String {
+/// Counts a checking thread out when it ends, however it ends.
+struct Ending<'a>(&'a AtomicUsize);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// SIGTERM and SIGINT stop the checks (a sleeping retry wakes at once) and end the wait for them.
+fn watch_signals(checks: Arc<Waker>, tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: cannot install signal handlers ({e}); SIGTERM ends the run unsaved");
+            return None;
+        }
+    };
+    let handle = signals.handle();
+    let tx = Mutex::new(tx);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                eprintln!("received {name}: recording the checks that finished, saving, exiting");
+                checks.stop();
+                let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Stop);
+            }
+        })
+        .ok()
+        .map(|_| handle)
+}
+
+/// Waits for the queued alerts until `deadline`, or until SIGTERM (then `ALERT_GRACE_STOPPING`
+/// more at most). True when every one was handled.
+fn wait_for_alerts(alerter: &Alerter, stop: &Waker, deadline: Instant) -> bool {
+    let mut deadline = deadline;
+    let mut stopping = false;
+    loop {
+        let slice = (Instant::now() + Duration::from_millis(100)).min(deadline);
+        if alerter.wait_delivered(slice) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if !stopping && stop.is_stopped() {
+            stopping = true;
+            deadline = deadline.min(Instant::now() + ALERT_GRACE_STOPPING);
+        }
+    }
+}
+
+/// The page, `status.json` and the badges, as of the newest check recorded (not the wall clock),
+/// so that a run which changed nothing publishes the very same files.
+fn publish_site(state: &State, to: &Destination) -> Result<(), String> {
+    let at = |s: &Snapshot| {
+        s.workers
+            .iter()
+            .filter_map(|w| w.last.as_ref().map(|r| r.at_ms))
+            .max()
+            .map(from_unix_millis)
+    };
+    let probe = state.snapshot(0, SystemTime::now());
+    let made = at(&probe).unwrap_or(probe.now);
+    let pinned = |mut s: Snapshot| {
+        s.now = made;
+        s.started_at = made;
+        s
+    };
+    let page = pinned(state.snapshot(web::html::BAR_CELLS, made));
+    let status = pinned(state.snapshot(web::DEFAULT_STATUS_HISTORY, made));
+    let files = web::site::files(&page, &status);
+    match to {
+        Destination::Dir(dir) => publish::to_dir(dir, &files),
+        Destination::Space { .. } | Destination::Bucket { .. } => {
+            Err("--publish to hf:// and s3:// is not available in this build".to_string())
+        }
+    }
+}
+
+/// One line per worker: name, up/down, status, latency, attempts and the error, in columns; a
+/// paused worker says so, and one the run was interrupted before says that.
+fn lines(snap: &Snapshot, jobs: &[Job], outcomes: &[Option<Outcome>]) -> String {
     use std::fmt::Write;
-    let width = targets.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
+    let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
-    for (t, o) in targets.iter().zip(outcomes) {
+    for w in &snap.workers {
+        let job = jobs.iter().position(|j| j.target.name == w.name);
+        let Some(o) = job.and_then(|i| outcomes.get(i)).and_then(Option::as_ref) else {
+            let why = match (w.health, job) {
+                (Health::Paused, _) => "paused  (not checked)",
+                (_, Some(_)) => "-       not checked: the run was interrupted",
+                (_, None) => "-       not checked",
+            };
+            let _ = writeln!(out, "{:<width$}  {why}", w.name);
+            continue;
+        };
         let status = o.status.map_or("-".to_string(), |s| s.to_string());
         let attempts = if o.attempts == 1 {
             "1 attempt".to_string()
@@ -107,7 +407,7 @@ pub fn lines(targets: &[Target], outcomes: &[Outcome]) -> String {
         let _ = write!(
             out,
             "{:<width$}  {:<4}  {status:<3}  {:>5} ms  {attempts}",
-            t.name,
+            w.name,
             if o.ok { "up" } else { "down" },
             o.latency.as_millis(),
         );
@@ -117,39 +417,4 @@ pub fn lines(targets: &[Target], outcomes: &[Outcome]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The `/status` document the service would serve after these checks (same renderer).
-pub fn status_document(cfg: &Config, outcomes: &[Outcome], started: SystemTime, now: SystemTime) -> String {
-    let infos = cfg.workers.iter().map(crate::target_info).collect();
-    let state = State::new(infos, cfg.settings.history, started);
-    for (slot, o) in outcomes.iter().enumerate() {
-        state.record_check(slot, worker::record_of(o, now));
-    }
-    web::json::render(&state.snapshot(web::DEFAULT_STATUS_HISTORY, now))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn bounded_map_keeps_order_and_never_exceeds_the_bound() {
-        let running = AtomicUsize::new(0);
-        let most = AtomicUsize::new(0);
-        let items: Vec<u64> = (0..12).collect();
-        let out = bounded_map(&items, 3, |&n| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(50));
-            running.fetch_sub(1, Ordering::SeqCst);
-            n * 2
-        });
-        assert_eq!(out, (0..12).map(|n| n * 2).collect::<Vec<_>>());
-        let most = most.load(Ordering::SeqCst);
-        assert!(most <= 3, "at most 3 at a time, saw {most}");
-        assert!(most >= 2, "the items ran in parallel, saw {most}");
-        assert!(bounded_map(&[] as &[u8], 4, |_| 1).is_empty());
-    }
 }

@@ -265,6 +265,7 @@ impl Counters {
             paused: self.paused,
             history,
             uptime,
+            streaks: Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod integration {
     pub mod platforms;
     pub mod prometheus;
     pub mod reload;
+    pub mod scheduled;
     pub mod shard;
     pub mod tls;
 }
