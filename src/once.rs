@@ -16,7 +16,6 @@ use crate::publish::{self, Destination};
 use crate::shutdown::Waker;
 use crate::state::{CertInfo, Health, Snapshot, State};
 use crate::timefmt::from_unix_millis;
-use crate::tls::connector::PeerCapture;
 use crate::tls::expiry::Watch;
 use crate::worker::{self, Alerting};
 use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, web};
@@ -42,13 +41,10 @@ pub struct Options {
     pub publish: Option<String>,
 }
 
-/// One check to run: a worker's target, its id in the state and its own agent.
+/// One check to run: a worker's target and its id in the state.
 struct Job {
     slot: usize,
     target: Target,
-    agent: ureq::Agent,
-    capture: Option<Arc<PeerCapture>>,
-    cert_every: Duration,
 }
 
 enum Msg {
@@ -124,15 +120,9 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
         .iter()
         .enumerate()
         .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.paused))
-        .map(|(slot, t)| {
-            let check = net.check_agent(&t.url, &t.tls);
-            Job {
-                slot,
-                target: t.clone(),
-                agent: check.agent,
-                capture: check.capture,
-                cert_every: cfg.settings.cert_check_interval,
-            }
+        .map(|(slot, t)| Job {
+            slot,
+            target: t.clone(),
         })
         .collect();
     let mut alerting: Vec<Alerting> = jobs
@@ -153,7 +143,8 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
     let (tx, rx) = mpsc::channel();
     let signals = watch_signals(Arc::clone(&checks), tx.clone());
     let jobs = Arc::new(jobs);
-    let running = start_checks(&jobs, &checks, &tx);
+    let cert_every = cfg.settings.cert_check_interval;
+    let running = start_checks(&jobs, &checks, &tx, move |t, waker| check(&net, t, cert_every, waker));
     drop(tx);
 
     let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
@@ -232,7 +223,7 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
             "{up} of {} worker(s) up{}",
             jobs.len(),
             if paused > 0 {
-                format!(", {paused} paused (not checked)")
+                format!(", {paused} paused")
             } else {
                 String::new()
             }
@@ -245,9 +236,29 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
     }
 }
 
+/// One worker's check as the service makes it: its own agent (trust settings, proxy), retries
+/// and timeouts, and the server's certificate read from the same handshake.
+fn check(net: &Net, t: &Target, cert_every: Duration, waker: &Waker) -> (Outcome, Option<CertInfo>) {
+    let agent = net.check_agent(&t.url, &t.tls);
+    let mut watch = agent.capture.map(|c| (c, Watch::new(cert_every, !t.tls.insecure)));
+    if let Some((capture, _)) = &watch {
+        capture.request();
+    }
+    let outcome = probe::check(&agent.agent, t, waker);
+    let cert = watch.as_mut().and_then(|(c, w)| worker::read_cert(&t.name, c, w));
+    (outcome, cert)
+}
+
 /// Starts the checking threads (at most `MAX_PARALLEL`), each taking the next job when it is
-/// free and sending its result on `tx`; returns how many are still running.
-fn start_checks(jobs: &Arc<Vec<Job>>, waker: &Arc<Waker>, tx: &mpsc::Sender<Msg>) -> Arc<AtomicUsize> {
+/// free and sending its result on `tx`; returns how many are still running. The whole of a
+/// check, its agent's setup included, runs guarded: a panic is that worker's failed check,
+/// never the end of the run.
+fn start_checks(
+    jobs: &Arc<Vec<Job>>,
+    waker: &Arc<Waker>,
+    tx: &mpsc::Sender<Msg>,
+    check: impl Fn(&Target, &Waker) -> (Outcome, Option<CertInfo>) + Send + Sync + 'static,
+) -> Arc<AtomicUsize> {
     let next = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicUsize::new(0));
     let work = {
@@ -258,17 +269,12 @@ fn start_checks(jobs: &Arc<Vec<Job>>, waker: &Arc<Waker>, tx: &mpsc::Sender<Msg>
             if waker.is_stopped() {
                 break;
             }
-            let mut watch = job
-                .capture
-                .as_ref()
-                .map(|c| (c, Watch::new(job.cert_every, !job.target.tls.insecure)));
-            if let Some((capture, _)) = &watch {
-                capture.request();
-            }
-            let outcome = worker::guarded(|| probe::check(&job.agent, &job.target, &waker));
-            let cert = watch
-                .as_mut()
-                .and_then(|(c, w)| worker::read_cert(&job.target.name, c, w));
+            let mut cert = None;
+            let outcome = worker::guarded(|| {
+                let (outcome, read) = check(&job.target, &waker);
+                cert = read;
+                outcome
+            });
             if tx.send(Msg::Done { job: i, outcome, cert }).is_err() {
                 break;
             }
@@ -391,9 +397,9 @@ fn lines(snap: &Snapshot, jobs: &[Job], outcomes: &[Option<Outcome>]) -> String 
         let job = jobs.iter().position(|j| j.target.name == w.name);
         let Some(o) = job.and_then(|i| outcomes.get(i)).and_then(Option::as_ref) else {
             let why = match (w.health, job) {
-                (Health::Paused, _) => "paused  (not checked)",
-                (_, Some(_)) => "-       not checked: the run was interrupted",
-                (_, None) => "-       not checked",
+                (Health::Paused, _) => "paused",
+                (_, Some(_)) => "-     not checked: the run was interrupted",
+                (_, None) => "-     not checked",
             };
             let _ = writeln!(out, "{:<width$}  {why}", w.name);
             continue;
@@ -417,4 +423,99 @@ fn lines(snap: &Snapshot, jobs: &[Job], outcomes: &[Option<Outcome>]) -> String 
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(names: &[&str]) -> Arc<Vec<Job>> {
+        let cfg = crate::config::build(
+            Some((
+                "t.json",
+                &format!(
+                    r#"{{"workers": [{}]}}"#,
+                    names
+                        .iter()
+                        .map(|n| format!(r#"{{"name": "{n}", "url": "http://127.0.0.1:9/{n}"}}"#))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            )),
+            &crate::config::Flags::default(),
+            &crate::config::Env::new(),
+        )
+        .unwrap();
+        let jobs = cfg
+            .workers
+            .into_iter()
+            .enumerate()
+            .map(|(slot, target)| Job { slot, target });
+        Arc::new(jobs.collect())
+    }
+
+    fn outcome(ok: bool) -> Outcome {
+        Outcome {
+            ok,
+            status: Some(200),
+            latency: Duration::ZERO,
+            duration: Duration::ZERO,
+            attempts: 1,
+            error: None,
+        }
+    }
+
+    /// Every job's result, by job number.
+    fn results(rx: &mpsc::Receiver<Msg>, n: usize) -> Vec<Option<Outcome>> {
+        let mut out: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+        while let Ok(msg) = rx.recv_timeout(Duration::from_secs(10)) {
+            if let Msg::Done { job, outcome, .. } = msg {
+                out[job] = Some(outcome);
+            }
+            if out.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_panic_in_a_check_or_its_setup_is_that_workers_failed_check() {
+        let jobs = jobs(&["a", "b", "c"]);
+        let (tx, rx) = mpsc::channel();
+        let waker = Arc::new(Waker::default());
+        start_checks(&jobs, &waker, &tx, |t, _| {
+            // Stands for an agent's setup (or a check path) that panics on some input.
+            assert!(t.name != "b", "agent cannot be built");
+            (outcome(true), None)
+        });
+        let got = results(&rx, 3);
+        assert!(got[0].as_ref().is_some_and(|o| o.ok));
+        let b = got[1].as_ref().expect("b has a result");
+        assert_eq!(
+            (b.ok, b.error.as_deref()),
+            (false, Some("internal error: the check panicked"))
+        );
+        assert!(got[2].as_ref().is_some_and(|o| o.ok));
+    }
+
+    #[test]
+    fn checks_run_in_parallel_and_never_more_than_the_bound() {
+        let names: Vec<String> = (0..MAX_PARALLEL * 2).map(|i| format!("w{i}")).collect();
+        let jobs = jobs(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+        let (tx, rx) = mpsc::channel();
+        start_checks(&jobs, &Arc::new(Waker::default()), &tx, move |_, _| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            r.fetch_sub(1, Ordering::SeqCst);
+            (outcome(true), None)
+        });
+        assert!(results(&rx, names.len()).iter().all(Option::is_some));
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= MAX_PARALLEL, "at most {MAX_PARALLEL} at a time, saw {most}");
+        assert!(most >= 2, "in parallel, saw {most}");
+    }
 }
