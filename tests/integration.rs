@@ -19,6 +19,7 @@ mod integration {
     pub mod platforms;
     pub mod prometheus;
     pub mod reload;
+    pub mod remote;
     pub mod scheduled;
     pub mod shard;
     pub mod tls;
