@@ -13,7 +13,7 @@
 //! - state:    `state/`, `persist/`
 //! - actors:   `alert/` (queues; each provider's request builder is pure), `restart`, `worker`,
 //!   `fleet`, `reload`
-//! - web:      `web/` (server, guard, router, renderers, cache)
+//! - web:      `web/` (server, guard, router, renderers, cache), `publish` (the page as files)
 //! - commands: `cmd/` (`run`, `check`, `once`, `healthcheck`, `notify-test`); this file only
 //!   dispatches to them.
 
@@ -27,6 +27,7 @@ pub mod net;
 pub mod os;
 pub mod persist;
 pub mod probe;
+pub mod publish;
 pub mod reload;
 pub mod resolve;
 pub mod restart;
@@ -66,12 +67,12 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Ok(cfg) => cmd::check::run(&cfg),
             Err(errors) => report_config_errors(&errors),
         },
-        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+        cli::Command::Once { flags, options } => match config::load(&flags, env) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                cmd::once::run(&cfg, json)
+                cmd::once::run(&cfg, &options)
             }
             Err(errors) => report_config_errors(&errors),
         },

@@ -12,6 +12,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::config::{SELF_NAME, Target};
+use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,9 @@ pub struct Record {
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
+    /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
+    /// across restarts and `once` runs, and a down alert already sent is not sent again.
+    pub streaks: Vec<ChannelStreak>,
 }
 
 impl Record {
@@ -125,6 +129,7 @@ impl Record {
             counters: self.counters.clone(),
             history,
             uptime: self.uptime,
+            streaks: self.streaks.clone(),
         }
     }
 }
@@ -395,6 +400,12 @@ impl State {
         if let Some(s) = self.change().slot(slot) {
             s.record.counters.restarts += 1;
             s.record.counters.last_restart_at_ms = Some(unix_millis(at));
+        }
+    }
+
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.streaks = streaks;
         }
     }
 

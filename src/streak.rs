@@ -1,6 +1,7 @@
 //! The streak rule that workers (for Space restarts) and alert channels share: when consecutive
 //! results turn into a transition. Pure and owned by one thread each, so it needs no lock.
 
+use crate::timefmt::{from_unix_millis, unix_millis};
 use std::time::SystemTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,56 @@ impl Streak {
     pub fn is_down(&self) -> bool {
         self.down == Some(true)
     }
+
+    /// The streak as the state keeps it for `channel`.
+    pub fn saved(&self, channel: &str) -> ChannelStreak {
+        let since = if self.down == Some(true) {
+            self.down_since
+        } else {
+            self.first_failure.filter(|_| self.fails > 0)
+        };
+        ChannelStreak {
+            channel: channel.to_string(),
+            fails: self.fails,
+            oks: self.oks,
+            down: self.down,
+            since_ms: since.map(unix_millis),
+        }
+    }
+
+    /// Resumes a saved streak exactly where it stopped.
+    pub fn from_saved(saved: &ChannelStreak) -> Streak {
+        let since = saved.since_ms.map(from_unix_millis);
+        Streak {
+            fails: saved.fails,
+            oks: saved.oks,
+            down: saved.down,
+            first_failure: since.filter(|_| saved.fails > 0),
+            down_since: since.filter(|_| saved.down == Some(true)),
+        }
+    }
+}
+
+/// One alert channel's streak for one target, as the state keeps and the state file saves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChannelStreak {
+    pub channel: String,
+    /// Consecutive failed and good checks (one of them is 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fails: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oks: u32,
+    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+    /// Unix milliseconds of the first failure of the current run of failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -172,5 +223,27 @@ mod tests {
         assert!(!s.is_down());
         assert_eq!(run(&mut s, &cfg, &[false, true]), [Some(Down), Some(Up)]);
         assert!(!Streak::resume(0, 0).is_down(), "no failures, never down");
+    }
+
+    #[test]
+    fn a_saved_streak_resumes_exactly_one_check_per_run() {
+        use Transition::*;
+        let cfg = thresholds(2, 2);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut saved = ChannelStreak::default();
+        let mut got = Vec::new();
+        for (i, ok) in [true, false, false, false, true, true, true].into_iter().enumerate() {
+            let mut s = Streak::from_saved(&saved);
+            got.push(s.observe(ok, t0 + Duration::from_secs(300 * i as u64), &cfg));
+            saved = s.saved("ops");
+        }
+        assert_eq!(got, [None, None, Some(Down), None, None, Some(Up), None]);
+        // Down since the first failure, two runs before the alert.
+        let mut s = Streak::from_saved(&ChannelStreak::default());
+        s.observe(false, t0, &cfg);
+        let mut s = Streak::from_saved(&s.saved("ops"));
+        s.observe(false, t0 + Duration::from_secs(300), &cfg);
+        assert_eq!(s.down_since, Some(t0));
+        assert_eq!(Streak::from_saved(&s.saved("ops")).down_since, Some(t0));
     }
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 /// Nice value of the HTTP-serving threads (workers keep 0).
 const HTTP_NICE: i32 = 10;
 
-fn init_logging(level: log::LevelFilter) {
+pub(crate) fn init_logging(level: log::LevelFilter) {
     // Panics (ours are caught and recorded; tiny_http's threads can panic when out of
     // resources) go to the log as one line instead of a backtrace on stderr.
     std::panic::set_hook(Box::new(|info| {

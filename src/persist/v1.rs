@@ -84,6 +84,7 @@ impl Target {
             counters: self.counters,
             history,
             uptime,
+            streaks: Vec::new(),
         }
     }
 }
