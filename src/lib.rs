@@ -72,7 +72,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                cmd::once::run(&cfg, &options)
+                cmd::once::run(&cfg, &options, env)
             }
             Err(errors) => report_config_errors(&errors),
         },
