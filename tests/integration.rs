@@ -14,10 +14,12 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod moments;
     pub mod once;
     pub mod platforms;
     pub mod prometheus;
     pub mod reload;
+    pub mod remote;
     pub mod shard;
     pub mod tls;
 }
