@@ -71,6 +71,31 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
+    /// across restarts and `once` runs, and a down alert already sent is not sent again.
+    pub streaks: Vec<ChannelStreak>,
+}
+
+/// One alert channel's streak for one target, as the state keeps and the state file saves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChannelStreak {
+    pub channel: String,
+    /// Consecutive failed and good checks (one of them is 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fails: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oks: u32,
+    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+    /// Unix milliseconds of the first failure of the current run of failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -108,7 +133,11 @@ impl Record {
         if let Some(last) = self.history.last() {
             history.push(&last, 1);
         }
-        Record { history, ..*self }
+        Record {
+            history,
+            streaks: self.streaks.clone(),
+            ..*self
+        }
     }
 }
 
@@ -393,6 +422,12 @@ impl State {
         }
     }
 
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.streaks = streaks;
+        }
+    }
+
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
@@ -514,11 +549,24 @@ impl State {
     }
 }
 
+/// A target's counters as `Copy` takes them.
+struct Counters {
+    checks: u64,
+    successes: u64,
+    skipped: u64,
+    attempts: u64,
+    consecutive_failures: u32,
+    restarts: u64,
+    last_restart_at_ms: Option<u64>,
+    paused: bool,
+}
+
 /// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
 /// checks as 24-byte entries in a `Copied` buffer.
 struct Copy {
     info: Arc<TargetInfo>,
-    record: Record,
+    counters: Counters,
+    uptime: Uptime,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
     /// The copied entries in the buffer; the last one is the last check.
@@ -534,11 +582,17 @@ impl Copy {
         let entries = r.history.copy_newest(limit.max(1), buf);
         Copy {
             info: Arc::clone(&slot.info),
-            // Counters and uptime buckets are plain values; the history stays behind.
-            record: Record {
-                history: History::default(),
-                ..*r
+            counters: Counters {
+                checks: r.checks,
+                successes: r.successes,
+                skipped: r.skipped,
+                attempts: r.attempts,
+                consecutive_failures: r.consecutive_failures,
+                restarts: r.restarts,
+                last_restart_at_ms: r.last_restart_at_ms,
+                paused: r.paused,
             },
+            uptime: r.uptime,
             next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
             cert: slot.cert,
             history: limit.min(entries.len()),
@@ -547,7 +601,7 @@ impl Copy {
     }
 
     fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
-        let (info, r) = (&self.info, &self.record);
+        let (info, r) = (&self.info, &self.counters);
         let last = buf
             .record(self.entries.end.wrapping_sub(1))
             .filter(|_| !self.entries.is_empty());
@@ -577,7 +631,7 @@ impl Copy {
             last_restart_at_ms: r.last_restart_at_ms,
             last,
             next_check_at_ms: self.next_check_at_ms,
-            uptime: r.uptime.ratios(now_ms),
+            uptime: self.uptime.ratios(now_ms),
             tls: self.cert,
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
         }
