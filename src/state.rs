@@ -12,7 +12,7 @@ pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
-pub use crate::tls::expiry::CertInfo;
+pub use crate::tls::expiry::{CertInfo, Warned};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -71,6 +71,9 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// The certificate warnings already sent, by alert channel name; saved, so a restart does
+    /// not send one again.
+    pub cert_warned: Vec<(String, Warned)>,
 }
 
 impl Record {
@@ -108,7 +111,11 @@ impl Record {
         if let Some(last) = self.history.last() {
             history.push(&last, 1);
         }
-        Record { history, ..*self }
+        Record {
+            history,
+            cert_warned: self.cert_warned.clone(),
+            ..*self
+        }
     }
 }
 
@@ -379,6 +386,13 @@ impl State {
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
+        }
+    }
+
+    /// What the worker's alert channels warned about its certificate (after a warning).
+    pub fn set_cert_warned(&self, slot: usize, warned: Vec<(String, Warned)>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.cert_warned = warned;
         }
     }
 

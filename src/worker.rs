@@ -12,7 +12,7 @@ use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
-use crate::tls::expiry::{CertInfo, Watch};
+use crate::tls::expiry::{CertInfo, Warned, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -221,7 +221,7 @@ impl Worker {
             pending: 0,
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
             alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
-            cert_warnings: cert_warnings_on(&plan.settings),
+            cert_warnings: cert_warnings_on(&plan.settings, &saved.cert_warned),
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
             plan,
@@ -290,7 +290,11 @@ impl Worker {
             }
             if let Some(info) = run.cert.as_mut().and_then(|(c, w)| self.read_cert(&t.name, c, w)) {
                 if let Some(alerter) = &s.alerter {
-                    alerter.observe_cert(&mut run.cert_warnings, t, info, now);
+                    if alerter.observe_cert(&mut run.cert_warnings, t, info, now) {
+                        // Kept in the state file: a restart does not send the same warning again.
+                        self.state
+                            .set_cert_warned(self.slot, alerter.warned_by_name(&run.cert_warnings));
+                    }
                 }
             }
             if run.streak.is_down() && !outcome.ok {
@@ -330,16 +334,26 @@ impl Worker {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (a, b) => a.is_none() && b.is_none(),
         };
-        if !same_alerter || rescheduled {
-            // New channels, or new settings for this worker: its streak on each channel starts
-            // from its current run of failures, as after a restart of the pinger.
-            let failures = if new_url {
-                0
-            } else {
-                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
-            };
+        if rescheduled {
+            // New settings for this worker: its streak on each channel starts from its current
+            // run of failures, as after a restart of the pinger.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            let failures = if new_url { 0 } else { record.consecutive_failures };
             run.alert_streaks = streaks_on(&next.settings, failures);
-            run.cert_warnings = cert_warnings_on(&next.settings);
+            run.cert_warnings = cert_warnings_on(&next.settings, &record.cert_warned);
+        } else if !same_alerter {
+            // The channels changed: those a reload kept go on with their streaks; what was
+            // warned about the certificate is in the state, by channel name.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            run.alert_streaks = match &next.settings.alerter {
+                Some(a) => a.carry_streaks(
+                    std::mem::take(&mut run.alert_streaks),
+                    &next.settings.target,
+                    record.consecutive_failures,
+                ),
+                None => Streaks::default(),
+            };
+            run.cert_warnings = cert_warnings_on(&next.settings, &record.cert_warned);
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -431,11 +445,11 @@ fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
     Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
 }
 
-/// The certificate warnings the worker's channels have sent (none yet).
-fn cert_warnings_on(s: &Settings) -> CertWarnings {
+/// The certificate warnings the worker's channels have sent (`saved`: by channel name).
+fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
     s.alerter
         .as_ref()
-        .map(|a| a.cert_warnings(&s.target))
+        .map(|a| a.cert_warnings(&s.target, saved))
         .unwrap_or_default()
 }
 

@@ -63,6 +63,11 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Takes every item still queued (the channel is being stopped).
+    pub fn drain(&self) -> Vec<T> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

@@ -6,7 +6,8 @@
 //!         "errors": ["status 503"],
 //!         "history": [[1795860000123, 1, 200, 143, 0, 1, 0], [10004, 0, 503, 88, 5032, 2, 1]],
 //!         "hours": {"newest": 498850, "total": [360, ...], "failed": [0, ...]},
-//!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]}}
+//!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]},
+//!         "cert_warned": {"discord": [1797000000, 7]}}
 //! ```
 //!
 //! A history row is `[at, ok, status, latency_ms, waited_ms, attempts, error]`, oldest first:
@@ -18,7 +19,9 @@
 
 use super::Counters;
 use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::tls::expiry::Warned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 type Row = (i64, u8, u16, u64, i64, u32, u16);
 
@@ -35,6 +38,10 @@ pub struct Target {
     hours: Option<SavedRing>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     days: Option<SavedRing>,
+    /// Certificate warnings sent: channel name -> [notAfter, lowest threshold warned]. Files
+    /// written before it load with none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cert_warned: BTreeMap<String, (i64, u32)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +119,11 @@ impl Target {
             history,
             hours: SavedRing::of(&r.uptime.hours),
             days: SavedRing::of(&r.uptime.days),
+            cert_warned: r
+                .cert_warned
+                .iter()
+                .filter_map(|(channel, w)| Some((channel.clone(), w.saved()?)))
+                .collect(),
         }
     }
 
@@ -156,6 +168,12 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        Ok(self.counters.with(history, uptime))
+        let mut record = self.counters.with(history, uptime);
+        record.cert_warned = self
+            .cert_warned
+            .into_iter()
+            .map(|(channel, (newest, below))| (channel, Warned::restored(newest, below)))
+            .collect();
+        Ok(record)
     }
 }
