@@ -22,6 +22,7 @@ pub mod webhook;
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
 use crate::shutdown::{Shutdown, Waker};
+use crate::state::ChannelStreak;
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
@@ -365,28 +366,37 @@ impl Alerter {
         Arc::clone(&self.counts)
     }
 
-    /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`),
-    /// resumed from its saved run of failures so a recovery after a restart is still announced.
-    pub fn streaks(&self, target: &Target, consecutive_failures: u32) -> Streaks {
-        self.carry_streaks(Streaks::default(), target, consecutive_failures)
-    }
-
-    /// The streaks of `target` after the channels changed: a channel kept by a reload keeps
-    /// the streak it had in `old`; a new one resumes from the run of failures.
-    pub fn carry_streaks(&self, mut old: Streaks, target: &Target, consecutive_failures: u32) -> Streaks {
+    /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`):
+    /// the one `saved` for a channel of the same name (the state keeps them, so a reload and a
+    /// restart carry them on), else resumed from its run of failures, so a recovery after a
+    /// restart is still announced.
+    pub fn streaks(&self, target: &Target, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
         Streaks(
             self.speaking_for(target)
                 .map(|c| {
-                    let kept = old
-                        .0
-                        .iter()
-                        .position(|(id, _)| *id == c.id)
-                        .map(|i| old.0.swap_remove(i).1);
-                    let streak = kept.unwrap_or_else(|| Streak::resume(consecutive_failures, c.thresholds.failure));
+                    let streak = match saved.iter().find(|s| s.channel == c.channel.name) {
+                        Some(s) => Streak::from_saved(s),
+                        None => Streak::resume(consecutive_failures, c.thresholds.failure),
+                    };
                     (c.id, streak)
                 })
                 .collect(),
         )
+    }
+
+    /// The streaks as the state keeps them, by channel name.
+    pub fn saved_streaks(&self, streaks: &Streaks) -> Vec<ChannelStreak> {
+        streaks
+            .0
+            .iter()
+            .filter_map(|(id, s)| Some(s.saved(&self.channel(*id)?.channel.name)))
+            .collect()
+    }
+
+    /// Waits until every queued alert has been handed to its channel (delivered, or given up
+    /// after its retries), or until `deadline`; true when all were.
+    pub fn wait_delivered(&self, deadline: std::time::Instant) -> bool {
+        self.channels.iter().all(|c| c.queue.wait_idle(deadline))
     }
 
     /// The certificate-warning state of `target` on the channels that speak for it, from what
@@ -761,7 +771,7 @@ mod tests {
         let a = Alerter::start(&channels, None, &test_net(), &sd).expect("start");
         let len = |i: usize| a.channels[i].queue.len();
         let t = target("a", true);
-        let mut s = a.streaks(&t, 0);
+        let mut s = a.streaks(&t, 0, &[]);
         assert_eq!(s.0.len(), 2, "only-b does not speak for a");
         let now = SystemTime::now();
         a.observe(&mut s, &t, false, Some("status 503"), now);
@@ -771,8 +781,8 @@ mod tests {
         assert_eq!((len(0), len(1)), (1, 1));
         a.observe(&mut s, &t, true, None, now);
         assert_eq!((len(0), len(1), len(2)), (2, 2, 0));
-        assert!(a.streaks(&target("a", false), 0).0.is_empty(), "\"alerts\": false");
-        assert_eq!(a.streaks(&target("b", true), 0).0.len(), 3);
+        assert!(a.streaks(&target("a", false), 0, &[]).0.is_empty(), "\"alerts\": false");
+        assert_eq!(a.streaks(&target("b", true), 0, &[]).0.len(), 3);
     }
 
     #[test]
@@ -782,7 +792,7 @@ mod tests {
         quiet.send_on_resolved = false;
         let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, &test_net(), &sd).expect("start");
         let t = target("a", true);
-        let mut s = a.streaks(&t, 2);
+        let mut s = a.streaks(&t, 2, &[]);
         a.observe(&mut s, &t, true, None, SystemTime::now());
         assert_eq!((a.channels[0].queue.len(), a.channels[1].queue.len()), (0, 1));
     }
@@ -798,7 +808,7 @@ mod tests {
         );
         let a = Alerter::start(&[keep.clone(), change.clone(), gone], None, &net, &sd).expect("start");
         let t = target("a", true);
-        let mut s = a.streaks(&t, 0);
+        let mut s = a.streaks(&t, 0, &[]);
         a.observe(&mut s, &t, false, Some("status 503"), SystemTime::now());
         let queued = |a: &Alerter, name: &str| {
             a.channels
@@ -836,8 +846,9 @@ mod tests {
             "totals carry over, in the new order"
         );
 
-        // keep's streak counted one failure of two before the reload and goes on from there.
-        let mut s = b.carry_streaks(s, &t, 0);
+        // keep's streak counted one failure of two before the reload and goes on from there
+        // (a worker finds it in the state, by channel name).
+        let mut s = b.streaks(&t, 0, &a.saved_streaks(&s));
         b.observe(&mut s, &t, false, Some("status 503"), SystemTime::now());
         assert_eq!(
             queued(&b, "keep"),

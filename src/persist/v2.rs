@@ -7,7 +7,8 @@
 //!         "history": [[1795860000123, 1, 200, 143, 0, 1, 0], [10004, 0, 503, 88, 5032, 2, 1]],
 //!         "hours": {"newest": 498850, "total": [360, ...], "failed": [0, ...]},
 //!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]},
-//!         "cert_warned": {"discord": [1797000000, 7]}}
+//!         "streaks": [{"channel": "ops", "fails": 3, "down": true, "since_ms": 1795860000123}],
+//!         "cert_warned": {"ops": [1797000000, 7]}}
 //! ```
 //!
 //! A history row is `[at, ok, status, latency_ms, waited_ms, attempts, error]`, oldest first:
@@ -15,10 +16,11 @@
 //! others; `ok` is 0 or 1; `status` 0 means no response; `waited_ms` is the check's duration
 //! minus the last attempt's latency (0 for a check of one attempt, so it costs one byte);
 //! `error` 0 means none, else the 1-based index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
-//! the epoch), `days` the 30 daily ones, oldest first.
+//! the epoch), `days` the 30 daily ones, oldest first. `streaks` is the target's streak on each
+//! alert channel, by name (absent before 0.3: resumed from `consecutive_failures`).
 
 use super::Counters;
-use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::state::{ChannelStreak, CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
 use crate::tls::expiry::Warned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,8 +40,12 @@ pub struct Target {
     hours: Option<SavedRing>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     days: Option<SavedRing>,
-    /// Certificate warnings sent: channel name -> [notAfter, lowest threshold warned]. Files
-    /// written before it load with none.
+    /// Each alert channel's streak (added in 0.3; absent in older files, which resume streaks
+    /// from `consecutive_failures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    streaks: Vec<ChannelStreak>,
+    /// Certificate warnings sent: channel name -> [notAfter, lowest threshold warned] (added in
+    /// 0.3; older files load with none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     cert_warned: BTreeMap<String, (i64, u32)>,
 }
@@ -119,6 +125,7 @@ impl Target {
             history,
             hours: SavedRing::of(&r.uptime.hours),
             days: SavedRing::of(&r.uptime.days),
+            streaks: r.streaks.clone(),
             cert_warned: r
                 .cert_warned
                 .iter()
@@ -168,12 +175,15 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        let mut record = self.counters.with(history, uptime);
-        record.cert_warned = self
+        let cert_warned = self
             .cert_warned
             .into_iter()
             .map(|(channel, (newest, below))| (channel, Warned::restored(newest, below)))
             .collect();
-        Ok(record)
+        Ok(Record {
+            streaks: self.streaks,
+            cert_warned,
+            ..self.counters.with(history, uptime)
+        })
     }
 }
