@@ -6,15 +6,17 @@
 //! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
+pub mod push;
 mod uptime;
 
 pub use history::History;
+pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// One finished check (all its attempts), as the renderers see it. The state keeps it in a
@@ -71,6 +73,8 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker).
+    pub push: PushCounts,
 }
 
 impl Record {
@@ -136,6 +140,8 @@ pub struct TargetView {
     pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
+    /// A heartbeat worker's reports; `None` for a pulled worker.
+    pub push: Option<PushView>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +191,8 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// A heartbeat worker's period and grace; `None` for a pulled worker.
+    pub push: Option<PushInfo>,
 }
 
 #[cfg(test)]
@@ -197,6 +205,7 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            push: None,
         }
     }
 }
@@ -207,6 +216,8 @@ struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
+    /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
+    message: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -249,6 +260,7 @@ impl State {
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
+                message: None,
             })
             .collect();
         State {
@@ -277,6 +289,7 @@ impl State {
             record,
             next_check_at_ms: None,
             cert: None,
+            message: None,
         });
         id
     }
@@ -354,6 +367,28 @@ impl State {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
             s.record.push(rec, cap);
+        }
+    }
+
+    /// A heartbeat report (recorded by the worker's own thread): counted, and its message kept
+    /// when it brought one. A success or failure is recorded as a check too (`check`).
+    pub fn record_report(
+        &self,
+        slot: usize,
+        kind: ReportKind,
+        check: Option<CheckRecord>,
+        message: Option<Arc<str>>,
+        at: SystemTime,
+    ) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.push.add(kind, unix_millis(at));
+            if message.is_some() {
+                s.message = message;
+            }
+            if let Some(rec) = check {
+                s.record.push(rec, cap);
+            }
         }
     }
 
@@ -451,6 +486,11 @@ impl State {
                     uptime: [None; 3],
                     tls: slot.cert,
                     history: r.history.newest(limit).collect(),
+                    push: info.push.map(|info| PushView {
+                        info,
+                        counts: r.push,
+                        message: slot.message.clone(),
+                    }),
                 }
             })
             .collect();

@@ -438,7 +438,7 @@ fn cert_warnings_on(s: &Settings) -> CertWarnings {
 }
 
 /// The worker's streaks on the channels that speak for it.
-fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
+pub fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
     s.alerter
         .as_ref()
         .map(|a| a.streaks(&s.target, consecutive_failures))

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod html;
 pub mod json;
 pub mod metrics;
+pub mod push;
 pub mod server;
 #[cfg(test)]
 pub mod testdata;
@@ -58,6 +59,8 @@ pub struct Reply {
     pub gzip: bool,
     /// The answer depends on `Accept-Encoding` (`Vary: Accept-Encoding`).
     pub vary: bool,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -70,6 +73,7 @@ impl Reply {
             etag: None,
             gzip: false,
             vary: false,
+            retry_after: None,
         }
     }
 
@@ -90,6 +94,10 @@ pub trait Control: Send + Sync {
     fn set_paused(&self, name: &str, paused: bool) -> bool;
     /// Deliveries per alert channel (none without channels).
     fn alert_counts(&self) -> Arc<crate::alert::Counts>;
+    /// Where the reports of the push worker `name` go (`None`: no such push worker here).
+    fn push_inbox(&self, _name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
+        None
+    }
 }
 
 impl Control for crate::fleet::Fleet {
@@ -103,6 +111,10 @@ impl Control for crate::fleet::Fleet {
 
     fn alert_counts(&self) -> Arc<crate::alert::Counts> {
         crate::fleet::Fleet::alert_counts(self)
+    }
+
+    fn push_inbox(&self, name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
+        self.board().get(name)
     }
 }
 
@@ -319,7 +331,7 @@ fn status_query(query: &str) -> Result<StatusQuery, String> {
 }
 
 /// Decodes `%XX` escapes and `+`; a malformed escape is kept as it was.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
     let mut out = Vec::with_capacity(bytes.len());

@@ -40,6 +40,9 @@ pub fn head(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str
     if let Some(allow) = reply.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }
+    if let Some(secs) = reply.retry_after {
+        let _ = write!(out, "Retry-After: {secs}\r\n");
+    }
     if let Some(etag) = &reply.etag {
         let _ = write!(out, "ETag: {etag}\r\n");
     }
