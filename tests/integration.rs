@@ -20,6 +20,7 @@ mod integration {
     pub mod prometheus;
     pub mod push;
     pub mod reload;
+    pub mod remote;
     pub mod shard;
     pub mod tls;
 }
