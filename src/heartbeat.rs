@@ -264,7 +264,7 @@ impl Beat {
             missed: 0,
             run_started: None,
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
-            alert_streaks: crate::worker::streaks_on(&plan.settings, saved.consecutive_failures),
+            alert_streaks: crate::worker::streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
             was_ok: saved.last().map(|r| r.ok),
             plan,
         };
@@ -307,7 +307,7 @@ impl Beat {
         };
         if !same_alerter || next.schedule != run.plan.schedule {
             let failures = self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures);
-            run.alert_streaks = crate::worker::streaks_on(&next.settings, failures);
+            run.alert_streaks = crate::worker::streaks_on(&next.settings, failures, &[]);
         }
         if next.schedule != run.plan.schedule {
             run.missed = 0;
@@ -399,6 +399,8 @@ impl Beat {
         run.streak.observe(ok, at, &s.thresholds);
         if let Some(alerter) = &s.alerter {
             alerter.observe(&mut run.alert_streaks, t, ok, error, at);
+            self.state
+                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks));
         }
     }
 }

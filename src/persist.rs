@@ -303,6 +303,7 @@ impl Counters {
             push: self.push.map(SavedPush::counts).unwrap_or_default(),
             history,
             uptime,
+            streaks: Vec::new(),
         }
     }
 }

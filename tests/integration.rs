@@ -21,6 +21,7 @@ mod integration {
     pub mod push;
     pub mod reload;
     pub mod remote;
+    pub mod scheduled;
     pub mod shard;
     pub mod tls;
 }

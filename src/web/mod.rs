@@ -9,6 +9,7 @@ pub mod json;
 pub mod metrics;
 pub mod push;
 pub mod server;
+pub mod site;
 #[cfg(test)]
 pub mod testdata;
 pub mod wire;
