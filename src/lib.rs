@@ -75,7 +75,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                once::run(&cfg, &options)
+                once::run(&cfg, &options, env)
             }
             Err(errors) => report_config_errors(&errors),
         },

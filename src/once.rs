@@ -8,11 +8,11 @@
 //! what has finished is recorded and saved.
 
 use crate::alert::Alerter;
-use crate::config::{Config, Target};
+use crate::config::{Config, Env, Target};
 use crate::net::Net;
 use crate::persist::Persister;
 use crate::probe::{self, Outcome};
-use crate::publish::{self, Destination};
+use crate::publish::{self, Destination, Published};
 use crate::shutdown::Waker;
 use crate::state::{CertInfo, Health, Snapshot, State};
 use crate::timefmt::from_unix_millis;
@@ -58,7 +58,7 @@ enum Msg {
 }
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
-pub fn run(cfg: &Config, opts: &Options) -> u8 {
+pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     // Heartbeat (push) workers report to a running service; there is nothing here to check.
     let cfg = &Config {
         workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
@@ -93,10 +93,10 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
             state.set_persistence_error(Some(e));
         }
     }
+    // No admin endpoint can pause or resume between runs: the configuration alone says which
+    // workers are paused (a pause saved by the service is not kept).
     for (slot, t) in cfg.workers.iter().enumerate() {
-        if t.paused {
-            state.set_paused(slot, true);
-        }
+        state.set_paused(slot, t.paused);
     }
 
     let net = Net::from_settings(&cfg.settings);
@@ -196,9 +196,14 @@ pub fn run(cfg: &Config, opts: &Options) -> u8 {
         }
     }
     if let (Some(to), false) = (&publish_to, interrupted) {
-        if let Err(e) = publish_site(&state, to) {
-            eprintln!("error: {e}");
-            failed = true;
+        let remote = publish::Remote::from_env(env, Net::from_settings(&cfg.settings));
+        match publish_site(&state, to, &remote) {
+            Ok(Published::Unchanged) => eprintln!("published: nothing changed since the last run"),
+            Ok(Published::Written) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
         }
     }
     if let Some(a) = &alerter {
@@ -366,7 +371,7 @@ fn wait_for_alerts(alerter: &Alerter, stop: &Waker, deadline: Instant) -> bool {
 
 /// The page, `status.json` and the badges, as of the newest check recorded (not the wall clock),
 /// so that a run which changed nothing publishes the very same files.
-fn publish_site(state: &State, to: &Destination) -> Result<(), String> {
+fn publish_site(state: &State, to: &Destination, remote: &publish::Remote) -> Result<Published, String> {
     let at = |s: &Snapshot| {
         s.workers
             .iter()
@@ -384,12 +389,8 @@ fn publish_site(state: &State, to: &Destination) -> Result<(), String> {
     let page = pinned(state.snapshot(web::html::BAR_CELLS, made));
     let status = pinned(state.snapshot(web::DEFAULT_STATUS_HISTORY, made));
     let files = web::site::files(&page, &status);
-    match to {
-        Destination::Dir(dir) => publish::to_dir(dir, &files),
-        Destination::Space { .. } | Destination::Bucket { .. } => {
-            Err("--publish to hf:// and s3:// is not available in this build".to_string())
-        }
-    }
+    let summary = format!("master-pinger: status as of {}", crate::timefmt::rfc3339(made));
+    publish::publish(to, &files, remote, &summary)
 }
 
 /// One line per worker: name, up/down, status, latency, attempts and the error, in columns; a

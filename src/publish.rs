@@ -1,10 +1,24 @@
-//! `once --publish`: where the static status page goes, and writing it to a folder so that a
-//! half-written folder is never what a web server (or the Pages upload) sees.
+//! `once --publish`: where the static status page goes. A folder is replaced as a whole, so a
+//! half-written one is never what a web server (or the Pages upload) sees; a Static Space gets
+//! one commit, and a bucket one PUT per file, only when the files changed since the last run.
+//! The Hub and S3 clients are the remote state's own (`persist::remote`).
 
+use crate::config::Env;
+use crate::net::Net;
+use crate::persist::remote::hub::{self, CommitFile, Repo, RepoKind};
+use crate::persist::remote::s3::{self, Condition, S3Settings};
+use crate::persist::remote::sigv4::Credentials;
 use crate::web::site::File;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Each request to the Hub or the bucket.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Compared with what the destination has: when both are unchanged, every file is (the badges
+/// and the page's rows come from the same snapshot as `status.json`, and the page says when).
+const CHANGE_MARKERS: [&str; 2] = ["status.json", "index.html"];
 
 /// Where `--publish` puts the files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +63,143 @@ impl Destination {
         }
         Ok(Destination::Dir(PathBuf::from(s)))
     }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    Written,
+    /// The destination already had these very files: nothing was sent.
+    Unchanged,
+}
+
+/// Where the Hub and the bucket are and the credentials for them, from the variables the
+/// remote state reads too: `HF_TOKEN`, `HF_ENDPOINT`; `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
+/// `AWS_ENDPOINT_URL`. Tokens and keys stay in the clients, which never show them.
+pub struct Remote {
+    net: Net,
+    hf_endpoint: String,
+    hf_token: Option<String>,
+    s3: S3Settings,
+}
+
+impl Remote {
+    pub fn from_env(env: &Env, net: Net) -> Remote {
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: var("AWS_SESSION_TOKEN"),
+            }),
+            _ => None,
+        };
+        Remote {
+            net,
+            hf_endpoint: var("HF_ENDPOINT").unwrap_or_else(|| hub::DEFAULT_ENDPOINT.to_string()),
+            hf_token: var("HF_TOKEN"),
+            s3: S3Settings {
+                endpoint: var("AWS_ENDPOINT_URL"),
+                region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_string()),
+                credentials,
+                path_style: None,
+            },
+        }
+    }
+}
+
+/// Publishes `files` to `to`.
+pub fn publish(to: &Destination, files: &[File], remote: &Remote, summary: &str) -> Result<Published, String> {
+    match to {
+        Destination::Dir(dir) => to_dir(dir, files).map(|()| Published::Written),
+        Destination::Space { repo } => to_space(remote, repo, files, summary),
+        Destination::Bucket { bucket, prefix } => to_bucket(remote, bucket, prefix, files),
+    }
+}
+
+/// One commit of every file to the Static Space `repo` (`OWNER/NAME`), unless the Space already
+/// has them. Not conditional on the parent commit: the files are this run's alone, and a commit
+/// someone else made meanwhile (its README, say) is no reason to fail.
+fn to_space(remote: &Remote, repo: &str, files: &[File], summary: &str) -> Result<Published, String> {
+    let shown = format!("hf://spaces/{repo}");
+    if remote.hf_token.is_none() {
+        return Err(format!(
+            "cannot publish to {shown}: HF_TOKEN is not set (a token with write access to the Space)"
+        ));
+    }
+    let client = hub::Client::new(
+        &remote.net,
+        &remote.hf_endpoint,
+        remote.hf_token.clone(),
+        REMOTE_TIMEOUT,
+    );
+    let repo = Repo {
+        kind: RepoKind::Space,
+        id: repo.to_string(),
+    };
+    let fail = |e: crate::persist::remote::Error| format!("cannot publish to {shown}: {e}");
+    let unchanged = CHANGE_MARKERS.iter().try_fold(true, |same, path| {
+        if !same {
+            return Ok(false);
+        }
+        let have = client.download(&repo, path).map_err(fail)?;
+        Ok::<bool, String>(have.body.as_deref() == body_of(files, path))
+    })?;
+    if unchanged {
+        return Ok(Published::Unchanged);
+    }
+    let list: Vec<CommitFile> = files
+        .iter()
+        .map(|f| CommitFile {
+            path: &f.path,
+            content: &f.body,
+        })
+        .collect();
+    client.commit(&repo, summary, None, &list).map_err(fail)?;
+    Ok(Published::Written)
+}
+
+/// Every file under `prefix` in `bucket`, with its content type, unless the bucket already has
+/// them. The markers go last, so that a run cut short is retried by the next one.
+fn to_bucket(remote: &Remote, bucket: &str, prefix: &str, files: &[File]) -> Result<Published, String> {
+    let shown = if prefix.is_empty() {
+        format!("s3://{bucket}")
+    } else {
+        format!("s3://{bucket}/{prefix}")
+    };
+    let client = s3::Client::new(&remote.net, &remote.s3, REMOTE_TIMEOUT)
+        .map_err(|e| format!("cannot publish to {shown}: {e}"))?;
+    let key = |path: &str| {
+        if prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{prefix}/{path}")
+        }
+    };
+    let fail = |e: crate::persist::remote::Error| format!("cannot publish to {shown}: {e}");
+    let unchanged = CHANGE_MARKERS.iter().try_fold(true, |same, path| {
+        if !same {
+            return Ok(false);
+        }
+        let have = client.get(bucket, &key(path)).map_err(fail)?;
+        Ok::<bool, String>(have.as_ref().map(|o| o.body.as_slice()) == body_of(files, path))
+    })?;
+    if unchanged {
+        return Ok(Published::Unchanged);
+    }
+    let (markers, rest): (Vec<&File>, Vec<&File>) =
+        files.iter().partition(|f| CHANGE_MARKERS.contains(&f.path.as_str()));
+    for f in rest.into_iter().chain(markers) {
+        client
+            .put(bucket, &key(&f.path), &f.body, f.content_type, &Condition::None)
+            .map_err(fail)?;
+    }
+    Ok(Published::Written)
+}
+
+fn body_of<'a>(files: &'a [File], path: &str) -> Option<&'a [u8]> {
+    files.iter().find(|f| f.path == path).map(|f| f.body.as_slice())
 }
 
 /// Writes `files` as the folder `dir`, replacing what was there in one step.

@@ -410,3 +410,97 @@ fn the_published_folder_renders_in_chromium_from_file_and_a_static_server() {
         assert_eq!(r.status, 200, "{path}");
     }
 }
+
+/// One worker `api` (paused or not) against `url`, written to `d`.
+fn one_worker(d: &Path, url: &str, paused: bool) {
+    let cfg = format!(r#"{{"workers": [{{"name": "api", "url": "{url}", "paused": {paused}}}]}}"#);
+    std::fs::write(d.join("pinger.json"), cfg).unwrap();
+}
+
+#[test]
+fn publish_to_a_static_space_commits_once_per_run_with_changes() {
+    use crate::common::hub::{FakeHub, READ_TOKEN, WRITE_TOKEN};
+    let hub = FakeHub::with_repo("spaces/me/status");
+    let up = FakeServer::always(ok());
+    let d = temp_dir("scheduled-space");
+    let endpoint = hub.endpoint();
+    let once = |token: &str| {
+        let env = [("HF_TOKEN", token), ("HF_ENDPOINT", endpoint.as_str())];
+        let args = ["once", "--state-file", "s.json", "--publish", "hf://spaces/me/status"];
+        let (code, out, err) = run(&d.to_path_buf(), &args, &env);
+        assert!(
+            !out.contains(token) && !err.contains(token),
+            "the token is a secret: {out}{err}"
+        );
+        (code, err)
+    };
+    let commits = || hub.repo("spaces/me/status").commits;
+    one_worker(&d, &up.url("/"), false);
+    for run in 1..=2 {
+        let (code, err) = once(WRITE_TOKEN);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(commits().len(), run, "one commit per run with changes: {err}");
+    }
+    let c = &commits()[1];
+    assert!(c.summary.starts_with("master-pinger: status as of "), "{c:?}");
+    let mut paths = c.paths.clone();
+    paths.sort();
+    assert_eq!(paths, ["badge/api.svg", "index.html", "status.json"]);
+    let files = hub.repo("spaces/me/status").files;
+    let status: Value = serde_json::from_slice(&files["status.json"]).unwrap();
+    assert_eq!(status["workers"][0]["checks"], 2);
+    assert!(String::from_utf8_lossy(&files["index.html"]).contains("href=\"status.json\""));
+
+    // Paused: the page changes once, then the runs change nothing and commit nothing.
+    one_worker(&d, &up.url("/"), true);
+    once(WRITE_TOKEN);
+    assert_eq!(commits().len(), 3);
+    let (code, err) = once(WRITE_TOKEN);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+    assert_eq!(commits().len(), 3, "no commit without changes");
+
+    // A token that cannot write: the run says so and fails; the Space is untouched.
+    one_worker(&d, &up.url("/"), false);
+    let (code, err) = once(READ_TOKEN);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot publish to hf://spaces/me/status"), "{err}");
+    assert_eq!(commits().len(), 3);
+    assert_eq!(
+        hub.problems(),
+        Vec::<String>::new(),
+        "every request had the Hub's shape"
+    );
+}
+
+#[test]
+fn publish_to_a_bucket_puts_every_file_under_the_prefix() {
+    use crate::common::s3::{BUCKET, Moto};
+    let Some(moto) = Moto::start() else { return };
+    let up = FakeServer::always(ok());
+    let d = temp_dir("scheduled-bucket");
+    let env: Vec<(&str, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let to = format!("s3://{BUCKET}/site");
+    let once = || {
+        let (code, out, err) = run(
+            &d.to_path_buf(),
+            &["once", "--state-file", "s.json", "--publish", &to],
+            &env,
+        );
+        assert!(!err.contains(&moto.secret_access_key), "{err}");
+        assert_eq!(code, 0, "{out}{err}");
+        err
+    };
+    one_worker(&d, &up.url("/"), false);
+    once();
+    let client = crate::integration::remote::s3_client(&moto, &moto.secret_access_key);
+    let get = |key: &str| client.get(BUCKET, key).unwrap().map(|o| o.body);
+    let status: Value = serde_json::from_slice(&get("site/status.json").expect("status.json")).unwrap();
+    assert_eq!(status["workers"][0]["name"], "api");
+    assert!(get("site/index.html").is_some_and(|b| b.starts_with(b"<!doctype html>")));
+    assert!(get("site/badge/api.svg").is_some_and(|b| b.starts_with(b"<svg")));
+    one_worker(&d, &up.url("/"), true);
+    once();
+    assert!(once().contains("nothing changed"));
+}
