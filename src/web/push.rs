@@ -108,7 +108,7 @@ pub fn answer(app: &App, method: &str, url: &str, authorization: Option<&str>, m
         Delivery::Accepted => text(200, "OK\n"),
         Delivery::Paused => text(200, "OK (paused: report ignored)\n"),
         Delivery::TooMany(wait) => Reply {
-            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u32),
             ..text(429, "too many reports: slow down (see Retry-After)\n")
         },
     }
