@@ -59,6 +59,11 @@ enum Msg {
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+    // Heartbeat (push) workers report to a running service; there is nothing here to check.
+    let cfg = &Config {
+        workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
+        ..cfg.clone()
+    };
     let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
         Ok(d) => d,
         Err(message) => {

@@ -516,7 +516,7 @@ fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
 
 /// The worker's streaks on the channels that speak for it: those saved for a channel of the same
 /// name, else resumed from its run of failures.
-fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
+pub fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
     s.alerter
         .as_ref()
         .map(|a| a.streaks(&s.target, consecutive_failures, saved))

@@ -169,6 +169,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                 restarts: 2,
                 last_restart_at_ms: Some(now_ms - 86_400_000),
                 paused: false,
+                push: Default::default(),
                 history,
                 uptime,
                 // Two alert channels, as a fleet with Telegram and a webhook has.
@@ -319,6 +320,7 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                     restarts: 1,
                     last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
                     paused: false,
+                    push: None,
                 },
                 last: history.last().cloned(),
                 history,
@@ -386,6 +388,7 @@ fn a_format_1_file_migrates_with_nothing_lost() {
             restarts: view.restarts,
             last_restart_at_ms: view.last_restart_at_ms,
             paused: view.paused,
+            push: None,
         };
         assert_eq!(counters, was.counters);
         let history: Vec<CheckRecord> = was.history.iter().cloned().map(CheckRecord::from).collect();
