@@ -12,7 +12,7 @@
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
 //! - state:    `state/`, `persist/`
 //! - actors:   `alert/` (queues; each provider's request builder is pure), `restart`, `worker`,
-//!   `fleet`, `reload`
+//!   `heartbeat` (push workers), `fleet`, `reload`
 //! - web:      `web/` (server, guard, router, renderers, cache), `publish` (the page as files)
 //! - commands: `cmd/` (`run`, `check`, `once`, `healthcheck`, `notify-test`); this file only
 //!   dispatches to them.
@@ -23,6 +23,7 @@ pub mod cmd;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod heartbeat;
 pub mod net;
 pub mod os;
 pub mod persist;

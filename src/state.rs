@@ -6,15 +6,17 @@
 //! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
+pub mod push;
 mod uptime;
 
 pub use history::{Copied, History};
+pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::config::{SELF_NAME, Target};
 use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
-pub use crate::tls::expiry::CertInfo;
+pub use crate::tls::expiry::{CertInfo, Warned};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,6 +76,9 @@ pub struct Counters {
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
+    #[serde(skip_serializing_if = "PushCounts::is_empty")]
+    pub push: PushCounts,
 }
 
 /// What the state remembers about one target: counters, the recent checks and uptime buckets,
@@ -87,6 +92,9 @@ pub struct Record {
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The certificate warnings already sent, by alert channel name; saved, so a restart does
+    /// not send one again.
+    pub cert_warned: Vec<(String, Warned)>,
 }
 
 impl Record {
@@ -130,6 +138,7 @@ impl Record {
             history,
             uptime: self.uptime,
             streaks: self.streaks.clone(),
+            cert_warned: self.cert_warned.clone(),
         }
     }
 }
@@ -143,6 +152,10 @@ pub fn target_info(t: &Target) -> TargetInfo {
         // Configured workers cannot be named "self" (config rejects it).
         is_self: t.name == SELF_NAME,
         restarts_enabled: t.space_id.is_some(),
+        push: t.push.as_ref().map(|p| PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -163,6 +176,8 @@ pub struct TargetView {
     pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
+    /// A heartbeat worker's reports; `None` for a pulled worker.
+    pub push: Option<PushView>,
 }
 
 #[derive(Debug, Clone)]
@@ -228,6 +243,8 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// A heartbeat worker's period and grace; `None` for a pulled worker.
+    pub push: Option<PushInfo>,
 }
 
 #[cfg(test)]
@@ -240,6 +257,7 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            push: None,
         }
     }
 }
@@ -251,6 +269,8 @@ struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
+    /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
+    message: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -293,6 +313,7 @@ impl State {
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
+                message: None,
             })
             .collect();
         State {
@@ -321,6 +342,7 @@ impl State {
             record,
             next_check_at_ms: None,
             cert: None,
+            message: None,
         });
         id
     }
@@ -401,6 +423,28 @@ impl State {
         }
     }
 
+    /// A heartbeat report (recorded by the worker's own thread): counted, and its message kept
+    /// when it brought one. A success or failure is recorded as a check too (`check`).
+    pub fn record_report(
+        &self,
+        slot: usize,
+        kind: ReportKind,
+        check: Option<CheckRecord>,
+        message: Option<Arc<str>>,
+        at: SystemTime,
+    ) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.counters.push.add(kind, unix_millis(at));
+            if message.is_some() {
+                s.message = message;
+            }
+            if let Some(rec) = check {
+                s.record.push(rec, cap);
+            }
+        }
+    }
+
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
             s.record.counters.skipped += n;
@@ -429,6 +473,13 @@ impl State {
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
+        }
+    }
+
+    /// What the worker's alert channels warned about its certificate (after a warning).
+    pub fn set_cert_warned(&self, slot: usize, warned: Vec<(String, Warned)>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.cert_warned = warned;
         }
     }
 
@@ -559,6 +610,7 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
+    message: Option<Arc<str>>,
 }
 
 impl Copy {
@@ -574,6 +626,7 @@ impl Copy {
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
+            message: slot.message.clone(),
         }
     }
 
@@ -591,6 +644,7 @@ impl Copy {
                 Some(_) => Health::Down,
             }
         };
+        let push = self.counters.push;
         TargetView {
             name: info.name.clone(),
             url: info.display_url.clone(),
@@ -604,6 +658,11 @@ impl Copy {
             uptime: self.uptime.ratios(now_ms),
             tls: self.cert,
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
+            push: info.push.map(|info| PushView {
+                info,
+                counts: push,
+                message: self.message,
+            }),
         }
     }
 }

@@ -52,6 +52,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
         }
     }
     for (i, t) in targets.iter().enumerate() {
+        if let Some(push) = &t.push {
+            let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            continue;
+        }
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
             .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))

@@ -26,6 +26,7 @@ mod check;
 mod ctx;
 pub mod limits;
 pub mod proxy;
+pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
@@ -36,6 +37,7 @@ mod workers;
 pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
 pub use tls::{CaFile, TlsSettings};
@@ -118,6 +120,15 @@ pub struct Target {
     pub tls: TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
+    /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
+    /// and its `display_url` the path reports go to; its `interval` is its period.
+    pub push: Option<Push>,
+}
+
+impl Target {
+    pub fn is_push(&self) -> bool {
+        self.push.is_some()
+    }
 }
 
 impl fmt::Debug for Target {
@@ -143,6 +154,7 @@ impl fmt::Debug for Target {
             .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
+            .field("push", &self.push)
             .finish()
     }
 }

@@ -85,6 +85,7 @@ impl Target {
             history,
             uptime,
             streaks: Vec::new(),
+            cert_warned: Vec::new(),
         }
     }
 }

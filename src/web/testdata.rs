@@ -36,6 +36,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
             consecutive_failures: history.iter().rev().take_while(|r| !r.ok).count() as u32,
             restarts: 0,
             last_restart_at_ms: None,
+            push: Default::default(),
         },
         last: history.last().cloned(),
         next_check_at_ms: Some((START + 3900) * 1000),
@@ -46,6 +47,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         },
         tls: None,
         history,
+        push: None,
     }
 }
 
