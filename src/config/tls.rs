@@ -23,10 +23,21 @@ pub fn parse(ctx: &mut Ctx, v: &Value, field: &str, base: &TlsSettings) -> TlsSe
     };
     if let Some(v) = obj.get("ca_file") {
         let path = join(field, "ca_file");
-        if let Some(p) = ctx.text(v, &path) {
+        if let Some((p, secrets)) = ctx.string(v, &path) {
+            // The file is read here, once; afterwards its path is only shown (by `check`, in
+            // errors and `Debug`), so a part that came from `${VAR}` is kept redacted.
+            let shown = secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(p.clone(), |t, s| t.replace(s.as_str(), "REDACTED"));
             match read_ca_file(Path::new(&p)) {
-                Ok(f) => out.ca_file = Some(f),
-                Err(m) => ctx.err(&path, m),
+                Ok(f) => {
+                    out.ca_file = Some(CaFile {
+                        path: PathBuf::from(shown),
+                        ..f
+                    })
+                }
+                Err(m) => ctx.err(&path, m.replace(&p, &shown)),
             }
         }
     }
