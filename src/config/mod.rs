@@ -24,6 +24,7 @@ mod alerts;
 mod check;
 mod ctx;
 pub mod limits;
+pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
@@ -34,6 +35,7 @@ mod workers;
 pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
 pub use workers::{derive_name, valid_name};
@@ -115,6 +117,15 @@ pub struct Target {
     pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
+    /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
+    /// and its `display_url` the path reports go to; its `interval` is its period.
+    pub push: Option<Push>,
+}
+
+impl Target {
+    pub fn is_push(&self) -> bool {
+        self.push.is_some()
+    }
 }
 
 impl fmt::Debug for Target {
@@ -140,6 +151,7 @@ impl fmt::Debug for Target {
             .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
+            .field("push", &self.push)
             .finish()
     }
 }
