@@ -11,6 +11,7 @@ mod uptime;
 pub use history::History;
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::maintenance::{self, Window};
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,15 @@ pub struct CheckRecord {
     /// The whole check, retries and backoff included.
     pub duration_ms: u64,
     pub attempts: u32,
+    /// Why the check failed; on a successful check, why it was degraded (`expect_latency`).
     pub error: Option<String>,
+}
+
+impl CheckRecord {
+    /// A success slower than `expect_latency`: up, but amber.
+    pub fn degraded(&self) -> bool {
+        self.ok && self.error.is_some()
+    }
 }
 
 pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)];
@@ -40,7 +49,11 @@ pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 *
 pub enum Health {
     Pending,
     Up,
+    /// Up, but the last check was slower than `expect_latency`.
+    Degraded,
     Down,
+    /// Inside a maintenance window.
+    Maintenance,
     Paused,
 }
 
@@ -49,7 +62,9 @@ impl Health {
         match self {
             Health::Pending => "pending",
             Health::Up => "up",
+            Health::Degraded => "degraded",
             Health::Down => "down",
+            Health::Maintenance => "maintenance",
             Health::Paused => "paused",
         }
     }
@@ -74,7 +89,9 @@ pub struct Record {
 }
 
 impl Record {
-    fn push(&mut self, rec: CheckRecord, cap: usize) {
+    /// `uptime`: whether the check counts in the uptime tallies (a failure inside a maintenance
+    /// window does not).
+    fn push(&mut self, rec: CheckRecord, cap: usize, uptime: bool) {
         self.checks += 1;
         self.attempts += u64::from(rec.attempts);
         if rec.ok {
@@ -83,7 +100,9 @@ impl Record {
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
-        self.uptime.record(rec.at_ms, rec.ok);
+        if uptime {
+            self.uptime.record(rec.at_ms, rec.ok);
+        }
         self.history.push(&rec, cap);
     }
 
@@ -97,6 +116,7 @@ impl Record {
         }
         match self.history.last_ok() {
             None => Health::Pending,
+            Some(true) if self.history.last_has_error() => Health::Degraded,
             Some(true) => Health::Up,
             Some(false) => Health::Down,
         }
@@ -122,6 +142,8 @@ pub struct TargetView {
     pub restarts_enabled: bool,
     pub health: Health,
     pub paused: bool,
+    /// When the maintenance window that is on ends (Unix ms).
+    pub maintenance_until_ms: Option<u64>,
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
@@ -185,6 +207,19 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// The target's maintenance windows (the worker's own and the top-level ones).
+    pub maintenance: Vec<Window>,
+}
+
+impl TargetInfo {
+    /// When the maintenance window that is on at `at_ms` ends.
+    fn maintenance_until(&self, at_ms: u64) -> Option<u64> {
+        if self.maintenance.is_empty() {
+            return None;
+        }
+        let until = maintenance::active_until(&self.maintenance, i64::try_from(at_ms).unwrap_or(i64::MAX))?;
+        u64::try_from(until).ok()
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +232,7 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            maintenance: Vec::new(),
         }
     }
 }
@@ -353,7 +389,9 @@ impl State {
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push(rec, cap);
+            // Planned work: a failure inside a maintenance window does not count against uptime.
+            let counts = rec.ok || s.info.maintenance_until(rec.at_ms).is_none();
+            s.record.push(rec, cap, counts);
         }
     }
 
@@ -431,14 +469,21 @@ impl State {
             .map(|slot| {
                 let (info, r) = (&slot.info, &slot.record);
                 uptimes.push(r.uptime);
+                let maintenance_until_ms = info.maintenance_until(now_ms);
+                let health = match r.health() {
+                    Health::Paused => Health::Paused,
+                    _ if maintenance_until_ms.is_some() => Health::Maintenance,
+                    h => h,
+                };
                 TargetView {
                     name: info.name.clone(),
                     url: info.display_url.clone(),
                     interval: info.interval,
                     is_self: info.is_self,
                     restarts_enabled: info.restarts_enabled,
-                    health: r.health(),
+                    health,
                     paused: r.paused,
+                    maintenance_until_ms,
                     checks: r.checks,
                     successes: r.successes,
                     skipped: r.skipped,
@@ -501,7 +546,7 @@ mod tests {
     fn history_is_capped_oldest_first() {
         let mut r = Record::default();
         for i in 0..15 {
-            r.push(rec(i * 1000, i % 5 != 0), 10);
+            r.push(rec(i * 1000, i % 5 != 0), 10, true);
         }
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
@@ -513,10 +558,10 @@ mod tests {
     fn consecutive_failures_and_health() {
         let mut r = Record::default();
         assert_eq!(r.health(), Health::Pending);
-        r.push(rec(0, false), 10);
-        r.push(rec(1, false), 10);
+        r.push(rec(0, false), 10, true);
+        r.push(rec(1, false), 10, true);
         assert_eq!((r.health(), r.consecutive_failures), (Health::Down, 2));
-        r.push(rec(2, true), 10);
+        r.push(rec(2, true), 10, true);
         assert_eq!((r.health(), r.consecutive_failures), (Health::Up, 0));
     }
 

@@ -3,10 +3,11 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
+use crate::alert::{Alerter, CertWarnings, DegradedStreaks, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
+use crate::maintenance;
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
@@ -149,6 +150,12 @@ struct Run {
     /// When to read the server's certificate next (https targets).
     cert: Option<(Arc<PeerCapture>, Watch)>,
     was_ok: Option<bool>,
+    /// The last check's error text, for an alert sent when a maintenance window ends.
+    last_error: Option<String>,
+    /// The slow-check streaks on the channels that announce a degraded worker.
+    degraded_streaks: DegradedStreaks,
+    /// The end (Unix ms) of the maintenance window this thread last saw on.
+    in_window: Option<i64>,
 }
 
 /// What a worker thread needs; every field is owned or shared.
@@ -224,6 +231,9 @@ impl Worker {
             cert_warnings: cert_warnings_on(&plan.settings),
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
+            last_error: saved.last().and_then(|r| r.error),
+            degraded_streaks: degraded_streaks_on(&plan.settings),
+            in_window: None,
             plan,
         };
         let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
@@ -234,8 +244,11 @@ impl Worker {
             let t = &s.target;
             let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
-            match self.waker.sleep_until(deadline, true) {
+            // A maintenance window's start or end comes first: note it, then sleep on.
+            let boundary = self.window_changes(&mut run, SystemTime::now()).filter(|b| *b < deadline);
+            match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
                 Wake::Stop => return,
+                Wake::Deadline if boundary.is_some() => continue,
                 Wake::Reschedule => continue,
                 Wake::Resumed => {
                     // The next check starts now, and the schedule runs on from it.
@@ -277,19 +290,30 @@ impl Worker {
             // Settings swapped while the check ran (new alert channels) take this result.
             let s = Arc::clone(&run.plan.settings);
             let now = SystemTime::now();
+            self.window_changes(&mut run, now);
             log_outcome(t, &outcome, run.was_ok);
             run.was_ok = Some(outcome.ok);
+            run.last_error.clone_from(&outcome.error);
             self.state.record_check(self.slot, record_of(&outcome, now));
-            run.streak.observe(outcome.ok, now, &s.thresholds);
-            if let Some(alerter) = &s.alerter {
-                alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+            if run.in_window.is_some() {
+                // Planned work: the result is recorded, and nobody is told or restarted.
+                log::debug!("{}: in a maintenance window; no alerts", t.name);
+            } else {
+                run.streak.observe(outcome.ok, now, &s.thresholds);
+                if let Some(alerter) = &s.alerter {
+                    alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
+                    if outcome.ok {
+                        let why = outcome.error.as_deref();
+                        alerter.observe_degraded(&mut run.degraded_streaks, t, outcome.degraded(), why, now);
+                    }
+                }
             }
             if let Some(info) = run.cert.as_mut().and_then(|(c, w)| self.read_cert(&t.name, c, w)) {
                 if let Some(alerter) = &s.alerter {
                     alerter.observe_cert(&mut run.cert_warnings, t, info, now);
                 }
             }
-            if run.streak.is_down() && !outcome.ok {
+            if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
                 self.maybe_restart(&s, &mut last_restart, now);
             }
             let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
@@ -336,6 +360,7 @@ impl Worker {
             };
             run.alert_streaks = streaks_on(&next.settings, failures);
             run.cert_warnings = cert_warnings_on(&next.settings);
+            run.degraded_streaks = degraded_streaks_on(&next.settings);
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -347,6 +372,36 @@ impl Worker {
         }
         run.plan = next;
         !rescheduled
+    }
+
+    /// Notes a maintenance window starting or ending at `now`, and returns when the next change
+    /// is due. When a window ends on a failing worker, its channels are told at once: the outage
+    /// outlasted the planned work, so no further threshold of checks is waited for.
+    fn window_changes(&self, run: &mut Run, now: SystemTime) -> Option<Instant> {
+        let s = Arc::clone(&run.plan.settings);
+        let t = &s.target;
+        let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+        let active = maintenance::active_until(&t.maintenance, now_ms);
+        match (run.in_window, active) {
+            (None, Some(end)) => log::info!("{}: maintenance until {}", t.name, maintenance::rfc3339_ms(end)),
+            (Some(_), None) => {
+                log::info!("{}: maintenance over", t.name);
+                if run.was_ok == Some(false) {
+                    // One failure with a threshold of one: down now, on every streak not down yet.
+                    let at_once = Thresholds { failure: 1, success: s.thresholds.success };
+                    run.streak.observe(false, now, &at_once);
+                    if let Some(alerter) = &s.alerter {
+                        alerter.observe_now(&mut run.alert_streaks, t, run.last_error.as_deref(), now);
+                    }
+                }
+            }
+            _ => {}
+        }
+        run.in_window = active;
+        let next = maintenance::next_change(&t.maintenance, now_ms)?;
+        let wait = u64::try_from(next.saturating_sub(now_ms)).unwrap_or(0);
+        // Just past the boundary: a window's end is not part of it.
+        Some(Instant::now() + Duration::from_millis(wait + 1))
     }
 
     /// Takes in the certificate of this check's handshake, if one was asked for and completed.
@@ -434,6 +489,14 @@ fn cert_warnings_on(s: &Settings) -> CertWarnings {
     s.alerter
         .as_ref()
         .map(|a| a.cert_warnings(&s.target))
+        .unwrap_or_default()
+}
+
+/// The worker's slow-check streaks on the channels that announce a degraded worker.
+fn degraded_streaks_on(s: &Settings) -> DegradedStreaks {
+    s.alerter
+        .as_ref()
+        .map(|a| a.degraded_streaks(&s.target))
         .unwrap_or_default()
 }
 

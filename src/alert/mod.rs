@@ -8,6 +8,7 @@
 //! `ntfy`, `gotify`, `pushover`) turns the event's rendered `message::Notice` into a `Request`
 //! value without any I/O; only the queue sends.
 
+mod degraded;
 pub mod discord;
 pub mod gotify;
 pub mod json;
@@ -25,6 +26,7 @@ use crate::shutdown::Waker;
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
+pub use degraded::DegradedStreaks;
 use message::Notice;
 use queue::{Failure, Queue};
 use std::fmt;
@@ -45,6 +47,10 @@ pub enum Transition {
     },
     /// `notify-test`: no worker changed, the channel is being tried.
     Test,
+    /// Successful checks went slower than `expect_latency` (channels with `degraded: true`).
+    Degraded,
+    /// They are fast again.
+    DegradedResolved,
 }
 
 impl Transition {
@@ -55,6 +61,8 @@ impl Transition {
             Transition::Up => "up",
             Transition::CertExpiring { .. } => "cert_expiring",
             Transition::Test => "test",
+            Transition::Degraded => "degraded",
+            Transition::DegradedResolved => "degraded_resolved",
         }
     }
 }
@@ -220,6 +228,7 @@ struct Running {
     thresholds: Thresholds,
     cert_expiry_days: Vec<u32>,
     send_on_resolved: bool,
+    degraded: bool,
     workers: Option<Vec<String>>,
     queue: Arc<Queue<Event>>,
 }
@@ -276,6 +285,7 @@ impl Alerter {
                 },
                 cert_expiry_days: ch.cert_expiry_days.clone(),
                 send_on_resolved: ch.send_on_resolved,
+                degraded: ch.degraded,
                 workers: ch.workers.clone(),
                 queue,
             });
@@ -332,6 +342,29 @@ impl Alerter {
                 error: None,
                 at,
                 since: None,
+            });
+        }
+    }
+
+    /// A failing worker's maintenance window has ended: down at once on every channel where it
+    /// is not down yet, whatever the channel's threshold.
+    pub fn observe_now(&self, streaks: &mut Streaks, target: &Target, error: Option<&str>, at: SystemTime) {
+        for (i, streak) in &mut streaks.0 {
+            let Some(ch) = self.channels.get(*i) else { continue };
+            let at_once = Thresholds {
+                failure: 1,
+                success: ch.thresholds.success,
+            };
+            if streak.observe(false, at, &at_once) != Some(Transition::Down) {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition: Transition::Down,
+                error: error.map(str::to_string),
+                at,
+                since: streak.down_since,
             });
         }
     }
@@ -442,6 +475,7 @@ pub(crate) mod testdata {
             failure_threshold: failure,
             success_threshold: 1,
             send_on_resolved: true,
+            degraded: false,
             timeout: Duration::from_secs(1),
             retry_backoff: Duration::ZERO,
             workers: workers.map(|w| w.iter().map(|s| s.to_string()).collect()),

@@ -32,7 +32,7 @@ const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
 
 /// The fields of `defaults`; a worker takes these and its own (see workers.rs).
 pub fn fields() -> Vec<&'static str> {
-    TIMING.iter().chain(REQUEST).copied().collect()
+    TIMING.iter().chain(REQUEST).chain(super::conditions::FIELDS).copied().collect()
 }
 
 const INTERVAL_FORMS: [&str; 3] = ["interval", "interval_minutes", "interval_seconds"];
@@ -58,6 +58,8 @@ pub fn builtin() -> Target {
         paused: false,
         tls: TlsSettings::default(),
         alerts: true,
+        conditions: crate::conditions::Conditions::default(),
+        maintenance: Vec::new(),
     }
 }
 
@@ -115,6 +117,7 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target
     if let Some(v) = obj.get("tls") {
         out.tls = super::tls::parse(ctx, v, &at("tls"), &out.tls);
     }
+    super::conditions::parse(ctx, obj, field, &mut out);
     out
 }
 

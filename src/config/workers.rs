@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused"];
+const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused", "maintenance"];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
@@ -109,6 +109,9 @@ fn parse_one(
         .and_then(|v| ctx.text(v, &join(field, "restart_token")))
         .filter(|s| !s.is_empty());
     let paused = obj.get("paused").and_then(|v| ctx.bool(v, &join(field, "paused")));
+    let maintenance = obj
+        .get("maintenance")
+        .map(|v| super::conditions::maintenance(ctx, v, &join(field, "maintenance")));
     let alerts = match obj.get("alerts") {
         Some(v) if v.as_bool() == Some(false) => false,
         Some(v) if v.as_bool() == Some(true) => true,
@@ -127,6 +130,7 @@ fn parse_one(
     target.restart_token = restart_token;
     target.paused = paused.unwrap_or(false);
     target.alerts = alerts;
+    target.maintenance = maintenance.unwrap_or_default();
     Some(target)
 }
 
