@@ -200,13 +200,14 @@ impl Fleet {
         })
     }
 
-    /// (Re)starts the alert and restart threads when their settings changed (or `first`).
-    fn refresh_senders(&self, shared: &mut Shared, cfg: &Config, first: bool) -> Result<(), String> {
+    /// (Re)starts the alert and restart threads when their settings changed, or all of them when
+    /// `rebuild` (at start-up, and when the trusted certificates changed).
+    fn refresh_senders(&self, shared: &mut Shared, cfg: &Config, rebuild: bool) -> Result<(), String> {
         let page = cfg
             .self_ping
             .as_ref()
             .map(|s| alert::message::status_page_from(&s.display_url));
-        if first || cfg.alerts.channels != shared.alerts.channels || page != shared.page {
+        if rebuild || cfg.alerts.channels != shared.alerts.channels || page != shared.page {
             // Each channel's queue and thread start again; what they had queued is dropped.
             let old = shared.alerter.take();
             if let Some((_, waker)) = &old {
@@ -226,7 +227,7 @@ impl Fleet {
         shared.page = page;
         let wants_restarter = cfg.workers.iter().any(|w| w.space_id.is_some());
         let api = &cfg.settings.hf_api_url;
-        if first || wants_restarter != shared.restarter.is_some() || *api != shared.hf_api_url {
+        if rebuild || wants_restarter != shared.restarter.is_some() || *api != shared.hf_api_url {
             if let Some((_, waker)) = shared.restarter.take() {
                 self.stop_sender(&waker);
             }
@@ -258,7 +259,10 @@ impl Fleet {
     pub fn apply(&self, cfg: &Config) -> Result<Changes, String> {
         let mut inner = self.lock();
         let inner = &mut *inner;
-        self.refresh_senders(&mut inner.shared, cfg, false)?;
+        // SSL_CERT_FILE is read again by every reload: when its certificates changed, every
+        // agent (checks, alerts, restarts) is built again to trust them.
+        let trust_changed = self.net.set_ssl_cert_file(cfg.settings.ssl_cert_file.as_ref());
+        self.refresh_senders(&mut inner.shared, cfg, trust_changed)?;
         let wanted = targets(cfg);
         let mut changes = Changes::default();
         let mut kept: Vec<Member> = Vec::with_capacity(wanted.len());
@@ -269,7 +273,7 @@ impl Fleet {
             match old.iter().position(|m| m.name == target.name) {
                 Some(pos) => {
                     let mut m = old.swap_remove(pos);
-                    let changed = self.update(&mut m, target, first, &inner.shared);
+                    let changed = self.update(&mut m, target, first, &inner.shared, trust_changed);
                     if changed {
                         changes.changed += 1;
                     } else {
@@ -312,12 +316,14 @@ impl Fleet {
         Ok(changes)
     }
 
-    /// Gives a kept worker its new settings; true when its configuration changed.
-    fn update(&self, m: &mut Member, target: &Target, first: Instant, shared: &Shared) -> bool {
+    /// Gives a kept worker its new settings; true when its configuration changed. `new_trust`:
+    /// its agent is built again even when its target did not change.
+    fn update(&self, m: &mut Member, target: &Target, first: Instant, shared: &Shared, new_trust: bool) -> bool {
         let same = same_target(&m.target, target);
         let mut plan = m.plan.get();
         let old = Arc::clone(&plan.settings);
-        plan.settings = self.settings(target.clone(), shared, same.then_some(&*old));
+        let keep_agent = same && !new_trust;
+        plan.settings = self.settings(target.clone(), shared, keep_agent.then_some(&*old));
         if !same {
             plan.first = first;
             plan.schedule += 1;

@@ -34,6 +34,12 @@ impl Net {
         Net::new(s.ssl_cert_file.as_ref(), s.proxies.clone())
     }
 
+    /// Trusts `SSL_CERT_FILE` as a reload read it; true when its certificates changed, so that
+    /// every agent built before must be built again.
+    pub fn set_ssl_cert_file(&self, file: Option<&CaFile>) -> bool {
+        self.trust.set_ssl_cert_file(file)
+    }
+
     /// For an alert channel or the restarts, which always call one base URL: the default trust,
     /// and the proxy for that URL.
     pub fn agent_for(&self, url: &str) -> ureq::Agent {

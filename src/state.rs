@@ -415,7 +415,7 @@ impl State {
     }
 
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
-        if let Some(s) = self.change().slots.get_mut(slot) {
+        if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
         }
     }

@@ -14,6 +14,7 @@ mod integration {
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod moments;
     pub mod once;
     pub mod platforms;
     pub mod prometheus;

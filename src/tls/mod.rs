@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// A PEM file of extra trusted certificates, read once when the configuration is loaded.
 #[derive(Clone, PartialEq)]
@@ -84,41 +84,73 @@ pub struct ClientConfigs {
     pub fresh: Arc<ClientConfig>,
 }
 
-/// Builds and shares client configs: one per distinct (`ca_file`, `insecure`) among the targets,
-/// so a thousand workers with the same settings share one root store and one session cache.
+/// Builds and shares client configs: one per distinct trust setting among the targets, so a
+/// thousand workers with the same settings share one root store and one session cache.
 pub struct Trust {
     provider: Arc<CryptoProvider>,
-    /// `SSL_CERT_FILE`'s certificates, trusted everywhere.
-    extra: Vec<CertificateDer<'static>>,
-    built: Mutex<Vec<(TrustKey, Arc<ClientConfigs>)>>,
+    /// `SSL_CERT_FILE`'s certificates, trusted everywhere (a reload reads the file again).
+    extra: Mutex<Certs>,
+    /// Held weakly: a config no agent uses any more (a reload replaced it) is let go.
+    built: Mutex<Vec<(TrustKey, Weak<ClientConfigs>)>>,
 }
 
-/// What makes two targets' trust settings the same: the `ca_file` path and `insecure`.
-type TrustKey = (Option<PathBuf>, bool);
+type Certs = Arc<Vec<CertificateDer<'static>>>;
+
+/// What makes two targets' trust the same: the certificates trusted (not the files' paths, whose
+/// content a reload may find changed) and `insecure`.
+#[derive(PartialEq)]
+struct TrustKey {
+    extra: Certs,
+    ca: Option<Certs>,
+    insecure: bool,
+}
 
 impl Trust {
     pub fn new(ssl_cert_file: Option<&CaFile>) -> Trust {
         Trust {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
-            extra: ssl_cert_file.map(|f| f.certs.to_vec()).unwrap_or_default(),
+            extra: Mutex::new(certs_of(ssl_cert_file)),
             built: Mutex::new(Vec::new()),
         }
     }
 
+    /// Trusts `SSL_CERT_FILE`'s certificates as read by a reload; true when they changed (every
+    /// agent built before then trusts the old ones).
+    pub fn set_ssl_cert_file(&self, file: Option<&CaFile>) -> bool {
+        let new = certs_of(file);
+        let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *extra != new;
+        *extra = new;
+        changed
+    }
+
+    fn extra(&self) -> Certs {
+        Arc::clone(&self.extra.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The configs for `s`, built on first use.
     pub fn configs(&self, s: &TlsSettings) -> Arc<ClientConfigs> {
-        let key = (s.ca_file.as_ref().map(|f| f.path.clone()), s.insecure);
+        let key = TrustKey {
+            extra: self.extra(),
+            ca: s.ca_file.as_ref().map(|f| Arc::clone(&f.certs)),
+            insecure: s.insecure,
+        };
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, c)) = built.iter().find(|(k, _)| *k == key) {
-            return Arc::clone(c);
+        built.retain(|(_, c)| c.strong_count() > 0);
+        if let Some(c) = built.iter().find(|(k, _)| *k == key).and_then(|(_, c)| c.upgrade()) {
+            return c;
         }
-        let c = Arc::new(self.build(s));
-        built.push((key, Arc::clone(&c)));
+        let c = Arc::new(self.build(s, &key.extra));
+        built.push((key, Arc::downgrade(&c)));
         c
     }
 
     /// The certificate verifier for `s`: every trusted root, or none at all for `insecure`.
     pub fn verifier(&self, s: &TlsSettings) -> Arc<dyn ServerCertVerifier> {
+        self.verifier_with(s, &self.extra())
+    }
+
+    fn verifier_with(&self, s: &TlsSettings, extra: &[CertificateDer<'static>]) -> Arc<dyn ServerCertVerifier> {
         if s.insecure {
             return Arc::new(Unverified {
                 algorithms: self.provider.signature_verification_algorithms,
@@ -129,7 +161,7 @@ impl Trust {
         };
         let ca = s.ca_file.iter().flat_map(|f| f.certs.iter());
         // Both files were checked when the configuration was loaded.
-        roots.add_parsable_certificates(self.extra.iter().chain(ca).cloned());
+        roots.add_parsable_certificates(extra.iter().chain(ca).cloned());
         match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&self.provider)).build() {
             Ok(v) => v,
             // The builder fails only on an empty root store; the bundled roots are never empty.
@@ -137,13 +169,13 @@ impl Trust {
         }
     }
 
-    fn build(&self, s: &TlsSettings) -> ClientConfigs {
+    fn build(&self, s: &TlsSettings, extra: &[CertificateDer<'static>]) -> ClientConfigs {
         let config = match ClientConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
         {
             Ok(b) => b
                 .dangerous()
-                .with_custom_certificate_verifier(self.verifier(s))
+                .with_custom_certificate_verifier(self.verifier_with(s, extra))
                 .with_no_client_auth(),
             // ring supports both default TLS versions.
             Err(e) => unreachable!("TLS versions: {e}"),
@@ -155,6 +187,10 @@ impl Trust {
             fresh: Arc::new(fresh),
         }
     }
+}
+
+fn certs_of(file: Option<&CaFile>) -> Certs {
+    file.map(|f| Arc::clone(&f.certs)).unwrap_or_default()
 }
 
 /// `tls.insecure`: any certificate is accepted, but the handshake signatures are still checked,
@@ -239,6 +275,44 @@ mod tests {
             ..TlsSettings::default()
         });
         assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn a_ca_file_whose_content_changed_gets_new_configs() {
+        let t = Trust::new(None);
+        let file = |ca: &Ca| TlsSettings {
+            ca_file: Some(CaFile {
+                path: PathBuf::from("ca.pem"),
+                certs: Arc::new(vec![ca.der()]),
+            }),
+            insecure: false,
+        };
+        let (old, new) = (Ca::new(), Ca::new());
+        let before = t.configs(&file(&old));
+        assert!(
+            Arc::ptr_eq(&before, &t.configs(&file(&old))),
+            "the same content: shared"
+        );
+        let after = t.configs(&file(&new));
+        assert!(!Arc::ptr_eq(&before, &after), "same path, new content: new configs");
+
+        let plain = t.configs(&TlsSettings::default());
+        let ssl = CaFile {
+            path: PathBuf::from("ssl.pem"),
+            certs: Arc::new(vec![new.der()]),
+        };
+        assert!(t.set_ssl_cert_file(Some(&ssl)), "SSL_CERT_FILE's content changed");
+        assert!(!t.set_ssl_cert_file(Some(&ssl.clone())), "the same content again");
+        assert!(!Arc::ptr_eq(&plain, &t.configs(&TlsSettings::default())));
+        let leaf = leaf_days(&new, &["localhost"], 30);
+        let name = ServerName::try_from("localhost").unwrap();
+        let verified =
+            t.verifier(&TlsSettings::default())
+                .verify_server_cert(&leaf.der, &[], &name, &[], UnixTime::now());
+        assert!(verified.is_ok(), "SSL_CERT_FILE as read again is trusted");
+        drop((before, after, plain));
+        let _kept = t.configs(&TlsSettings::default());
+        assert_eq!(t.built.lock().unwrap().len(), 1, "configs no agent uses are let go");
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! Promises that hold at the moments of change: reloads that add, remove and reorder workers,
+//! restarts, and CA files whose content changes.
+
+use crate::common::tls::{DAY, TestCa, TlsServer};
+use crate::common::{FakeServer, Pinger, SEC, ok};
+use serde_json::Value;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// RFC 3339 in UTC to the second, as the pinger writes it.
+fn rfc3339(unix: i64) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// Replaces the configuration file and sends SIGHUP; waits for the reload's log line number `n`.
+fn reload(p: &Pinger, text: &str, n: usize) {
+    let tmp = p.dir.join("pinger.json.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, p.dir.join("pinger.json")).unwrap();
+    p.signal("HUP");
+    wait_log(p, "configuration reloaded:", n);
+}
+
+fn wait_log(p: &Pinger, needle: &str, n: usize) {
+    let end = Instant::now() + 15 * SEC;
+    while p.log().matches(needle).count() < n {
+        assert!(Instant::now() < end, "no {n} x {needle:?} in the log:\n{}", p.log());
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls until `f` holds (rendered bodies may be up to a second behind the state).
+fn eventually<T>(what: &str, p: &Pinger, f: impl Fn() -> Option<T>) -> T {
+    let end = Instant::now() + 15 * SEC;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}\nlog:\n{}", p.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `(name, url, extra fields)` as a configuration, every worker checked each second.
+fn fleet(workers: &[(&str, String, String)]) -> String {
+    let list: Vec<String> = workers
+        .iter()
+        .map(|(name, url, extra)| format!(r#"{{"name": "{name}", "url": "{url}"{extra}}}"#))
+        .collect();
+    format!(
+        r#"{{"self_ping": false, "defaults": {{"interval": "1s", "timeout": "5s", "retries": 0}},
+            "workers": [{}]}}"#,
+        list.join(", ")
+    )
+}
+
+/// Worker `name` from /status, if it is there yet (the body may be up to a second behind).
+fn find(p: &Pinger, name: &str) -> Option<Value> {
+    let s = p.status();
+    s["workers"].as_array()?.iter().find(|w| w["name"] == name).cloned()
+}
+
+/// The page's row for worker `name` (from its name cell to the next row).
+fn page_row(page: &str, name: &str) -> Option<String> {
+    let start = page.find(&format!("id=\"w-{name}\""))?;
+    let rest = &page[start..];
+    let end = rest.find("</tr>").unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+#[test]
+fn every_https_worker_shows_its_own_certificate_across_reloads() {
+    let ca = TestCa::new("moments CA");
+    let long = ca.leaf(&["localhost"], 40 * DAY + 3600);
+    let short = ca.leaf(&["localhost"], 10 * DAY + 3600);
+    let (b_srv, c_srv) = (TlsServer::start(&long), TlsServer::start(&short));
+    let plain = FakeServer::always(ok());
+    let p = Pinger::start("{\"self_ping\": false, \"workers\": []}", &[]);
+    let ca_path = ca.write(&p.dir, "ca.pem");
+    let tls = format!(r#", "tls": {{"ca_file": "{}"}}"#, ca_path.display());
+    let a = ("a", plain.url("/a"), String::new());
+    let b = ("b", b_srv.url("localhost", "/b"), tls.clone());
+    let c = ("c", c_srv.url("localhost", "/c"), tls.clone());
+    let d = ("d", plain.url("/d"), String::new());
+    let expect = |name: &str| match name {
+        "b" => Some((40, long.not_after)),
+        "c" => Some((10, short.not_after)),
+        _ => None,
+    };
+    let steps: Vec<Vec<&(&str, String, String)>> = vec![
+        vec![&a, &b],
+        vec![&b, &c],
+        vec![&c, &d, &b],
+        vec![&d, &c],
+        vec![&b, &a, &c],
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let list: Vec<(&str, String, String)> = step.iter().map(|w| (**w).clone()).collect();
+        reload(&p, &fleet(&list), i + 1);
+        for (name, _, _) in &list {
+            let w = eventually(&format!("{name}'s certificate after reload {}", i + 1), &p, || {
+                let w = find(&p, name)?;
+                (w["checks"].as_u64() >= Some(1) && (expect(name).is_none() || !w["tls"].is_null())).then_some(w)
+            });
+            match expect(name) {
+                Some((days, not_after)) => {
+                    assert_eq!(w["state"], "up", "{w:#}");
+                    assert_eq!(w["tls"]["days_left"], days, "{name} after reload {}: {w:#}", i + 1);
+                    assert_eq!(w["tls"]["expires_at"], rfc3339(not_after), "{name}: {w:#}");
+                }
+                None => assert_eq!(w["tls"], Value::Null, "{name} is http: {w:#}"),
+            }
+        }
+        eventually("the metrics and the page", &p, || {
+            let metrics = p.get("/metrics").body;
+            let page = p.get("/").body;
+            let all_right = list.iter().all(|(name, _, _)| {
+                let line = format!("pinger_tls_cert_expiry_timestamp_seconds{{worker=\"{name}\"}}");
+                let shown = metrics.lines().find(|l| l.starts_with(&line));
+                let row = page_row(&page, name).unwrap_or_default();
+                match expect(name) {
+                    Some((days, not_after)) => {
+                        shown == Some(&format!("{line} {not_after}"))
+                            && row.contains(&format!("TLS certificate: {days} days left"))
+                            && row.contains(&format!("expires {}", rfc3339(not_after)))
+                    }
+                    None => shown.is_none() && !row.contains("TLS certificate"),
+                }
+            });
+            all_right.then_some(())
+        });
+    }
+}
+
+/// One https worker `w` on `url` trusting `ca_file`; `extra` is more top-level settings.
+fn trusting(url: &str, ca_file: Option<&std::path::Path>, extra: &str) -> String {
+    let tls = ca_file.map_or(String::new(), |p| {
+        format!(r#", "tls": {{"ca_file": "{}"}}"#, p.display())
+    });
+    format!(
+        r#"{{"self_ping": false, {extra} "defaults": {{"interval": "1s", "timeout": "5s", "retries": 0}},
+            "workers": [{{"name": "w", "url": "{url}"{tls}}}]}}"#
+    )
+}
+
+const UNTRUSTED: &str = "tls: certificate not trusted (unknown issuer)";
+
+/// Waits until `w`'s newest check (after `after` checks) is up or failed as `up` says.
+fn wait_state(p: &Pinger, up: bool, after: u64) -> u64 {
+    let w = p.wait_worker("w", 15 * SEC, |w| {
+        w["checks"].as_u64() > Some(after) && (w["last_check"]["ok"] == up)
+    });
+    if !up {
+        assert_eq!(w["last_check"]["error"], UNTRUSTED, "{w:#}");
+    }
+    w["checks"].as_u64().unwrap()
+}
+
+#[test]
+fn a_ca_file_whose_content_changed_is_trusted_after_a_reload() {
+    let (wrong, right) = (TestCa::new("wrong CA"), TestCa::new("right CA"));
+    let server = TlsServer::start(&right.leaf(&["localhost"], 30 * DAY));
+    let url = server.url("localhost", "/");
+    let dir = crate::common::temp_dir("ca-reload");
+    let ca = wrong.write(&dir, "ca.pem");
+    let cfg = trusting(&url, Some(&ca), r#""watch_config": "100ms","#);
+    let p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    let n = wait_state(&p, false, 0);
+
+    // SIGHUP with the same configuration text: only the CA file changed.
+    right.write(&dir, "ca.pem");
+    p.signal("HUP");
+    let n = wait_state(&p, true, n);
+
+    // The file watch: the configuration file is touched (a new size), the CA changed back.
+    wrong.write(&dir, "ca.pem");
+    std::fs::write(dir.join("pinger.json"), format!("{cfg}\n")).unwrap();
+    wait_log(&p, "the configuration file changed, reloading it", 1);
+    let n = wait_state(&p, false, n);
+    right.write(&dir, "ca.pem");
+    std::fs::write(dir.join("pinger.json"), format!("{cfg}\n\n")).unwrap();
+    wait_log(&p, "the configuration file changed, reloading it", 2);
+    wait_state(&p, true, n);
+}
+
+#[test]
+fn ssl_cert_file_is_read_again_on_reload() {
+    let (wrong, right) = (TestCa::new("wrong CA"), TestCa::new("right CA"));
+    let server = TlsServer::start(&right.leaf(&["localhost"], 30 * DAY));
+    let dir = crate::common::temp_dir("ssl-reload");
+    let ssl = wrong.write(&dir, "ssl.pem");
+    let cfg = trusting(&server.url("localhost", "/"), None, "");
+    let p = Pinger::start_in(dir.clone(), &cfg, &[("SSL_CERT_FILE", ssl.to_str().unwrap())]);
+    let n = wait_state(&p, false, 0);
+    right.write(&dir, "ssl.pem");
+    p.signal("HUP");
+    wait_log(&p, "configuration reloaded:", 1);
+    wait_state(&p, true, n);
+}
