@@ -90,10 +90,15 @@ fn check_json(j: &JsonCheck, doc: &Value) -> Result<(), String> {
         (JsonTest::Equals(want), None) => Err(format!("{p} is missing, expected {}", shown(want))),
         (JsonTest::Equals(want), Some(v)) if v != want => Err(format!("{p} is {}, expected {}", shown(v), shown(want))),
         (JsonTest::NotEquals(bad), Some(v)) if v == bad => Err(format!("{p} is {}", shown(v))),
-        (JsonTest::OneOf(list), None) => Err(format!("{p} is missing, expected one of {}", shown(&Value::from(list.clone())))),
-        (JsonTest::OneOf(list), Some(v)) if !list.contains(v) => {
-            Err(format!("{p} is {}, expected one of {}", shown(v), shown(&Value::from(list.clone()))))
-        }
+        (JsonTest::OneOf(list), None) => Err(format!(
+            "{p} is missing, expected one of {}",
+            shown(&Value::from(list.clone()))
+        )),
+        (JsonTest::OneOf(list), Some(v)) if !list.contains(v) => Err(format!(
+            "{p} is {}, expected one of {}",
+            shown(v),
+            shown(&Value::from(list.clone()))
+        )),
         _ => Ok(()),
     }
 }
@@ -147,7 +152,10 @@ mod tests {
     fn json_pointers_compare_values() {
         let body = br#"{"status": "loading", "ready": false, "n": 3, "a": {"b/c": [1, 2]}}"#;
         let c = json_cond("/status", JsonTest::Equals(json!("UP")));
-        assert_eq!(check_body(&c, body, false), Err(r#"/status is "loading", expected "UP""#.into()));
+        assert_eq!(
+            check_body(&c, body, false),
+            Err(r#"/status is "loading", expected "UP""#.into())
+        );
         let c = json_cond("/status", JsonTest::Equals(json!("loading")));
         assert_eq!(check_body(&c, body, false), Ok(()));
         let c = json_cond("/ready", JsonTest::NotEquals(json!(false)));
@@ -159,11 +167,17 @@ mod tests {
         let c = json_cond("/n", JsonTest::Exists(false));
         assert_eq!(check_body(&c, body, false), Err("/n is 3, expected none".into()));
         let c = json_cond("/n", JsonTest::OneOf(vec![json!(1), json!(2)]));
-        assert_eq!(check_body(&c, body, false), Err("/n is 3, expected one of [1,2]".into()));
+        assert_eq!(
+            check_body(&c, body, false),
+            Err("/n is 3, expected one of [1,2]".into())
+        );
         let c = json_cond("/n", JsonTest::OneOf(vec![json!(3)]));
         assert_eq!(check_body(&c, body, false), Ok(()));
         let c = json_cond("/status", JsonTest::Exists(true));
-        assert_eq!(check_body(&c, b"<html>", false), Err("body is not JSON (line 1 column 1)".into()));
+        assert_eq!(
+            check_body(&c, b"<html>", false),
+            Err("body is not JSON (line 1 column 1)".into())
+        );
     }
 
     #[test]
@@ -179,8 +193,14 @@ mod tests {
         assert_eq!(check_body(&c, b"fine", false), Ok(()));
         let wanted = vec![("content-type".to_string(), "application/json".to_string())];
         let html = vec![("Content-Type".to_string(), "text/html".to_string())];
-        assert_eq!(check_headers(&wanted, &html), Err(r#"content-type is "text/html""#.into()));
-        let json = vec![("content-type".to_string(), "Application/JSON; charset=utf-8".to_string())];
+        assert_eq!(
+            check_headers(&wanted, &html),
+            Err(r#"content-type is "text/html""#.into())
+        );
+        let json = vec![(
+            "content-type".to_string(),
+            "Application/JSON; charset=utf-8".to_string(),
+        )];
         assert_eq!(check_headers(&wanted, &json), Ok(()));
         assert_eq!(check_headers(&wanted, &[]), Err("no content-type header".into()));
     }
@@ -188,7 +208,10 @@ mod tests {
     #[test]
     fn latency_reads_in_seconds() {
         let two = Some(Duration::from_secs(2));
-        assert_eq!(check_latency(two, Duration::from_millis(3200)).as_deref(), Some("latency 3.2 s over 2 s"));
+        assert_eq!(
+            check_latency(two, Duration::from_millis(3200)).as_deref(),
+            Some("latency 3.2 s over 2 s")
+        );
         assert_eq!(check_latency(two, Duration::from_secs(2)), None);
         assert_eq!(check_latency(None, Duration::from_secs(60)), None);
         assert_eq!(

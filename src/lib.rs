@@ -248,11 +248,7 @@ fn conditions_lines(t: &Target, now: SystemTime) -> Vec<String> {
         let next = match maintenance::active_until(&t.maintenance, now_ms) {
             Some(end) => format!("now, until {}", maintenance::rfc3339_ms(end)),
             None => match maintenance::next_window(&t.maintenance, now_ms) {
-                Some((start, end)) => format!(
-                    "{} to {}",
-                    maintenance::rfc3339_ms(start),
-                    maintenance::rfc3339_ms(end)
-                ),
+                Some((start, end)) => format!("{} to {}", maintenance::rfc3339_ms(start), maintenance::rfc3339_ms(end)),
                 None => "none to come".to_string(),
             },
         };

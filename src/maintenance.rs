@@ -49,7 +49,11 @@ impl Window {
         let len = ms(self.duration);
         match self.when {
             When::Once { start_ms } => vec![(start_ms, start_ms.saturating_add(len))],
-            When::Every { days, at_min, offset_min } => {
+            When::Every {
+                days,
+                at_min,
+                offset_min,
+            } => {
                 let offset = i64::from(offset_min) * MINUTE_MS;
                 let local_day = (t + offset).div_euclid(DAY_MS);
                 (local_day - 8..=local_day + 8)
@@ -108,7 +112,11 @@ pub fn next_change(windows: &[Window], now: i64) -> Option<i64> {
 pub fn parse_at(s: &str) -> Result<u32, String> {
     let bad = || format!("expected a time of day such as \"03:00\" (00:00 to 23:59), got {s:?}");
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    let two_digits = |p: &str| (p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit())).then(|| p.parse::<u32>().ok()).flatten();
+    let two_digits = |p: &str| {
+        (p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    };
     match (two_digits(h), two_digits(m)) {
         (Some(h), Some(m)) if h < 24 && m < 60 => Ok(h * 60 + m),
         _ => Err(bad()),
@@ -176,10 +184,23 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         }
     };
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
-    let (y, mo, d, h, mi, sec) = (num(0, 4)?, num(5, 7)?, num(8, 10)?, num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let (y, mo, d, h, mi, sec) = (
+        num(0, 4)?,
+        num(5, 7)?,
+        num(8, 10)?,
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    );
     let mut rest = &s[19..];
     let mut frac_ms = 0;
     if let Some(f) = rest.strip_prefix('.') {
@@ -196,8 +217,26 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         other => i64::from(parse_offset(other).ok_or_else(bad)?),
     };
     let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let valid = (1..=12).contains(&mo) && d >= 1 && d <= month_days[(mo.clamp(1, 12) - 1) as usize] && h < 24 && mi < 60 && sec < 61;
+    let month_days = [
+        31,
+        if leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let valid = (1..=12).contains(&mo)
+        && d >= 1
+        && d <= month_days[(mo.clamp(1, 12) - 1) as usize]
+        && h < 24
+        && mi < 60
+        && sec < 61;
     if !valid {
         return Err(bad());
     }
@@ -221,12 +260,20 @@ pub fn describe(w: &Window) -> String {
     let dur = crate::duration::format(w.duration);
     match w.when {
         When::Once { start_ms } => format!("once from {} for {dur}", rfc3339_ms(start_ms)),
-        When::Every { days, at_min, offset_min } => {
+        When::Every {
+            days,
+            at_min,
+            offset_min,
+        } => {
             let list = match days {
                 0x7f => "day".to_string(),
                 0x1f => "weekdays".to_string(),
                 0x60 => "weekends".to_string(),
-                _ => (0..7).filter(|i| days & (1 << i) != 0).map(|i| WEEKDAYS[i]).collect::<Vec<_>>().join(","),
+                _ => (0..7)
+                    .filter(|i| days & (1 << i) != 0)
+                    .map(|i| WEEKDAYS[i])
+                    .collect::<Vec<_>>()
+                    .join(","),
             };
             let zone = if offset_min == 0 {
                 "UTC".to_string()
@@ -277,7 +324,13 @@ mod tests {
         assert_eq!(t("2026-11-28T12:55:00+02:00"), 1_795_863_300_000);
         assert_eq!(t("2026-11-28T10:55:00.25Z"), 1_795_863_300_250);
         assert_eq!(t("2000-02-29T00:00:00Z"), 951_782_400_000);
-        for bad in ["2026-02-29T00:00:00Z", "2026-11-28 10:55", "2026-11-28T10:55:00", "2026-13-01T00:00:00Z", "x"] {
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-11-28 10:55",
+            "2026-11-28T10:55:00",
+            "2026-13-01T00:00:00Z",
+            "x",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }
@@ -303,19 +356,38 @@ mod tests {
     fn a_one_off_window_contains_its_start_not_its_end() {
         let w = [once("2026-12-24T22:00:00Z", 120)];
         assert_eq!(active_until(&w, t("2026-12-24T21:59:59Z")), None);
-        assert_eq!(active_until(&w, t("2026-12-24T22:00:00Z")), Some(t("2026-12-25T00:00:00Z")));
-        assert_eq!(active_until(&w, t("2026-12-24T23:59:59Z")), Some(t("2026-12-25T00:00:00Z")));
+        assert_eq!(
+            active_until(&w, t("2026-12-24T22:00:00Z")),
+            Some(t("2026-12-25T00:00:00Z"))
+        );
+        assert_eq!(
+            active_until(&w, t("2026-12-24T23:59:59Z")),
+            Some(t("2026-12-25T00:00:00Z"))
+        );
         assert_eq!(active_until(&w, t("2026-12-25T00:00:00Z")), None);
-        assert_eq!(next_change(&w, t("2026-12-24T12:00:00Z")), Some(t("2026-12-24T22:00:00Z")));
-        assert_eq!(next_change(&w, t("2026-12-25T00:00:00Z")), None, "a past one-off never comes back");
+        assert_eq!(
+            next_change(&w, t("2026-12-24T12:00:00Z")),
+            Some(t("2026-12-24T22:00:00Z"))
+        );
+        assert_eq!(
+            next_change(&w, t("2026-12-25T00:00:00Z")),
+            None,
+            "a past one-off never comes back"
+        );
     }
 
     #[test]
     fn daily_window_across_midnight() {
         // 23:30 for 1 hour: on until 00:30 the next day, a day boundary inside the window.
         let w = [every("day", "23:30", "UTC", 60)];
-        assert_eq!(active_until(&w, t("2026-12-01T00:10:00Z")), Some(t("2026-12-01T00:30:00Z")));
-        assert_eq!(active_until(&w, t("2026-12-01T23:45:00Z")), Some(t("2026-12-02T00:30:00Z")));
+        assert_eq!(
+            active_until(&w, t("2026-12-01T00:10:00Z")),
+            Some(t("2026-12-01T00:30:00Z"))
+        );
+        assert_eq!(
+            active_until(&w, t("2026-12-01T23:45:00Z")),
+            Some(t("2026-12-02T00:30:00Z"))
+        );
         assert_eq!(active_until(&w, t("2026-12-01T12:00:00Z")), None);
         assert_eq!(
             next_window(&w, t("2026-12-01T12:00:00Z")),
@@ -327,8 +399,15 @@ mod tests {
     fn weekdays_are_local_weekdays() {
         // 2026-12-07 is a Monday. "mon at 01:00 +05:30" is Sunday 19:30 UTC.
         let w = [every("mon", "01:00", "+05:30", 30)];
-        assert_eq!(active_until(&w, t("2026-12-06T19:40:00Z")), Some(t("2026-12-06T20:00:00Z")));
-        assert_eq!(active_until(&w, t("2026-12-07T01:10:00Z")), None, "Monday 01:10 UTC is not local 01:10");
+        assert_eq!(
+            active_until(&w, t("2026-12-06T19:40:00Z")),
+            Some(t("2026-12-06T20:00:00Z"))
+        );
+        assert_eq!(
+            active_until(&w, t("2026-12-07T01:10:00Z")),
+            None,
+            "Monday 01:10 UTC is not local 01:10"
+        );
         assert_eq!(
             next_window(&w, t("2026-12-07T00:00:00Z")).map(|(s, _)| s),
             Some(t("2026-12-13T19:30:00Z")),
@@ -336,8 +415,15 @@ mod tests {
         );
         // "-04:00": Wednesday 22:00 local is Thursday 02:00 UTC.
         let w = [every("mon,wed", "22:00", "-04:00", 60)];
-        assert_eq!(active_until(&w, t("2026-12-10T02:30:00Z")), Some(t("2026-12-10T03:00:00Z")));
-        assert_eq!(active_until(&w, t("2026-12-09T22:30:00Z")), None, "22:30 UTC Wednesday is 18:30 local");
+        assert_eq!(
+            active_until(&w, t("2026-12-10T02:30:00Z")),
+            Some(t("2026-12-10T03:00:00Z"))
+        );
+        assert_eq!(
+            active_until(&w, t("2026-12-09T22:30:00Z")),
+            None,
+            "22:30 UTC Wednesday is 18:30 local"
+        );
         assert_eq!(
             next_window(&w, t("2026-12-10T03:00:00Z")).map(|(s, _)| s),
             Some(t("2026-12-15T02:00:00Z")),
@@ -347,24 +433,46 @@ mod tests {
 
     #[test]
     fn overlapping_windows_run_on() {
-        let w = [once("2026-12-01T10:00:00Z", 60), once("2026-12-01T10:30:00Z", 60), once("2026-12-01T11:30:00Z", 30)];
-        assert_eq!(active_until(&w, t("2026-12-01T10:15:00Z")), Some(t("2026-12-01T12:00:00Z")));
-        assert_eq!(next_window(&w, t("2026-12-01T09:00:00Z")), Some((t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z"))));
+        let w = [
+            once("2026-12-01T10:00:00Z", 60),
+            once("2026-12-01T10:30:00Z", 60),
+            once("2026-12-01T11:30:00Z", 30),
+        ];
+        assert_eq!(
+            active_until(&w, t("2026-12-01T10:15:00Z")),
+            Some(t("2026-12-01T12:00:00Z"))
+        );
+        assert_eq!(
+            next_window(&w, t("2026-12-01T09:00:00Z")),
+            Some((t("2026-12-01T10:00:00Z"), t("2026-12-01T12:00:00Z")))
+        );
         assert_eq!(next_window(&[], 0), None);
         assert_eq!(active_until(&[], 0), None);
     }
 
     #[test]
     fn a_window_longer_than_a_day_repeats_over_itself() {
-        let w = [Window { duration: MAX_REPEATING, ..every("mon", "00:00", "UTC", 0) }];
+        let w = [Window {
+            duration: MAX_REPEATING,
+            ..every("mon", "00:00", "UTC", 0)
+        }];
         // Every Monday for 7 days: always on; the end runs on and stops at the search's bound.
         assert!(active_until(&w, t("2026-12-10T00:00:00Z")).is_some());
     }
 
     #[test]
     fn described_as_written() {
-        assert_eq!(describe(&every("mon,wed", "03:00", "+05:30", 30)), "every mon,wed at 03:00 +05:30 for 30m");
-        assert_eq!(describe(&every("day", "23:30", "UTC", 60)), "every day at 23:30 UTC for 1h");
-        assert_eq!(describe(&once("2026-12-24T22:00:00Z", 120)), "once from 2026-12-24T22:00:00Z for 2h");
+        assert_eq!(
+            describe(&every("mon,wed", "03:00", "+05:30", 30)),
+            "every mon,wed at 03:00 +05:30 for 30m"
+        );
+        assert_eq!(
+            describe(&every("day", "23:30", "UTC", 60)),
+            "every day at 23:30 UTC for 1h"
+        );
+        assert_eq!(
+            describe(&once("2026-12-24T22:00:00Z", 120)),
+            "once from 2026-12-24T22:00:00Z for 2h"
+        );
     }
 }

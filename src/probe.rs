@@ -68,7 +68,9 @@ pub fn check(agent: &ureq::Agent, t: &Target, waker: &Waker) -> Outcome {
                 duration: start.elapsed(),
                 attempts,
                 // A slow success stays a success (up for uptime), with the reason it is degraded.
-                error: a.error.or_else(|| conditions::check_latency(t.conditions.latency, a.latency)),
+                error: a
+                    .error
+                    .or_else(|| conditions::check_latency(t.conditions.latency, a.latency)),
             };
         }
         log::debug!(
@@ -146,13 +148,24 @@ fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<Body>), ureq
         let got: Vec<(String, String)> = response
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         conditions::check_headers(&c.headers, &got).err()
     };
     if t.method == "HEAD" {
         let unmet = header_error.or_else(|| conditions::check_body(c, b"", false).err());
-        return Ok((status, Ok(Body { found: t.expect_body.is_none(), unmet })));
+        return Ok((
+            status,
+            Ok(Body {
+                found: t.expect_body.is_none(),
+                unmet,
+            }),
+        ));
     }
     // The global timeout also bounds the body read, so a trickling server cannot hold us.
     let mut reader = response
@@ -163,7 +176,13 @@ fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<Body>), ureq
     let needle = t.expect_body.as_deref().map(str::as_bytes);
     if !c.needs_body() {
         let found = scan_body(reader, needle);
-        return Ok((status, found.map(|found| Body { found, unmet: header_error })));
+        return Ok((
+            status,
+            found.map(|found| Body {
+                found,
+                unmet: header_error,
+            }),
+        ));
     }
     // Kept whole (up to 1 MiB) only when a condition reads it: JSON must be parsed in one piece.
     let mut body = Vec::new();

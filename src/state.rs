@@ -651,4 +651,37 @@ mod tests {
         s.record_check(1, rec(1, false));
         assert_eq!(s.snapshot(0, now).overall(), "down");
     }
+
+    #[test]
+    fn a_failure_inside_a_maintenance_window_is_left_out_of_uptime() {
+        use crate::maintenance::{When, Window};
+        let info = TargetInfo {
+            maintenance: vec![Window {
+                when: When::Once { start_ms: HOUR as i64 },
+                duration: Duration::from_millis(HOUR),
+            }],
+            ..TargetInfo::test("a")
+        };
+        let s = State::new(vec![info], 10, UNIX_EPOCH);
+        s.record_check(0, rec(HOUR + 1, false));
+        let inside = UNIX_EPOCH + Duration::from_millis(HOUR + 2);
+        let w = &s.snapshot(10, inside).workers[0];
+        assert_eq!((w.health, w.uptime[0], w.checks), (Health::Maintenance, None, 1));
+        assert_eq!(w.maintenance_until_ms, Some(2 * HOUR));
+        s.record_check(0, rec(HOUR + 3, true));
+        assert_eq!(
+            s.snapshot(0, inside).workers[0].uptime[0],
+            Some(1.0),
+            "a success counts"
+        );
+        s.record_check(0, rec(2 * HOUR, false));
+        let after = UNIX_EPOCH + Duration::from_millis(2 * HOUR + 1);
+        let w = &s.snapshot(0, after).workers[0];
+        assert_eq!(
+            (w.health, w.uptime[0]),
+            (Health::Down, Some(0.5)),
+            "after the window it counts"
+        );
+        assert_eq!(w.maintenance_until_ms, None);
+    }
 }

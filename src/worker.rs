@@ -5,9 +5,9 @@
 
 use crate::alert::{Alerter, CertWarnings, DegradedStreaks, Streaks, Transition};
 use crate::config::{Alerts, Target};
+use crate::maintenance;
 use crate::probe::{self, Outcome};
 use crate::restart::{RestartJob, Restarter};
-use crate::maintenance;
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
@@ -245,7 +245,9 @@ impl Worker {
             let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
             // A maintenance window's start or end comes first: note it, then sleep on.
-            let boundary = self.window_changes(&mut run, SystemTime::now()).filter(|b| *b < deadline);
+            let boundary = self
+                .window_changes(&mut run, SystemTime::now())
+                .filter(|b| *b < deadline);
             match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
                 Wake::Stop => return,
                 Wake::Deadline if boundary.is_some() => continue,
@@ -388,7 +390,10 @@ impl Worker {
                 log::info!("{}: maintenance over", t.name);
                 if run.was_ok == Some(false) {
                     // One failure with a threshold of one: down now, on every streak not down yet.
-                    let at_once = Thresholds { failure: 1, success: s.thresholds.success };
+                    let at_once = Thresholds {
+                        failure: 1,
+                        success: s.thresholds.success,
+                    };
                     run.streak.observe(false, now, &at_once);
                     if let Some(alerter) = &s.alerter {
                         alerter.observe_now(&mut run.alert_streaks, t, run.last_error.as_deref(), now);

@@ -100,7 +100,11 @@ impl Notice {
                     "degraded",
                     "🟠",
                     format!("🟠 {w} is DEGRADED"),
-                    format!(" is DEGRADED: {error} ({}, since {})", event.url, timefmt::rfc3339(since)),
+                    format!(
+                        " is DEGRADED: {error} ({}, since {})",
+                        event.url,
+                        timefmt::rfc3339(since)
+                    ),
                     format!("{error}\n{}\ndegraded since {}", event.url, timefmt::rfc3339(since)),
                 )
             }

@@ -32,7 +32,12 @@ const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
 
 /// The fields of `defaults`; a worker takes these and its own (see workers.rs).
 pub fn fields() -> Vec<&'static str> {
-    TIMING.iter().chain(REQUEST).chain(super::conditions::FIELDS).copied().collect()
+    TIMING
+        .iter()
+        .chain(REQUEST)
+        .chain(super::conditions::FIELDS)
+        .copied()
+        .collect()
 }
 
 const INTERVAL_FORMS: [&str; 3] = ["interval", "interval_minutes", "interval_seconds"];

@@ -51,10 +51,17 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, out: &mut Tar
 fn list<'v>(ctx: &mut Ctx, v: &'v Value, field: &str) -> Vec<(&'v Value, String)> {
     match v.as_array() {
         Some(a) if a.len() > CONDITION_ITEMS => {
-            ctx.err(field, format!("expected at most {CONDITION_ITEMS} items, got {}", a.len()));
+            ctx.err(
+                field,
+                format!("expected at most {CONDITION_ITEMS} items, got {}", a.len()),
+            );
             Vec::new()
         }
-        Some(a) => a.iter().enumerate().map(|(i, x)| (x, format!("{field}[{i}]"))).collect(),
+        Some(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x, format!("{field}[{i}]")))
+            .collect(),
         None => {
             ctx.err(field, format!("expected a list, got {}", kind(v)));
             Vec::new()
@@ -91,7 +98,10 @@ fn json_check(ctx: &mut Ctx, item: &Value, field: &str) -> Option<JsonCheck> {
     let obj = ctx.object(item, field, &allowed)?;
     let pointer = match obj.get("pointer") {
         None => {
-            ctx.err(field, "missing field \"pointer\" (an RFC 6901 JSON pointer such as \"/status\")");
+            ctx.err(
+                field,
+                "missing field \"pointer\" (an RFC 6901 JSON pointer such as \"/status\")",
+            );
             None
         }
         Some(v) => pointer(ctx, v, &join(field, "pointer")),
@@ -106,7 +116,10 @@ fn json_check(ctx: &mut Ctx, item: &Value, field: &str) -> Option<JsonCheck> {
         many => {
             ctx.err(
                 field,
-                format!("give only one of {} (one test per item; list another item for another test)", many.join(", ")),
+                format!(
+                    "give only one of {} (one test per item; list another item for another test)",
+                    many.join(", ")
+                ),
             );
             return None;
         }
@@ -132,7 +145,10 @@ fn json_check(ctx: &mut Ctx, item: &Value, field: &str) -> Option<JsonCheck> {
             }
         },
     };
-    Some(JsonCheck { pointer: pointer?, test })
+    Some(JsonCheck {
+        pointer: pointer?,
+        test,
+    })
 }
 
 /// An RFC 6901 pointer: empty is the whole document; otherwise `/` then tokens, `~` only as
@@ -150,7 +166,10 @@ fn pointer(ctx: &mut Ctx, v: &Value, path: &str) -> Option<String> {
         );
         None
     } else if bad_escape {
-        ctx.err(path, format!("\"~\" must be written \"~0\" and \"/\" inside a key \"~1\" (RFC 6901), got {p:?}"));
+        ctx.err(
+            path,
+            format!("\"~\" must be written \"~0\" and \"/\" inside a key \"~1\" (RFC 6901), got {p:?}"),
+        );
         None
     } else {
         Some(p)
@@ -161,7 +180,13 @@ fn pointer(ctx: &mut Ctx, v: &Value, path: &str) -> Option<String> {
 /// comparison.
 fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
-        ctx.err(field, format!("expected an object of header names to text their value must contain, got {}", kind(v)));
+        ctx.err(
+            field,
+            format!(
+                "expected an object of header names to text their value must contain, got {}",
+                kind(v)
+            ),
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -200,7 +225,10 @@ fn window(ctx: &mut Ctx, item: &Value, field: &str) -> Option<Window> {
     }
     match (obj.contains_key("start"), obj.contains_key("every")) {
         (true, true) | (false, false) => {
-            ctx.err(field, format!("give \"start\" or \"every\", not both or neither: expected {forms}"));
+            ctx.err(
+                field,
+                format!("give \"start\" or \"every\", not both or neither: expected {forms}"),
+            );
             None
         }
         (true, false) => {
@@ -229,7 +257,10 @@ fn window(ctx: &mut Ctx, item: &Value, field: &str) -> Option<Window> {
             let at = match obj.contains_key("at") {
                 true => read(ctx, "at", |s| maintenance::parse_at(s).map(i64::from)),
                 false => {
-                    ctx.err(field, "missing field \"at\": the local time the window starts, such as \"03:00\"");
+                    ctx.err(
+                        field,
+                        "missing field \"at\": the local time the window starts, such as \"03:00\"",
+                    );
                     None
                 }
             };

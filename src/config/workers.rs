@@ -18,7 +18,15 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused", "maintenance"];
+const OWN_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "space_id",
+    "restart_token",
+    "alerts",
+    "paused",
+    "maintenance",
+];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {

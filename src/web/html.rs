@@ -378,7 +378,9 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
 
 /// The end of the maintenance window that is on: `until 2026-12-25T00:00:00Z`.
 fn maintenance_note(w: &TargetView) -> String {
-    let Some(ms) = w.maintenance_until_ms else { return String::new() };
+    let Some(ms) = w.maintenance_until_ms else {
+        return String::new();
+    };
     let until = rfc3339(from_unix_millis(ms));
     format!("<br><small class=\"maint\">until <time datetime=\"{until}\">{until}</time></small>")
 }

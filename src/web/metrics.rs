@@ -37,7 +37,12 @@ const FAMILIES: &[Family] = &[
         name: "pinger_degraded",
         kind: "gauge",
         help: "1 while the last check succeeded slower than expect_latency, else 0.",
-        sample: |w| vec![(String::new(), f64::from(u8::from(w.last.as_ref().is_some_and(|r| r.degraded()))))],
+        sample: |w| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(w.last.as_ref().is_some_and(|r| r.degraded()))),
+            )]
+        },
     },
     Family {
         name: "pinger_maintenance",

@@ -27,6 +27,12 @@ pub enum Action {
         status: u16,
         body: Vec<u8>,
     },
+    /// Respond with extra header lines (each ending in `\r\n`).
+    RespondWith {
+        status: u16,
+        headers: String,
+        body: Vec<u8>,
+    },
     /// Wait, then respond 200 "ok".
     Delay(Duration),
     /// Accept and never answer.
@@ -44,6 +50,15 @@ pub fn ok() -> Action {
     Action::Respond {
         status: 200,
         body: b"ok".to_vec(),
+    }
+}
+
+/// A 200 with this content type and body.
+pub fn typed(content_type: &str, body: &str) -> Action {
+    Action::RespondWith {
+        status: 200,
+        headers: format!("Content-Type: {content_type}\r\n"),
+        body: body.as_bytes().to_vec(),
     }
 }
 
@@ -209,6 +224,7 @@ fn serve(
         };
         match action {
             Action::Respond { status, body } => write(&mut stream, status, "", &body),
+            Action::RespondWith { status, headers, body } => write(&mut stream, status, &headers, &body),
             Action::Delay(d) => {
                 thread::sleep(d);
                 write(&mut stream, 200, "", b"ok");
