@@ -5,6 +5,7 @@
 //! of the whole state. Loading streams too. Files of format 1 (0.1) are migrated; a file that
 //! cannot be read or parsed is set aside, never a reason to refuse to start.
 
+pub mod remote;
 mod v1;
 mod v2;
 

@@ -7,7 +7,7 @@ use crate::alert::{Alerter, CertWarnings, DegradedStreaks, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::maintenance;
 use crate::probe::{self, Outcome};
-use crate::restart::{RestartJob, Restarter};
+use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, State};
@@ -236,7 +236,11 @@ impl Worker {
             in_window: None,
             plan,
         };
-        let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
+        let mut cooldown = Cooldown::resumed(
+            saved.last_restart_at_ms.map(from_unix_millis),
+            SystemTime::now(),
+            Instant::now(),
+        );
         let stack = crate::os::current_stack();
         loop {
             self.adopt(&mut run);
@@ -316,7 +320,7 @@ impl Worker {
                 }
             }
             if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
-                self.maybe_restart(&s, &mut last_restart, now);
+                self.maybe_restart(&s, &mut cooldown);
             }
             let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
             if skipped > 0 {
@@ -428,17 +432,15 @@ impl Worker {
         }
     }
 
-    fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
+    fn maybe_restart(&self, s: &Settings, cooldown: &mut Cooldown) {
         let (Some(space_id), Some(token), Some(restarter)) =
             (&s.target.space_id, &s.target.restart_token, &s.restarter)
         else {
             return;
         };
-        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= s.restart_cooldown);
-        if !cooled {
+        if !cooldown.take(Instant::now(), s.restart_cooldown) {
             return;
         }
-        *last_restart = Some(now);
         restarter.send(RestartJob {
             slot: self.slot,
             worker: s.target.name.clone(),

@@ -21,6 +21,7 @@ mod integration {
     pub mod platforms;
     pub mod prometheus;
     pub mod reload;
+    pub mod remote;
     pub mod shard;
     pub mod tls;
 }

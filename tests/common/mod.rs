@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod aged;
+pub mod hub;
 pub mod providers;
+pub mod s3;
 pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};
