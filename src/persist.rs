@@ -266,6 +266,7 @@ impl Counters {
             paused: self.paused,
             history,
             uptime,
+            streaks: Vec::new(),
         }
     }
 }

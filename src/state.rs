@@ -86,6 +86,31 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
+    /// across restarts and `once` runs, and a down alert already sent is not sent again.
+    pub streaks: Vec<ChannelStreak>,
+}
+
+/// One alert channel's streak for one target, as the state keeps and the state file saves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChannelStreak {
+    pub channel: String,
+    /// Consecutive failed and good checks (one of them is 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fails: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oks: u32,
+    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+    /// Unix milliseconds of the first failure of the current run of failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -128,7 +153,11 @@ impl Record {
         if let Some(last) = self.history.last() {
             history.push(&last, 1);
         }
-        Record { history, ..*self }
+        Record {
+            history,
+            streaks: self.streaks.clone(),
+            ..*self
+        }
     }
 }
 
@@ -411,6 +440,12 @@ impl State {
         if let Some(s) = self.change().slot(slot) {
             s.record.restarts += 1;
             s.record.last_restart_at_ms = Some(unix_millis(at));
+        }
+    }
+
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.streaks = streaks;
         }
     }
 

@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod metrics;
 pub mod server;
+pub mod site;
 #[cfg(test)]
 pub mod testdata;
 pub mod wire;

@@ -11,7 +11,7 @@ use master_pinger::persist::remote::{Error, ErrorKind};
 use master_pinger::proxy::Proxies;
 use std::time::Duration;
 
-fn s3_client(moto: &Moto, secret: &str) -> Client {
+pub fn s3_client(moto: &Moto, secret: &str) -> Client {
     let settings = S3Settings {
         endpoint: Some(moto.endpoint()),
         region: "us-east-1".into(),
