@@ -182,6 +182,14 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
+/// A header name as HTTP allows it (a token).
+pub(super) fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
 pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
@@ -197,11 +205,7 @@ pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, Str
     let mut out = Vec::new();
     for (name, value) in obj {
         let path = join(field, name);
-        let valid_name = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
+        if !valid_header_name(name) {
             ctx.err(&path, "is not a valid HTTP header name");
             continue;
         }

@@ -192,11 +192,7 @@ fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (name, value) in obj {
         let path = join(field, name);
-        let valid_name = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
+        if !super::check::valid_header_name(name) {
             ctx.err(&path, "is not a valid HTTP header name");
         } else if let Some(want) = literal(ctx, value, &path) {
             out.push((name.to_ascii_lowercase(), want.to_ascii_lowercase()));

@@ -397,6 +397,22 @@ impl Pinger {
         }
     }
 
+    /// The value of a per-worker series in /metrics.
+    pub fn metric(&self, name: &str, worker: &str) -> Option<f64> {
+        let body = self.get("/metrics").body;
+        let prefix = format!("{name}{{worker=\"{worker}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Replaces the configuration file as an editor does (written beside, renamed over).
+    pub fn rewrite_config(&self, text: &str) {
+        let tmp = self.dir.join("pinger.json.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.dir.join("pinger.json")).unwrap();
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])

@@ -26,20 +26,6 @@ fn json_target(status: &'static str, delay_ms: u64) -> Json {
     }
 }
 
-fn metric(p: &Pinger, name: &str, worker: &str) -> Option<f64> {
-    let body = p.get("/metrics").body;
-    let prefix = format!("{name}{{worker=\"{worker}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn rewrite(p: &Pinger, text: &str) {
-    let tmp = p.dir.join("pinger.json.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, p.dir.join("pinger.json")).unwrap();
-}
-
 fn error_of(w: &serde_json::Value) -> String {
     w["last_check"]["error"].as_str().unwrap_or("").to_string()
 }
@@ -147,9 +133,9 @@ fn a_slow_success_is_degraded_everywhere_it_is_shown() {
         .filter_map(|w| w["name"].as_str())
         .collect();
     assert_eq!(names, ["slow"]);
-    assert_eq!(metric(&p, "pinger_degraded", "slow"), Some(1.0));
-    assert_eq!(metric(&p, "pinger_degraded", "fast"), Some(0.0));
-    assert_eq!(metric(&p, "pinger_up", "slow"), Some(1.0));
+    assert_eq!(p.metric("pinger_degraded", "slow"), Some(1.0));
+    assert_eq!(p.metric("pinger_degraded", "fast"), Some(0.0));
+    assert_eq!(p.metric("pinger_up", "slow"), Some(1.0));
     let page = p.get("/").body;
     assert!(page.contains("<span class=\"pill degraded\">degraded</span>"), "{page}");
     assert!(page.contains("over 0.1 s"), "the reason is on the page");
@@ -217,10 +203,9 @@ fn a_changed_condition_applies_on_reload_and_the_state_file_keeps_degraded() {
         (w["state"].as_str(), error_of(&w).as_str()),
         (Some("down"), r#"body contains "loading""#)
     );
-    rewrite(
-        &p,
-        &cfg(r#""expect_json": [{"pointer": "/status", "equals": "loading"}], "expect_latency": "20ms""#),
-    );
+    p.rewrite_config(&cfg(
+        r#""expect_json": [{"pointer": "/status", "equals": "loading"}], "expect_latency": "20ms""#,
+    ));
     p.signal("HUP");
     let w = p.wait_worker("a", 15 * SEC, |w| w["state"] == "degraded");
     assert!(error_of(&w).ends_with("over 0.02 s"), "{w:#}");
@@ -236,5 +221,5 @@ fn a_changed_condition_applies_on_reload_and_the_state_file_keeps_degraded() {
     let w = p.worker("a");
     assert_eq!(w["state"], "degraded", "{w:#}");
     assert!(error_of(&w).ends_with("over 0.02 s"), "{w:#}");
-    assert_eq!(metric(&p, "pinger_degraded", "a"), Some(1.0));
+    assert_eq!(p.metric("pinger_degraded", "a"), Some(1.0));
 }

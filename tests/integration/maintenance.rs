@@ -8,41 +8,19 @@
 use crate::common::{Action, FakeServer, Pinger, SEC, run, status, temp_dir};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn metric(p: &Pinger, name: &str, worker: &str) -> Option<f64> {
-    let body = p.get("/metrics").body;
-    let prefix = format!("{name}{{worker=\"{worker}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn rewrite(p: &Pinger, text: &str) {
-    let tmp = p.dir.join("pinger.json.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, p.dir.join("pinger.json")).unwrap();
-}
-
 /// RFC 3339 with milliseconds, as a window's `start` takes it.
 fn rfc3339_ms(t: SystemTime) -> String {
-    let ms = t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let nanos = t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128;
+    let d = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.millisecond()
     )
 }
 
@@ -107,7 +85,7 @@ fn an_outage_in_a_window_alerts_when_it_ends_and_not_before() {
         "ok",
         "a worker in maintenance does not make the fleet degraded"
     );
-    assert_eq!(metric(&p, "pinger_maintenance", "down"), Some(1.0));
+    assert_eq!(p.metric("pinger_maintenance", "down"), Some(1.0));
     let page = p.get("/").body;
     assert!(page.contains("pill maintenance"), "{page}");
     assert!(page.contains(&format!("until <time datetime=\"{until}Z\"")), "{page}");
@@ -127,7 +105,7 @@ fn an_outage_in_a_window_alerts_when_it_ends_and_not_before() {
     assert_eq!(w["checks"], 1, "at once, without another check");
     assert_eq!(w["state"], "down");
     assert!(w.get("maintenance_until").is_none(), "{w:#}");
-    assert_eq!(metric(&p, "pinger_maintenance", "down"), Some(0.0));
+    assert_eq!(p.metric("pinger_maintenance", "down"), Some(0.0));
     assert_eq!(down.count(), 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.count(), 1, "one alert");
@@ -159,7 +137,7 @@ fn windows_added_and_removed_by_a_reload_and_kept_over_a_restart() {
     assert_eq!(w["uptime_percent"]["24h"], serde_json::Value::Null);
 
     // Removed: the window is over, and the outage is announced at once.
-    rewrite(&p, &cfg(""));
+    p.rewrite_config(&cfg(""));
     p.signal("HUP");
     let alerts = h.wait_for(1, 15 * SEC);
     let body: serde_json::Value = serde_json::from_str(&alerts[0].body).unwrap();
@@ -168,7 +146,7 @@ fn windows_added_and_removed_by_a_reload_and_kept_over_a_restart() {
         (Some("w"), Some("down"))
     );
     let w = p.wait_worker("w", 15 * SEC, |w| w["state"] == "down");
-    assert_eq!(metric(&p, "pinger_maintenance", "w"), Some(0.0));
+    assert_eq!(p.metric("pinger_maintenance", "w"), Some(0.0));
     let checks = w["checks"].as_u64().unwrap();
     p.wait_worker("w", 15 * SEC, |w| w["checks"].as_u64() > Some(checks));
     assert_eq!(
@@ -178,10 +156,10 @@ fn windows_added_and_removed_by_a_reload_and_kept_over_a_restart() {
     );
 
     // Added again: maintenance at once, and no second alert.
-    rewrite(&p, &cfg(&long));
+    p.rewrite_config(&cfg(&long));
     p.signal("HUP");
     p.wait_worker("w", 15 * SEC, |w| w["state"] == "maintenance");
-    assert_eq!(metric(&p, "pinger_maintenance", "w"), Some(1.0));
+    assert_eq!(p.metric("pinger_maintenance", "w"), Some(1.0));
     p.signal("TERM");
     assert_eq!(p.wait_exit(10 * SEC), Some(0));
     drop(p);
