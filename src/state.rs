@@ -8,14 +8,14 @@
 mod history;
 mod uptime;
 
-pub use history::History;
+pub use history::{Copied, History};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::maintenance::{self, Window};
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// One finished check (all its attempts), as the renderers see it. The state keeps it in a
@@ -135,16 +135,10 @@ impl Record {
         self.history.last()
     }
 
-    pub fn health(&self) -> Health {
-        if self.paused {
-            return Health::Paused;
-        }
-        match self.history.last_ok() {
-            None => Health::Pending,
-            Some(true) if self.history.last_has_error() => Health::Degraded,
-            Some(true) => Health::Up,
-            Some(false) => Health::Down,
-        }
+    /// Its state at `now_ms` (Unix ms), given what is known of it.
+    pub fn health_at(&self, info: &TargetInfo, now_ms: u64) -> Health {
+        let last = self.history.last_ok().map(|ok| (ok, self.history.last_has_error()));
+        health_of(self.paused, last, info.maintenance_until(now_ms))
     }
 
     /// The counters, uptime and last check, without the rest of the history.
@@ -158,6 +152,19 @@ impl Record {
             streaks: self.streaks.clone(),
             ..*self
         }
+    }
+}
+
+/// A target's state: paused wins, then a maintenance window that is on, then its last check
+/// (`(ok, has an error text)`; a success with one was slower than `expect_latency`).
+fn health_of(paused: bool, last: Option<(bool, bool)>, maintenance_until_ms: Option<u64>) -> Health {
+    match (paused, maintenance_until_ms, last) {
+        (true, _, _) => Health::Paused,
+        (_, Some(_), _) => Health::Maintenance,
+        (_, _, None) => Health::Pending,
+        (_, _, Some((true, true))) => Health::Degraded,
+        (_, _, Some((true, false))) => Health::Up,
+        (_, _, Some((false, _))) => Health::Down,
     }
 }
 
@@ -203,17 +210,33 @@ pub struct Snapshot {
     pub reloads: (u64, u64),
 }
 
+/// `ok` when every worker is up, pending or paused, `down` when all are down, else `degraded`.
+pub fn overall(down: usize, workers: usize) -> &'static str {
+    if down == 0 {
+        "ok"
+    } else if down == workers {
+        "down"
+    } else {
+        "degraded"
+    }
+}
+
+/// The fleet at a glance, for the top of `/status` (read before its targets, one at a time).
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub started_at: SystemTime,
+    /// `overall()` of the configured workers (the self-ping not counted).
+    pub status: &'static str,
+    /// The configured workers in order, then the self-ping's id.
+    pub workers: Vec<usize>,
+    pub self_ping: Option<usize>,
+    pub persistence_error: Option<String>,
+    pub config_error: Option<String>,
+}
+
 impl Snapshot {
-    /// `ok` when every worker is up, pending or paused, `down` when all are down, else `degraded`.
     pub fn overall(&self) -> &'static str {
-        let down = self.down_count();
-        if down == 0 {
-            "ok"
-        } else if down == self.workers.len() {
-            "down"
-        } else {
-            "degraded"
-        }
+        overall(self.down_count(), self.workers.len())
     }
 
     pub fn down_count(&self) -> usize {
@@ -268,7 +291,8 @@ impl TargetInfo {
 
 struct Slot {
     id: usize,
-    info: TargetInfo,
+    /// Shared with the copies readers take, so a copy clones no string under the lock.
+    info: Arc<TargetInfo>,
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
@@ -310,7 +334,7 @@ impl State {
             .enumerate()
             .map(|(id, info)| Slot {
                 id,
-                info,
+                info: Arc::new(info),
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
@@ -338,7 +362,7 @@ impl State {
         inner.next_id += 1;
         inner.slots.push(Slot {
             id,
-            info,
+            info: Arc::new(info),
             record,
             next_check_at_ms: None,
             cert: None,
@@ -358,7 +382,7 @@ impl State {
                 // Another server: its certificate is read again at its first check.
                 s.cert = None;
             }
-            s.info = info;
+            s.info = Arc::new(info);
         }
     }
 
@@ -465,6 +489,15 @@ impl State {
         self.lock().slot(slot).map(|s| s.record.summary())
     }
 
+    /// How many targets there are, the self-ping included.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn history_cap(&self) -> usize {
         self.history_cap
     }
@@ -491,56 +524,25 @@ impl State {
         }
     }
 
+    /// Every target with its newest `history_limit` checks. The lock is held only to copy
+    /// plain values and compact history entries (see `Copy`); names, texts and uptime ratios are
+    /// made after it is released.
     pub fn snapshot(&self, history_limit: usize, now: SystemTime) -> Snapshot {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
-        let inner = self.lock();
-        // The uptime ratios are sums over 54 buckets a target: worked out after the lock is
-        // released, from copies (448 bytes each).
-        let mut uptimes: Vec<Uptime> = Vec::with_capacity(inner.slots.len());
-        let mut views: Vec<TargetView> = inner
-            .slots
-            .iter()
-            .map(|slot| {
-                let (info, r) = (&slot.info, &slot.record);
-                uptimes.push(r.uptime);
-                let maintenance_until_ms = info.maintenance_until(now_ms);
-                let health = match r.health() {
-                    Health::Paused => Health::Paused,
-                    _ if maintenance_until_ms.is_some() => Health::Maintenance,
-                    h => h,
-                };
-                TargetView {
-                    name: info.name.clone(),
-                    url: info.display_url.clone(),
-                    interval: info.interval,
-                    is_self: info.is_self,
-                    restarts_enabled: info.restarts_enabled,
-                    health,
-                    paused: r.paused,
-                    maintenance_until_ms,
-                    checks: r.checks,
-                    successes: r.successes,
-                    skipped: r.skipped,
-                    attempts: r.attempts,
-                    consecutive_failures: r.consecutive_failures,
-                    restarts: r.restarts,
-                    last_restart_at_ms: r.last_restart_at_ms,
-                    last: r.last(),
-                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
-                    uptime: [None; 3],
-                    tls: slot.cert,
-                    history: r.history.newest(limit).collect(),
-                }
-            })
-            .collect();
-        let persistence_error = inner.persistence_error.clone();
-        let config_error = inner.config_error.clone();
-        let reloads = inner.reloads;
-        drop(inner);
-        for (view, uptime) in views.iter_mut().zip(&uptimes) {
-            view.uptime = uptime.ratios(now_ms);
-        }
+        let mut buf = Copied::default();
+        let (copies, persistence_error, config_error, reloads) = {
+            let inner = self.lock();
+            buf.reserve(inner.slots.len() * limit.max(1));
+            let copies: Vec<Copy> = inner.slots.iter().map(|s| Copy::of(s, limit, &mut buf)).collect();
+            (
+                copies,
+                inner.persistence_error.clone(),
+                inner.config_error.clone(),
+                inner.reloads,
+            )
+        };
+        let mut views: Vec<TargetView> = copies.into_iter().map(|c| c.view(&buf, now_ms)).collect();
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
             _ => None,
@@ -554,6 +556,128 @@ impl State {
             persistence_error,
             config_error,
             reloads,
+        }
+    }
+
+    /// The top of `/status`: the overall state, the targets' ids in order and the errors shown.
+    pub fn overview(&self) -> Overview {
+        let now_ms = unix_millis(SystemTime::now());
+        let inner = self.lock();
+        let mut workers = Vec::with_capacity(inner.slots.len());
+        let (mut down, mut self_ping) = (0, None);
+        for s in &inner.slots {
+            if s.info.is_self {
+                self_ping = Some(s.id);
+                continue;
+            }
+            workers.push(s.id);
+            down += usize::from(s.record.health_at(&s.info, now_ms) == Health::Down);
+        }
+        Overview {
+            started_at: self.started_at,
+            status: overall(down, workers.len()),
+            workers,
+            self_ping,
+            persistence_error: inner.persistence_error.clone(),
+            config_error: inner.config_error.clone(),
+        }
+    }
+
+    /// One target with its newest `history_limit` checks, copied like `snapshot` does; `buf` is
+    /// reused across calls so that the copy allocates nothing under the lock once it is warm.
+    /// `None` when a reload removed it.
+    pub fn view(&self, id: usize, history_limit: usize, now: SystemTime, buf: &mut Copied) -> Option<TargetView> {
+        let limit = history_limit.min(self.history_cap);
+        buf.clear();
+        buf.reserve(limit.max(1));
+        let copy = Copy::of(self.lock().slot(id)?, limit, buf);
+        Some(copy.view(buf, unix_millis(now)))
+    }
+}
+
+/// A target's counters as `Copy` takes them.
+struct Counters {
+    checks: u64,
+    successes: u64,
+    skipped: u64,
+    attempts: u64,
+    consecutive_failures: u32,
+    restarts: u64,
+    last_restart_at_ms: Option<u64>,
+    paused: bool,
+}
+
+/// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
+/// checks as 24-byte entries in a `Copied` buffer.
+struct Copy {
+    info: Arc<TargetInfo>,
+    counters: Counters,
+    uptime: Uptime,
+    next_check_at_ms: Option<u64>,
+    cert: Option<CertInfo>,
+    /// The copied entries in the buffer; the last one is the last check.
+    entries: std::ops::Range<usize>,
+    /// How many of them are the history asked for.
+    history: usize,
+}
+
+impl Copy {
+    fn of(slot: &Slot, limit: usize, buf: &mut Copied) -> Copy {
+        let r = &slot.record;
+        // The last check is shown even when no history is asked for.
+        let entries = r.history.copy_newest(limit.max(1), buf);
+        Copy {
+            info: Arc::clone(&slot.info),
+            counters: Counters {
+                checks: r.checks,
+                successes: r.successes,
+                skipped: r.skipped,
+                attempts: r.attempts,
+                consecutive_failures: r.consecutive_failures,
+                restarts: r.restarts,
+                last_restart_at_ms: r.last_restart_at_ms,
+                paused: r.paused,
+            },
+            uptime: r.uptime,
+            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+            cert: slot.cert,
+            history: limit.min(entries.len()),
+            entries,
+        }
+    }
+
+    fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
+        let (info, r) = (&self.info, &self.counters);
+        let last = buf
+            .record(self.entries.end.wrapping_sub(1))
+            .filter(|_| !self.entries.is_empty());
+        let maintenance_until_ms = info.maintenance_until(now_ms);
+        let health = health_of(
+            r.paused,
+            last.as_ref().map(|c| (c.ok, c.error.is_some())),
+            maintenance_until_ms,
+        );
+        TargetView {
+            name: info.name.clone(),
+            url: info.display_url.clone(),
+            interval: info.interval,
+            is_self: info.is_self,
+            restarts_enabled: info.restarts_enabled,
+            health,
+            paused: r.paused,
+            maintenance_until_ms,
+            checks: r.checks,
+            successes: r.successes,
+            skipped: r.skipped,
+            attempts: r.attempts,
+            consecutive_failures: r.consecutive_failures,
+            restarts: r.restarts,
+            last_restart_at_ms: r.last_restart_at_ms,
+            last,
+            next_check_at_ms: self.next_check_at_ms,
+            uptime: self.uptime.ratios(now_ms),
+            tls: self.cert,
+            history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
         }
     }
 }
@@ -592,12 +716,18 @@ mod tests {
     #[test]
     fn consecutive_failures_and_health() {
         let mut r = Record::default();
-        assert_eq!(r.health(), Health::Pending);
+        assert_eq!(r.health_at(&TargetInfo::test("a"), 0), Health::Pending);
         r.push(rec(0, false), 10, true);
         r.push(rec(1, false), 10, true);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Down, 2));
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (Health::Down, 2)
+        );
         r.push(rec(2, true), 10, true);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Up, 0));
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (Health::Up, 0)
+        );
     }
 
     #[test]
