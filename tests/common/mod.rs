@@ -406,6 +406,23 @@ impl Pinger {
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// Waits until a per-worker series in /metrics has `value` (its body may be cached for a
+    /// second); panics with the last value seen.
+    pub fn wait_metric(&self, name: &str, worker: &str, value: f64) {
+        let end = Instant::now() + 10 * SEC;
+        loop {
+            let got = self.metric(name, worker);
+            if got == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{name}{{worker={worker:?}}} is {got:?}, expected {value}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Replaces the configuration file as an editor does (written beside, renamed over).
     pub fn rewrite_config(&self, text: &str) {
         let tmp = self.dir.join("pinger.json.tmp");

@@ -133,9 +133,9 @@ fn a_slow_success_is_degraded_everywhere_it_is_shown() {
         .filter_map(|w| w["name"].as_str())
         .collect();
     assert_eq!(names, ["slow"]);
-    assert_eq!(p.metric("pinger_degraded", "slow"), Some(1.0));
-    assert_eq!(p.metric("pinger_degraded", "fast"), Some(0.0));
-    assert_eq!(p.metric("pinger_up", "slow"), Some(1.0));
+    p.wait_metric("pinger_degraded", "slow", 1.0);
+    p.wait_metric("pinger_degraded", "fast", 0.0);
+    p.wait_metric("pinger_up", "slow", 1.0);
     let page = p.get("/").body;
     assert!(page.contains("<span class=\"pill degraded\">degraded</span>"), "{page}");
     assert!(page.contains("over 0.1 s"), "the reason is on the page");
@@ -221,5 +221,5 @@ fn a_changed_condition_applies_on_reload_and_the_state_file_keeps_degraded() {
     let w = p.worker("a");
     assert_eq!(w["state"], "degraded", "{w:#}");
     assert!(error_of(&w).ends_with("over 0.02 s"), "{w:#}");
-    assert_eq!(p.metric("pinger_degraded", "a"), Some(1.0));
+    p.wait_metric("pinger_degraded", "a", 1.0);
 }

@@ -85,7 +85,7 @@ fn an_outage_in_a_window_alerts_when_it_ends_and_not_before() {
         "ok",
         "a worker in maintenance does not make the fleet degraded"
     );
-    assert_eq!(p.metric("pinger_maintenance", "down"), Some(1.0));
+    p.wait_metric("pinger_maintenance", "down", 1.0);
     let page = p.get("/").body;
     assert!(page.contains("pill maintenance"), "{page}");
     assert!(page.contains(&format!("until <time datetime=\"{until}Z\"")), "{page}");
@@ -105,7 +105,7 @@ fn an_outage_in_a_window_alerts_when_it_ends_and_not_before() {
     assert_eq!(w["checks"], 1, "at once, without another check");
     assert_eq!(w["state"], "down");
     assert!(w.get("maintenance_until").is_none(), "{w:#}");
-    assert_eq!(p.metric("pinger_maintenance", "down"), Some(0.0));
+    p.wait_metric("pinger_maintenance", "down", 0.0);
     assert_eq!(down.count(), 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(h.count(), 1, "one alert");
@@ -146,7 +146,7 @@ fn windows_added_and_removed_by_a_reload_and_kept_over_a_restart() {
         (Some("w"), Some("down"))
     );
     let w = p.wait_worker("w", 15 * SEC, |w| w["state"] == "down");
-    assert_eq!(p.metric("pinger_maintenance", "w"), Some(0.0));
+    p.wait_metric("pinger_maintenance", "w", 0.0);
     let checks = w["checks"].as_u64().unwrap();
     p.wait_worker("w", 15 * SEC, |w| w["checks"].as_u64() > Some(checks));
     assert_eq!(
@@ -159,7 +159,7 @@ fn windows_added_and_removed_by_a_reload_and_kept_over_a_restart() {
     p.rewrite_config(&cfg(&long));
     p.signal("HUP");
     p.wait_worker("w", 15 * SEC, |w| w["state"] == "maintenance");
-    assert_eq!(p.metric("pinger_maintenance", "w"), Some(1.0));
+    p.wait_metric("pinger_maintenance", "w", 1.0);
     p.signal("TERM");
     assert_eq!(p.wait_exit(10 * SEC), Some(0));
     drop(p);
