@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod heartbeat;
 pub mod maintenance;
 pub mod net;
 pub mod once;
@@ -116,6 +117,10 @@ pub fn target_info(t: &Target) -> TargetInfo {
         is_self: t.name == config::SELF_NAME,
         restarts_enabled: t.space_id.is_some(),
         maintenance: t.maintenance.clone(),
+        push: t.push.as_ref().map(|p| state::PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -284,6 +289,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
         }
     }
     for (i, t) in targets.iter().enumerate() {
+        if let Some(push) = &t.push {
+            let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            continue;
+        }
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
             .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))

@@ -6,14 +6,16 @@
 //! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
+pub mod push;
 mod uptime;
 
 pub use history::{Copied, History};
+pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::maintenance::{self, Window};
 use crate::timefmt::unix_millis;
-pub use crate::tls::expiry::CertInfo;
+pub use crate::tls::expiry::{CertInfo, Warned};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -86,9 +88,14 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker).
+    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The certificate warnings already sent, by alert channel name; saved, so a restart does
+    /// not send one again.
+    pub cert_warned: Vec<(String, Warned)>,
 }
 
 /// One alert channel's streak for one target, as the state keeps and the state file saves it.
@@ -150,6 +157,7 @@ impl Record {
         Record {
             history,
             streaks: self.streaks.clone(),
+            cert_warned: self.cert_warned.clone(),
             ..*self
         }
     }
@@ -194,6 +202,8 @@ pub struct TargetView {
     pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
+    /// A heartbeat worker's reports; `None` for a pulled worker.
+    pub push: Option<PushView>,
 }
 
 #[derive(Debug, Clone)]
@@ -261,6 +271,8 @@ pub struct TargetInfo {
     pub restarts_enabled: bool,
     /// The target's maintenance windows (the worker's own and the top-level ones).
     pub maintenance: Vec<Window>,
+    /// A heartbeat worker's period and grace; `None` for a pulled worker.
+    pub push: Option<PushInfo>,
 }
 
 impl TargetInfo {
@@ -285,6 +297,7 @@ impl TargetInfo {
             is_self: false,
             restarts_enabled: false,
             maintenance: Vec::new(),
+            push: None,
         }
     }
 }
@@ -296,6 +309,16 @@ struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
+    /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
+    message: Option<Arc<str>>,
+}
+
+impl Slot {
+    fn push_check(&mut self, rec: CheckRecord, cap: usize) {
+        // Planned work: a failure inside a maintenance window does not count against uptime.
+        let counts = rec.ok || self.info.maintenance_until(rec.at_ms).is_none();
+        self.record.push(rec, cap, counts);
+    }
 }
 
 struct Inner {
@@ -338,6 +361,7 @@ impl State {
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
+                message: None,
             })
             .collect();
         State {
@@ -366,6 +390,7 @@ impl State {
             record,
             next_check_at_ms: None,
             cert: None,
+            message: None,
         });
         id
     }
@@ -442,9 +467,29 @@ impl State {
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            // Planned work: a failure inside a maintenance window does not count against uptime.
-            let counts = rec.ok || s.info.maintenance_until(rec.at_ms).is_none();
-            s.record.push(rec, cap, counts);
+            s.push_check(rec, cap);
+        }
+    }
+
+    /// A heartbeat report (recorded by the worker's own thread): counted, and its message kept
+    /// when it brought one. A success or failure is recorded as a check too (`check`).
+    pub fn record_report(
+        &self,
+        slot: usize,
+        kind: ReportKind,
+        check: Option<CheckRecord>,
+        message: Option<Arc<str>>,
+        at: SystemTime,
+    ) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.push.add(kind, unix_millis(at));
+            if message.is_some() {
+                s.message = message;
+            }
+            if let Some(rec) = check {
+                s.push_check(rec, cap);
+            }
         }
     }
 
@@ -476,6 +521,13 @@ impl State {
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
+        }
+    }
+
+    /// What the worker's alert channels warned about its certificate (after a warning).
+    pub fn set_cert_warned(&self, slot: usize, warned: Vec<(String, Warned)>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.cert_warned = warned;
         }
     }
 
@@ -619,6 +671,8 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
+    push: PushCounts,
+    message: Option<Arc<str>>,
 }
 
 impl Copy {
@@ -643,6 +697,8 @@ impl Copy {
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
+            push: r.push,
+            message: slot.message.clone(),
         }
     }
 
@@ -678,6 +734,11 @@ impl Copy {
             uptime: self.uptime.ratios(now_ms),
             tls: self.cert,
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
+            push: info.push.map(|info| PushView {
+                info,
+                counts: self.push,
+                message: self.message,
+            }),
         }
     }
 }

@@ -7,12 +7,12 @@
 
 use super::{Alerter, Event, Transition};
 use crate::config::Target;
-use crate::worker::{Streak, Thresholds};
+use crate::worker::Streak;
 use std::time::SystemTime;
 
 /// A worker's slow-check streak on each channel that announces it, owned by the worker's thread.
 #[derive(Debug, Default)]
-pub struct DegradedStreaks(Vec<(usize, Streak)>);
+pub struct DegradedStreaks(Vec<(u64, Streak)>);
 
 impl Alerter {
     /// The degraded streaks of `target` on the channels with `degraded: true` that speak for it.
@@ -22,8 +22,8 @@ impl Alerter {
         }
         DegradedStreaks(
             self.speaking_for(target)
-                .filter(|(_, c)| c.degraded)
-                .map(|(i, _)| (i, Streak::default()))
+                .filter(|c| c.channel.degraded)
+                .map(|c| (c.id, Streak::default()))
                 .collect(),
         )
     }
@@ -38,15 +38,11 @@ impl Alerter {
         why: Option<&str>,
         at: SystemTime,
     ) {
-        for (i, streak) in &mut streaks.0 {
-            let Some(ch) = self.channels.get(*i) else { continue };
-            let thresholds = Thresholds {
-                failure: ch.thresholds.failure,
-                success: ch.thresholds.success,
-            };
-            let transition = match streak.observe(!slow, at, &thresholds) {
+        for (id, streak) in &mut streaks.0 {
+            let Some(ch) = self.channel(*id) else { continue };
+            let transition = match streak.observe(!slow, at, &ch.thresholds) {
                 Some(Transition::Down) => Transition::Degraded,
-                Some(Transition::Up) if ch.send_on_resolved => Transition::DegradedResolved,
+                Some(Transition::Up) if ch.channel.send_on_resolved => Transition::DegradedResolved,
                 _ => continue,
             };
             ch.queue.push(Event {

@@ -65,6 +65,7 @@ pub fn builtin() -> Target {
         alerts: true,
         conditions: crate::conditions::Conditions::default(),
         maintenance: Vec::new(),
+        push: None,
     }
 }
 

@@ -25,6 +25,7 @@ mod check;
 mod conditions;
 mod ctx;
 pub mod limits;
+pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
@@ -35,6 +36,7 @@ mod workers;
 pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
 pub use workers::{derive_name, valid_name};
@@ -120,6 +122,15 @@ pub struct Target {
     pub conditions: crate::conditions::Conditions,
     /// The worker's own `maintenance` windows and the top-level ones.
     pub maintenance: Vec<crate::maintenance::Window>,
+    /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
+    /// and its `display_url` the path reports go to; its `interval` is its period.
+    pub push: Option<Push>,
+}
+
+impl Target {
+    pub fn is_push(&self) -> bool {
+        self.push.is_some()
+    }
 }
 
 impl fmt::Debug for Target {
@@ -147,6 +158,7 @@ impl fmt::Debug for Target {
             .field("alerts", &self.alerts)
             .field("conditions", &self.conditions)
             .field("maintenance", &self.maintenance)
+            .field("push", &self.push)
             .finish()
     }
 }
