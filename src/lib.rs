@@ -301,7 +301,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
             out,
             "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
             t.name,
-            t.method,
+            t.shown_method(),
             t.display_url,
             duration::format(t.interval),
             duration::format(first),
@@ -313,7 +313,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
             } else {
                 format!(" (waits {})", delays.join(", "))
             },
-            t.expect_status,
+            t.shown_expect_status(),
             t.expect_body
                 .as_ref()
                 .map_or(String::new(), |_| ", body must contain the expected text".to_string()),

@@ -102,9 +102,13 @@ pub struct Target {
     pub retries: u32,
     pub backoff: Duration,
     pub method: String,
+    /// The method came from `${VAR}`: a secret, shown redacted.
+    pub method_secret: bool,
     /// Values are secrets: never display them.
     pub headers: Vec<(String, String)>,
     pub expect_status: StatusSet,
+    /// A status of `expect_status` came from `${VAR}`: the set is a secret, shown redacted.
+    pub expect_status_secret: bool,
     pub expect_body: Option<String>,
     /// The expected body text came from `${VAR}`, so error messages must not quote it.
     pub expect_body_secret: bool,
@@ -131,6 +135,20 @@ impl Target {
     pub fn is_push(&self) -> bool {
         self.push.is_some()
     }
+
+    /// The method as it may be shown (`check`, `Debug`).
+    pub fn shown_method(&self) -> &str {
+        if self.method_secret { REDACTED } else { &self.method }
+    }
+
+    /// The accepted statuses as they may be shown (`check`, `Debug`).
+    pub fn shown_expect_status(&self) -> String {
+        if self.expect_status_secret {
+            REDACTED.to_string()
+        } else {
+            self.expect_status.to_string()
+        }
+    }
 }
 
 impl fmt::Debug for Target {
@@ -147,11 +165,12 @@ impl fmt::Debug for Target {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
-            .field("method", &self.method)
+            .field("method", &self.shown_method())
             .field("headers", &headers)
-            .field("expect_status", &self.expect_status)
+            .field("expect_status", &self.shown_expect_status())
             .field("expect_body", &expect_body)
-            .field("space_id", &self.space_id)
+            // It may come from `${VAR}`; restart log lines name the worker instead.
+            .field("space_id", &redacted(&self.space_id))
             .field("restart_token", &redacted(&self.restart_token))
             .field("paused", &self.paused)
             .field("tls", &self.tls)

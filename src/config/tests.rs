@@ -197,6 +197,46 @@ fn env_expansion_and_secrets() {
 }
 
 #[test]
+fn method_expect_status_and_space_id_from_env_stay_secret() {
+    let e = env(&[
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("HF_TOKEN", "hf_x"),
+    ]);
+    let c = build(
+        Some((
+            "cfg.json",
+            r#"{"workers": [{"name": "a", "url": "http://x/", "method": "${M}", "expect_status": ["${S}", 200],
+                "space_id": "${SP}"}]}"#,
+        )),
+        &Flags::default(),
+        &e,
+    )
+    .unwrap();
+    let w = &c.workers[0];
+    assert_eq!((w.method.as_str(), w.method_secret), ("PATCH", true));
+    assert!(w.expect_status.contains(218) && w.expect_status.contains(200) && w.expect_status_secret);
+    let shown = format!("{w:?} {c:?}");
+    for secret in ["PATCH", "patch", "218", "zz-owner"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    let plain = ok(r#"{"workers": [{"url": "http://x/", "method": "HEAD", "expect_status": "200-204"}]}"#);
+    let w = &plain.workers[0];
+    assert_eq!(
+        (w.shown_method(), w.shown_expect_status().as_str()),
+        ("HEAD", "200-204")
+    );
+    let e = errs_env(
+        r#"{"workers": [{"url": "http://x/", "method": "${M}", "expect_status": "${S}"}]}"#,
+        &env(&[("M", "fetch-s3cr3t"), ("S", "s3cr3t-status")]),
+    );
+    has(&e, "workers[0].method: expected one of");
+    has(&e, "workers[0].expect_status: expected a status code");
+    assert!(!e.iter().any(|l| l.contains("s3cr3t")), "{e:#?}");
+}
+
+#[test]
 fn values_from_env_that_would_be_shown_are_refused_or_scrubbed() {
     let e = env(&[
         ("NM", "zzname"),
