@@ -6,7 +6,8 @@
 //! The modules form layers, bottom to top. A module imports only from its own layer or those
 //! below it, and no two modules (or folders) import each other:
 //!
-//! - values:   `duration`, `timefmt`, `target_url`, `schedule`, `streak`, `shutdown`, `os`
+//! - values:   `duration`, `timefmt`, `target_url`, `schedule`, `streak`, `conditions`,
+//!   `maintenance`, `shutdown`, `os`
 //! - config:   `config/` (file + env + flags -> `Config`; `Env`, proxies, TLS and channel
 //!   settings), `cli`
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
@@ -20,10 +21,12 @@
 pub mod alert;
 pub mod cli;
 pub mod cmd;
+pub mod conditions;
 pub mod config;
 pub mod duration;
 pub mod fleet;
 pub mod heartbeat;
+pub mod maintenance;
 pub mod net;
 pub mod os;
 pub mod persist;

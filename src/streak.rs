@@ -15,6 +15,10 @@ pub enum Transition {
     },
     /// `notify-test`: no worker changed, the channel is being tried.
     Test,
+    /// Successful checks went slower than `expect_latency` (channels with `degraded: true`).
+    Degraded,
+    /// They are fast again.
+    DegradedResolved,
 }
 
 impl Transition {
@@ -25,6 +29,8 @@ impl Transition {
             Transition::Up => "up",
             Transition::CertExpiring { .. } => "cert_expiring",
             Transition::Test => "test",
+            Transition::Degraded => "degraded",
+            Transition::DegradedResolved => "degraded_resolved",
         }
     }
 }

@@ -27,6 +27,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         is_self: name == "self",
         restarts_enabled: false,
         health,
+        maintenance_until_ms: None,
         counters: Counters {
             paused: health == Health::Paused,
             checks,
