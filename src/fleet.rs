@@ -36,7 +36,7 @@ struct Shared {
     alerts: Alerts,
     /// The status page the alerts link to (told from the self-ping URL).
     page: Option<String>,
-    alerter: Option<(Arc<Alerter>, Arc<Waker>)>,
+    alerter: Option<Arc<Alerter>>,
     restarter: Option<(Arc<Restarter>, Arc<Waker>)>,
     hf_api_url: String,
     restart_cooldown: Duration,
@@ -162,7 +162,7 @@ impl Fleet {
         Arc::new(Settings {
             target,
             thresholds: Thresholds::from(&shared.alerts),
-            alerter: shared.alerter.as_ref().map(|(a, _)| Arc::clone(a)),
+            alerter: shared.alerter.clone(),
             restarter: shared.restarter.as_ref().map(|(r, _)| Arc::clone(r)),
             restart_cooldown: shared.restart_cooldown,
             agent,
@@ -233,20 +233,26 @@ impl Fleet {
             .as_ref()
             .map(|s| alert::message::status_page_from(&s.display_url));
         if rebuild || cfg.alerts.channels != shared.alerts.channels || page != shared.page {
-            // Each channel's queue and thread start again; what they had queued is dropped.
-            let old = shared.alerter.take();
-            if let Some((_, waker)) = &old {
-                self.stop_sender(waker);
-            }
-            if !cfg.alerts.channels.is_empty() {
-                let waker = self.shutdown.waker();
-                let a = Alerter::start(&cfg.alerts.channels, page.clone(), &self.net, Arc::clone(&waker))
-                    .map_err(|e| format!("cannot start the alert threads: {e}"))?;
-                if let Some((was, _)) = &old {
-                    a.counts().carry_from(&was.counts());
+            // Only the channels that changed start again (see `Alerter::reload`).
+            let next = match (&shared.alerter, cfg.alerts.channels.is_empty()) {
+                (Some(old), true) => {
+                    old.stop(&self.shutdown);
+                    None
                 }
-                shared.alerter = Some((a, waker));
-            }
+                (None, true) => None,
+                (Some(old), false) => {
+                    Some(old.reload(&cfg.alerts.channels, page.clone(), &self.net, &self.shutdown, rebuild))
+                }
+                (None, false) => Some(Alerter::start(
+                    &cfg.alerts.channels,
+                    page.clone(),
+                    &self.net,
+                    &self.shutdown,
+                )),
+            };
+            shared.alerter = next
+                .transpose()
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?;
         }
         shared.alerts = cfg.alerts.clone();
         shared.page = page;
@@ -442,7 +448,7 @@ impl Fleet {
             .shared
             .alerter
             .as_ref()
-            .map(|(a, _)| a.counts())
+            .map(|a| a.counts())
             .unwrap_or_default()
     }
 

@@ -304,6 +304,7 @@ impl Counters {
             history,
             uptime,
             streaks: Vec::new(),
+            cert_warned: Vec::new(),
         }
     }
 }
