@@ -13,8 +13,12 @@ pub use history::{Copied, History};
 pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::config::{SELF_NAME, Target};
+use crate::maintenance::{self, Window};
+use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::{CertInfo, Warned};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -33,7 +37,15 @@ pub struct CheckRecord {
     /// The whole check, retries and backoff included.
     pub duration_ms: u64,
     pub attempts: u32,
+    /// Why the check failed; on a successful check, why it was degraded (`expect_latency`).
     pub error: Option<String>,
+}
+
+impl CheckRecord {
+    /// A success slower than `expect_latency`: up, but amber.
+    pub fn degraded(&self) -> bool {
+        self.ok && self.error.is_some()
+    }
 }
 
 pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)];
@@ -42,7 +54,11 @@ pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 *
 pub enum Health {
     Pending,
     Up,
+    /// Up, but the last check was slower than `expect_latency`.
+    Degraded,
     Down,
+    /// Inside a maintenance window.
+    Maintenance,
     Paused,
 }
 
@@ -51,30 +67,43 @@ impl Health {
         match self {
             Health::Pending => "pending",
             Health::Up => "up",
+            Health::Degraded => "degraded",
             Health::Down => "down",
+            Health::Maintenance => "maintenance",
             Health::Paused => "paused",
         }
     }
 }
 
-/// What the state remembers about one target: counters, the recent checks and uptime buckets,
-/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Record {
+/// A target's counters: kept in its `Record`, saved by `persist` as they are (every format
+/// writes them under these names) and copied into its `TargetView`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
     pub attempts: u64,
     pub consecutive_failures: u32,
     pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
+    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
+    #[serde(skip_serializing_if = "PushCounts::is_empty")]
+    pub push: PushCounts,
+}
+
+/// What the state remembers about one target: counters, the recent checks and uptime buckets,
+/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub counters: Counters,
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
-    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
-    pub paused: bool,
-    /// A heartbeat worker's reports (all zero for a pulled worker).
-    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
@@ -83,39 +112,22 @@ pub struct Record {
     pub cert_warned: Vec<(String, Warned)>,
 }
 
-/// One alert channel's streak for one target, as the state keeps and the state file saves it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ChannelStreak {
-    pub channel: String,
-    /// Consecutive failed and good checks (one of them is 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub fails: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub oks: u32,
-    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub down: Option<bool>,
-    /// Unix milliseconds of the first failure of the current run of failures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<u64>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 impl Record {
-    fn push(&mut self, rec: CheckRecord, cap: usize) {
-        self.checks += 1;
-        self.attempts += u64::from(rec.attempts);
+    /// `uptime`: whether the check counts in the uptime tallies (a failure inside a maintenance
+    /// window does not).
+    fn push(&mut self, rec: CheckRecord, cap: usize, uptime: bool) {
+        let c = &mut self.counters;
+        c.checks += 1;
+        c.attempts += u64::from(rec.attempts);
         if rec.ok {
-            self.successes += 1;
-            self.consecutive_failures = 0;
+            c.successes += 1;
+            c.consecutive_failures = 0;
         } else {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            c.consecutive_failures = c.consecutive_failures.saturating_add(1);
         }
-        self.uptime.record(rec.at_ms, rec.ok);
+        if uptime {
+            self.uptime.record(rec.at_ms, rec.ok);
+        }
         self.history.push(&rec, cap);
     }
 
@@ -123,15 +135,10 @@ impl Record {
         self.history.last()
     }
 
-    pub fn health(&self) -> Health {
-        if self.paused {
-            return Health::Paused;
-        }
-        match self.history.last_ok() {
-            None => Health::Pending,
-            Some(true) => Health::Up,
-            Some(false) => Health::Down,
-        }
+    /// Its state at `now_ms` (Unix ms), given what is known of it.
+    pub fn health_at(&self, info: &TargetInfo, now_ms: u64) -> Health {
+        let last = self.history.last_ok().map(|ok| (ok, self.history.last_has_error()));
+        health_of(self.counters.paused, last, info.maintenance_until(now_ms))
     }
 
     /// The counters, uptime and last check, without the rest of the history.
@@ -141,11 +148,42 @@ impl Record {
             history.push(&last, 1);
         }
         Record {
+            counters: self.counters.clone(),
             history,
+            uptime: self.uptime,
             streaks: self.streaks.clone(),
             cert_warned: self.cert_warned.clone(),
-            ..*self
         }
+    }
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
+        maintenance: t.maintenance.clone(),
+        push: t.push.as_ref().map(|p| PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
+    }
+}
+
+/// A target's state: paused wins, then a maintenance window that is on, then its last check
+/// (`(ok, has an error text)`; a success with one was slower than `expect_latency`).
+fn health_of(paused: bool, last: Option<(bool, bool)>, maintenance_until_ms: Option<u64>) -> Health {
+    match (paused, maintenance_until_ms, last) {
+        (true, _, _) => Health::Paused,
+        (_, Some(_), _) => Health::Maintenance,
+        (_, _, None) => Health::Pending,
+        (_, _, Some((true, true))) => Health::Degraded,
+        (_, _, Some((true, false))) => Health::Up,
+        (_, _, Some((false, _))) => Health::Down,
     }
 }
 
@@ -158,14 +196,9 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
-    pub paused: bool,
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    pub last_restart_at_ms: Option<u64>,
+    /// When the maintenance window that is on ends (Unix ms).
+    pub maintenance_until_ms: Option<u64>,
+    pub counters: Counters,
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
@@ -240,8 +273,21 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// The target's maintenance windows (the worker's own and the top-level ones).
+    pub maintenance: Vec<Window>,
     /// A heartbeat worker's period and grace; `None` for a pulled worker.
     pub push: Option<PushInfo>,
+}
+
+impl TargetInfo {
+    /// When the maintenance window that is on at `at_ms` ends.
+    fn maintenance_until(&self, at_ms: u64) -> Option<u64> {
+        if self.maintenance.is_empty() {
+            return None;
+        }
+        let until = maintenance::active_until(&self.maintenance, i64::try_from(at_ms).unwrap_or(i64::MAX))?;
+        u64::try_from(until).ok()
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +300,7 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            maintenance: Vec::new(),
             push: None,
         }
     }
@@ -268,6 +315,14 @@ struct Slot {
     cert: Option<CertInfo>,
     /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
     message: Option<Arc<str>>,
+}
+
+impl Slot {
+    fn push_check(&mut self, rec: CheckRecord, cap: usize) {
+        // Planned work: a failure inside a maintenance window does not count against uptime.
+        let counts = rec.ok || self.info.maintenance_until(rec.at_ms).is_none();
+        self.record.push(rec, cap, counts);
+    }
 }
 
 struct Inner {
@@ -369,7 +424,7 @@ impl State {
 
     pub fn set_paused(&self, id: usize, paused: bool) {
         if let Some(s) = self.change().slot(id) {
-            s.record.paused = paused;
+            s.record.counters.paused = paused;
         }
     }
 
@@ -416,7 +471,7 @@ impl State {
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push(rec, cap);
+            s.push_check(rec, cap);
         }
     }
 
@@ -432,19 +487,19 @@ impl State {
     ) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push.add(kind, unix_millis(at));
+            s.record.counters.push.add(kind, unix_millis(at));
             if message.is_some() {
                 s.message = message;
             }
             if let Some(rec) = check {
-                s.record.push(rec, cap);
+                s.push_check(rec, cap);
             }
         }
     }
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.skipped += n;
+            s.record.counters.skipped += n;
         }
     }
 
@@ -456,8 +511,8 @@ impl State {
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.restarts += 1;
-            s.record.last_restart_at_ms = Some(unix_millis(at));
+            s.record.counters.restarts += 1;
+            s.record.counters.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
@@ -562,6 +617,7 @@ impl State {
 
     /// The top of `/status`: the overall state, the targets' ids in order and the errors shown.
     pub fn overview(&self) -> Overview {
+        let now_ms = unix_millis(SystemTime::now());
         let inner = self.lock();
         let mut workers = Vec::with_capacity(inner.slots.len());
         let (mut down, mut self_ping) = (0, None);
@@ -571,7 +627,7 @@ impl State {
                 continue;
             }
             workers.push(s.id);
-            down += usize::from(s.record.health() == Health::Down);
+            down += usize::from(s.record.health_at(&s.info, now_ms) == Health::Down);
         }
         Overview {
             started_at: self.started_at,
@@ -595,18 +651,6 @@ impl State {
     }
 }
 
-/// A target's counters as `Copy` takes them.
-struct Counters {
-    checks: u64,
-    successes: u64,
-    skipped: u64,
-    attempts: u64,
-    consecutive_failures: u32,
-    restarts: u64,
-    last_restart_at_ms: Option<u64>,
-    paused: bool,
-}
-
 /// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
 /// checks as 24-byte entries in a `Copied` buffer.
 struct Copy {
@@ -619,7 +663,6 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
-    push: PushCounts,
     message: Option<Arc<str>>,
 }
 
@@ -630,40 +673,28 @@ impl Copy {
         let entries = r.history.copy_newest(limit.max(1), buf);
         Copy {
             info: Arc::clone(&slot.info),
-            counters: Counters {
-                checks: r.checks,
-                successes: r.successes,
-                skipped: r.skipped,
-                attempts: r.attempts,
-                consecutive_failures: r.consecutive_failures,
-                restarts: r.restarts,
-                last_restart_at_ms: r.last_restart_at_ms,
-                paused: r.paused,
-            },
+            counters: r.counters.clone(),
             uptime: r.uptime,
-            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.counters.paused),
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
-            push: r.push,
             message: slot.message.clone(),
         }
     }
 
     fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
-        let (info, r) = (&self.info, &self.counters);
+        let info = &self.info;
         let last = buf
             .record(self.entries.end.wrapping_sub(1))
             .filter(|_| !self.entries.is_empty());
-        let health = if r.paused {
-            Health::Paused
-        } else {
-            match &last {
-                None => Health::Pending,
-                Some(c) if c.ok => Health::Up,
-                Some(_) => Health::Down,
-            }
-        };
+        let maintenance_until_ms = info.maintenance_until(now_ms);
+        let health = health_of(
+            self.counters.paused,
+            last.as_ref().map(|c| (c.ok, c.error.is_some())),
+            maintenance_until_ms,
+        );
+        let push = self.counters.push;
         TargetView {
             name: info.name.clone(),
             url: info.display_url.clone(),
@@ -671,14 +702,8 @@ impl Copy {
             is_self: info.is_self,
             restarts_enabled: info.restarts_enabled,
             health,
-            paused: r.paused,
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
+            maintenance_until_ms,
+            counters: self.counters,
             last,
             next_check_at_ms: self.next_check_at_ms,
             uptime: self.uptime.ratios(now_ms),
@@ -686,7 +711,7 @@ impl Copy {
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
             push: info.push.map(|info| PushView {
                 info,
-                counts: self.push,
+                counts: push,
                 message: self.message,
             }),
         }
@@ -716,23 +741,32 @@ mod tests {
     fn history_is_capped_oldest_first() {
         let mut r = Record::default();
         for i in 0..15 {
-            r.push(rec(i * 1000, i % 5 != 0), 10);
+            r.push(rec(i * 1000, i % 5 != 0), 10, true);
         }
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
         assert_eq!(r.last().map(|x| x.at_ms), Some(14_000));
-        assert_eq!((r.checks, r.successes, r.consecutive_failures), (15, 12, 0));
+        assert_eq!(
+            (r.counters.checks, r.counters.successes, r.counters.consecutive_failures),
+            (15, 12, 0)
+        );
     }
 
     #[test]
     fn consecutive_failures_and_health() {
         let mut r = Record::default();
-        assert_eq!(r.health(), Health::Pending);
-        r.push(rec(0, false), 10);
-        r.push(rec(1, false), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Down, 2));
-        r.push(rec(2, true), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Up, 0));
+        assert_eq!(r.health_at(&TargetInfo::test("a"), 0), Health::Pending);
+        r.push(rec(0, false), 10, true);
+        r.push(rec(1, false), 10, true);
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
+            (Health::Down, 2)
+        );
+        r.push(rec(2, true), 10, true);
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
+            (Health::Up, 0)
+        );
     }
 
     #[test]
@@ -772,7 +806,11 @@ mod tests {
         let d = s.add(TargetInfo::test("d"), Record::default());
         assert_eq!(d, 3, "a new id, never a removed one");
         s.record_check(2, rec(1, false));
-        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(
+            s.record_of(2).unwrap().counters.checks,
+            1,
+            "c is found after the removal"
+        );
         assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
         s.arrange(&[d, 0, 2]);
         let names: Vec<String> = s
@@ -793,7 +831,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(10);
         let snap = s.snapshot(0, now);
         assert_eq!(snap.workers[0].health, Health::Paused);
-        assert!(snap.workers[0].paused);
+        assert!(snap.workers[0].counters.paused);
         assert_eq!(snap.workers[0].next_check_at_ms, None);
         assert_eq!(snap.overall(), "ok", "a paused worker is not down");
         s.set_paused(0, false);
@@ -820,5 +858,41 @@ mod tests {
         assert_eq!(s.snapshot(0, now).overall(), "degraded");
         s.record_check(1, rec(1, false));
         assert_eq!(s.snapshot(0, now).overall(), "down");
+    }
+
+    #[test]
+    fn a_failure_inside_a_maintenance_window_is_left_out_of_uptime() {
+        use crate::maintenance::{When, Window};
+        let info = TargetInfo {
+            maintenance: vec![Window {
+                when: When::Once { start_ms: HOUR as i64 },
+                duration: Duration::from_millis(HOUR),
+            }],
+            ..TargetInfo::test("a")
+        };
+        let s = State::new(vec![info], 10, UNIX_EPOCH);
+        s.record_check(0, rec(HOUR + 1, false));
+        let inside = UNIX_EPOCH + Duration::from_millis(HOUR + 2);
+        let w = &s.snapshot(10, inside).workers[0];
+        assert_eq!(
+            (w.health, w.uptime[0], w.counters.checks),
+            (Health::Maintenance, None, 1)
+        );
+        assert_eq!(w.maintenance_until_ms, Some(2 * HOUR));
+        s.record_check(0, rec(HOUR + 3, true));
+        assert_eq!(
+            s.snapshot(0, inside).workers[0].uptime[0],
+            Some(1.0),
+            "a success counts"
+        );
+        s.record_check(0, rec(2 * HOUR, false));
+        let after = UNIX_EPOCH + Duration::from_millis(2 * HOUR + 1);
+        let w = &s.snapshot(0, after).workers[0];
+        assert_eq!(
+            (w.health, w.uptime[0]),
+            (Health::Down, Some(0.5)),
+            "after the window it counts"
+        );
+        assert_eq!(w.maintenance_until_ms, None);
     }
 }

@@ -3,13 +3,15 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
-use crate::config::{Alerts, Target};
+use crate::alert::{Alerter, CertWarnings, DegradedStreaks, Streaks};
+use crate::config::Target;
+use crate::maintenance;
 use crate::probe::{self, Outcome};
 use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
-use crate::state::{ChannelStreak, CheckRecord, State};
+use crate::state::{CheckRecord, State};
+use crate::streak::{ChannelStreak, Streak, Thresholds};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
 use crate::tls::expiry::{CertInfo, Warned, Watch};
@@ -20,106 +22,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Worker threads keep only a small stack: a check's deepest path (rustls handshake) fits well
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
-
-/// When a streak turns into a transition: each alert channel has its own, and the worker's own
-/// (for Space restarts) comes from the `alerts` section. Channel settings stay with the channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Consecutive failed checks before a worker is down.
-    pub failure: u32,
-    /// Consecutive good checks before a down worker is up again.
-    pub success: u32,
-}
-
-impl From<&Alerts> for Thresholds {
-    fn from(a: &Alerts) -> Thresholds {
-        Thresholds {
-            failure: a.failure_threshold,
-            success: a.success_threshold,
-        }
-    }
-}
-
-/// Alert-level state decided from consecutive results, owned by the worker's thread (no lock).
-#[derive(Debug, Clone, Default)]
-pub struct Streak {
-    fails: u32,
-    oks: u32,
-    /// `Some(true)` once the alert state is down, `Some(false)` once up, `None` before either.
-    down: Option<bool>,
-    first_failure: Option<SystemTime>,
-    pub down_since: Option<SystemTime>,
-}
-
-impl Streak {
-    /// Resumes from saved counters: a target already past the threshold stays down, so that its
-    /// recovery after a restart of the pinger is still announced.
-    pub fn resume(consecutive_failures: u32, failure_threshold: u32) -> Streak {
-        let down = consecutive_failures >= failure_threshold && consecutive_failures > 0;
-        Streak {
-            fails: consecutive_failures,
-            down: down.then_some(true),
-            ..Streak::default()
-        }
-    }
-
-    pub fn observe(&mut self, ok: bool, at: SystemTime, cfg: &Thresholds) -> Option<Transition> {
-        if ok {
-            self.fails = 0;
-            self.oks = self.oks.saturating_add(1);
-            if self.oks >= cfg.success && self.down != Some(false) {
-                let was_down = self.down == Some(true);
-                self.down = Some(false);
-                return was_down.then_some(Transition::Up);
-            }
-        } else {
-            self.oks = 0;
-            self.fails = self.fails.saturating_add(1);
-            if self.fails == 1 {
-                self.first_failure = Some(at);
-            }
-            if self.fails >= cfg.failure && self.down != Some(true) {
-                self.down = Some(true);
-                // "Down since" the streak began, not since the threshold was reached.
-                self.down_since = self.first_failure.or(Some(at));
-                return Some(Transition::Down);
-            }
-        }
-        None
-    }
-
-    pub fn is_down(&self) -> bool {
-        self.down == Some(true)
-    }
-
-    /// The streak as the state keeps it for `channel`.
-    pub fn saved(&self, channel: &str) -> ChannelStreak {
-        let since = if self.down == Some(true) {
-            self.down_since
-        } else {
-            self.first_failure.filter(|_| self.fails > 0)
-        };
-        ChannelStreak {
-            channel: channel.to_string(),
-            fails: self.fails,
-            oks: self.oks,
-            down: self.down,
-            since_ms: since.map(unix_millis),
-        }
-    }
-
-    /// Resumes a saved streak exactly where it stopped.
-    pub fn from_saved(saved: &ChannelStreak) -> Streak {
-        let since = saved.since_ms.map(from_unix_millis);
-        Streak {
-            fails: saved.fails,
-            oks: saved.oks,
-            down: saved.down,
-            first_failure: since.filter(|_| saved.fails > 0),
-            down_since: since.filter(|_| saved.down == Some(true)),
-        }
-    }
-}
 
 /// What a worker's alerting carries from one check to the next: its streak and its certificate
 /// warnings on each channel that speaks for it.
@@ -149,7 +51,12 @@ pub fn take_result(
         state.set_cert(slot, info);
     }
     let Some(alerter) = alerter else { return };
-    alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+    let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+    // Planned work: no alert inside a maintenance window; its end tells what is still down
+    // (`Worker::window_changes`).
+    if maintenance::active_until(&target.maintenance, now_ms).is_none() {
+        alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+    }
     if let Some(info) = cert {
         if alerter.observe_cert(&mut alerting.cert_warnings, target, info, now) {
             // Kept in the state file: a restart does not send the same warning again.
@@ -214,6 +121,12 @@ struct Run {
     /// When to read the server's certificate next (https targets).
     cert: Option<(Arc<PeerCapture>, Watch)>,
     was_ok: Option<bool>,
+    /// The last check's error text, for an alert sent when a maintenance window ends.
+    last_error: Option<String>,
+    /// The slow-check streaks on the channels that announce a degraded worker.
+    degraded_streaks: DegradedStreaks,
+    /// The end (Unix ms) of the maintenance window this thread last saw on.
+    in_window: Option<i64>,
 }
 
 /// What a worker thread needs; every field is owned or shared.
@@ -284,17 +197,20 @@ impl Worker {
         let mut run = Run {
             first: plan.first,
             pending: 0,
-            streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
+            streak: Streak::resume(saved.counters.consecutive_failures, plan.settings.thresholds.failure),
             alerting: Alerting {
-                streaks: streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
+                streaks: streaks_on(&plan.settings, saved.counters.consecutive_failures, &saved.streaks),
                 cert_warnings: cert_warnings_on(&plan.settings, &saved.cert_warned),
             },
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
+            last_error: saved.last().and_then(|r| r.error),
+            degraded_streaks: degraded_streaks_on(&plan.settings),
+            in_window: None,
             plan,
         };
         let mut cooldown = Cooldown::resumed(
-            saved.last_restart_at_ms.map(from_unix_millis),
+            saved.counters.last_restart_at_ms.map(from_unix_millis),
             SystemTime::now(),
             Instant::now(),
         );
@@ -305,8 +221,13 @@ impl Worker {
             let t = &s.target;
             let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
-            match self.waker.sleep_until(deadline, true) {
+            // A maintenance window's start or end comes first: note it, then sleep on.
+            let boundary = self
+                .window_changes(&mut run, SystemTime::now())
+                .filter(|b| *b < deadline);
+            match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
                 Wake::Stop => return,
+                Wake::Deadline if boundary.is_some() => continue,
                 Wake::Reschedule => continue,
                 Wake::Resumed => {
                     // The next check starts now, and the schedule runs on from it.
@@ -348,8 +269,10 @@ impl Worker {
             // Settings swapped while the check ran (new alert channels) take this result.
             let s = Arc::clone(&run.plan.settings);
             let now = SystemTime::now();
+            self.window_changes(&mut run, now);
             log_outcome(t, &outcome, run.was_ok);
             run.was_ok = Some(outcome.ok);
+            run.last_error.clone_from(&outcome.error);
             let cert = run.cert.as_mut().and_then(|(c, w)| read_cert(&t.name, c, w));
             take_result(
                 &self.state,
@@ -361,8 +284,16 @@ impl Worker {
                 cert,
                 now,
             );
-            run.streak.observe(outcome.ok, now, &s.thresholds);
-            if run.streak.is_down() && !outcome.ok {
+            if run.in_window.is_none() {
+                // Planned work inside a window: the result is recorded, and nobody is told or
+                // restarted (take_result skips the alerts).
+                run.streak.observe(outcome.ok, now, &s.thresholds);
+                if let (Some(alerter), true) = (&s.alerter, outcome.ok) {
+                    let why = outcome.error.as_deref();
+                    alerter.observe_degraded(&mut run.degraded_streaks, t, outcome.degraded(), why, now);
+                }
+            }
+            if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
                 self.maybe_restart(&s, &mut cooldown);
             }
             let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
@@ -403,7 +334,11 @@ impl Worker {
             // New settings for this worker: its streak on each channel starts from its current
             // run of failures, as after a restart of the pinger.
             let record = self.state.record_of(self.slot).unwrap_or_default();
-            let failures = if new_url { 0 } else { record.consecutive_failures };
+            let failures = if new_url {
+                0
+            } else {
+                record.counters.consecutive_failures
+            };
             run.alerting = Alerting {
                 streaks: streaks_on(&next.settings, failures, &[]),
                 cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
@@ -413,9 +348,10 @@ impl Worker {
             // state by channel name, so a channel that the reload kept goes on where it was.
             let record = self.state.record_of(self.slot).unwrap_or_default();
             run.alerting = Alerting {
-                streaks: streaks_on(&next.settings, record.consecutive_failures, &record.streaks),
+                streaks: streaks_on(&next.settings, record.counters.consecutive_failures, &record.streaks),
                 cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
             };
+            run.degraded_streaks = degraded_streaks_on(&next.settings);
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -427,6 +363,41 @@ impl Worker {
         }
         run.plan = next;
         !rescheduled
+    }
+
+    /// Notes a maintenance window starting or ending at `now`, and returns when the next change
+    /// is due. When a window ends on a failing worker, its channels are told at once: the outage
+    /// outlasted the planned work, so no further threshold of checks is waited for.
+    fn window_changes(&self, run: &mut Run, now: SystemTime) -> Option<Instant> {
+        let s = Arc::clone(&run.plan.settings);
+        let t = &s.target;
+        let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+        let active = maintenance::active_until(&t.maintenance, now_ms);
+        match (run.in_window, active) {
+            (None, Some(end)) => log::info!("{}: maintenance until {}", t.name, maintenance::rfc3339_ms(end)),
+            (Some(_), None) => {
+                log::info!("{}: maintenance over", t.name);
+                if run.was_ok == Some(false) {
+                    // One failure with a threshold of one: down now, on every streak not down yet.
+                    let at_once = Thresholds {
+                        failure: 1,
+                        success: s.thresholds.success,
+                    };
+                    run.streak.observe(false, now, &at_once);
+                    if let Some(alerter) = &s.alerter {
+                        alerter.observe_now(&mut run.alerting.streaks, t, run.last_error.as_deref(), now);
+                        self.state
+                            .set_streaks(self.slot, alerter.saved_streaks(&run.alerting.streaks));
+                    }
+                }
+            }
+            _ => {}
+        }
+        run.in_window = active;
+        let next = maintenance::next_change(&t.maintenance, now_ms)?;
+        let wait = u64::try_from(next.saturating_sub(now_ms)).unwrap_or(0);
+        // Just past the boundary: a window's end is not part of it.
+        Some(Instant::now() + Duration::from_millis(wait + 1))
     }
 
     fn maybe_restart(&self, s: &Settings, cooldown: &mut Cooldown) {
@@ -514,6 +485,14 @@ fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
         .unwrap_or_default()
 }
 
+/// The worker's slow-check streaks on the channels that announce a degraded worker.
+fn degraded_streaks_on(s: &Settings) -> DegradedStreaks {
+    s.alerter
+        .as_ref()
+        .map(|a| a.degraded_streaks(&s.target))
+        .unwrap_or_default()
+}
+
 /// The worker's streaks on the channels that speak for it: those saved for a channel of the same
 /// name, else resumed from its run of failures.
 pub fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
@@ -526,106 +505,6 @@ pub fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStrea
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn thresholds(failure: u32, success: u32) -> Thresholds {
-        Thresholds { failure, success }
-    }
-
-    fn run(streak: &mut Streak, cfg: &Thresholds, results: &[bool]) -> Vec<Option<Transition>> {
-        results
-            .iter()
-            .map(|ok| streak.observe(*ok, SystemTime::now(), cfg))
-            .collect()
-    }
-
-    #[test]
-    fn down_after_threshold_then_up_once() {
-        let cfg = thresholds(3, 2);
-        let mut s = Streak::default();
-        let got = run(&mut s, &cfg, &[true, false, false, false, false, true, true, true]);
-        use Transition::*;
-        assert_eq!(got, [None, None, None, Some(Down), None, None, Some(Up), None]);
-    }
-
-    #[test]
-    fn never_up_without_a_down_before() {
-        let cfg = thresholds(2, 1);
-        let mut s = Streak::default();
-        assert!(
-            run(&mut s, &cfg, &[true, false, true, true])
-                .iter()
-                .all(Option::is_none)
-        );
-    }
-
-    #[test]
-    fn flapping_below_threshold_is_quiet() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::default();
-        assert!(
-            run(&mut s, &cfg, &[false, false, true, false, false, true])
-                .iter()
-                .all(Option::is_none)
-        );
-    }
-
-    #[test]
-    fn down_since_is_the_first_failure_of_the_streak() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        s.observe(false, t0, &cfg);
-        s.observe(false, t0 + Duration::from_secs(60), &cfg);
-        assert_eq!(
-            s.observe(false, t0 + Duration::from_secs(120), &cfg),
-            Some(Transition::Down)
-        );
-        assert_eq!(s.down_since, Some(t0));
-    }
-
-    #[test]
-    fn resumed_down_streak_announces_recovery() {
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::resume(5, 3);
-        assert_eq!(s.observe(true, SystemTime::now(), &cfg), Some(Transition::Up));
-    }
-
-    #[test]
-    fn a_streak_resumed_exactly_at_the_threshold_is_down() {
-        use Transition::*;
-        let cfg = thresholds(3, 1);
-        let mut s = Streak::resume(3, 3);
-        assert!(s.is_down());
-        assert_eq!(run(&mut s, &cfg, &[false, true]), [None, Some(Up)], "no second down");
-        let mut s = Streak::resume(3, 3);
-        assert_eq!(run(&mut s, &cfg, &[true]), [Some(Up)], "the recovery is announced");
-        let mut s = Streak::resume(2, 3);
-        assert!(!s.is_down());
-        assert_eq!(run(&mut s, &cfg, &[false, true]), [Some(Down), Some(Up)]);
-        assert!(!Streak::resume(0, 0).is_down(), "no failures, never down");
-    }
-
-    #[test]
-    fn a_saved_streak_resumes_exactly_one_check_per_run() {
-        use Transition::*;
-        let cfg = thresholds(2, 2);
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let mut saved = ChannelStreak::default();
-        let mut got = Vec::new();
-        for (i, ok) in [true, false, false, false, true, true, true].into_iter().enumerate() {
-            let mut s = Streak::from_saved(&saved);
-            got.push(s.observe(ok, t0 + Duration::from_secs(300 * i as u64), &cfg));
-            saved = s.saved("ops");
-        }
-        assert_eq!(got, [None, None, Some(Down), None, None, Some(Up), None]);
-        // Down since the first failure, two runs before the alert.
-        let mut s = Streak::from_saved(&ChannelStreak::default());
-        s.observe(false, t0, &cfg);
-        let mut s = Streak::from_saved(&s.saved("ops"));
-        s.observe(false, t0 + Duration::from_secs(300), &cfg);
-        assert_eq!(s.down_since, Some(t0));
-        assert_eq!(Streak::from_saved(&s.saved("ops")).down_since, Some(t0));
-    }
 
     #[test]
     fn a_panicking_check_is_a_failed_outcome() {

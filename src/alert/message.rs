@@ -2,7 +2,8 @@
 //! services (with or without Markdown) and a title + body pair for phone notifications, where the
 //! title is what a lock screen shows; and the status-page link. Pure functions; no I/O.
 
-use super::{Event, Transition};
+use super::Event;
+use crate::streak::Transition;
 use crate::timefmt;
 use std::time::Duration;
 
@@ -92,6 +93,39 @@ impl Notice {
                         timefmt::rfc3339(expires_at),
                         event.url
                     ),
+                )
+            }
+            Transition::Degraded => {
+                let error = event.error.as_deref().unwrap_or("slow");
+                (
+                    "degraded",
+                    "🟠",
+                    format!("🟠 {w} is DEGRADED"),
+                    format!(
+                        " is DEGRADED: {error} ({}, since {})",
+                        event.url,
+                        timefmt::rfc3339(since)
+                    ),
+                    format!("{error}\n{}\ndegraded since {}", event.url, timefmt::rfc3339(since)),
+                )
+            }
+            Transition::DegradedResolved => {
+                let was = event
+                    .since
+                    .and_then(|s| event.at.duration_since(s).ok())
+                    .map(for_how_long);
+                (
+                    "degraded_resolved",
+                    "🟢",
+                    format!("🟢 {w} is no longer degraded"),
+                    match &was {
+                        Some(d) => format!(" is no longer degraded, after {d} ({})", event.url),
+                        None => format!(" is no longer degraded ({})", event.url),
+                    },
+                    match &was {
+                        Some(d) => format!("was degraded for {d}\n{}", event.url),
+                        None => event.url.clone(),
+                    },
                 )
             }
             Transition::Test => (

@@ -8,6 +8,7 @@
 //! `ntfy`, `gotify`, `pushover`) turns the event's rendered `message::Notice` into a `Request`
 //! value without any I/O; only the queue sends.
 
+mod degraded;
 pub mod discord;
 pub mod gotify;
 pub mod json;
@@ -22,10 +23,10 @@ pub mod webhook;
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
 use crate::shutdown::{Shutdown, Waker};
-use crate::state::ChannelStreak;
+use crate::streak::{ChannelStreak, Streak, Thresholds, Transition};
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
-use crate::worker::{Streak, Thresholds};
+pub use degraded::DegradedStreaks;
 use message::Notice;
 use queue::{Failure, Queue};
 use std::fmt;
@@ -34,31 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(test)]
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Down,
-    Up,
-    /// The server's certificate fell under one of the channel's `cert_expiry_days`.
-    CertExpiring {
-        days_left: i64,
-        expires_at: SystemTime,
-    },
-    /// `notify-test`: no worker changed, the channel is being tried.
-    Test,
-}
-
-impl Transition {
-    /// The state a transition leads to, as the JSON payload and the log name it.
-    pub fn state(self) -> &'static str {
-        match self {
-            Transition::Down => "down",
-            Transition::Up => "up",
-            Transition::CertExpiring { .. } => "cert_expiring",
-            Transition::Test => "test",
-        }
-    }
-}
 
 /// An alert to deliver: the facts, rendered in the sender thread.
 #[derive(Debug, Clone)]
@@ -460,6 +436,29 @@ impl Alerter {
         warned
     }
 
+    /// A failing worker's maintenance window has ended: down at once on every channel where it
+    /// is not down yet, whatever the channel's threshold.
+    pub fn observe_now(&self, streaks: &mut Streaks, target: &Target, error: Option<&str>, at: SystemTime) {
+        for (id, streak) in &mut streaks.0 {
+            let Some(ch) = self.channel(*id) else { continue };
+            let at_once = Thresholds {
+                failure: 1,
+                success: ch.thresholds.success,
+            };
+            if streak.observe(false, at, &at_once) != Some(Transition::Down) {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition: Transition::Down,
+                error: error.map(str::to_string),
+                at,
+                since: streak.down_since,
+            });
+        }
+    }
+
     /// Counts one check result on each of the worker's channels and queues an event on each
     /// channel whose threshold it crossed. Only arithmetic and queue pushes: never blocks.
     pub fn observe(&self, streaks: &mut Streaks, target: &Target, ok: bool, error: Option<&str>, at: SystemTime) {
@@ -611,6 +610,7 @@ pub(crate) mod testdata {
             failure_threshold: failure,
             success_threshold: 1,
             send_on_resolved: true,
+            degraded: false,
             timeout: Duration::from_secs(1),
             retry_backoff: Duration::ZERO,
             workers: workers.map(|w| w.iter().map(|s| s.to_string()).collect()),
@@ -651,7 +651,7 @@ mod tests {
         assert!(hook(|u| Kind::Json { webhook_url: u }).get("state").is_some());
         assert!(hook(|u| Kind::Discord { webhook_url: u }).get("content").is_some());
         assert!(hook(|u| Kind::Slack { webhook_url: u }).get("text").is_some());
-        let tg = Kind::Telegram(telegram::Settings {
+        let tg = Kind::Telegram(crate::config::channel::telegram::Settings {
             bot_token: "1:x".into(),
             chat_id: "5".into(),
             api_url: "https://api.telegram.org".into(),
@@ -668,7 +668,7 @@ mod tests {
 
     #[test]
     fn refusals_are_described_in_the_services_words_when_documented() {
-        let tg = Kind::Telegram(telegram::Settings {
+        let tg = Kind::Telegram(crate::config::channel::telegram::Settings {
             bot_token: "1:x".into(),
             chat_id: "5".into(),
             api_url: "https://api.telegram.org".into(),
@@ -696,7 +696,7 @@ mod tests {
     }
 
     fn test_net() -> Net {
-        Net::new(None, crate::proxy::Proxies::default())
+        Net::new(None, crate::config::proxy::Proxies::default())
     }
 
     #[test]

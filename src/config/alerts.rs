@@ -5,12 +5,13 @@
 //! webhook URL), a unique `name`, its own thresholds, the `workers` it speaks for and the
 //! fields of its type. A new channel type is one entry in `TYPES` and one arm in `kind`.
 
+use super::channel::{gotify, ntfy, pushover, telegram, webhook};
 use super::ctx::{Ctx, env_var, kind, show};
 use super::limits::{
     ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, CERT_EXPIRY_DAYS, CERT_EXPIRY_MAX_DAYS, FAILURE_THRESHOLD, NAME_MAX_CHARS,
     SEND_ON_RESOLVED, SUCCESS_THRESHOLD,
 };
-use crate::alert::{gotify, ntfy, pushover, telegram, webhook};
+use crate::streak::Thresholds;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +24,7 @@ const COMMON: &[&str] = &[
     "failure_threshold",
     "success_threshold",
     "send_on_resolved",
+    "degraded",
     "timeout",
     "retry_backoff",
     "workers",
@@ -81,6 +83,9 @@ pub struct Channel {
     pub failure_threshold: u32,
     pub success_threshold: u32,
     pub send_on_resolved: bool,
+    /// `degraded: true`: also tell when a worker becomes degraded (slower than `expect_latency`)
+    /// and when it stops being so.
+    pub degraded: bool,
     /// Timeout of one delivery attempt.
     pub timeout: Duration,
     /// The base of the backoff between the 3 retries.
@@ -107,6 +112,7 @@ impl fmt::Debug for Channel {
             .field("failure_threshold", &self.failure_threshold)
             .field("success_threshold", &self.success_threshold)
             .field("send_on_resolved", &self.send_on_resolved)
+            .field("degraded", &self.degraded)
             .field("timeout", &self.timeout)
             .field("retry_backoff", &self.retry_backoff)
             .field("workers", &self.workers)
@@ -134,11 +140,21 @@ impl Default for Alerts {
     }
 }
 
+impl From<&Alerts> for Thresholds {
+    fn from(a: &Alerts) -> Thresholds {
+        Thresholds {
+            failure: a.failure_threshold,
+            success: a.success_threshold,
+        }
+    }
+}
+
 /// What one object said before its type's fields were checked.
 struct Common {
     failure_threshold: u32,
     success_threshold: u32,
     send_on_resolved: bool,
+    degraded: bool,
     timeout: Duration,
     retry_backoff: Duration,
     workers: Option<Vec<String>>,
@@ -203,6 +219,7 @@ fn defaults() -> Common {
         failure_threshold: FAILURE_THRESHOLD.default as u32,
         success_threshold: SUCCESS_THRESHOLD.default as u32,
         send_on_resolved: SEND_ON_RESOLVED,
+        degraded: false,
         timeout: ALERT_TIMEOUT.default,
         retry_backoff: ALERT_RETRY_BACKOFF.default,
         workers: None,
@@ -228,6 +245,7 @@ fn finish(kind: Kind, c: &Common, field: &str) -> Channel {
         failure_threshold: c.failure_threshold,
         success_threshold: c.success_threshold,
         send_on_resolved: c.send_on_resolved,
+        degraded: c.degraded,
         timeout: c.timeout,
         retry_backoff: c.retry_backoff,
         workers: c.workers.clone(),
@@ -494,6 +512,9 @@ fn common(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str) -> Common {
         .map_or(c.success_threshold, |n| n as u32);
     if let Some(b) = get("send_on_resolved").and_then(|(v, p)| ctx.bool(v, &p)) {
         c.send_on_resolved = b;
+    }
+    if let Some(b) = get("degraded").and_then(|(v, p)| ctx.bool(v, &p)) {
+        c.degraded = b;
     }
     c.timeout = ctx
         .duration_in(obj, path, "timeout", ALERT_TIMEOUT)

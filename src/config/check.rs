@@ -9,11 +9,11 @@
 //! or `REQUEST` (`TIMING` reaches the self-ping too), its default in `builtin` (the field itself
 //! in `Target`, mod.rs), and one `if let` in `parse`.
 
+use super::TlsSettings;
 use super::ctx::{Ctx, join, show};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
 use super::{StatusSet, Target};
 use crate::target_url;
-use crate::tls::TlsSettings;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -32,7 +32,12 @@ const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
 
 /// The fields of `defaults`; a worker takes these and its own (see workers.rs).
 pub fn fields() -> Vec<&'static str> {
-    TIMING.iter().chain(REQUEST).copied().collect()
+    TIMING
+        .iter()
+        .chain(REQUEST)
+        .chain(super::conditions::FIELDS)
+        .copied()
+        .collect()
 }
 
 const INTERVAL_FORMS: [&str; 3] = ["interval", "interval_minutes", "interval_seconds"];
@@ -60,6 +65,8 @@ pub fn builtin() -> Target {
         paused: false,
         tls: TlsSettings::default(),
         alerts: true,
+        conditions: crate::conditions::Conditions::default(),
+        maintenance: Vec::new(),
         push: None,
     }
 }
@@ -120,6 +127,7 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target
     if let Some(v) = obj.get("tls") {
         out.tls = super::tls::parse(ctx, v, &at("tls"), &out.tls);
     }
+    super::conditions::parse(ctx, obj, field, &mut out);
     out
 }
 
@@ -186,6 +194,14 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
+/// A header name as HTTP allows it (a token).
+pub(super) fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
 pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
@@ -201,11 +217,7 @@ pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, Str
     let mut out = Vec::new();
     for (name, value) in obj {
         let path = join(field, name);
-        let valid_name = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
+        if !valid_header_name(name) {
             ctx.err(&path, "is not a valid HTTP header name");
             continue;
         }

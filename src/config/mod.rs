@@ -21,14 +21,17 @@
 //! of its `Debug` until it is listed there.
 
 mod alerts;
+pub mod channel;
 mod check;
+mod conditions;
 mod ctx;
 pub mod limits;
+pub mod proxy;
 pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
-mod tls;
+pub mod tls;
 mod warnings;
 mod workers;
 
@@ -38,6 +41,7 @@ pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
+pub use tls::{CaFile, TlsSettings};
 pub use workers::{derive_name, valid_name};
 
 use ctx::Ctx;
@@ -118,9 +122,13 @@ pub struct Target {
     /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
     pub paused: bool,
     /// `tls`: extra trusted CAs, or no verification at all.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
+    /// `expect_latency`, `expect_json`, `expect_header`, `expect_body_absent` (config/conditions.rs).
+    pub conditions: crate::conditions::Conditions,
+    /// The worker's own `maintenance` windows and the top-level ones.
+    pub maintenance: Vec<crate::maintenance::Window>,
     /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
     /// and its `display_url` the path reports go to; its `interval` is its period.
     pub push: Option<Push>,
@@ -170,6 +178,8 @@ impl fmt::Debug for Target {
             .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
+            .field("conditions", &self.conditions)
+            .field("maintenance", &self.maintenance)
             .field("push", &self.push)
             .finish()
     }
@@ -239,7 +249,7 @@ pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Top-level file fields read here rather than by `settings`.
-const SECTIONS: &[&str] = &["defaults", "self_ping", "workers", "alerts"];
+const SECTIONS: &[&str] = &["defaults", "self_ping", "workers", "alerts", "maintenance"];
 
 /// Builds the configuration from an optional file `(source, text)`, the flags and the environment.
 pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
@@ -273,7 +283,14 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         Some(obj) => check::parse(&mut ctx, obj, "defaults", &check::builtin()),
         None => check::builtin(),
     };
-    let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
+    let mut workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
+    if let Some(v) = top.get("maintenance") {
+        // Every worker's, after its own: the self-ping keeps the host awake and has none.
+        let every = conditions::maintenance(&mut ctx, v, "maintenance");
+        for w in &mut workers {
+            w.maintenance.extend_from_slice(&every);
+        }
+    }
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
     // Checked against every configured worker, not only this shard's: all shards share one

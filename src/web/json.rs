@@ -19,6 +19,8 @@ struct WorkerDoc<'a> {
     url: Option<&'a str>,
     interval_seconds: serde_json::Number,
     state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maintenance_until: Option<String>,
     paused: bool,
     consecutive_failures: u32,
     checks: u64,
@@ -135,20 +137,21 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
-        paused: w.paused,
-        consecutive_failures: w.consecutive_failures,
-        checks: w.checks,
-        successes: w.successes,
-        skipped: w.skipped,
-        attempts: w.attempts,
+        maintenance_until: w.maintenance_until_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        paused: w.counters.paused,
+        consecutive_failures: w.counters.consecutive_failures,
+        checks: w.counters.checks,
+        successes: w.counters.successes,
+        skipped: w.counters.skipped,
+        attempts: w.counters.attempts,
         uptime_percent: {
             let [day, week, month] = w.uptime.map(|u| u.map(percent));
             Uptime { day, week, month }
         },
         last_check: w.last.as_ref().map(check_doc),
         next_check_at: w.next_check_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
-        restarts: w.restarts,
-        last_restart_at: w.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        restarts: w.counters.restarts,
+        last_restart_at: w.counters.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         tls: w.tls.as_ref().map(|c| tls_doc(c, now)),
         history: w.history.iter().map(check_doc).collect(),
         push: w.push.as_ref().map(|p| push_doc(w, p)),

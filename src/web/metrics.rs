@@ -28,16 +28,33 @@ const FAMILIES: &[Family] = &[
         name: "pinger_up",
         kind: "gauge",
         help: "1 if the last check succeeded, else 0 (absent while pending or paused).",
-        sample: |w| match w.health {
-            Health::Pending | Health::Paused => vec![],
-            h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
+        sample: |w| match (w.health, &w.last) {
+            (Health::Pending | Health::Paused, _) | (_, None) => vec![],
+            (_, Some(last)) => vec![(String::new(), f64::from(u8::from(last.ok)))],
         },
+    },
+    Family {
+        name: "pinger_degraded",
+        kind: "gauge",
+        help: "1 while the last check succeeded slower than expect_latency, else 0.",
+        sample: |w| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(w.last.as_ref().is_some_and(|r| r.degraded()))),
+            )]
+        },
+    },
+    Family {
+        name: "pinger_maintenance",
+        kind: "gauge",
+        help: "1 inside a maintenance window, else 0.",
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.maintenance_until_ms.is_some())))],
     },
     Family {
         name: "pinger_paused",
         kind: "gauge",
         help: "1 while the worker is paused, else 0.",
-        sample: |w| vec![(String::new(), f64::from(u8::from(w.paused)))],
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.counters.paused)))],
     },
     Family {
         name: "pinger_check_duration_seconds",
@@ -63,10 +80,10 @@ const FAMILIES: &[Family] = &[
         help: "Checks by result.",
         sample: |w| {
             vec![
-                (",result=\"success\"".to_string(), w.successes as f64),
+                (",result=\"success\"".to_string(), w.counters.successes as f64),
                 (
                     ",result=\"failure\"".to_string(),
-                    (w.checks - w.successes.min(w.checks)) as f64,
+                    (w.counters.checks - w.counters.successes.min(w.counters.checks)) as f64,
                 ),
             ]
         },
@@ -100,19 +117,19 @@ const FAMILIES: &[Family] = &[
         name: "pinger_attempts_total",
         kind: "counter",
         help: "HTTP attempts, retries included.",
-        sample: |w| vec![(String::new(), w.attempts as f64)],
+        sample: |w| vec![(String::new(), w.counters.attempts as f64)],
     },
     Family {
         name: "pinger_skipped_total",
         kind: "counter",
         help: "Deadlines skipped because a check overran its slot.",
-        sample: |w| vec![(String::new(), w.skipped as f64)],
+        sample: |w| vec![(String::new(), w.counters.skipped as f64)],
     },
     Family {
         name: "pinger_restarts_total",
         kind: "counter",
         help: "Hugging Face Space restarts requested.",
-        sample: |w| vec![(String::new(), w.restarts as f64)],
+        sample: |w| vec![(String::new(), w.counters.restarts as f64)],
     },
     Family {
         name: "pinger_tls_cert_expiry_timestamp_seconds",
@@ -239,7 +256,7 @@ mod tests {
     fn a_paused_worker_has_pinger_paused_and_no_pinger_up() {
         let mut s = snapshot();
         s.workers[0].health = Health::Paused;
-        s.workers[0].paused = true;
+        s.workers[0].counters.paused = true;
         s.reloads = (3, 1);
         let text = render(&s, &[]);
         assert!(text.contains("pinger_paused{worker=\"api\"} 1\n"));
