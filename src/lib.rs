@@ -7,7 +7,7 @@
 //! below it, and no two modules (or folders) import each other:
 //!
 //! - values:   `duration`, `timefmt`, `target_url`, `schedule`, `streak`, `conditions`,
-//!   `maintenance`, `shutdown`, `os`
+//!   `maintenance`, `shutdown`, `os`, `host`
 //! - config:   `config/` (file + env + flags -> `Config`; `Env`, proxies, TLS and channel
 //!   settings), `cli`
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
