@@ -12,18 +12,7 @@ use std::time::{Duration, SystemTime};
 pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
 const ERROR_BODY_BYTES: u64 = 64 << 10;
 
-/// Where and how to reach the store, from the standard AWS variables.
-#[derive(Debug, Clone)]
-pub struct S3Settings {
-    /// `AWS_ENDPOINT_URL`; `None`: AWS itself.
-    pub endpoint: Option<String>,
-    /// `AWS_REGION` (`us-east-1` when unset; R2 uses `auto`).
-    pub region: String,
-    /// `None`: none set, so requests cannot be signed.
-    pub credentials: Option<Credentials>,
-    /// `None`: as the AWS SDKs choose (virtual-hosted on AWS, path-style elsewhere).
-    pub path_style: Option<bool>,
-}
+pub use crate::config::S3Settings;
 
 /// A conditional PUT.
 #[derive(Debug, Clone, PartialEq, Eq)]
