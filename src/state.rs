@@ -107,7 +107,11 @@ impl Record {
     /// The pause stays this one's (the fleet acts on it already).
     pub fn merge_older(&mut self, older: Record, cap: usize) {
         let mut history = History::default();
-        for rec in older.history.newest(older.history.len()).chain(self.history.newest(self.history.len())) {
+        for rec in older
+            .history
+            .newest(older.history.len())
+            .chain(self.history.newest(self.history.len()))
+        {
             history.push(&rec, cap);
         }
         let mut uptime = older.uptime;

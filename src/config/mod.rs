@@ -260,9 +260,13 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut warnings = warnings::collect(&workers, configured_workers, shard, &self_ping, env);
+    if let Some(url) = &settings.remote.state_url {
+        warnings.extend(remote::warnings(&settings.remote, &settings.scrub(&url.to_string())));
+    }
     Ok(Config {
         source,
-        warnings: warnings::collect(&workers, configured_workers, shard, &self_ping, env),
+        warnings,
         workers,
         self_ping: self_ping.target,
         alerts,

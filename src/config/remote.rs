@@ -5,7 +5,7 @@
 //! `Debug` says only whether they are set.
 
 use super::ctx::{Ctx, env_var};
-use super::limits::{DEFAULT_HF_API_URL, REMOTE_SAVE_INTERVAL, REMOTE_TIMEOUT};
+use super::limits::{DEFAULT_HF_API_URL, HUB_SAVE_WARN, REMOTE_SAVE_INTERVAL, REMOTE_TIMEOUT};
 use super::{Env, REDACTED};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -40,6 +40,28 @@ pub struct S3Settings {
     pub credentials: Option<Credentials>,
     /// `s3_path_style` / `PINGER_S3_PATH_STYLE`; `None`: as the AWS SDKs choose per endpoint.
     pub path_style: Option<bool>,
+}
+
+impl S3Settings {
+    /// Path-style (`endpoint/bucket/key`) or virtual-hosted (`bucket.endpoint/key`), as set, else
+    /// as the AWS SDKs choose by default: virtual-hosted on AWS for a bucket name that is a plain
+    /// DNS label (a dot would break the wildcard certificate), path-style for any other endpoint
+    /// (R2, B2, MinIO, an IP address, localhost).
+    pub fn uses_path_style(&self, bucket: &str) -> bool {
+        self.path_style.unwrap_or_else(|| {
+            let aws = self.endpoint.as_deref().is_none_or(|e| {
+                let host = e.split_once("://").map_or(e, |(_, r)| r);
+                let host = host.split(['/', ':']).next().unwrap_or("");
+                host.ends_with(".amazonaws.com")
+            });
+            let dns_label = !bucket.is_empty()
+                && bucket.len() <= 63
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            !(aws && dns_label)
+        })
+    }
 }
 
 /// How to reach the Hugging Face Hub.
@@ -115,7 +137,9 @@ impl StateUrl {
                      rebuilds and restarts it"
                         .to_string(),
                 ),
-                _ => Err(format!("{expected}: the dataset's owner, name and a file path are needed")),
+                _ => Err(format!(
+                    "{expected}: the dataset's owner, name and a file path are needed"
+                )),
             };
         }
         Err(format!("{expected}, got {s:?}"))
@@ -139,10 +163,13 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, hf_api_url: &str, secrets:
     let env = ctx.env;
     let state_url = match env_var(env, "PINGER_STATE_URL") {
         Some(s) => Some((s.clone(), "PINGER_STATE_URL")),
-        None => top.get("state_url").and_then(|v| ctx.string(v, "state_url")).map(|(s, from_env)| {
-            secrets.extend(from_env);
-            (s, "state_url")
-        }),
+        None => top
+            .get("state_url")
+            .and_then(|v| ctx.string(v, "state_url"))
+            .map(|(s, from_env)| {
+                secrets.extend(from_env);
+                (s, "state_url")
+            }),
     }
     .filter(|(s, _)| !s.is_empty())
     .and_then(|(s, field)| {
@@ -191,6 +218,74 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, hf_api_url: &str, secrets:
         s3,
         hub,
     }
+}
+
+/// Advice about the remote state that does not stop the service. `shown`: `state_url` with its
+/// secrets hidden.
+pub fn warnings(remote: &Remote, shown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match &remote.state_url {
+        Some(StateUrl::S3 { .. }) if remote.s3.credentials.is_none() => out.push(format!(
+            "state_url is {shown} but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set: the state cannot be saved there"
+        )),
+        Some(StateUrl::Dataset { .. }) => {
+            if remote.hub.token.is_none() {
+                out.push(format!(
+                    "state_url is {shown} but HF_TOKEN is not set: the state cannot be saved there"
+                ));
+            }
+            if remote.save_interval < HUB_SAVE_WARN {
+                out.push(format!(
+                    "remote_save_interval is {}: every save to a dataset is a commit, and the Hub throttles frequent commits (at least {} is advised)",
+                    crate::duration::format(remote.save_interval),
+                    crate::duration::format(HUB_SAVE_WARN)
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// For `check`: where the state lives remotely and how it is reached, with no secret (the
+/// endpoint redacted, the credentials only said to be set or not).
+pub fn describe(remote: &Remote, shown: &str) -> Option<String> {
+    let url = remote.state_url.as_ref()?;
+    let how = match url {
+        StateUrl::S3 { bucket, .. } => format!(
+            "{}, region {}, {} addressing; credentials: {}",
+            remote.s3.endpoint.as_deref().map_or("AWS S3".to_string(), |e| format!(
+                "endpoint {}",
+                crate::target_url::redact(e, &[])
+            )),
+            remote.s3.region,
+            if remote.s3.uses_path_style(bucket) {
+                "path-style"
+            } else {
+                "virtual-hosted"
+            },
+            match &remote.s3.credentials {
+                Some(c) if c.session_token.is_some() => {
+                    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN set"
+                }
+                Some(_) => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set",
+                None => "MISSING (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+            }
+        ),
+        StateUrl::Dataset { .. } => format!(
+            "Hub {}; credentials: {}",
+            crate::target_url::redact(&remote.hub.endpoint, &[]),
+            if remote.hub.token.is_some() {
+                "HF_TOKEN set"
+            } else {
+                "MISSING (HF_TOKEN)"
+            }
+        ),
+    };
+    Some(format!(
+        "remote state: {shown} ({how}); written every {}",
+        crate::duration::format(remote.save_interval)
+    ))
 }
 
 fn endpoint_var(env: &Env) -> &'static str {
