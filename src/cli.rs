@@ -11,7 +11,9 @@ USAGE:
     master-pinger check [--config PATH]             validate the configuration, print the schedule, exit
     master-pinger healthcheck [--url URL]           GET http://127.0.0.1:$PORT/health; exit 0 if alive, 1 if not
     master-pinger notify-test [--config PATH]       send one test message through every alert channel
-    master-pinger once [--config PATH] [--json]     check every worker once (retries included), print, exit
+    master-pinger once [--config PATH] [--json] [--state-file PATH] [--publish DIR|URL]
+                                                    check every worker once (retries included), record,
+                                                    alert on transitions, publish the page, exit
     master-pinger --help | --version
 
 OPTIONS:
@@ -21,6 +23,11 @@ OPTIONS:
                     whose name hashes to I-1 modulo N (else $PINGER_SHARD, else all); the self-ping is kept
     --url URL       for healthcheck: the URL to GET (default http://127.0.0.1:$PORT/health)
     --json          for once: print the /status document instead of one line per worker
+    --state-file PATH
+                    for once: the state kept across runs (else $PINGER_STATE_FILE, else the file's
+                    \"state_file\"); with it, history and uptime accumulate and alerts follow transitions
+    --publish DIR|hf://spaces/OWNER/NAME|s3://BUCKET/PREFIX
+                    for once: write index.html, status.json and badge/NAME.svg there after the run
 
 ENVIRONMENT:
     PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
@@ -36,8 +43,13 @@ pub enum Command {
     Run(Flags),
     Check(Flags),
     NotifyTest(Flags),
-    Healthcheck { url: Option<String> },
-    Once { flags: Flags, json: bool },
+    Healthcheck {
+        url: Option<String>,
+    },
+    Once {
+        flags: Flags,
+        options: crate::once::Options,
+    },
     Help,
     Version,
 }
@@ -53,7 +65,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     };
     let mut flags = Flags::default();
     let mut url = None;
-    let mut json = false;
+    let mut options = crate::once::Options::default();
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
@@ -77,7 +89,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 flags.shard = Some(value("I/N, such as 2/3")?)
             }
             ("--url", Some("healthcheck")) => url = Some(value("a URL")?),
-            ("--json", Some("once")) if inline.is_none() => json = true,
+            ("--json", Some("once")) if inline.is_none() => options.json = true,
+            ("--state-file", Some("once")) => flags.state_file = Some(PathBuf::from(value("a file path")?)),
+            ("--publish", Some("once")) => {
+                options.publish = Some(value("a folder, hf://spaces/OWNER/NAME or s3://BUCKET/PREFIX")?)
+            }
             (other, _) if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?} for {}", sub.unwrap_or("the service")));
             }
@@ -88,7 +104,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("check") => Command::Check(flags),
         Some("notify-test") => Command::NotifyTest(flags),
         Some("healthcheck") => Command::Healthcheck { url },
-        Some("once") => Command::Once { flags, json },
+        Some("once") => Command::Once { flags, options },
         _ => Command::Run(flags),
     })
 }
@@ -129,9 +145,17 @@ mod tests {
         ));
         assert!(matches!(
             parse(&args(&["once", "--json", "--config", "x"])),
-            Ok(Command::Once { json: true, .. })
+            Ok(Command::Once { options, .. }) if options.json
         ));
-        assert!(matches!(parse(&args(&["once"])), Ok(Command::Once { json: false, .. })));
+        assert!(matches!(parse(&args(&["once"])), Ok(Command::Once { options, .. }) if !options.json));
+        match parse(&args(&["once", "--state-file", "s.json", "--publish=public"])) {
+            Ok(Command::Once { flags, options }) => {
+                assert_eq!(flags.state_file, Some(PathBuf::from("s.json")));
+                assert_eq!(options.publish.as_deref(), Some("public"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&args(&["--state-file", "s.json"])).is_err(), "for once only");
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
         assert!(matches!(parse(&args(&["check", "--help"])), Ok(Command::Help)));
         assert!(matches!(

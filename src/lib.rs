@@ -14,6 +14,7 @@ pub mod os;
 pub mod persist;
 pub mod probe;
 pub mod proxy;
+pub mod publish;
 pub mod reload;
 pub mod remote_saver;
 pub mod resolve;
@@ -69,12 +70,12 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             }
             Err(errors) => report_config_errors(&errors),
         },
-        cli::Command::Once { flags, json } => match config::load(&flags, env) {
+        cli::Command::Once { flags, options } => match config::load(&flags, env) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                once::run(&cfg, json)
+                once::run(&cfg, &options, env)
             }
             Err(errors) => report_config_errors(&errors),
         },
@@ -336,7 +337,7 @@ fn tls_line(t: &Target) -> Option<String> {
     })
 }
 
-fn init_logging(level: log::LevelFilter) {
+pub(crate) fn init_logging(level: log::LevelFilter) {
     // Panics (ours are caught and recorded; tiny_http's threads can panic when out of
     // resources) go to the log as one line instead of a backtrace on stderr.
     std::panic::set_hook(Box::new(|info| {

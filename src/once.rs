@@ -1,137 +1,408 @@
-//! `once`: every configured worker checked one time, in parallel, for places where no service can
-//! run (a cron job, a GitHub Actions schedule, a Kubernetes CronJob). The checks are the service's
-//! own (retries, backoff, timeouts); the result is printed as one line per worker or as the
-//! `/status` document, and becomes the exit status.
+//! `once`: the whole monitor for places where no service can run (a cron job, a GitHub Actions
+//! schedule, a systemd timer). With a state file it loads the state, checks every unpaused worker
+//! one time (in parallel, bounded, with the service's own retries and timeouts), records each
+//! result exactly as the service does (`worker::take_result`: history, uptime, counters, alert
+//! streaks), so alerts go out on transitions counted across runs, saves, publishes the page if
+//! asked, waits (bounded) for the alerts to be delivered and exits 0 when all are up, 1 when any
+//! is down. SIGTERM or SIGINT (a scheduler's timeout) ends the wait for checks still running:
+//! what has finished is recorded and saved.
 
-use crate::config::{Config, Target};
+use crate::alert::Alerter;
+use crate::config::{Config, Env, Target};
 use crate::net::Net;
+use crate::persist::Persister;
 use crate::probe::{self, Outcome};
+use crate::publish::{self, Destination, Published};
 use crate::shutdown::Waker;
-use crate::state::State;
-use crate::{EXIT_FAILURE, EXIT_OK, web, worker};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use crate::state::{CertInfo, Health, Snapshot, State};
+use crate::timefmt::from_unix_millis;
+use crate::tls::expiry::Watch;
+use crate::worker::{self, Alerting};
+use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, web};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 /// At most this many checks run at the same time; a fleet of thousands then costs this many
 /// threads, not thousands, and takes a few timeouts longer.
 pub const MAX_PARALLEL: usize = 32;
+/// How long the alerts of a run may take to be delivered before it exits (each delivery is
+/// bounded by its channel's `timeout` and retries too).
+const ALERT_GRACE: Duration = Duration::from_secs(30);
+/// After SIGTERM: the alerts already queued get this long, as the service's shutdown does.
+const ALERT_GRACE_STOPPING: Duration = Duration::from_secs(2);
+
+/// What `once` was asked for besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print the `/status` document instead of one line per worker.
+    pub json: bool,
+    pub publish: Option<String>,
+}
+
+/// One check to run: a worker's target and its id in the state.
+struct Job {
+    slot: usize,
+    target: Target,
+}
+
+enum Msg {
+    Done {
+        job: usize,
+        outcome: Outcome,
+        cert: Option<CertInfo>,
+    },
+    /// SIGTERM or SIGINT.
+    Stop,
+}
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
-pub fn run(cfg: &Config, json: bool) -> u8 {
-    let started = SystemTime::now();
-    let net = Net::from_settings(&cfg.settings);
-    let outcomes = check_all(&cfg.workers, |t| {
-        // Never stopped: `once` has no shutdown to wait for; Ctrl-C ends the process as usual.
-        let waker = Waker::default();
-        let agent = net.check_agent(&t.url, &t.tls).agent;
-        probe::check(&agent, t, &waker)
-    });
-    let now = SystemTime::now();
-    if json {
-        println!("{}", status_document(cfg, &outcomes, started, now));
+pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+    let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
+        Ok(d) => d,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    // Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
+    let level = cfg.settings.log_level;
+    crate::init_logging(if level >= log::LevelFilter::Debug {
+        level
     } else {
-        print!("{}", lines(&cfg.workers, &outcomes));
+        log::LevelFilter::Warn
+    });
+    let started = SystemTime::now();
+    let infos = cfg.workers.iter().map(crate::target_info).collect();
+    let state = State::new(infos, cfg.settings.history, started);
+    let persister = cfg.settings.state_file.clone().map(|path| {
+        let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
+        let shown = cfg.settings.scrub(&path.display().to_string());
+        Persister::new(path, &urls).shown_as(shown)
+    });
+    if let Some(p) = &persister {
+        p.load(&state);
+        if let Err(e) = p.probe_writable() {
+            eprintln!("warning: state file: {e}; this run's results will not be kept");
+            state.set_persistence_error(Some(e));
+        }
+    }
+    // No admin endpoint can pause or resume between runs: the configuration alone says which
+    // workers are paused (a pause saved by the service is not kept).
+    for (slot, t) in cfg.workers.iter().enumerate() {
+        state.set_paused(slot, t.paused);
+    }
+
+    let net = Net::from_settings(&cfg.settings);
+    // Alerts announce transitions, which only a state carried from the last run can show: without
+    // one, a worker that stays down would alert at every run.
+    let alert_waker = Arc::new(Waker::default());
+    let alerter = match (&persister, cfg.alerts.channels.is_empty()) {
+        (_, true) => None,
+        (None, false) => {
+            eprintln!(
+                "warning: alerts are off: once sends them on transitions, which need a state file (--state-file) to count across runs"
+            );
+            None
+        }
+        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, Arc::clone(&alert_waker)) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
+                None
+            }
+        },
+    };
+
+    let jobs: Vec<Job> = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.paused))
+        .map(|(slot, t)| Job {
+            slot,
+            target: t.clone(),
+        })
+        .collect();
+    let mut alerting: Vec<Alerting> = jobs
+        .iter()
+        .map(|j| match &alerter {
+            Some(a) => {
+                let saved = state.record_of(j.slot).unwrap_or_default();
+                Alerting {
+                    streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
+                    cert_warnings: a.cert_warnings(&j.target),
+                }
+            }
+            None => Alerting::default(),
+        })
+        .collect();
+
+    let checks = Arc::new(Waker::default());
+    let (tx, rx) = mpsc::channel();
+    let signals = watch_signals(Arc::clone(&checks), tx.clone());
+    let jobs = Arc::new(jobs);
+    let cert_every = cfg.settings.cert_check_interval;
+    let running = start_checks(&jobs, &checks, &tx, move |t, waker| check(&net, t, cert_every, waker));
+    drop(tx);
+
+    let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
+    let mut left = jobs.len();
+    let mut interrupted = false;
+    while left > 0 {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Msg::Done { job, outcome, cert }) => {
+                left -= 1;
+                let (Some(j), Some(a)) = (jobs.get(job), alerting.get_mut(job)) else {
+                    continue;
+                };
+                let now = SystemTime::now();
+                worker::take_result(&state, j.slot, &j.target, alerter.as_deref(), a, &outcome, cert, now);
+                outcomes[job] = Some(outcome);
+            }
+            Ok(Msg::Stop) => {
+                interrupted = true;
+                break;
+            }
+            // A thread that ended without sending (it cannot, short of a bug) leaves its check
+            // missing rather than this loop waiting forever.
+            Err(mpsc::RecvTimeoutError::Timeout) if running.load(Ordering::Acquire) > 0 => {}
+            Err(_) => break,
+        }
+    }
+    if interrupted {
+        eprintln!(
+            "interrupted: {} of {} check(s) finished; saving those",
+            jobs.len() - left,
+            jobs.len()
+        );
+    }
+
+    let mut failed = false;
+    if let Some(p) = &persister {
+        match p.save(&state) {
+            Ok(()) => state.set_persistence_error(None),
+            Err(e) => {
+                eprintln!("error: state file: {e}");
+                state.set_persistence_error(Some(e));
+                failed = true;
+            }
+        }
+    }
+    if let (Some(to), false) = (&publish_to, interrupted) {
+        let remote = publish::Remote::from_env(env, Net::from_settings(&cfg.settings));
+        match publish_site(&state, to, &remote) {
+            Ok(Published::Unchanged) => eprintln!("published: nothing changed since the last run"),
+            Ok(Published::Written) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if let Some(a) = &alerter {
+        let grace = if interrupted { ALERT_GRACE_STOPPING } else { ALERT_GRACE };
+        if !wait_for_alerts(a, &checks, Instant::now() + grace) {
+            eprintln!("warning: some alerts were not delivered in time; see the log above");
+        }
+    }
+    alert_waker.stop();
+    if let Some(handle) = signals {
+        handle.close();
+    }
+
+    let snap = state.snapshot(web::DEFAULT_STATUS_HISTORY, SystemTime::now());
+    if opts.json {
+        println!("{}", web::json::render(&snap));
+    } else {
+        print!("{}", lines(&snap, &jobs, &outcomes));
     }
     let checked: Vec<&Outcome> = outcomes.iter().flatten().collect();
     let up = checked.iter().filter(|o| o.ok).count();
-    let paused = outcomes.len() - checked.len();
+    let paused = cfg.workers.len() - jobs.len();
     if cfg.workers.is_empty() {
         eprintln!("no workers configured: nothing to check");
-    } else if paused > 0 {
-        eprintln!("{up} of {} worker(s) up, {paused} paused", checked.len());
     } else {
-        eprintln!("{up} of {} worker(s) up", checked.len());
+        eprintln!(
+            "{up} of {} worker(s) up{}",
+            jobs.len(),
+            if paused > 0 {
+                format!(", {paused} paused")
+            } else {
+                String::new()
+            }
+        );
     }
-    if up == checked.len() { EXIT_OK } else { EXIT_FAILURE }
+    if up == jobs.len() && !failed && !interrupted {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
 }
 
-/// Checks every target not configured `paused` once with `check`, at most `MAX_PARALLEL` at a
-/// time; outcomes in the targets' order, `None` for a paused one. The whole of a check, its
-/// agent's setup included, runs guarded: a panic is a failed outcome, never the end of `once`.
-pub fn check_all(targets: &[Target], check: impl Fn(&Target) -> Outcome + Sync) -> Vec<Option<Outcome>> {
-    let unpaused: Vec<&Target> = targets.iter().filter(|t| !t.paused).collect();
-    let mut done = bounded_map(&unpaused, MAX_PARALLEL, |t| worker::guarded(|| check(t))).into_iter();
-    targets
-        .iter()
-        .map(|t| {
-            if t.paused {
-                return None;
+/// One worker's check as the service makes it: its own agent (trust settings, proxy), retries
+/// and timeouts, and the server's certificate read from the same handshake.
+fn check(net: &Net, t: &Target, cert_every: Duration, waker: &Waker) -> (Outcome, Option<CertInfo>) {
+    let agent = net.check_agent(&t.url, &t.tls);
+    let mut watch = agent.capture.map(|c| (c, Watch::new(cert_every, !t.tls.insecure)));
+    if let Some((capture, _)) = &watch {
+        capture.request();
+    }
+    let outcome = probe::check(&agent.agent, t, waker);
+    let cert = watch.as_mut().and_then(|(c, w)| worker::read_cert(&t.name, c, w));
+    (outcome, cert)
+}
+
+/// Starts the checking threads (at most `MAX_PARALLEL`), each taking the next job when it is
+/// free and sending its result on `tx`; returns how many are still running. The whole of a
+/// check, its agent's setup included, runs guarded: a panic is that worker's failed check,
+/// never the end of the run.
+fn start_checks(
+    jobs: &Arc<Vec<Job>>,
+    waker: &Arc<Waker>,
+    tx: &mpsc::Sender<Msg>,
+    check: impl Fn(&Target, &Waker) -> (Outcome, Option<CertInfo>) + Send + Sync + 'static,
+) -> Arc<AtomicUsize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let (jobs, waker, next) = (Arc::clone(jobs), Arc::clone(waker), Arc::clone(&next));
+        move |tx: &mpsc::Sender<Msg>| loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            if waker.is_stopped() {
+                break;
             }
-            let outcome = done.next().flatten().unwrap_or_else(|| Outcome {
-                ok: false,
-                status: None,
-                latency: Duration::ZERO,
-                duration: Duration::ZERO,
-                attempts: 0,
-                error: Some("internal error: the check did not run".to_string()),
+            let mut cert = None;
+            let outcome = worker::guarded(|| {
+                let (outcome, read) = check(&job.target, &waker);
+                cert = read;
+                outcome
             });
-            Some(outcome)
-        })
-        .collect()
-}
-
-/// `f` over `items` on at most `threads` threads, each taking the next item when it is free.
-/// An item whose `f` panicked, or that no thread could run, maps to `None`.
-pub fn bounded_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
-    let f = |item: &T| catch_unwind(AssertUnwindSafe(|| f(item))).ok();
-    let next = AtomicUsize::new(0);
-    let threads = threads.clamp(1, items.len().max(1));
-    let mut done: Vec<(usize, Option<R>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                std::thread::Builder::new()
-                    .name(format!("once-{i}"))
-                    .stack_size(worker::STACK_SIZE)
-                    .spawn_scoped(s, || {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(item) = items.get(i) else { break };
-                            mine.push((i, f(item)));
-                        }
-                        mine
-                    })
-            })
-            .collect();
-        // A thread that cannot be started leaves its share to the others; only if none starts
-        // does this thread do the work itself.
-        let started: Vec<_> = handles.into_iter().filter_map(Result::ok).collect();
-        let mut all: Vec<(usize, Option<R>)> = Vec::with_capacity(items.len());
-        if started.is_empty() {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                all.push((i, f(item)));
+            if tx.send(Msg::Done { job: i, outcome, cert }).is_err() {
+                break;
             }
         }
-        for h in started {
-            // Each item's panic is caught above; a join error cannot carry a result, so its
-            // items are missing and come out as `None` below.
-            if let Ok(mine) = h.join() {
-                all.extend(mine);
-            }
-        }
-        all
-    });
-    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    for (i, r) in done.drain(..) {
-        if let Some(slot) = out.get_mut(i) {
-            *slot = r;
+    };
+    let work = Arc::new(work);
+    let threads = MAX_PARALLEL.min(jobs.len());
+    for i in 0..threads {
+        let (work, tx, counted) = (Arc::clone(&work), tx.clone(), Arc::clone(&running));
+        running.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name(format!("once-{i}"))
+            .stack_size(worker::STACK_SIZE)
+            .spawn(move || {
+                let _done = Ending(&counted);
+                work(&tx);
+            });
+        if spawned.is_err() {
+            running.fetch_sub(1, Ordering::AcqRel);
         }
     }
-    out
+    if threads > 0 && running.load(Ordering::Acquire) == 0 {
+        // Not one thread could be started: the checks run here, one after another.
+        work(tx);
+    }
+    running
+}
+
+/// Counts a checking thread out when it ends, however it ends.
+struct Ending<'a>(&'a AtomicUsize);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// SIGTERM and SIGINT stop the checks (a sleeping retry wakes at once) and end the wait for them.
+fn watch_signals(checks: Arc<Waker>, tx: mpsc::Sender<Msg>) -> Option<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: cannot install signal handlers ({e}); SIGTERM ends the run unsaved");
+            return None;
+        }
+    };
+    let handle = signals.handle();
+    let tx = Mutex::new(tx);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                eprintln!("received {name}: recording the checks that finished, saving, exiting");
+                checks.stop();
+                let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Stop);
+            }
+        })
+        .ok()
+        .map(|_| handle)
+}
+
+/// Waits for the queued alerts until `deadline`, or until SIGTERM (then `ALERT_GRACE_STOPPING`
+/// more at most). True when every one was handled.
+fn wait_for_alerts(alerter: &Alerter, stop: &Waker, deadline: Instant) -> bool {
+    let mut deadline = deadline;
+    let mut stopping = false;
+    loop {
+        let slice = (Instant::now() + Duration::from_millis(100)).min(deadline);
+        if alerter.wait_delivered(slice) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if !stopping && stop.is_stopped() {
+            stopping = true;
+            deadline = deadline.min(Instant::now() + ALERT_GRACE_STOPPING);
+        }
+    }
+}
+
+/// The page, `status.json` and the badges, as of the newest check recorded (not the wall clock),
+/// so that a run which changed nothing publishes the very same files.
+fn publish_site(state: &State, to: &Destination, remote: &publish::Remote) -> Result<Published, String> {
+    let at = |s: &Snapshot| {
+        s.workers
+            .iter()
+            .filter_map(|w| w.last.as_ref().map(|r| r.at_ms))
+            .max()
+            .map(from_unix_millis)
+    };
+    let probe = state.snapshot(0, SystemTime::now());
+    let made = at(&probe).unwrap_or(probe.now);
+    let pinned = |mut s: Snapshot| {
+        s.now = made;
+        s.started_at = made;
+        s
+    };
+    let page = pinned(state.snapshot(web::html::BAR_CELLS, made));
+    let status = pinned(state.snapshot(web::DEFAULT_STATUS_HISTORY, made));
+    let files = web::site::files(&page, &status);
+    let summary = format!("master-pinger: status as of {}", crate::timefmt::rfc3339(made));
+    publish::publish(to, &files, remote, &summary)
 }
 
 /// One line per worker: name, up/down, status, latency, attempts and the error, in columns; a
-/// paused worker's line says `paused`.
-pub fn lines(targets: &[Target], outcomes: &[Option<Outcome>]) -> String {
+/// paused worker says so, and one the run was interrupted before says that.
+fn lines(snap: &Snapshot, jobs: &[Job], outcomes: &[Option<Outcome>]) -> String {
     use std::fmt::Write;
-    let width = targets.iter().map(|t| t.name.chars().count()).max().unwrap_or(0);
+    let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
     let mut out = String::new();
-    for (t, o) in targets.iter().zip(outcomes) {
-        let Some(o) = o else {
-            let _ = writeln!(out, "{:<width$}  paused", t.name);
+    for w in &snap.workers {
+        let job = jobs.iter().position(|j| j.target.name == w.name);
+        let Some(o) = job.and_then(|i| outcomes.get(i)).and_then(Option::as_ref) else {
+            let why = match (w.health, job) {
+                (Health::Paused, _) => "paused",
+                (_, Some(_)) => "-     not checked: the run was interrupted",
+                (_, None) => "-     not checked",
+            };
+            let _ = writeln!(out, "{:<width$}  {why}", w.name);
             continue;
         };
         let status = o.status.map_or("-".to_string(), |s| s.to_string());
@@ -143,7 +414,7 @@ pub fn lines(targets: &[Target], outcomes: &[Option<Outcome>]) -> String {
         let _ = write!(
             out,
             "{:<width$}  {:<4}  {status:<3}  {:>5} ms  {attempts}",
-            t.name,
+            w.name,
             if o.ok { "up" } else { "down" },
             o.latency.as_millis(),
         );
@@ -155,99 +426,97 @@ pub fn lines(targets: &[Target], outcomes: &[Option<Outcome>]) -> String {
     out
 }
 
-/// The `/status` document the service would serve after these checks (same renderer).
-pub fn status_document(cfg: &Config, outcomes: &[Option<Outcome>], started: SystemTime, now: SystemTime) -> String {
-    let infos = cfg.workers.iter().map(crate::target_info).collect();
-    let state = State::new(infos, cfg.settings.history, started);
-    for (slot, o) in outcomes.iter().enumerate() {
-        match o {
-            Some(o) => state.record_check(slot, worker::record_of(o, now)),
-            None => state.set_paused(slot, true),
-        }
-    }
-    web::json::render(&state.snapshot(web::DEFAULT_STATUS_HISTORY, now))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn bounded_map_keeps_order_and_never_exceeds_the_bound() {
-        let running = AtomicUsize::new(0);
-        let most = AtomicUsize::new(0);
-        let items: Vec<u64> = (0..12).collect();
-        let out = bounded_map(&items, 3, |&n| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(50));
-            running.fetch_sub(1, Ordering::SeqCst);
-            n * 2
-        });
-        assert_eq!(out, (0..12).map(|n| Some(n * 2)).collect::<Vec<_>>());
-        let most = most.load(Ordering::SeqCst);
-        assert!(most <= 3, "at most 3 at a time, saw {most}");
-        assert!(most >= 2, "the items ran in parallel, saw {most}");
-        assert!(bounded_map(&[] as &[u8], 4, |_| 1).is_empty());
-    }
-
-    #[test]
-    fn a_panic_is_a_failed_check_and_never_ends_once() {
+    fn jobs(names: &[&str]) -> Arc<Vec<Job>> {
         let cfg = crate::config::build(
             Some((
                 "t.json",
-                r#"{"self_ping": false, "defaults": {"retries": 0, "timeout": "1s"},
-                    "workers": [{"name": "a", "url": "http://127.0.0.1:9/a"},
-                    {"name": "b", "url": "http://127.0.0.1:9/b", "paused": true},
-                    {"name": "c", "url": "http://127.0.0.1:9/c"}]}"#,
+                &format!(
+                    r#"{{"workers": [{}]}}"#,
+                    names
+                        .iter()
+                        .map(|n| format!(r#"{{"name": "{n}", "url": "http://127.0.0.1:9/{n}"}}"#))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
             )),
             &crate::config::Flags::default(),
             &crate::config::Env::new(),
         )
         .unwrap();
-        // Stands for a check path (or an agent's setup) that panics on some input.
-        let outcomes = check_all(&cfg.workers, |t| {
-            assert!(t.name != "a", "agent cannot be built");
-            probe::check(
-                &crate::net::Net::new(None, Default::default()).agent_for(&t.url),
-                t,
-                &Waker::default(),
-            )
-        });
-        let a = outcomes[0].as_ref().unwrap();
-        assert_eq!(
-            (a.ok, a.error.as_deref()),
-            (false, Some("internal error: the check panicked"))
-        );
-        assert!(outcomes[1].is_none(), "paused: not checked");
-        assert!(
-            outcomes[2].as_ref().is_some_and(|c| !c.ok && c.attempts >= 1),
-            "checked"
-        );
-        let text = lines(&cfg.workers, &outcomes);
-        assert!(
-            text.lines()
-                .nth(1)
-                .is_some_and(|l| l.split_whitespace().eq(["b", "paused"])),
-            "{text}"
-        );
-        let doc: serde_json::Value =
-            serde_json::from_str(&status_document(&cfg, &outcomes, SystemTime::now(), SystemTime::now())).unwrap();
-        assert_eq!(doc["workers"][1]["state"], "paused", "{doc:#}");
-        assert_eq!(
-            doc["workers"][0]["last_check"]["error"],
-            "internal error: the check panicked"
-        );
+        let jobs = cfg
+            .workers
+            .into_iter()
+            .enumerate()
+            .map(|(slot, target)| Job { slot, target });
+        Arc::new(jobs.collect())
+    }
+
+    fn outcome(ok: bool) -> Outcome {
+        Outcome {
+            ok,
+            status: Some(200),
+            latency: Duration::ZERO,
+            duration: Duration::ZERO,
+            attempts: 1,
+            error: None,
+        }
+    }
+
+    /// Every job's result, by job number.
+    fn results(rx: &mpsc::Receiver<Msg>, n: usize) -> Vec<Option<Outcome>> {
+        let mut out: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+        while let Ok(msg) = rx.recv_timeout(Duration::from_secs(10)) {
+            if let Msg::Done { job, outcome, .. } = msg {
+                out[job] = Some(outcome);
+            }
+            if out.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        out
     }
 
     #[test]
-    fn bounded_map_reports_an_item_whose_function_panicked() {
-        let items: Vec<u32> = (0..8).collect();
-        let out = bounded_map(&items, 3, |&n| {
-            assert!(n % 3 != 1, "boom");
-            n
+    fn a_panic_in_a_check_or_its_setup_is_that_workers_failed_check() {
+        let jobs = jobs(&["a", "b", "c"]);
+        let (tx, rx) = mpsc::channel();
+        let waker = Arc::new(Waker::default());
+        start_checks(&jobs, &waker, &tx, |t, _| {
+            // Stands for an agent's setup (or a check path) that panics on some input.
+            assert!(t.name != "b", "agent cannot be built");
+            (outcome(true), None)
         });
-        let want: Vec<Option<u32>> = items.iter().map(|&n| (n % 3 != 1).then_some(n)).collect();
-        assert_eq!(out, want);
+        let got = results(&rx, 3);
+        assert!(got[0].as_ref().is_some_and(|o| o.ok));
+        let b = got[1].as_ref().expect("b has a result");
+        assert_eq!(
+            (b.ok, b.error.as_deref()),
+            (false, Some("internal error: the check panicked"))
+        );
+        assert!(got[2].as_ref().is_some_and(|o| o.ok));
+    }
+
+    #[test]
+    fn checks_run_in_parallel_and_never_more_than_the_bound() {
+        let names: Vec<String> = (0..MAX_PARALLEL * 2).map(|i| format!("w{i}")).collect();
+        let jobs = jobs(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+        let (tx, rx) = mpsc::channel();
+        start_checks(&jobs, &Arc::new(Waker::default()), &tx, move |_, _| {
+            let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+            r.fetch_sub(1, Ordering::SeqCst);
+            (outcome(true), None)
+        });
+        assert!(results(&rx, names.len()).iter().all(Option::is_some));
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= MAX_PARALLEL, "at most {MAX_PARALLEL} at a time, saw {most}");
+        assert!(most >= 2, "in parallel, saw {most}");
     }
 }

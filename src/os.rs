@@ -6,7 +6,8 @@
 //!   server, a worker that wakes for its deadline gets a core first;
 //! - a worker hands back the stack pages one check touched before it goes back to sleep;
 //! - the HTTP side sets `TCP_NODELAY`, tells sockets apart by inode, duplicates descriptors and
-//!   reads `TCP_INFO`.
+//!   reads `TCP_INFO`;
+//! - `once --publish` swaps a new folder for the old one in one step (`RENAME_EXCHANGE`).
 
 /// The identity of an open file (here: a socket) for as long as it is open.
 #[cfg(target_os = "linux")]
@@ -163,6 +164,36 @@ mod imp {
         unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) == 0 }
     }
 
+    /// Exchanges two existing paths in one step (`renameat2` with `RENAME_EXCHANGE`): a reader
+    /// sees either the old or the new entry at each path, never neither. Through the raw
+    /// syscall, since older C libraries have no wrapper. Fails where the kernel (before 3.15) or
+    /// the file system does not support it.
+    pub fn exchange(a: &std::path::Path, b: &std::path::Path) -> std::io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+        };
+        let (a, b) = (c(a)?, c(b)?);
+        // SAFETY: both paths are NUL-terminated strings that outlive the call; the kernel only
+        // reads them.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
     pub fn raise_nofile() -> Option<(libc::rlim_t, libc::rlim_t)> {
         let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
@@ -191,6 +222,10 @@ mod imp {
 
     pub fn raise_nofile() -> Option<(u64, u64)> {
         None
+    }
+
+    pub fn exchange(_a: &std::path::Path, _b: &std::path::Path) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
     }
 
     pub fn nice_current_thread(_nice: i32) -> bool {
@@ -223,8 +258,8 @@ mod imp {
 }
 
 pub use imp::{
-    current_stack, dup, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay, socket_inode,
-    tcp_info,
+    current_stack, dup, exchange, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay,
+    socket_inode, tcp_info,
 };
 
 #[cfg(test)]

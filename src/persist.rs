@@ -333,6 +333,7 @@ impl Counters {
             paused: self.paused,
             history,
             uptime,
+            streaks: Vec::new(),
         }
     }
 }

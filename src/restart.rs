@@ -7,7 +7,7 @@ use crate::alert::queue::{self, Queue};
 use crate::shutdown::Waker;
 use crate::state::State;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,9 +64,71 @@ impl Restarter {
     }
 }
 
+/// At most one restart per cooldown, measured on the monotonic clock: a wall clock stepped back
+/// (or forward) neither blocks restarts nor lets two through early.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cooldown {
+    last: Option<Instant>,
+}
+
+impl Cooldown {
+    /// Resumes from the last restart the state file remembers (wall clock, `saved`), as seen at
+    /// `now_wall` and `now`. A saved time in the future (the clock was stepped back) counts as
+    /// now: the wait is then at most one cooldown.
+    pub fn resumed(saved: Option<SystemTime>, now_wall: SystemTime, now: Instant) -> Cooldown {
+        let last = saved.and_then(|at| now.checked_sub(now_wall.duration_since(at).unwrap_or_default()));
+        Cooldown { last }
+    }
+
+    /// True, and the cooldown starts again from `now`, when `every` has passed since the last
+    /// restart (or there was none).
+    pub fn take(&mut self, now: Instant, every: Duration) -> bool {
+        let cooled = self.last.is_none_or(|t| now.saturating_duration_since(t) >= every);
+        if cooled {
+            self.last = Some(now);
+        }
+        cooled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_restart_per_cooldown_on_the_monotonic_clock() {
+        let every = Duration::from_secs(1800);
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut c = Cooldown::default();
+        assert!(c.take(t0, every), "the first restart goes at once");
+        assert!(!c.take(t0 + ms(1), every));
+        assert!(!c.take(t0 + every - ms(1), every), "not inside the cooldown");
+        assert!(c.take(t0 + every, every), "again a cooldown later");
+        assert!(!c.take(t0 + every + ms(1), every));
+        assert!(c.take(t0 + every * 2 + ms(5), every), "and again");
+    }
+
+    #[test]
+    fn a_saved_restart_resumes_whatever_the_wall_clock_did() {
+        let every = Duration::from_secs(1800);
+        let (wall, now) = (SystemTime::now(), Instant::now());
+        let ten_min = Duration::from_secs(600);
+        let mut c = Cooldown::resumed(Some(wall - ten_min), wall, now);
+        assert!(!c.take(now + every - ten_min - Duration::from_millis(1), every));
+        assert!(
+            c.take(now + every - ten_min, every),
+            "the rest of the cooldown, no more"
+        );
+        // The clock was stepped back a day after the restart was saved.
+        let mut c = Cooldown::resumed(Some(wall + Duration::from_secs(86_400)), wall, now);
+        assert!(!c.take(now, every));
+        assert!(
+            c.take(now + every, every),
+            "blocked for one cooldown at most, not a day"
+        );
+        assert!(Cooldown::resumed(None, wall, now).take(now, every), "never restarted");
+    }
 
     #[test]
     fn the_hub_call_names_the_space_and_carries_the_token() {

@@ -8,13 +8,13 @@
 mod history;
 mod uptime;
 
-pub use history::History;
+pub use history::{Copied, History};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::CertInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 /// One finished check (all its attempts), as the renderers see it. The state keeps it in a
@@ -71,6 +71,31 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
+    /// across restarts and `once` runs, and a down alert already sent is not sent again.
+    pub streaks: Vec<ChannelStreak>,
+}
+
+/// One alert channel's streak for one target, as the state keeps and the state file saves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChannelStreak {
+    pub channel: String,
+    /// Consecutive failed and good checks (one of them is 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fails: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oks: u32,
+    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<bool>,
+    /// Unix milliseconds of the first failure of the current run of failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -149,7 +174,11 @@ impl Record {
         if let Some(last) = self.history.last() {
             history.push(&last, 1);
         }
-        Record { history, ..*self }
+        Record {
+            history,
+            streaks: self.streaks.clone(),
+            ..*self
+        }
     }
 }
 
@@ -195,17 +224,33 @@ pub struct Snapshot {
     pub reloads: (u64, u64),
 }
 
+/// `ok` when every worker is up, pending or paused, `down` when all are down, else `degraded`.
+pub fn overall(down: usize, workers: usize) -> &'static str {
+    if down == 0 {
+        "ok"
+    } else if down == workers {
+        "down"
+    } else {
+        "degraded"
+    }
+}
+
+/// The fleet at a glance, for the top of `/status` (read before its targets, one at a time).
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub started_at: SystemTime,
+    /// `overall()` of the configured workers (the self-ping not counted).
+    pub status: &'static str,
+    /// The configured workers in order, then the self-ping's id.
+    pub workers: Vec<usize>,
+    pub self_ping: Option<usize>,
+    pub persistence_error: Option<String>,
+    pub config_error: Option<String>,
+}
+
 impl Snapshot {
-    /// `ok` when every worker is up, pending or paused, `down` when all are down, else `degraded`.
     pub fn overall(&self) -> &'static str {
-        let down = self.down_count();
-        if down == 0 {
-            "ok"
-        } else if down == self.workers.len() {
-            "down"
-        } else {
-            "degraded"
-        }
+        overall(self.down_count(), self.workers.len())
     }
 
     pub fn down_count(&self) -> usize {
@@ -273,7 +318,8 @@ pub struct Saves {
 
 struct Slot {
     id: usize,
-    info: TargetInfo,
+    /// Shared with the copies readers take, so a copy clones no string under the lock.
+    info: Arc<TargetInfo>,
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
@@ -291,6 +337,12 @@ struct Inner {
 }
 
 impl Inner {
+    /// Every place's save problem, in one text for the page and `/status`.
+    fn persistence_error(&self) -> Option<String> {
+        let errors: Vec<&str> = self.persistence_errors.iter().flatten().map(String::as_str).collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
     fn slot(&mut self, id: usize) -> Option<&mut Slot> {
         // Until a reload removes a target, ids equal positions: try that before searching.
         match self.slots.get(id) {
@@ -317,7 +369,7 @@ impl State {
             .enumerate()
             .map(|(id, info)| Slot {
                 id,
-                info,
+                info: Arc::new(info),
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
@@ -346,7 +398,7 @@ impl State {
         inner.next_id += 1;
         inner.slots.push(Slot {
             id,
-            info,
+            info: Arc::new(info),
             record,
             next_check_at_ms: None,
             cert: None,
@@ -366,7 +418,7 @@ impl State {
                 // Another server: its certificate is read again at its first check.
                 s.cert = None;
             }
-            s.info = info;
+            s.info = Arc::new(info);
         }
     }
 
@@ -449,6 +501,12 @@ impl State {
         }
     }
 
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.streaks = streaks;
+        }
+    }
+
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
@@ -481,6 +539,15 @@ impl State {
     /// streaks.
     pub fn record_of(&self, slot: usize) -> Option<Record> {
         self.lock().slot(slot).map(|s| s.record.summary())
+    }
+
+    /// How many targets there are, the self-ping included.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn history_cap(&self) -> usize {
@@ -517,51 +584,26 @@ impl State {
         }
     }
 
+    /// Every target with its newest `history_limit` checks. The lock is held only to copy
+    /// plain values and compact history entries (see `Copy`); names, texts and uptime ratios are
+    /// made after it is released.
     pub fn snapshot(&self, history_limit: usize, now: SystemTime) -> Snapshot {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
-        let inner = self.lock();
-        // The uptime ratios are sums over 54 buckets a target: worked out after the lock is
-        // released, from copies (448 bytes each).
-        let mut uptimes: Vec<Uptime> = Vec::with_capacity(inner.slots.len());
-        let mut views: Vec<TargetView> = inner
-            .slots
-            .iter()
-            .map(|slot| {
-                let (info, r) = (&slot.info, &slot.record);
-                uptimes.push(r.uptime);
-                TargetView {
-                    name: info.name.clone(),
-                    url: info.display_url.clone(),
-                    interval: info.interval,
-                    is_self: info.is_self,
-                    restarts_enabled: info.restarts_enabled,
-                    health: r.health(),
-                    paused: r.paused,
-                    checks: r.checks,
-                    successes: r.successes,
-                    skipped: r.skipped,
-                    attempts: r.attempts,
-                    consecutive_failures: r.consecutive_failures,
-                    restarts: r.restarts,
-                    last_restart_at_ms: r.last_restart_at_ms,
-                    last: r.last(),
-                    next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
-                    uptime: [None; 3],
-                    tls: slot.cert,
-                    history: r.history.newest(limit).collect(),
-                }
-            })
-            .collect();
-        let errors: Vec<&str> = inner.persistence_errors.iter().flatten().map(String::as_str).collect();
-        let persistence_error = (!errors.is_empty()).then(|| errors.join("; "));
-        let saves = inner.saves;
-        let config_error = inner.config_error.clone();
-        let reloads = inner.reloads;
-        drop(inner);
-        for (view, uptime) in views.iter_mut().zip(&uptimes) {
-            view.uptime = uptime.ratios(now_ms);
-        }
+        let mut buf = Copied::default();
+        let (copies, persistence_error, saves, config_error, reloads) = {
+            let inner = self.lock();
+            buf.reserve(inner.slots.len() * limit.max(1));
+            let copies: Vec<Copy> = inner.slots.iter().map(|s| Copy::of(s, limit, &mut buf)).collect();
+            (
+                copies,
+                inner.persistence_error(),
+                inner.saves,
+                inner.config_error.clone(),
+                inner.reloads,
+            )
+        };
+        let mut views: Vec<TargetView> = copies.into_iter().map(|c| c.view(&buf, now_ms)).collect();
         let self_ping = match views.last() {
             Some(v) if v.is_self => views.pop(),
             _ => None,
@@ -576,6 +618,129 @@ impl State {
             saves,
             config_error,
             reloads,
+        }
+    }
+
+    /// The top of `/status`: the overall state, the targets' ids in order and the errors shown.
+    pub fn overview(&self) -> Overview {
+        let inner = self.lock();
+        let mut workers = Vec::with_capacity(inner.slots.len());
+        let (mut down, mut self_ping) = (0, None);
+        for s in &inner.slots {
+            if s.info.is_self {
+                self_ping = Some(s.id);
+                continue;
+            }
+            workers.push(s.id);
+            down += usize::from(s.record.health() == Health::Down);
+        }
+        Overview {
+            started_at: self.started_at,
+            status: overall(down, workers.len()),
+            workers,
+            self_ping,
+            persistence_error: inner.persistence_error(),
+            config_error: inner.config_error.clone(),
+        }
+    }
+
+    /// One target with its newest `history_limit` checks, copied like `snapshot` does; `buf` is
+    /// reused across calls so that the copy allocates nothing under the lock once it is warm.
+    /// `None` when a reload removed it.
+    pub fn view(&self, id: usize, history_limit: usize, now: SystemTime, buf: &mut Copied) -> Option<TargetView> {
+        let limit = history_limit.min(self.history_cap);
+        buf.clear();
+        buf.reserve(limit.max(1));
+        let copy = Copy::of(self.lock().slot(id)?, limit, buf);
+        Some(copy.view(buf, unix_millis(now)))
+    }
+}
+
+/// A target's counters as `Copy` takes them.
+struct Counters {
+    checks: u64,
+    successes: u64,
+    skipped: u64,
+    attempts: u64,
+    consecutive_failures: u32,
+    restarts: u64,
+    last_restart_at_ms: Option<u64>,
+    paused: bool,
+}
+
+/// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
+/// checks as 24-byte entries in a `Copied` buffer.
+struct Copy {
+    info: Arc<TargetInfo>,
+    counters: Counters,
+    uptime: Uptime,
+    next_check_at_ms: Option<u64>,
+    cert: Option<CertInfo>,
+    /// The copied entries in the buffer; the last one is the last check.
+    entries: std::ops::Range<usize>,
+    /// How many of them are the history asked for.
+    history: usize,
+}
+
+impl Copy {
+    fn of(slot: &Slot, limit: usize, buf: &mut Copied) -> Copy {
+        let r = &slot.record;
+        // The last check is shown even when no history is asked for.
+        let entries = r.history.copy_newest(limit.max(1), buf);
+        Copy {
+            info: Arc::clone(&slot.info),
+            counters: Counters {
+                checks: r.checks,
+                successes: r.successes,
+                skipped: r.skipped,
+                attempts: r.attempts,
+                consecutive_failures: r.consecutive_failures,
+                restarts: r.restarts,
+                last_restart_at_ms: r.last_restart_at_ms,
+                paused: r.paused,
+            },
+            uptime: r.uptime,
+            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+            cert: slot.cert,
+            history: limit.min(entries.len()),
+            entries,
+        }
+    }
+
+    fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
+        let (info, r) = (&self.info, &self.counters);
+        let last = buf
+            .record(self.entries.end.wrapping_sub(1))
+            .filter(|_| !self.entries.is_empty());
+        let health = if r.paused {
+            Health::Paused
+        } else {
+            match &last {
+                None => Health::Pending,
+                Some(c) if c.ok => Health::Up,
+                Some(_) => Health::Down,
+            }
+        };
+        TargetView {
+            name: info.name.clone(),
+            url: info.display_url.clone(),
+            interval: info.interval,
+            is_self: info.is_self,
+            restarts_enabled: info.restarts_enabled,
+            health,
+            paused: r.paused,
+            checks: r.checks,
+            successes: r.successes,
+            skipped: r.skipped,
+            attempts: r.attempts,
+            consecutive_failures: r.consecutive_failures,
+            restarts: r.restarts,
+            last_restart_at_ms: r.last_restart_at_ms,
+            last,
+            next_check_at_ms: self.next_check_at_ms,
+            uptime: self.uptime.ratios(now_ms),
+            tls: self.cert,
+            history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
         }
     }
 }

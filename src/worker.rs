@@ -6,10 +6,10 @@
 use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
 use crate::config::{Alerts, Target};
 use crate::probe::{self, Outcome};
-use crate::restart::{RestartJob, Restarter};
+use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
-use crate::state::{CheckRecord, State};
+use crate::state::{ChannelStreak, CheckRecord, State};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
 use crate::tls::expiry::{CertInfo, Watch};
@@ -91,6 +91,69 @@ impl Streak {
     pub fn is_down(&self) -> bool {
         self.down == Some(true)
     }
+
+    /// The streak as the state keeps it for `channel`.
+    pub fn saved(&self, channel: &str) -> ChannelStreak {
+        let since = if self.down == Some(true) {
+            self.down_since
+        } else {
+            self.first_failure.filter(|_| self.fails > 0)
+        };
+        ChannelStreak {
+            channel: channel.to_string(),
+            fails: self.fails,
+            oks: self.oks,
+            down: self.down,
+            since_ms: since.map(unix_millis),
+        }
+    }
+
+    /// Resumes a saved streak exactly where it stopped.
+    pub fn from_saved(saved: &ChannelStreak) -> Streak {
+        let since = saved.since_ms.map(from_unix_millis);
+        Streak {
+            fails: saved.fails,
+            oks: saved.oks,
+            down: saved.down,
+            first_failure: since.filter(|_| saved.fails > 0),
+            down_since: since.filter(|_| saved.down == Some(true)),
+        }
+    }
+}
+
+/// What a worker's alerting carries from one check to the next: its streak and its certificate
+/// warnings on each channel that speaks for it.
+#[derive(Debug, Default)]
+pub struct Alerting {
+    pub streaks: Streaks,
+    pub cert_warnings: CertWarnings,
+}
+
+/// Everything a finished check leaves behind, the same in the service and in `once`: the result
+/// goes into the state, the certificate read during the check (if any) too, each alert channel
+/// counts the result and queues an alert on a transition (never blocking), and the channels'
+/// streaks go back into the state so that a restart, or the next `once` run, continues them.
+#[allow(clippy::too_many_arguments)]
+pub fn take_result(
+    state: &State,
+    slot: usize,
+    target: &Target,
+    alerter: Option<&Alerter>,
+    alerting: &mut Alerting,
+    outcome: &Outcome,
+    cert: Option<CertInfo>,
+    now: SystemTime,
+) {
+    state.record_check(slot, record_of(outcome, now));
+    if let Some(info) = cert {
+        state.set_cert(slot, info);
+    }
+    let Some(alerter) = alerter else { return };
+    alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+    if let Some(info) = cert {
+        alerter.observe_cert(&mut alerting.cert_warnings, target, info, now);
+    }
+    state.set_streaks(slot, alerter.saved_streaks(&alerting.streaks));
 }
 
 /// What a check and its aftermath need; replaced as a whole by a reload.
@@ -141,11 +204,10 @@ struct Run {
     /// When check 0 of the current schedule was due, and the next check's number.
     first: Instant,
     pending: u64,
-    /// The streak that decides Space restarts, and the streaks on each alert channel.
+    /// The streak that decides Space restarts.
     streak: Streak,
-    alert_streaks: Streaks,
-    /// The certificate warnings already sent on each channel.
-    cert_warnings: CertWarnings,
+    /// The streaks and certificate warnings on each alert channel.
+    alerting: Alerting,
     /// When to read the server's certificate next (https targets).
     cert: Option<(Arc<PeerCapture>, Watch)>,
     was_ok: Option<bool>,
@@ -220,13 +282,19 @@ impl Worker {
             first: plan.first,
             pending: 0,
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
-            alert_streaks: streaks_on(&plan.settings, saved.consecutive_failures),
-            cert_warnings: cert_warnings_on(&plan.settings),
+            alerting: Alerting {
+                streaks: streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
+                cert_warnings: cert_warnings_on(&plan.settings),
+            },
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
             plan,
         };
-        let mut last_restart = saved.last_restart_at_ms.map(from_unix_millis);
+        let mut cooldown = Cooldown::resumed(
+            saved.last_restart_at_ms.map(from_unix_millis),
+            SystemTime::now(),
+            Instant::now(),
+        );
         let stack = crate::os::current_stack();
         loop {
             self.adopt(&mut run);
@@ -279,18 +347,20 @@ impl Worker {
             let now = SystemTime::now();
             log_outcome(t, &outcome, run.was_ok);
             run.was_ok = Some(outcome.ok);
-            self.state.record_check(self.slot, record_of(&outcome, now));
+            let cert = run.cert.as_mut().and_then(|(c, w)| read_cert(&t.name, c, w));
+            take_result(
+                &self.state,
+                self.slot,
+                t,
+                s.alerter.as_deref(),
+                &mut run.alerting,
+                &outcome,
+                cert,
+                now,
+            );
             run.streak.observe(outcome.ok, now, &s.thresholds);
-            if let Some(alerter) = &s.alerter {
-                alerter.observe(&mut run.alert_streaks, t, outcome.ok, outcome.error.as_deref(), now);
-            }
-            if let Some(info) = run.cert.as_mut().and_then(|(c, w)| self.read_cert(&t.name, c, w)) {
-                if let Some(alerter) = &s.alerter {
-                    alerter.observe_cert(&mut run.cert_warnings, t, info, now);
-                }
-            }
             if run.streak.is_down() && !outcome.ok {
-                self.maybe_restart(&s, &mut last_restart, now);
+                self.maybe_restart(&s, &mut cooldown);
             }
             let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
             if skipped > 0 {
@@ -334,8 +404,10 @@ impl Worker {
             } else {
                 self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
             };
-            run.alert_streaks = streaks_on(&next.settings, failures);
-            run.cert_warnings = cert_warnings_on(&next.settings);
+            run.alerting = Alerting {
+                streaks: streaks_on(&next.settings, failures, &[]),
+                cert_warnings: cert_warnings_on(&next.settings),
+            };
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -349,36 +421,15 @@ impl Worker {
         !rescheduled
     }
 
-    /// Takes in the certificate of this check's handshake, if one was asked for and completed.
-    fn read_cert(&self, name: &str, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
-        let leaf = capture.take()?;
-        match watch.read(&leaf, Instant::now()) {
-            Err(e) => {
-                log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
-                None
-            }
-            Ok(info) => {
-                log::debug!(
-                    "{name}: TLS certificate expires {}",
-                    rfc3339(UNIX_EPOCH + Duration::from_secs(info.expires_at.max(0) as u64))
-                );
-                self.state.set_cert(self.slot, info);
-                Some(info)
-            }
-        }
-    }
-
-    fn maybe_restart(&self, s: &Settings, last_restart: &mut Option<SystemTime>, now: SystemTime) {
+    fn maybe_restart(&self, s: &Settings, cooldown: &mut Cooldown) {
         let (Some(space_id), Some(token), Some(restarter)) =
             (&s.target.space_id, &s.target.restart_token, &s.restarter)
         else {
             return;
         };
-        let cooled = last_restart.is_none_or(|t| now.duration_since(t).unwrap_or_default() >= s.restart_cooldown);
-        if !cooled {
+        if !cooldown.take(Instant::now(), s.restart_cooldown) {
             return;
         }
-        *last_restart = Some(now);
         restarter.send(RestartJob {
             slot: self.slot,
             worker: s.target.name.clone(),
@@ -423,6 +474,24 @@ fn log_outcome(target: &Target, o: &Outcome, was_ok: Option<bool>) {
     }
 }
 
+/// The certificate of this check's handshake, if one was asked for and completed.
+pub fn read_cert(name: &str, capture: &PeerCapture, watch: &mut Watch) -> Option<CertInfo> {
+    let leaf = capture.take()?;
+    match watch.read(&leaf, Instant::now()) {
+        Err(e) => {
+            log::warn!("{name}: cannot read the expiry of the server's certificate: {e}");
+            None
+        }
+        Ok(info) => {
+            log::debug!(
+                "{name}: TLS certificate expires {}",
+                rfc3339(UNIX_EPOCH + Duration::from_secs(info.expires_at.max(0) as u64))
+            );
+            Some(info)
+        }
+    }
+}
+
 /// When an https target's certificate is read: at its first check, then every `cert_every`.
 fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
     let capture = s.capture.as_ref()?;
@@ -437,11 +506,12 @@ fn cert_warnings_on(s: &Settings) -> CertWarnings {
         .unwrap_or_default()
 }
 
-/// The worker's streaks on the channels that speak for it.
-fn streaks_on(s: &Settings, consecutive_failures: u32) -> Streaks {
+/// The worker's streaks on the channels that speak for it: those saved for a channel of the same
+/// name, else resumed from its run of failures.
+fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
     s.alerter
         .as_ref()
-        .map(|a| a.streaks(&s.target, consecutive_failures))
+        .map(|a| a.streaks(&s.target, consecutive_failures, saved))
         .unwrap_or_default()
 }
 
@@ -525,6 +595,28 @@ mod tests {
         assert!(!s.is_down());
         assert_eq!(run(&mut s, &cfg, &[false, true]), [Some(Down), Some(Up)]);
         assert!(!Streak::resume(0, 0).is_down(), "no failures, never down");
+    }
+
+    #[test]
+    fn a_saved_streak_resumes_exactly_one_check_per_run() {
+        use Transition::*;
+        let cfg = thresholds(2, 2);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut saved = ChannelStreak::default();
+        let mut got = Vec::new();
+        for (i, ok) in [true, false, false, false, true, true, true].into_iter().enumerate() {
+            let mut s = Streak::from_saved(&saved);
+            got.push(s.observe(ok, t0 + Duration::from_secs(300 * i as u64), &cfg));
+            saved = s.saved("ops");
+        }
+        assert_eq!(got, [None, None, Some(Down), None, None, Some(Up), None]);
+        // Down since the first failure, two runs before the alert.
+        let mut s = Streak::from_saved(&ChannelStreak::default());
+        s.observe(false, t0, &cfg);
+        let mut s = Streak::from_saved(&s.saved("ops"));
+        s.observe(false, t0 + Duration::from_secs(300), &cfg);
+        assert_eq!(s.down_since, Some(t0));
+        assert_eq!(Streak::from_saved(&s.saved("ops")).down_since, Some(t0));
     }
 
     #[test]

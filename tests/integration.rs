@@ -20,6 +20,7 @@ mod integration {
     pub mod prometheus;
     pub mod reload;
     pub mod remote;
+    pub mod scheduled;
     pub mod shard;
     pub mod tls;
 }

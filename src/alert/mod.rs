@@ -22,6 +22,7 @@ pub mod webhook;
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
 use crate::shutdown::Waker;
+use crate::state::ChannelStreak;
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
@@ -217,6 +218,7 @@ impl Counts {
 
 /// One running channel as the workers see it: when to speak and where to queue.
 struct Running {
+    name: String,
     thresholds: Thresholds,
     cert_expiry_days: Vec<u32>,
     send_on_resolved: bool,
@@ -270,6 +272,7 @@ impl Alerter {
                 },
             )?;
             running.push(Running {
+                name: ch.name.clone(),
                 thresholds: Thresholds {
                     failure: ch.failure_threshold,
                     success: ch.success_threshold,
@@ -290,14 +293,36 @@ impl Alerter {
         Arc::clone(&self.counts)
     }
 
-    /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`),
-    /// resumed from its saved run of failures so a recovery after a restart is still announced.
-    pub fn streaks(&self, target: &Target, consecutive_failures: u32) -> Streaks {
+    /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`):
+    /// the one `saved` for a channel of the same name, else resumed from its run of failures, so
+    /// a recovery after a restart is still announced.
+    pub fn streaks(&self, target: &Target, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
         Streaks(
             self.speaking_for(target)
-                .map(|(i, c)| (i, Streak::resume(consecutive_failures, c.thresholds.failure)))
+                .map(|(i, c)| {
+                    let streak = match saved.iter().find(|s| s.channel == c.name) {
+                        Some(s) => Streak::from_saved(s),
+                        None => Streak::resume(consecutive_failures, c.thresholds.failure),
+                    };
+                    (i, streak)
+                })
                 .collect(),
         )
+    }
+
+    /// The streaks as the state keeps them, by channel name.
+    pub fn saved_streaks(&self, streaks: &Streaks) -> Vec<ChannelStreak> {
+        streaks
+            .0
+            .iter()
+            .filter_map(|(i, s)| Some(s.saved(&self.channels.get(*i)?.name)))
+            .collect()
+    }
+
+    /// Waits until every queued alert has been handed to its channel (delivered, or given up
+    /// after its retries), or until `deadline`; true when all were.
+    pub fn wait_delivered(&self, deadline: std::time::Instant) -> bool {
+        self.channels.iter().all(|c| c.queue.wait_idle(deadline))
     }
 
     /// The certificate-warning state of `target` on the channels that speak for it.
@@ -593,7 +618,7 @@ mod tests {
         let a = Alerter::start(&channels, None, &test_net(), waker).expect("start");
         let len = |i: usize| a.channels[i].queue.len();
         let t = target("a", true);
-        let mut s = a.streaks(&t, 0);
+        let mut s = a.streaks(&t, 0, &[]);
         assert_eq!(s.0.len(), 2, "only-b does not speak for a");
         let now = SystemTime::now();
         a.observe(&mut s, &t, false, Some("status 503"), now);
@@ -603,8 +628,8 @@ mod tests {
         assert_eq!((len(0), len(1)), (1, 1));
         a.observe(&mut s, &t, true, None, now);
         assert_eq!((len(0), len(1), len(2)), (2, 2, 0));
-        assert!(a.streaks(&target("a", false), 0).0.is_empty(), "\"alerts\": false");
-        assert_eq!(a.streaks(&target("b", true), 0).0.len(), 3);
+        assert!(a.streaks(&target("a", false), 0, &[]).0.is_empty(), "\"alerts\": false");
+        assert_eq!(a.streaks(&target("b", true), 0, &[]).0.len(), 3);
     }
 
     #[test]
@@ -615,7 +640,7 @@ mod tests {
         quiet.send_on_resolved = false;
         let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, &test_net(), waker).expect("start");
         let t = target("a", true);
-        let mut s = a.streaks(&t, 2);
+        let mut s = a.streaks(&t, 2, &[]);
         a.observe(&mut s, &t, true, None, SystemTime::now());
         assert_eq!((a.channels[0].queue.len(), a.channels[1].queue.len()), (0, 1));
     }

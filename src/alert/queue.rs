@@ -8,7 +8,7 @@ use crate::shutdown::Waker;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const QUEUE_CAP: usize = 100;
 const DELIVERY_RETRIES: u32 = 3;
@@ -22,6 +22,9 @@ pub struct Queue<T> {
     items: Mutex<VecDeque<T>>,
     cv: Condvar,
     what: String,
+    /// Items pushed and not yet handled to the end (queued or being delivered), and its signal.
+    unfinished: Mutex<usize>,
+    finished: Condvar,
 }
 
 impl<T> Queue<T> {
@@ -30,6 +33,8 @@ impl<T> Queue<T> {
             items: Mutex::new(VecDeque::new()),
             cv: Condvar::new(),
             what: what.into(),
+            unfinished: Mutex::new(0),
+            finished: Condvar::new(),
         }
     }
 
@@ -39,7 +44,9 @@ impl<T> Queue<T> {
         if q.len() >= QUEUE_CAP {
             q.pop_front();
             log::warn!("{} queue full ({QUEUE_CAP}): dropped the oldest entry", self.what);
+            self.finish_one();
         }
+        *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         q.push_back(item);
         self.cv.notify_one();
     }
@@ -61,6 +68,31 @@ impl<T> Queue<T> {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Marks one item as handled (delivered, given up on, or dropped).
+    fn finish_one(&self) {
+        let mut n = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        self.finished.notify_all();
+    }
+
+    /// Waits until every item pushed so far has been handled, or until `deadline`; true if all
+    /// were.
+    pub fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut n = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            n = self
+                .finished
+                .wait_timeout(n, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 
     pub fn len(&self) -> usize {
@@ -88,6 +120,7 @@ pub fn start<T: Send + 'static>(
         .spawn(move || {
             while let Some(item) = q.pop(&waker) {
                 handle(item, &waker);
+                q.finish_one();
             }
         })?;
     Ok(queue)

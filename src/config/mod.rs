@@ -175,6 +175,8 @@ pub struct Flags {
     pub listen: Option<String>,
     /// `--shard I/N`, as written (validated by `load`).
     pub shard: Option<String>,
+    /// `--state-file PATH` (`once`): wins over `PINGER_STATE_FILE` and the file's `state_file`.
+    pub state_file: Option<PathBuf>,
 }
 
 /// The configuration file: `--config`, else `PINGER_CONFIG`, else `./pinger.json` if it exists.

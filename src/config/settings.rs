@@ -113,9 +113,10 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
     let remote = super::remote::parse(ctx, top, &hf_api_url, &mut secrets);
     Settings {
         listen: listen(ctx, top.get("listen"), flags, &mut secrets),
-        state_file: match env_var(env, "PINGER_STATE_FILE") {
-            Some(p) => Some(PathBuf::from(p)),
-            None => top
+        state_file: match (&flags.state_file, env_var(env, "PINGER_STATE_FILE")) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(p)) => Some(PathBuf::from(p)),
+            (None, None) => top
                 .get("state_file")
                 .and_then(|v| ctx.string(v, "state_file"))
                 .map(|(p, from_env)| {

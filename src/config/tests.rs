@@ -257,6 +257,15 @@ fn precedence_flags_env_file() {
         ..Flags::default()
     };
     assert_eq!(build(file, &flags, &e).unwrap().settings.listen, "127.0.0.1:3333");
+    let flags = Flags {
+        state_file: Some("/from/flag".into()),
+        ..Flags::default()
+    };
+    assert_eq!(
+        build(file, &flags, &e).unwrap().settings.state_file,
+        Some(PathBuf::from("/from/flag")),
+        "--state-file wins over PINGER_STATE_FILE"
+    );
 }
 
 #[test]

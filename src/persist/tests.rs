@@ -1,7 +1,7 @@
 //! The state file's tests: round trips, migration from format 1, size, tearing.
 
 use super::*;
-use crate::state::{CheckRecord, History, Tally, TargetInfo, TargetView, Uptime};
+use crate::state::{ChannelStreak, CheckRecord, History, Tally, TargetInfo, TargetView, Uptime};
 use std::time::{Duration, UNIX_EPOCH};
 
 const HOUR: u64 = 3_600_000;
@@ -171,6 +171,15 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                 paused: false,
                 history,
                 uptime,
+                // Two alert channels, as a fleet with Telegram and a webhook has.
+                streaks: ["telegram", "ops-webhook"]
+                    .map(|channel| ChannelStreak {
+                        channel: channel.into(),
+                        oks: 2_000,
+                        down: Some(false),
+                        ..ChannelStreak::default()
+                    })
+                    .to_vec(),
             },
         );
     }
@@ -248,8 +257,25 @@ fn every_field_round_trips_through_format_2() {
         2,
         "texts kept once"
     );
+    let streaks = vec![
+        ChannelStreak {
+            channel: "ops".into(),
+            fails: 3,
+            oks: 0,
+            down: Some(true),
+            since_ms: Some(base - 5_000),
+        },
+        ChannelStreak {
+            channel: "quiet".into(),
+            ..ChannelStreak::default()
+        },
+    ];
+    s.set_streaks(1, streaks.clone());
+    p.save(&s).unwrap();
     let back = state_with_cap(&["a", "b", "pending"], 50);
     assert_eq!(p.load(&back), 3);
+    assert_eq!(back.record_of(1).unwrap().streaks, streaks, "alert streaks are kept");
+    assert!(back.record_of(0).unwrap().streaks.is_empty());
     let now = base + 70 * 61_000;
     assert_eq!(views(&back, now), views(&s, now));
     assert!(

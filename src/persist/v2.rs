@@ -6,7 +6,8 @@
 //!         "errors": ["status 503"],
 //!         "history": [[1795860000123, 1, 200, 143, 0, 1, 0], [10004, 0, 503, 88, 5032, 2, 1]],
 //!         "hours": {"newest": 498850, "total": [360, ...], "failed": [0, ...]},
-//!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]}}
+//!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]},
+//!         "streaks": [{"channel": "ops", "fails": 3, "down": true, "since_ms": 1795860000123}]}
 //! ```
 //!
 //! A history row is `[at, ok, status, latency_ms, waited_ms, attempts, error]`, oldest first:
@@ -14,10 +15,11 @@
 //! others; `ok` is 0 or 1; `status` 0 means no response; `waited_ms` is the check's duration
 //! minus the last attempt's latency (0 for a check of one attempt, so it costs one byte);
 //! `error` 0 means none, else the 1-based index in `errors`. `hours` holds the 24 hourly buckets ending with hour `newest` (hours since
-//! the epoch), `days` the 30 daily ones, oldest first.
+//! the epoch), `days` the 30 daily ones, oldest first. `streaks` is the target's streak on each
+//! alert channel, by name (absent before 0.3: resumed from `consecutive_failures`).
 
 use super::Counters;
-use crate::state::{CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::state::{ChannelStreak, CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
 use serde::{Deserialize, Serialize};
 
 type Row = (i64, u8, u16, u64, i64, u32, u16);
@@ -35,6 +37,10 @@ pub struct Target {
     hours: Option<SavedRing>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     days: Option<SavedRing>,
+    /// Each alert channel's streak (added in 0.3; absent in older files, which resume streaks
+    /// from `consecutive_failures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    streaks: Vec<ChannelStreak>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,6 +118,7 @@ impl Target {
             history,
             hours: SavedRing::of(&r.uptime.hours),
             days: SavedRing::of(&r.uptime.days),
+            streaks: r.streaks.clone(),
         }
     }
 
@@ -156,6 +163,9 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
-        Ok(self.counters.with(history, uptime))
+        Ok(Record {
+            streaks: self.streaks,
+            ..self.counters.with(history, uptime)
+        })
     }
 }

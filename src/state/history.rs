@@ -4,6 +4,8 @@
 
 use super::CheckRecord;
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// The most entries a history keeps: every entry may hold a distinct error, and error numbers
 /// are `u16`.
@@ -24,7 +26,8 @@ struct Entry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ErrorText {
-    text: Box<str>,
+    /// Shared, so that copying a history out of the state's lock copies no text.
+    text: Arc<str>,
     /// Entries that refer to it; 0 marks a free slot of the table.
     uses: u32,
 }
@@ -137,14 +140,79 @@ impl History {
         if let Some(t) = self.errors.get_mut(i) {
             t.uses = t.uses.saturating_sub(1);
             if t.uses == 0 {
-                t.text = Box::default();
+                t.text = Arc::from("");
             }
         }
+    }
+
+    /// Appends the newest `n` entries to `out` as they are (their error texts shared, not
+    /// copied) and returns where they went. This is all a reader does under the state's lock;
+    /// `Copied::record` decodes them after it.
+    pub fn copy_newest(&self, n: usize, out: &mut Copied) -> Range<usize> {
+        let start = out.entries.len();
+        let first_text = out.texts.len();
+        let skip = self.entries.len().saturating_sub(n);
+        for e in self.entries.iter().skip(skip) {
+            let mut e = *e;
+            if let Some(t) = usize::from(e.error).checked_sub(1).and_then(|i| self.errors.get(i)) {
+                // A history holds few distinct texts: a linear search among this copy's own.
+                let i = match out.texts[first_text..].iter().position(|x| Arc::ptr_eq(x, &t.text)) {
+                    Some(i) => first_text + i,
+                    None => {
+                        out.texts.push(Arc::clone(&t.text));
+                        out.texts.len() - 1
+                    }
+                };
+                e.error = u16::try_from(i + 1).unwrap_or(0);
+            }
+            out.entries.push(e);
+        }
+        start..out.entries.len()
     }
 
     /// Distinct error texts held (for tests and the memory figures).
     pub fn error_texts(&self) -> usize {
         self.errors.iter().filter(|t| t.uses > 0).count()
+    }
+}
+
+/// Entries copied out of histories (see `History::copy_newest`), still 24 bytes each; error
+/// numbers refer to `texts`. Reused across copies, so a reader allocates once, not per target.
+#[derive(Debug, Clone, Default)]
+pub struct Copied {
+    entries: Vec<Entry>,
+    texts: Vec<Arc<str>>,
+}
+
+impl Copied {
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.texts.clear();
+    }
+
+    /// Makes room for `entries` more without allocating under a lock.
+    pub fn reserve(&mut self, entries: usize) {
+        self.entries.reserve(entries);
+        self.texts.reserve(8);
+    }
+
+    /// The decoded check at `i` (an index in a range `copy_newest` returned).
+    pub fn record(&self, i: usize) -> Option<CheckRecord> {
+        let e = self.entries.get(i)?;
+        let text = usize::from(e.error).checked_sub(1).and_then(|t| self.texts.get(t));
+        Some(CheckRecord {
+            at_ms: e.at_ms,
+            ok: e.ok,
+            status: (e.status != 0).then_some(e.status),
+            latency_ms: u64::from(e.latency_ms),
+            duration_ms: u64::from(e.duration_ms),
+            attempts: u32::from(e.attempts),
+            error: text.map(|t| t.to_string()),
+        })
+    }
+
+    pub fn records(&self, range: Range<usize>) -> impl Iterator<Item = CheckRecord> + '_ {
+        range.filter_map(|i| self.record(i))
     }
 }
 
@@ -229,5 +297,21 @@ mod tests {
         }
         assert_eq!(h.error_texts(), 0);
         assert!(h.newest(10).all(|r| r.error.is_none()));
+    }
+
+    #[test]
+    fn copies_decode_to_the_same_records() {
+        let (mut a, mut b) = (History::default(), History::default());
+        for i in 0..30 {
+            a.push(&rec(i, (i % 4 == 0).then_some("status 503")), 20);
+            b.push(&rec(i, (i % 3 == 0).then_some(if i % 2 == 0 { "x" } else { "y" })), 20);
+        }
+        let mut out = Copied::default();
+        let ra = a.copy_newest(5, &mut out);
+        let rb = b.copy_newest(100, &mut out);
+        assert_eq!(out.records(ra).collect::<Vec<_>>(), a.newest(5).collect::<Vec<_>>());
+        assert_eq!(out.records(rb).collect::<Vec<_>>(), b.newest(100).collect::<Vec<_>>());
+        assert_eq!(out.texts.len(), 3, "each text once per copy, shared with the history");
+        assert!(Arc::ptr_eq(&out.texts[0], &a.errors[0].text));
     }
 }

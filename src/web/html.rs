@@ -20,6 +20,16 @@ pub const ROWS_UP_TO: usize = 50;
 /// A full row is about 4 KB (30 heartbeat cells with tooltips), a grid cell about 150 bytes.
 pub const MAX_FULL_ROWS: usize = 20;
 const REFRESH_SECONDS: u32 = 30;
+/// A published page only changes when the next scheduled run publishes it again.
+const PUBLISHED_REFRESH_SECONDS: u32 = 60;
+
+/// Where the page is seen: served by the running service, or published as static files by
+/// `once --publish` (no server behind it: links are relative, and it says when the run was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    Served,
+    Published,
+}
 
 /// Escapes text for HTML content and (double- or single-quoted) attribute values.
 pub fn escape(s: &str) -> String {
@@ -87,6 +97,10 @@ h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
 "#;
 
 pub fn render(s: &Snapshot) -> String {
+    render_for(s, Site::Served)
+}
+
+pub fn render_for(s: &Snapshot, site: Site) -> String {
     let mut out = String::with_capacity(4096 + s.workers.len() * 4096);
     let down = s.down_count();
     let total = s.workers.len();
@@ -112,26 +126,48 @@ pub fn render(s: &Snapshot) -> String {
     } else {
         format!("{down} of {total} worker{} down", plural(total))
     };
-    let uptime = duration::format(std::time::Duration::from_secs(
-        s.now.duration_since(s.started_at).unwrap_or_default().as_secs(),
-    ));
+    let refresh = match site {
+        Site::Served => REFRESH_SECONDS,
+        Site::Published => PUBLISHED_REFRESH_SECONDS,
+    };
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
+<meta http-equiv=\"refresh\" content=\"{refresh}\">\
 <meta name=\"color-scheme\" content=\"light dark\">\
 <title>{} · master-pinger</title><style>{STYLE}</style></head><body>\
 <header><h1>master-pinger</h1>\
-<p class=\"overall {overall}\" role=\"status\">{}</p>\
-<p class=\"meta\">v{} · up {} (since <time datetime=\"{4}\">{4}</time>) · refreshes every {REFRESH_SECONDS} s · \
-<a href=\"/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
+<p class=\"overall {overall}\" role=\"status\">{}</p>",
         escape(&headline),
         escape(&headline),
-        escape(s.version),
-        escape(&uptime),
-        rfc3339(s.started_at),
     );
+    match site {
+        Site::Served => {
+            let uptime = duration::format(std::time::Duration::from_secs(
+                s.now.duration_since(s.started_at).unwrap_or_default().as_secs(),
+            ));
+            let _ = write!(
+                out,
+                "<p class=\"meta\">v{} · up {} (since <time datetime=\"{2}\">{2}</time>) · refreshes every {REFRESH_SECONDS} s · \
+<a href=\"/status\">JSON</a> · <a href=\"/metrics\">metrics</a></p>",
+                escape(s.version),
+                escape(&uptime),
+                rfc3339(s.started_at),
+            );
+        }
+        // No server: the page is as old as the run that made it, and says so first.
+        Site::Published => {
+            let _ = write!(
+                out,
+                "<p class=\"meta\">v{} · as of the run at <time id=\"last-run\" datetime=\"{1}\">{1}</time> · \
+checked by scheduled runs, not continuously: this page changes when a later run publishes it · \
+<a href=\"status.json\">JSON</a></p>",
+                escape(s.version),
+                rfc3339(s.now),
+            );
+        }
+    }
     if let Some(e) = &s.config_error {
         let _ = write!(
             out,

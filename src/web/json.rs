@@ -1,24 +1,14 @@
-//! `/status`: the snapshot as the SPEC's JSON document.
+//! `/status`: the SPEC's JSON document, written as it is produced. `write_status` writes the
+//! top, then one target at a time (each copied out of the state on its own and dropped once
+//! written), so memory does not grow with the fleet or the history asked for. `write_worker` is
+//! the one place a target's JSON object is made.
 
-use crate::state::{CertInfo, CheckRecord, Snapshot, TargetView};
+use crate::state::{CertInfo, CheckRecord, Copied, Overview, Snapshot, State, TargetView};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_secs};
 use crate::tls::expiry::days_left;
 use serde::Serialize;
+use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-#[derive(Serialize)]
-struct StatusDoc<'a> {
-    status: &'static str,
-    version: &'static str,
-    started_at: String,
-    uptime_seconds: u64,
-    self_ping: Option<WorkerDoc<'a>>,
-    workers: Vec<WorkerDoc<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    persistence_error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config_error: Option<&'a str>,
-}
 
 #[derive(Serialize)]
 struct WorkerDoc<'a> {
@@ -139,37 +129,125 @@ impl Filter<'_> {
     }
 }
 
-pub fn render(s: &Snapshot) -> String {
-    render_filtered(s, &Filter::default())
+/// Where `write_status` takes its targets from: the live state (one at a time) or a snapshot.
+pub trait Targets {
+    fn overview(&self) -> Overview;
+    /// The target `id` of the overview with its newest `history` checks; `None` when it is gone.
+    /// `buf` is scratch space reused from one target to the next.
+    fn target(&self, id: usize, history: usize, now: SystemTime, buf: &mut Copied) -> Option<TargetView>;
 }
 
-pub fn render_filtered(s: &Snapshot, filter: &Filter) -> String {
-    let doc = StatusDoc {
-        status: s.overall(),
-        version: s.version,
-        started_at: rfc3339(s.started_at),
-        uptime_seconds: unix_secs(s.now).saturating_sub(unix_secs(s.started_at)),
-        self_ping: s
-            .self_ping
-            .as_ref()
-            .filter(|w| filter.keeps(w))
-            .map(|w| worker_doc(w, s.now)),
-        workers: s
+impl Targets for State {
+    fn overview(&self) -> Overview {
+        State::overview(self)
+    }
+
+    fn target(&self, id: usize, history: usize, now: SystemTime, buf: &mut Copied) -> Option<TargetView> {
+        self.view(id, history, now, buf)
+    }
+}
+
+/// A snapshot's targets are numbered in order, the self-ping last. The history it holds is what
+/// it was taken with.
+impl Targets for Snapshot {
+    fn overview(&self) -> Overview {
+        let n = self.workers.len();
+        Overview {
+            started_at: self.started_at,
+            status: self.overall(),
+            workers: (0..n).collect(),
+            self_ping: self.self_ping.as_ref().map(|_| n),
+            persistence_error: self.persistence_error.clone(),
+            config_error: self.config_error.clone(),
+        }
+    }
+
+    fn target(&self, id: usize, history: usize, _: SystemTime, _: &mut Copied) -> Option<TargetView> {
+        let mut w = self
             .workers
-            .iter()
-            .filter(|w| filter.keeps(w))
-            .map(|w| worker_doc(w, s.now))
-            .collect(),
-        persistence_error: s.persistence_error.as_deref(),
-        config_error: s.config_error.as_deref(),
-    };
-    serde_json::to_string(&doc).unwrap_or_else(|e| format!("{{\"error\":\"cannot render status: {e}\"}}"))
+            .get(id)
+            .or(self.self_ping.as_ref().filter(|_| id == self.workers.len()))?
+            .clone();
+        let drop = w.history.len().saturating_sub(history);
+        w.history.drain(..drop);
+        Some(w)
+    }
+}
+
+/// The whole `/status` document to `out`, as it is produced: the top, then each target copied
+/// from `src`, written and dropped before the next. `out` should be buffered.
+pub fn write_status(
+    out: &mut impl Write,
+    src: &impl Targets,
+    history: usize,
+    filter: &Filter,
+    now: SystemTime,
+) -> io::Result<()> {
+    let o = src.overview();
+    write!(
+        out,
+        r#"{{"status":"{}","version":"{}","started_at":"{}","uptime_seconds":{},"self_ping":"#,
+        o.status,
+        env!("CARGO_PKG_VERSION"),
+        rfc3339(o.started_at),
+        unix_secs(now).saturating_sub(unix_secs(o.started_at)),
+    )?;
+    let mut buf = Copied::default();
+    let self_ping = o
+        .self_ping
+        .and_then(|id| src.target(id, history, now, &mut buf))
+        .filter(|w| filter.keeps(w));
+    match self_ping {
+        Some(w) => write_worker(out, &w, now)?,
+        None => out.write_all(b"null")?,
+    }
+    out.write_all(br#","workers":["#)?;
+    let mut first = true;
+    for &id in &o.workers {
+        let Some(w) = src.target(id, history, now, &mut buf).filter(|w| filter.keeps(w)) else {
+            continue;
+        };
+        if !std::mem::take(&mut first) {
+            out.write_all(b",")?;
+        }
+        write_worker(out, &w, now)?;
+    }
+    out.write_all(b"]")?;
+    for (name, text) in [
+        ("persistence_error", &o.persistence_error),
+        ("config_error", &o.config_error),
+    ] {
+        if let Some(text) = text {
+            write!(out, r#","{name}":"#)?;
+            serde_json::to_writer(&mut *out, text)?;
+        }
+    }
+    out.write_all(b"}")
+}
+
+/// One target's JSON object, as `/status` lists it and the admin endpoints answer with it.
+pub fn write_worker(out: &mut impl Write, w: &TargetView, now: SystemTime) -> io::Result<()> {
+    serde_json::to_writer(out, &worker_doc(w, now)).map_err(io::Error::from)
+}
+
+/// The document into memory, for small bodies and tests.
+pub fn render_filtered(src: &impl Targets, history: usize, filter: &Filter, now: SystemTime) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_status(&mut out, src, history, filter, now);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A snapshot as the whole document, with the history it was taken with.
+pub fn render(s: &Snapshot) -> String {
+    render_filtered(s, usize::MAX, &Filter::default(), s.now)
 }
 
 /// One worker as `/status` shows it (the answer to pause and resume).
 pub fn render_worker(w: &TargetView, now: SystemTime) -> String {
-    serde_json::to_string(&worker_doc(w, now))
-        .unwrap_or_else(|e| format!("{{\"error\":\"cannot render the worker: {e}\"}}"))
+    let mut out = Vec::new();
+    let _ = write_worker(&mut out, w, now);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -214,7 +292,8 @@ mod tests {
     #[test]
     fn filters_narrow_the_targets_but_not_the_overall_status() {
         let names = |f: Filter| {
-            let v: Value = serde_json::from_str(&render_filtered(&snapshot(), &f)).unwrap();
+            let s = snapshot();
+            let v: Value = serde_json::from_str(&render_filtered(&s, usize::MAX, &f, s.now)).unwrap();
             assert_eq!(v["status"], "degraded", "the whole fleet's status");
             let mut n: Vec<String> = v["workers"]
                 .as_array()

@@ -8,11 +8,13 @@ pub mod html;
 pub mod json;
 pub mod metrics;
 pub mod server;
+pub mod site;
+pub mod stream;
 #[cfg(test)]
 pub mod testdata;
 pub mod wire;
 
-use crate::state::{Snapshot, State};
+use crate::state::State;
 use cache::{Cache, Key, Rendered};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -20,20 +22,24 @@ use std::time::{Instant, SystemTime};
 /// History entries `/status` returns when `?history=` is not given.
 pub const DEFAULT_STATUS_HISTORY: usize = 20;
 
-/// A response body: static text, bytes shared with the cache, or bytes of its own.
+/// A response body: static text, bytes shared with the cache, bytes of its own, or a `/status`
+/// document written to the connection as it is produced (`stream.rs`).
 #[derive(Debug, Clone)]
 pub enum Body {
     Static(&'static [u8]),
     Shared(Arc<[u8]>),
     Owned(Vec<u8>),
+    Stream(StatusQuery),
 }
 
 impl AsRef<[u8]> for Body {
+    /// The bytes; none for a stream, which has none until it is written.
     fn as_ref(&self) -> &[u8] {
         match self {
             Body::Static(b) => b,
             Body::Shared(b) => b,
             Body::Owned(b) => b,
+            Body::Stream(_) => b"",
         }
     }
 }
@@ -58,6 +64,8 @@ pub struct Reply {
     pub gzip: bool,
     /// The answer depends on `Accept-Encoding` (`Vary: Accept-Encoding`).
     pub vary: bool,
+    /// Seconds after which a refused request may be tried again (`Retry-After`).
+    pub retry_after: Option<u32>,
 }
 
 impl Reply {
@@ -70,6 +78,7 @@ impl Reply {
             etag: None,
             gzip: false,
             vary: false,
+            retry_after: None,
         }
     }
 
@@ -79,6 +88,14 @@ impl Reply {
 
     pub fn error(status: u16, message: &str) -> Reply {
         Reply::json(status, serde_json::json!({ "error": message }).to_string())
+    }
+
+    /// 503 for a request that found too many large responses under way; worth a retry soon.
+    pub fn busy() -> Reply {
+        Reply {
+            retry_after: Some(1),
+            ..Reply::error(503, "too many large responses under way; try again in a second")
+        }
     }
 }
 
@@ -194,16 +211,30 @@ pub fn route(app: &App, req: &Request) -> Reply {
         "/health" => Reply::new(200, "application/json", Body::Static(br#"{"status":"alive"}"#)),
         "/healthz" => Reply::new(200, "text/plain; charset=utf-8", Body::Static(b"ok")),
         "/" => {
-            let r = cached(app, &Key::Page, app.state.version(), html::BAR_CELLS, html::render);
-            conditional(req, &r, "text/html; charset=utf-8", true)
+            let version = app.state.version();
+            if let Some(r) = not_modified(req, version, &Key::Page) {
+                return r;
+            }
+            let r = cached(app, req, &Key::Page, version, || {
+                Some(html::render(&app.state.snapshot(html::BAR_CELLS, SystemTime::now())).into_bytes())
+            });
+            r.map_or_else(
+                || Reply::error(500, "no page"),
+                |r| conditional(req, &r, "text/html; charset=utf-8", true),
+            )
         }
         "/metrics" => {
             let counts = app.fleet.alert_counts().snapshot();
             // Deliveries are counted outside the state: they change the body too. Both only
             // grow, so their sum changes whenever either does.
             let version = app.state.version() + counts.iter().map(|(_, sent, failed)| sent + failed).sum::<u64>();
-            let r = cached(app, &Key::Metrics, version, 0, |s| metrics::render(s, &counts));
-            conditional(req, &r, metrics::CONTENT_TYPE, false)
+            let r = cached(app, req, &Key::Metrics, version, || {
+                Some(metrics::render(&app.state.snapshot(0, SystemTime::now()), &counts).into_bytes())
+            });
+            r.map_or_else(
+                || Reply::error(500, "no metrics"),
+                |r| conditional(req, &r, metrics::CONTENT_TYPE, false),
+            )
         }
         "/status" => match status_query(query) {
             Ok(q) => status(app, req, q),
@@ -220,17 +251,32 @@ pub fn route(app: &App, req: &Request) -> Reply {
     }
 }
 
-/// The cached body for `key`, rendered from a fresh snapshot when it is stale. `version` must be
-/// read before the snapshot: a change made while rendering makes the next request render again.
+/// The cached body for `key`, rendered when it is stale (`None` when `render` declines).
+/// `version` must be read before `render` reads the state: a change made while rendering makes
+/// the next request render again.
 fn cached(
     app: &App,
+    req: &Request,
     key: &Key,
     version: u64,
-    history: usize,
-    render: impl FnOnce(&Snapshot) -> String,
-) -> Arc<Rendered> {
-    app.cache.get(key, version, Instant::now(), || {
-        render(&app.state.snapshot(history, SystemTime::now())).into_bytes()
+    render: impl FnOnce() -> Option<Vec<u8>>,
+) -> Option<Arc<Rendered>> {
+    let gzip = req.accept_encoding.is_some_and(accepts_gzip);
+    app.cache.get(key, version, Instant::now(), gzip, render)
+}
+
+/// 304 for a client that holds the body of `key` at the state's current `version`, without any
+/// render: the tag says which version a body shows.
+fn not_modified(req: &Request, version: u64, key: &Key) -> Option<Reply> {
+    let given = req.if_none_match?;
+    let tag = cache::tag(version, key);
+    cache::tag_matches(&tag, given).then(|| {
+        let gzip = req.accept_encoding.is_some_and(accepts_gzip) && given.contains(".gz\"");
+        Reply {
+            etag: Some(cache::quote(&tag, gzip)),
+            vary: true,
+            ..Reply::new(304, "application/json", Body::Static(b""))
+        }
     })
 }
 
@@ -242,10 +288,7 @@ fn conditional(req: &Request, r: &Rendered, content_type: &'static str, with_eta
     } else {
         None
     };
-    let etag = with_etag.then(|| match gzip {
-        Some(_) => r.gzip_etag(),
-        None => r.etag.to_string(),
-    });
+    let etag = with_etag.then(|| r.etag(gzip.is_some()));
     let vary = r.body.len() >= cache::GZIP_MIN;
     if with_etag && req.if_none_match.is_some_and(|v| r.matches(v)) {
         return Reply {
@@ -281,7 +324,7 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 }
 
 /// The `/status` query: `history`, and the `worker` and `state` filters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StatusQuery {
     pub history: usize,
     pub worker: Option<String>,
@@ -340,27 +383,63 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn status(app: &App, req: &Request, q: StatusQuery) -> Reply {
+impl StatusQuery {
+    pub fn filter(&self) -> json::Filter<'_> {
+        json::Filter {
+            worker: self.worker.as_deref(),
+            state: self.state,
+        }
+    }
+}
+
+/// `/status`: from the cache when it is small and read often (`?history=0` of the whole fleet or
+/// of one state), else streamed (`stream.rs`), which costs one worker's share of memory however
+/// large the fleet or the history asked for.
+fn status(app: &App, req: &Request, mut q: StatusQuery) -> Reply {
     if let Some(name) = &q.worker {
         if app.state.slot_of(name).is_none() {
             return Reply::error(404, &format!("no worker named {:?}", html::escape(name)));
         }
     }
-    // Asking for more than the configured history returns the same body: one cache entry.
-    let history = q.history.min(app.state.history_cap());
+    // Asking for more than the configured history returns the same body: one variant.
+    q.history = q.history.min(app.state.history_cap());
     let key = Key::Status {
-        history,
+        history: q.history,
         worker: q.worker.clone(),
         state: q.state,
     };
-    let filter = json::Filter {
-        worker: q.worker.as_deref(),
-        state: q.state,
-    };
-    let r = cached(app, &key, app.state.version(), history, |s| {
-        json::render_filtered(s, &filter)
-    });
-    conditional(req, &r, "application/json", true)
+    let version = app.state.version();
+    if let Some(r) = not_modified(req, version, &key) {
+        return r;
+    }
+    // One worker's document is small but there are as many as workers: caching them would only
+    // push the often-read bodies out.
+    let too_large_at = app.cache.status_too_large_at.load(std::sync::atomic::Ordering::Relaxed);
+    let targets = app.state.len();
+    if q.history == 0 && q.worker.is_none() && (too_large_at == 0 || targets < too_large_at) {
+        let r = cached(app, req, &key, version, || {
+            let mut out = stream::Capped::new(cache::MAX_STATUS_BODY);
+            match json::write_status(&mut out, &*app.state, 0, &q.filter(), SystemTime::now()) {
+                Ok(()) => Some(out.into_inner()),
+                Err(_) => {
+                    app.cache
+                        .status_too_large_at
+                        .store(targets.max(1), std::sync::atomic::Ordering::Relaxed);
+                    None
+                }
+            }
+        });
+        if let Some(r) = r {
+            return conditional(req, &r, "application/json", true);
+        }
+    }
+    let gzip = req.accept_encoding.is_some_and(accepts_gzip);
+    Reply {
+        etag: Some(cache::quote(&cache::tag(version, &key), gzip)),
+        gzip,
+        vary: true,
+        ..Reply::new(200, "application/json", Body::Stream(q))
+    }
 }
 
 fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Option<&str>) -> Reply {
@@ -527,6 +606,31 @@ mod tests {
         assert_eq!(call(&a, "POST", "/api/workers//pause", ok).status, 404);
     }
 
+    /// The body a client would read, gzip decoded: a stream written out, else the bytes.
+    fn read(app: &App, r: &Reply) -> Vec<u8> {
+        use std::io::Read;
+        let (wire, gzip) = match &r.body {
+            Body::Stream(_) => {
+                // HTTP/1.0: no chunks to take apart.
+                let all = stream::write_body(app, r.clone(), (1, 0), Vec::new(), SystemTime::now()).unwrap();
+                let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                let head = String::from_utf8_lossy(&all[..end]).to_string();
+                (all[end..].to_vec(), head.contains("Content-Encoding: gzip"))
+            }
+            b => (b.as_ref().to_vec(), r.gzip),
+        };
+        if !gzip {
+            return wire;
+        }
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&wire[..]).read_to_end(&mut back).unwrap();
+        back
+    }
+
+    fn json(app: &App, r: &Reply) -> serde_json::Value {
+        serde_json::from_slice(&read(app, r)).unwrap()
+    }
+
     fn with<'a>(app: &App, url: &'a str, f: impl FnOnce(&mut Request<'a>)) -> Reply {
         let mut req = Request::new("GET", url);
         f(&mut req);
@@ -548,7 +652,7 @@ mod tests {
     #[test]
     fn etag_304_and_the_same_bytes_until_a_change() {
         let a = app(None);
-        for url in ["/", "/status", "/status?history=0"] {
+        for url in ["/", "/status?history=0", "/status?history=0&state=up"] {
             let first = call(&a, "GET", url, None);
             let tag = first.etag.clone().expect("an ETag");
             let again = call(&a, "GET", url, None);
@@ -571,17 +675,130 @@ mod tests {
     }
 
     #[test]
+    fn large_status_bodies_are_streamed_and_small_ones_cached() {
+        let a = app(None);
+        a.state.record_check(0, check(false));
+        for url in [
+            "/status",
+            "/status?history=5",
+            "/status?worker=api&history=0",
+            "/status?history=0&worker=api&state=down",
+        ] {
+            let r = call(&a, "GET", url, None);
+            assert!(matches!(r.body, Body::Stream(_)), "{url}: streamed");
+            assert_eq!((r.status, r.vary, r.gzip), (200, true, false), "{url}");
+            assert_eq!(json(&a, &r)["workers"][0]["state"], "down", "{url}");
+        }
+        for url in ["/status?history=0", "/status?history=0&state=down", "/", "/metrics"] {
+            assert!(
+                matches!(call(&a, "GET", url, None).body, Body::Shared(_)),
+                "{url}: cached"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_gzipped_decodes_to_the_plain_body() {
+        let a = app(None);
+        for i in 0..30 {
+            a.state.record_check(0, check(i % 3 != 0));
+        }
+        let plain = call(&a, "GET", "/status?history=30", None);
+        let z = with(&a, "/status?history=30", |r| r.accept_encoding = Some("gzip"));
+        assert!(z.gzip && z.vary && !plain.gzip);
+        assert_ne!(z.etag, plain.etag, "each encoding has its own tag");
+        let (p, back) = (json(&a, &plain), json(&a, &z));
+        let without_time = |mut v: serde_json::Value| {
+            v["uptime_seconds"] = serde_json::Value::Null;
+            v
+        };
+        assert_eq!(without_time(back), without_time(p.clone()));
+        assert_eq!(p["workers"][0]["history"].as_array().unwrap().len(), 30);
+        assert_eq!(p, json(&a, &plain), "the same document twice");
+    }
+
+    #[test]
+    fn a_small_stream_is_sent_as_it_is_and_a_large_one_in_chunks() {
+        let a = app(None);
+        a.state.record_check(0, check(true));
+        let wire = |url: &str| {
+            let r = with(&a, url, |r| r.accept_encoding = Some("gzip"));
+            let all = stream::write_body(&a, r, (1, 1), Vec::new(), SystemTime::now()).unwrap();
+            String::from_utf8_lossy(&all).into_owned()
+        };
+        let small = wire("/status?worker=api&history=1");
+        let (head, body) = small.split_once("\r\n\r\n").unwrap();
+        assert!(head.ends_with(&format!("\r\nContent-Length: {}", body.len())), "{head}");
+        assert!(body.len() < cache::GZIP_MIN && body.starts_with('{'), "{body}");
+        for absent in ["Content-Encoding", "Transfer-Encoding", "Vary", ".gz"] {
+            assert!(!head.contains(absent), "{absent} in {head}");
+        }
+        for _ in 0..20 {
+            a.state.record_check(0, check(false));
+        }
+        let large = wire("/status?worker=api&history=20");
+        let (head, _) = large.split_once("\r\n\r\n").unwrap();
+        for present in [
+            "Content-Encoding: gzip",
+            "Transfer-Encoding: chunked",
+            "Vary: Accept-Encoding",
+            ".gz\"",
+        ] {
+            assert!(head.contains(present), "{present} in {head}");
+        }
+        assert!(!head.contains("Content-Length"));
+        assert!(large.ends_with("\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_304_needs_no_render() {
+        let a = app(None);
+        for url in ["/status", "/status?history=0", "/"] {
+            let r = with(&a, url, |r| r.accept_encoding = Some("gzip"));
+            let tag = r.etag.clone().unwrap();
+            let version = a.state.version();
+            // The tag names the state's version and the variant: no body needed to compare.
+            let not_modified = with(&a, url, |r| r.if_none_match = Some(&tag));
+            assert_eq!(not_modified.status, 304, "{url}");
+            assert_eq!(not_modified.body.as_ref(), b"");
+            assert_eq!(a.state.version(), version);
+        }
+        let tag = call(&a, "GET", "/status", None).etag.unwrap();
+        a.state.record_check(0, check(true));
+        let changed = with(&a, "/status", |r| r.if_none_match = Some(&tag));
+        assert_eq!(changed.status, 200, "a stream shows the state now");
+        // Nothing rendered: a fresh app answers a tag of its current version with a 304 at once.
+        let fresh = app(None);
+        let key = Key::Page;
+        let tag = cache::quote(&cache::tag(fresh.state.version(), &key), false);
+        assert_eq!(with(&fresh, "/", |r| r.if_none_match = Some(&tag)).status, 304);
+        assert_eq!(
+            fresh
+                .cache
+                .status_too_large_at
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
     fn a_change_renders_again_after_a_second() {
         let a = app(None);
-        let before = call(&a, "GET", "/status", None);
+        let before = call(&a, "GET", "/status?history=0", None);
         a.state.record_check(0, check(false));
-        let soon = call(&a, "GET", "/status", None);
+        let soon = call(&a, "GET", "/status?history=0", None);
         assert_eq!(soon.etag, before.etag, "at most one render a second");
         std::thread::sleep(cache::MIN_AGE);
-        let after = call(&a, "GET", "/status", None);
+        let after = call(&a, "GET", "/status?history=0", None);
         assert_ne!(after.etag, before.etag);
         let v: serde_json::Value = serde_json::from_slice(after.body.as_ref()).unwrap();
         assert_eq!(v["workers"][0]["state"], "down");
+        let streamed = call(&a, "GET", "/status", None);
+        assert_eq!(
+            json(&a, &streamed)["workers"][0]["state"],
+            "down",
+            "a stream is always current"
+        );
     }
 
     #[test]
@@ -606,7 +823,7 @@ mod tests {
             r.if_none_match = Some(&tag);
         });
         assert_eq!(not_modified.status, 304);
-        let small = with(&a, "/status?worker=api&history=0", |r| r.accept_encoding = Some("gzip"));
+        let small = with(&a, "/status?history=0&state=up", |r| r.accept_encoding = Some("gzip"));
         assert!(small.body.as_ref().len() < cache::GZIP_MIN && !small.gzip && !small.vary);
         assert!(call(&a, "GET", "/metrics", None).body.as_ref().len() > cache::GZIP_MIN);
         assert!(with(&a, "/metrics", |r| r.accept_encoding = Some("gzip")).gzip);
@@ -632,7 +849,7 @@ mod tests {
         let names = |url: &str| {
             let r = call(&a, "GET", url, None);
             assert_eq!(r.status, 200, "{url}");
-            let v: serde_json::Value = serde_json::from_slice(r.body.as_ref()).unwrap();
+            let v = json(&a, &r);
             v["workers"]
                 .as_array()
                 .unwrap()

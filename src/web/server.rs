@@ -12,7 +12,8 @@
 //!   that thread's own descriptor of the listening socket being closed;
 //! - retires a stopped server off the serving thread (see `retire`).
 
-use super::{App, Reply, guard, route, wire};
+use super::stream::{self, Renders};
+use super::{App, Body, Reply, guard, route, wire};
 use crate::shutdown::Shutdown;
 use std::io::Write;
 use std::net::TcpListener;
@@ -42,11 +43,16 @@ pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// The head of the response to `reply` (see `wire::head`), dated now.
+pub fn head(reply: &Reply, version: (u8, u8), head_only: bool) -> Vec<u8> {
+    DATE.with(|d| wire::head(reply, version, head_only, d.borrow_mut().now()))
+}
+
 /// Writes `reply` in at most two writes (head, then a large body) straight to the connection.
 pub fn respond(request: tiny_http::Request, reply: Reply) {
     let tiny_http::HTTPVersion(major, minor) = *request.http_version();
     let head_only = *request.method() == tiny_http::Method::Head;
-    let head = DATE.with(|d| wire::head(&reply, (major, minor), head_only, d.borrow_mut().now()));
+    let head = head(&reply, (major, minor), head_only);
     let body = reply.body.as_ref();
     let large = wire::sends_body(&reply, head_only) && body.len() > wire::SMALL;
     // Dropping the writer tells tiny_http the response is complete, so the connection's next
@@ -93,7 +99,7 @@ fn head_len(request: &tiny_http::Request) -> usize {
     })
 }
 
-fn handle(app: &App, request: tiny_http::Request) {
+fn handle(app: &App, renders: &Renders, request: tiny_http::Request) {
     if head_len(&request) > MAX_HEAD {
         return respond(request, Reply::error(431, "request head over 16 KiB"));
     }
@@ -122,6 +128,13 @@ fn handle(app: &App, request: tiny_http::Request) {
             Reply::error(500, "internal error")
         })
     };
+    // A streamed body is written by a render thread; HEAD has none, so it is answered here.
+    if matches!(reply.body, Body::Stream(_)) && *request.method() != tiny_http::Method::Head {
+        if let Err((request, _)) = renders.submit((request, reply)) {
+            respond(request, Reply::busy());
+        }
+        return;
+    }
     respond(request, reply);
 }
 
@@ -163,6 +176,19 @@ impl Running {
 /// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever its accept
 /// thread ends, with the connection guard beside it.
 pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limits: guard::Limits) {
+    let renders = stream::Limits::for_this_machine(limits.header_timeout);
+    serve_with(listener, app, shutdown, limits, renders);
+}
+
+/// `serve` with the large renders' limits given.
+pub fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: Arc<Shutdown>,
+    limits: guard::Limits,
+    render_limits: stream::Limits,
+) {
+    let renders = Arc::new(stream::start(Arc::clone(&app), render_limits));
     match listener.local_addr() {
         Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
@@ -176,13 +202,18 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limi
                 continue;
             }
         };
-        run_handlers(&running, &app, &shutdown);
+        run_handlers(&running, &app, &renders, &shutdown);
         if shutdown.is_triggered() {
             // Its open connections are not served any more.
-            retire(running.server, app, Duration::ZERO);
+            retire(running.server, app, renders, Duration::ZERO);
             return;
         }
-        retire(running.server, Arc::clone(&app), limits.header_timeout);
+        retire(
+            running.server,
+            Arc::clone(&app),
+            Arc::clone(&renders),
+            limits.header_timeout,
+        );
         log::warn!("HTTP accept loop stopped; restarting it");
         std::thread::sleep(REBUILD_PAUSE);
     }
@@ -197,7 +228,7 @@ pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limi
 ///   thread. When that thread has died and the backlog is full, nothing accepts and the connect
 ///   waits out the SYN retries, about two minutes. Here it completes as soon as the next server
 ///   drains the backlog, and neither the rebuild nor a shutdown waits for it.
-fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
+fn retire(server: Arc<Server>, app: Arc<App>, renders: Arc<Renders>, linger: Duration) {
     let spawned = std::thread::Builder::new()
         .name("http-retire".into())
         .stack_size(256 * 1024)
@@ -212,7 +243,7 @@ fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
                 // `Ok(None)` is also a leftover unblock, and `Err` the accept thread's last error:
                 // neither means the queue is empty for good.
                 if let Ok(Some(request)) = server.recv_timeout(left) {
-                    handle(&app, request);
+                    handle(&app, &renders, request);
                     quiet_until = Instant::now() + linger;
                 }
             }
@@ -226,17 +257,17 @@ fn retire(server: Arc<Server>, app: Arc<App>, linger: Duration) {
 
 /// Answers requests on this thread and `handlers() - 1` helpers until shutdown or until the
 /// accept thread has ended.
-fn run_handlers(running: &Running, app: &Arc<App>, shutdown: &Shutdown) {
+fn run_handlers(running: &Running, app: &Arc<App>, renders: &Arc<Renders>, shutdown: &Shutdown) {
     let mut helpers = Vec::new();
     for i in 1..handlers() {
-        let (server, app) = (Arc::clone(&running.server), Arc::clone(app));
+        let (server, app, renders) = (Arc::clone(&running.server), Arc::clone(app), Arc::clone(renders));
         // `recv` fails on an unblock (below) or on the accept thread's last error.
         let spawned = std::thread::Builder::new()
             .name(format!("http-{i}"))
             .stack_size(256 * 1024)
             .spawn(move || {
                 while let Ok(request) = server.recv() {
-                    handle(&app, request);
+                    handle(&app, &renders, request);
                 }
             });
         match spawned {
@@ -248,7 +279,7 @@ fn run_handlers(running: &Running, app: &Arc<App>, shutdown: &Shutdown) {
     // One `fstat` per request or tick: far less than the request costs.
     while !shutdown.is_triggered() && running.accepting() {
         match running.server.recv_timeout(TICK) {
-            Ok(Some(request)) => handle(app, request),
+            Ok(Some(request)) => handle(app, renders, request),
             Ok(None) => {}
             Err(_) => break,
         }
@@ -306,6 +337,202 @@ mod tests {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .filter(|&fd| crate::os::socket_inode(fd) == Some(inode))
             .count()
+    }
+
+    /// Serves `app` with the given render limits until the returned guard is dropped.
+    struct Serving {
+        addr: std::net::SocketAddr,
+        shutdown: Arc<Shutdown>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            self.shutdown.trigger();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn serving(app: Arc<App>, renders: stream::Limits) -> Serving {
+        let listener = bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Arc::new(Shutdown::default());
+        let thread = {
+            let shutdown = Arc::clone(&shutdown);
+            let limits = guard::Limits {
+                header_timeout: Duration::from_secs(5),
+                max_connections: 100,
+            };
+            std::thread::spawn(move || serve_with(listener, app, shutdown, limits, renders))
+        };
+        Serving {
+            addr,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends `request` as it is and reads the response to the close: (head, body as sent).
+    fn raw(addr: std::net::SocketAddr, request: &str) -> (String, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let end = all.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole head") + 4;
+        (String::from_utf8_lossy(&all[..end]).into_owned(), all[end..].to_vec())
+    }
+
+    fn fleet(n: usize) -> Arc<App> {
+        let infos = (0..n).map(|i| TargetInfo::test(&format!("w{i}"))).collect();
+        let state = State::new(infos, 100, SystemTime::now());
+        for id in 0..n {
+            for k in 0..100u64 {
+                state.record_check(
+                    id,
+                    crate::state::CheckRecord {
+                        at_ms: crate::timefmt::unix_millis(SystemTime::now()) - 1000 * (100 - k),
+                        ok: k % 7 != 0,
+                        status: Some(if k % 7 != 0 { 200 } else { 503 }),
+                        latency_ms: k,
+                        duration_ms: k,
+                        attempts: 1,
+                        error: (k % 7 == 0).then(|| "status 503".into()),
+                    },
+                );
+            }
+        }
+        Arc::new(App {
+            state: Arc::new(state),
+            fleet: Arc::new(crate::web::NoFleet),
+            admin_token: None,
+            cache: crate::web::cache::Cache::default(),
+        })
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn without_time(body: &[u8]) -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["uptime_seconds"] = serde_json::Value::Null;
+        v
+    }
+
+    #[test]
+    fn status_is_streamed_chunked_and_gzipped_on_the_fly() {
+        let s = serving(fleet(40), stream::Limits::for_this_machine(Duration::from_secs(5)));
+        let get = |extra: &str| {
+            raw(
+                s.addr,
+                &format!("GET /status?history=100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"),
+            )
+        };
+        let (head, wire) = get("");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
+        assert_eq!(header(&head, "content-length"), None);
+        assert_eq!(header(&head, "vary"), Some("Accept-Encoding"));
+        assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
+        assert!(header(&head, "content-security-policy").is_some());
+        let plain = stream::tests::dechunk(&wire);
+        assert!(plain.len() > 200_000, "{} bytes: more than one chunk", plain.len());
+        let doc = without_time(&plain);
+        assert_eq!(doc["workers"].as_array().unwrap().len(), 40);
+        assert_eq!(doc["workers"][39]["history"].as_array().unwrap().len(), 100);
+        let (zhead, zwire) = get("Accept-Encoding: gzip\r\n");
+        assert_eq!(header(&zhead, "content-encoding"), Some("gzip"));
+        assert_eq!(header(&zhead, "transfer-encoding"), Some("chunked"));
+        assert_ne!(header(&zhead, "etag"), header(&head, "etag"));
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&stream::tests::dechunk(&zwire)[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(without_time(&unzipped), doc, "the same document, gzipped");
+        // HEAD: the same head, no body and no render.
+        let (hhead, hbody) = raw(s.addr, "HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(header(&hhead, "transfer-encoding"), Some("chunked"));
+        assert!(hbody.is_empty());
+        // HTTP/1.0 has no chunks: the body as it is, ended by the close.
+        let (old, body) = raw(s.addr, "GET /status?history=3 HTTP/1.0\r\n\r\n");
+        assert!(
+            old.starts_with("HTTP/1.0 200 OK\r\n") && header(&old, "transfer-encoding").is_none(),
+            "{old}"
+        );
+        assert_eq!(header(&old, "connection"), Some("close"));
+        assert_eq!(
+            without_time(&body)["workers"][0]["history"].as_array().unwrap().len(),
+            3
+        );
+        // 304 from the tag alone.
+        let tag = header(&head, "etag").unwrap();
+        let (nm, body) = raw(
+            s.addr,
+            &format!(
+                "GET /status?history=100 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nIf-None-Match: {tag}\r\n\r\n"
+            ),
+        );
+        assert!(nm.starts_with("HTTP/1.1 304"), "{nm}");
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn a_kept_alive_connection_reads_streams_one_after_another() {
+        let s = serving(fleet(3), stream::Limits::for_this_machine(Duration::from_secs(5)));
+        let conn = TcpStream::connect(s.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = std::io::BufReader::new(conn);
+        for n in [5, 1, 100] {
+            let req = format!("GET /status?history={n} HTTP/1.1\r\nHost: x\r\n\r\n");
+            r.get_mut().write_all(req.as_bytes()).unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+            while r.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+            let mut body = Vec::new();
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim_end(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            let v = without_time(&body);
+            assert_eq!(v["workers"][2]["history"].as_array().unwrap().len(), n);
+        }
+    }
+
+    #[test]
+    fn without_a_free_render_thread_a_stream_gets_503_and_retry_after() {
+        let none = stream::Limits {
+            threads: 0,
+            queue: 0,
+            max_wait: Duration::from_secs(1),
+        };
+        let s = serving(fleet(2), none);
+        let (head, body) = raw(s.addr, "GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+        assert_eq!(header(&head, "retry-after"), Some("1"));
+        assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"));
+        assert!(String::from_utf8_lossy(&body).contains("\"error\""));
+        // Cached and small bodies do not need one.
+        let (head, _) = raw(
+            s.addr,
+            "GET /status?history=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let (head, _) = raw(s.addr, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
 
     #[test]

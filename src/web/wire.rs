@@ -4,7 +4,7 @@
 //! `/health` answer, callgrind), copies a body through an 8 KiB buffer (55 writes for the 430 KB
 //! `/status` of 1,000 workers), and allocates each header twice.
 
-use super::Reply;
+use super::{Body, Reply};
 use std::io::Write;
 
 /// Security headers every response carries (see SPEC "HTTP endpoints").
@@ -49,7 +49,17 @@ pub fn head(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str
     if reply.vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
-    if !not_modified {
+    if let Some(secs) = reply.retry_after {
+        let _ = write!(out, "Retry-After: {secs}\r\n");
+    }
+    if matches!(reply.body, Body::Stream(_)) {
+        // Its length is known only at its end. HTTP/1.0 has no chunks: the close ends it.
+        out.extend_from_slice(if (major, minor) >= (1, 1) {
+            b"Transfer-Encoding: chunked\r\n"
+        } else {
+            b"Connection: close\r\n"
+        });
+    } else if !not_modified {
         let _ = write!(out, "Content-Length: {}\r\n", body.len());
     }
     out.extend_from_slice(b"\r\n");
@@ -78,7 +88,6 @@ fn encode(reply: &Reply, version: (u8, u8), head_only: bool, date: &str) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::Body;
 
     const DATE: &str = "Sat, 28 Nov 2026 10:00:00 GMT";
 

@@ -5,7 +5,7 @@ use crate::common::{Action, FakeServer, Pinger, SEC, ok, request, status, temp_d
 use std::path::PathBuf;
 use std::process::Command;
 
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
         .map(|name| Command::new("sh").args(["-c", &format!("command -v {name}")]).output())
@@ -20,7 +20,7 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-fn headless(browser: &PathBuf, extra: &[&str], url: &str) -> std::process::Output {
+pub fn headless(browser: &PathBuf, extra: &[&str], url: &str) -> std::process::Output {
     let profile = temp_dir("chromium-profile");
     Command::new(browser)
         .args([

