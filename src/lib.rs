@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod heartbeat;
 pub mod net;
 pub mod once;
 pub mod os;
@@ -114,6 +115,10 @@ pub fn target_info(t: &Target) -> TargetInfo {
         // Configured workers cannot be named "self" (config rejects it).
         is_self: t.name == config::SELF_NAME,
         restarts_enabled: t.space_id.is_some(),
+        push: t.push.as_ref().map(|p| state::PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -239,6 +244,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
         }
     }
     for (i, t) in targets.iter().enumerate() {
+        if let Some(push) = &t.push {
+            let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            continue;
+        }
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
             .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))

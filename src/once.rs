@@ -13,7 +13,7 @@ use crate::net::Net;
 use crate::persist::Persister;
 use crate::probe::{self, Outcome};
 use crate::publish::{self, Destination, Published};
-use crate::shutdown::Waker;
+use crate::shutdown::{Shutdown, Waker};
 use crate::state::{CertInfo, Health, Snapshot, State};
 use crate::timefmt::from_unix_millis;
 use crate::tls::expiry::Watch;
@@ -59,6 +59,11 @@ enum Msg {
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+    // Heartbeat (push) workers report to a running service; there is nothing here to check.
+    let cfg = &Config {
+        workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
+        ..cfg.clone()
+    };
     let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
         Ok(d) => d,
         Err(message) => {
@@ -97,7 +102,8 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     let net = Net::from_settings(&cfg.settings);
     // Alerts announce transitions, which only a state carried from the last run can show: without
     // one, a worker that stays down would alert at every run.
-    let alert_waker = Arc::new(Waker::default());
+    // Stops the alert senders once the alerts are out (or the wait for them is over).
+    let alert_stop = Shutdown::default();
     let alerter = match (&persister, cfg.alerts.channels.is_empty()) {
         (_, true) => None,
         (None, false) => {
@@ -106,7 +112,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             );
             None
         }
-        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, Arc::clone(&alert_waker)) {
+        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, &alert_stop) {
             Ok(a) => Some(a),
             Err(e) => {
                 eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
@@ -132,7 +138,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
                 let saved = state.record_of(j.slot).unwrap_or_default();
                 Alerting {
                     streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
-                    cert_warnings: a.cert_warnings(&j.target),
+                    cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
                 }
             }
             None => Alerting::default(),
@@ -207,7 +213,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             eprintln!("warning: some alerts were not delivered in time; see the log above");
         }
     }
-    alert_waker.stop();
+    alert_stop.trigger();
     if let Some(handle) = signals {
         handle.close();
     }

@@ -136,7 +136,7 @@ impl RemoteSaver {
             let deadline = stopping.then(|| Instant::now() + REMOTE_FINAL_SAVE);
             match self.step(&mut need, deadline) {
                 Ok(()) => {
-                    if failures > 0 {
+                    if failures > 0 && need != Need::Stopped {
                         log::info!("remote state {}: working again", self.shown);
                     }
                     failures = 0;

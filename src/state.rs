@@ -6,13 +6,15 @@
 //! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
+pub mod push;
 mod uptime;
 
 pub use history::{Copied, History};
+pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
 use crate::timefmt::unix_millis;
-pub use crate::tls::expiry::CertInfo;
+pub use crate::tls::expiry::{CertInfo, Warned};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -71,9 +73,14 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker).
+    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The certificate warnings already sent, by alert channel name; saved, so a restart does
+    /// not send one again.
+    pub cert_warned: Vec<(String, Warned)>,
 }
 
 /// One alert channel's streak for one target, as the state keeps and the state file saves it.
@@ -177,6 +184,7 @@ impl Record {
         Record {
             history,
             streaks: self.streaks.clone(),
+            cert_warned: self.cert_warned.clone(),
             ..*self
         }
     }
@@ -206,6 +214,8 @@ pub struct TargetView {
     pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
+    /// A heartbeat worker's reports; `None` for a pulled worker.
+    pub push: Option<PushView>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +283,8 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// A heartbeat worker's period and grace; `None` for a pulled worker.
+    pub push: Option<PushInfo>,
 }
 
 #[cfg(test)]
@@ -285,6 +297,7 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            push: None,
         }
     }
 }
@@ -323,6 +336,8 @@ struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
+    /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
+    message: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -373,6 +388,7 @@ impl State {
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
+                message: None,
             })
             .collect();
         State {
@@ -402,6 +418,7 @@ impl State {
             record,
             next_check_at_ms: None,
             cert: None,
+            message: None,
         });
         id
     }
@@ -482,6 +499,28 @@ impl State {
         }
     }
 
+    /// A heartbeat report (recorded by the worker's own thread): counted, and its message kept
+    /// when it brought one. A success or failure is recorded as a check too (`check`).
+    pub fn record_report(
+        &self,
+        slot: usize,
+        kind: ReportKind,
+        check: Option<CheckRecord>,
+        message: Option<Arc<str>>,
+        at: SystemTime,
+    ) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.push.add(kind, unix_millis(at));
+            if message.is_some() {
+                s.message = message;
+            }
+            if let Some(rec) = check {
+                s.record.push(rec, cap);
+            }
+        }
+    }
+
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
             s.record.skipped += n;
@@ -510,6 +549,13 @@ impl State {
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
+        }
+    }
+
+    /// What the worker's alert channels warned about its certificate (after a warning).
+    pub fn set_cert_warned(&self, slot: usize, warned: Vec<(String, Warned)>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.cert_warned = warned;
         }
     }
 
@@ -680,6 +726,8 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
+    push: PushCounts,
+    message: Option<Arc<str>>,
 }
 
 impl Copy {
@@ -704,6 +752,8 @@ impl Copy {
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
+            push: r.push,
+            message: slot.message.clone(),
         }
     }
 
@@ -741,6 +791,11 @@ impl Copy {
             uptime: self.uptime.ratios(now_ms),
             tls: self.cert,
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
+            push: info.push.map(|info| PushView {
+                info,
+                counts: self.push,
+                message: self.message,
+            }),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::shutdown::{Wake, Waker};
 use crate::state::{ChannelStreak, CheckRecord, State};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
-use crate::tls::expiry::{CertInfo, Watch};
+use crate::tls::expiry::{CertInfo, Warned, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -151,7 +151,10 @@ pub fn take_result(
     let Some(alerter) = alerter else { return };
     alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
     if let Some(info) = cert {
-        alerter.observe_cert(&mut alerting.cert_warnings, target, info, now);
+        if alerter.observe_cert(&mut alerting.cert_warnings, target, info, now) {
+            // Kept in the state file: a restart does not send the same warning again.
+            state.set_cert_warned(slot, alerter.warned_by_name(&alerting.cert_warnings));
+        }
     }
     state.set_streaks(slot, alerter.saved_streaks(&alerting.streaks));
 }
@@ -284,7 +287,7 @@ impl Worker {
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
             alerting: Alerting {
                 streaks: streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
-                cert_warnings: cert_warnings_on(&plan.settings),
+                cert_warnings: cert_warnings_on(&plan.settings, &saved.cert_warned),
             },
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
@@ -396,17 +399,22 @@ impl Worker {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (a, b) => a.is_none() && b.is_none(),
         };
-        if !same_alerter || rescheduled {
-            // New channels, or new settings for this worker: its streak on each channel starts
-            // from its current run of failures, as after a restart of the pinger.
-            let failures = if new_url {
-                0
-            } else {
-                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
-            };
+        if rescheduled {
+            // New settings for this worker: its streak on each channel starts from its current
+            // run of failures, as after a restart of the pinger.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            let failures = if new_url { 0 } else { record.consecutive_failures };
             run.alerting = Alerting {
                 streaks: streaks_on(&next.settings, failures, &[]),
-                cert_warnings: cert_warnings_on(&next.settings),
+                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
+            };
+        } else if !same_alerter {
+            // The channels changed. Each channel's streak and certificate warnings are in the
+            // state by channel name, so a channel that the reload kept goes on where it was.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            run.alerting = Alerting {
+                streaks: streaks_on(&next.settings, record.consecutive_failures, &record.streaks),
+                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
             };
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
@@ -498,17 +506,17 @@ fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
     Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
 }
 
-/// The certificate warnings the worker's channels have sent (none yet).
-fn cert_warnings_on(s: &Settings) -> CertWarnings {
+/// The certificate warnings the worker's channels have sent (`saved`: by channel name).
+fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
     s.alerter
         .as_ref()
-        .map(|a| a.cert_warnings(&s.target))
+        .map(|a| a.cert_warnings(&s.target, saved))
         .unwrap_or_default()
 }
 
 /// The worker's streaks on the channels that speak for it: those saved for a channel of the same
 /// name, else resumed from its run of failures.
-fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
+pub fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
     s.alerter
         .as_ref()
         .map(|a| a.streaks(&s.target, consecutive_failures, saved))

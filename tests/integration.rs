@@ -18,6 +18,7 @@ mod integration {
     pub mod once;
     pub mod platforms;
     pub mod prometheus;
+    pub mod push;
     pub mod reload;
     pub mod remote;
     pub mod scheduled;

@@ -58,6 +58,7 @@ pub fn builtin() -> Target {
         paused: false,
         tls: TlsSettings::default(),
         alerts: true,
+        push: None,
     }
 }
 

@@ -67,6 +67,19 @@ pub const BACKOFF: DurationLimit = DurationLimit {
     max: secs(600),
 };
 
+// Heartbeat (push) workers. Tests use periods of a fraction of a second.
+pub const PUSH_PERIOD: DurationLimit = DurationLimit {
+    default: secs(DAY),
+    min: millis(100),
+    max: secs(365 * DAY),
+};
+pub const PUSH_GRACE: DurationLimit = DurationLimit {
+    default: secs(3600),
+    min: Duration::ZERO,
+    max: secs(30 * DAY),
+};
+pub const PUSH_TOKEN_MAX_BYTES: usize = 256;
+
 // Alerts.
 pub const FAILURE_THRESHOLD: CountLimit = CountLimit {
     default: 3,

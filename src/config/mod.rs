@@ -24,6 +24,7 @@ mod alerts;
 mod check;
 mod ctx;
 pub mod limits;
+pub mod push;
 pub mod remote;
 mod self_ping;
 mod settings;
@@ -35,6 +36,7 @@ mod workers;
 pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use push::Push;
 pub use remote::{Credentials, HubSettings, Remote, S3Settings, StateUrl};
 pub use settings::Settings;
 pub use shard::Shard;
@@ -117,6 +119,15 @@ pub struct Target {
     pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
+    /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
+    /// and its `display_url` the path reports go to; its `interval` is its period.
+    pub push: Option<Push>,
+}
+
+impl Target {
+    pub fn is_push(&self) -> bool {
+        self.push.is_some()
+    }
 }
 
 impl fmt::Debug for Target {
@@ -142,6 +153,7 @@ impl fmt::Debug for Target {
             .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
+            .field("push", &self.push)
             .finish()
     }
 }

@@ -312,9 +312,9 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     let _ = write!(
         out,
         "<tr class=\"{state}\" id=\"w-{name}\"><th scope=\"row\" data-label=\"Worker\"><div class=\"name\">{name}</div><div class=\"url\">{}</div>\
-<small>every {}</small>{}</th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
+<small>{}</small>{}</th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
         escape(&w.url),
-        escape(&duration::format(w.interval)),
+        escape(&every(w, now)),
         tls_note(w, now),
     );
     let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
@@ -377,7 +377,15 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         .or_else(|| w.history.iter().rev().find_map(|r| r.error.as_deref()))
     {
         Some(e) => {
-            let _ = write!(out, "<td data-label=\"Last error\" class=\"err\">{}</td>", escape(e));
+            let _ = write!(
+                out,
+                "<td data-label=\"Last error\" class=\"err\">{}{}</td>",
+                escape(e),
+                push_message(w)
+            );
+        }
+        None if w.push.as_ref().is_some_and(|p| p.message.is_some()) => {
+            let _ = write!(out, "<td data-label=\"Last error\">{}</td>", push_message(w));
         }
         None => out.push_str("<td data-label=\"Last error\" class=\"muted\">none</td>"),
     }
@@ -400,6 +408,37 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         );
     }
     out.push_str("</tr>");
+}
+
+/// Under the name: how often a pulled worker is checked, or a push worker's period and grace.
+fn every(w: &TargetView, now: SystemTime) -> String {
+    match &w.push {
+        None => format!("every {}", duration::format(w.interval)),
+        Some(p) => format!(
+            "push: every {}, grace {}; last report {}",
+            duration::format(p.info.period),
+            duration::format(p.info.grace),
+            p.counts
+                .last_report_at_ms
+                .map_or("none yet".to_string(), |ms| relative(from_unix_millis(ms), now))
+        ),
+    }
+}
+
+/// The characters of a push report's message the page shows (`/status` has it whole).
+const MESSAGE_SHOWN: usize = 500;
+
+/// A push worker's last message, escaped, below its error text.
+fn push_message(w: &TargetView) -> String {
+    let Some(message) = w.push.as_ref().and_then(|p| p.message.as_deref()) else {
+        return String::new();
+    };
+    let shown: String = message.chars().take(MESSAGE_SHOWN).collect();
+    let more = if shown.len() < message.len() { "…" } else { "" };
+    format!(
+        "<div class=\"msg\"><small>last message:</small> {}{more}</div>",
+        escape(&shown)
+    )
 }
 
 /// The certificate's days left (amber under 14, red under 3) and whether it was verified. A `div`,

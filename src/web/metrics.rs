@@ -72,6 +72,31 @@ const FAMILIES: &[Family] = &[
         },
     },
     Family {
+        name: "pinger_push_reports_total",
+        kind: "counter",
+        help: "Heartbeat reports by result (success, failure or start).",
+        sample: |w| {
+            w.push.as_ref().map_or_else(Vec::new, |p| {
+                crate::state::ReportKind::ALL
+                    .iter()
+                    .map(|k| (format!(",result=\"{}\"", k.as_str()), p.counts.count(*k) as f64))
+                    .collect()
+            })
+        },
+    },
+    Family {
+        name: "pinger_last_push_timestamp_seconds",
+        kind: "gauge",
+        help: "Unix time of a heartbeat worker's last report.",
+        sample: |w| {
+            w.push
+                .as_ref()
+                .and_then(|p| p.counts.last_report_at_ms)
+                .map(|ms| vec![(String::new(), ms as f64 / 1000.0)])
+                .unwrap_or_default()
+        },
+    },
+    Family {
         name: "pinger_attempts_total",
         kind: "counter",
         help: "HTTP attempts, retries included.",

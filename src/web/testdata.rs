@@ -44,6 +44,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         },
         tls: None,
         history,
+        push: None,
     }
 }
 

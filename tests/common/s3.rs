@@ -203,6 +203,28 @@ fn python() -> std::path::PathBuf {
     if venv.exists() { venv } else { "python3".into() }
 }
 
+/// Forwards every connection to 127.0.0.1:`port` on to 127.0.0.1:`to`, from now on: a store
+/// that comes back at an address where nothing answered, already holding its objects.
+pub fn forward(port: u16, to: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the forwarder");
+    thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
