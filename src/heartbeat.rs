@@ -397,7 +397,10 @@ impl Beat {
         }
         run.was_ok = Some(ok);
         run.streak.observe(ok, at, &s.thresholds);
-        if let Some(alerter) = &s.alerter {
+        // Planned work: no alert inside a maintenance window.
+        let at_ms = i64::try_from(crate::timefmt::unix_millis(at)).unwrap_or(i64::MAX);
+        let planned = crate::maintenance::active_until(&t.maintenance, at_ms).is_some();
+        if let (Some(alerter), false) = (&s.alerter, planned) {
             alerter.observe(&mut run.alert_streaks, t, ok, error, at);
             self.state
                 .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks));

@@ -59,7 +59,14 @@ enum Msg {
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
-    // Heartbeat (push) workers report to a running service; there is nothing here to check.
+    // Heartbeat (push) workers report to a running service; there is nothing here to check. They
+    // are listed, and left out of the state and the page.
+    let push: Vec<String> = cfg
+        .workers
+        .iter()
+        .filter(|t| t.is_push())
+        .map(|t| t.name.clone())
+        .collect();
     let cfg = &Config {
         workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
         ..cfg.clone()
@@ -223,20 +230,25 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         println!("{}", web::json::render(&snap));
     } else {
         print!("{}", lines(&snap, &jobs, &outcomes));
+        let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
+        for name in &push {
+            println!("{name:<width$}  push  not checked: heartbeats report to the service");
+        }
     }
     let checked: Vec<&Outcome> = outcomes.iter().flatten().collect();
     let up = checked.iter().filter(|o| o.ok).count();
     let paused = cfg.workers.len() - jobs.len();
-    if cfg.workers.is_empty() {
+    if cfg.workers.is_empty() && push.is_empty() {
         eprintln!("no workers configured: nothing to check");
     } else {
         eprintln!(
             "{up} of {} worker(s) up{}",
             jobs.len(),
-            if paused > 0 {
-                format!(", {paused} paused")
-            } else {
-                String::new()
+            match (paused, push.len()) {
+                (0, 0) => String::new(),
+                (p, 0) => format!(", {p} paused"),
+                (0, h) => format!(", {h} push (not checked)"),
+                (p, h) => format!(", {p} paused, {h} push (not checked)"),
             }
         );
     }

@@ -11,9 +11,11 @@ mod integration {
     pub mod channels;
     pub mod checks;
     pub mod cli;
+    pub mod conditions;
     pub mod container;
     pub mod durability;
     pub mod http;
+    pub mod maintenance;
     pub mod moments;
     pub mod once;
     pub mod platforms;

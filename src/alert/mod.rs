@@ -8,6 +8,7 @@
 //! `ntfy`, `gotify`, `pushover`) turns the event's rendered `message::Notice` into a `Request`
 //! value without any I/O; only the queue sends.
 
+mod degraded;
 pub mod discord;
 pub mod gotify;
 pub mod json;
@@ -26,6 +27,7 @@ use crate::state::ChannelStreak;
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
+pub use degraded::DegradedStreaks;
 use message::Notice;
 use queue::{Failure, Queue};
 use std::fmt;
@@ -46,6 +48,10 @@ pub enum Transition {
     },
     /// `notify-test`: no worker changed, the channel is being tried.
     Test,
+    /// Successful checks went slower than `expect_latency` (channels with `degraded: true`).
+    Degraded,
+    /// They are fast again.
+    DegradedResolved,
 }
 
 impl Transition {
@@ -56,6 +62,8 @@ impl Transition {
             Transition::Up => "up",
             Transition::CertExpiring { .. } => "cert_expiring",
             Transition::Test => "test",
+            Transition::Degraded => "degraded",
+            Transition::DegradedResolved => "degraded_resolved",
         }
     }
 }
@@ -460,6 +468,29 @@ impl Alerter {
         warned
     }
 
+    /// A failing worker's maintenance window has ended: down at once on every channel where it
+    /// is not down yet, whatever the channel's threshold.
+    pub fn observe_now(&self, streaks: &mut Streaks, target: &Target, error: Option<&str>, at: SystemTime) {
+        for (id, streak) in &mut streaks.0 {
+            let Some(ch) = self.channel(*id) else { continue };
+            let at_once = Thresholds {
+                failure: 1,
+                success: ch.thresholds.success,
+            };
+            if streak.observe(false, at, &at_once) != Some(Transition::Down) {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition: Transition::Down,
+                error: error.map(str::to_string),
+                at,
+                since: streak.down_since,
+            });
+        }
+    }
+
     /// Counts one check result on each of the worker's channels and queues an event on each
     /// channel whose threshold it crossed. Only arithmetic and queue pushes: never blocks.
     pub fn observe(&self, streaks: &mut Streaks, target: &Target, ok: bool, error: Option<&str>, at: SystemTime) {
@@ -611,6 +642,7 @@ pub(crate) mod testdata {
             failure_threshold: failure,
             success_threshold: 1,
             send_on_resolved: true,
+            degraded: false,
             timeout: Duration::from_secs(1),
             retry_backoff: Duration::ZERO,
             workers: workers.map(|w| w.iter().map(|s| s.to_string()).collect()),

@@ -172,3 +172,25 @@ pub const SLEEP_WINDOWS: &[(&str, &str, Duration)] = &[
     (".hf.space", "Hugging Face Spaces'", secs(48 * 3600)),
     (".onrender.com", "Render's", secs(15 * 60)),
 ];
+
+// Conditions and maintenance windows (conditions.rs).
+/// `expect_latency`: a successful check slower than this is degraded.
+pub const EXPECT_LATENCY: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(600),
+};
+/// A one-off maintenance window's `duration`.
+pub const MAINTENANCE_ONCE: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(366 * DAY),
+};
+/// A repeating maintenance window's `duration` (at most a week: see `maintenance::MAX_REPEATING`).
+pub const MAINTENANCE_EVERY: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(7 * DAY),
+};
+/// Items of `expect_json`, `expect_header` and `maintenance` a worker may list.
+pub const CONDITION_ITEMS: usize = 100;

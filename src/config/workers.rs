@@ -17,7 +17,15 @@ use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused"];
+const OWN_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "space_id",
+    "restart_token",
+    "alerts",
+    "paused",
+    "maintenance",
+];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
@@ -99,10 +107,15 @@ fn parse_one(
     let name = obj.get("name").and_then(|v| name(ctx, v, &join(field, "name"), names));
     let paused = obj.get("paused").and_then(|v| ctx.bool(v, &join(field, "paused")));
     let alerts = alerts(ctx, obj.get("alerts"), field);
+    let maintenance = obj
+        .get("maintenance")
+        .map(|v| super::conditions::maintenance(ctx, v, &join(field, "maintenance")))
+        .unwrap_or_default();
     if obj.contains_key("push") {
         let base = Target {
             paused: paused.unwrap_or(false),
             alerts,
+            maintenance,
             ..check::builtin()
         };
         return push::parse(ctx, obj, field, name, base);
@@ -134,6 +147,7 @@ fn parse_one(
     target.restart_token = restart_token;
     target.paused = paused.unwrap_or(false);
     target.alerts = alerts;
+    target.maintenance = maintenance;
     Some(target)
 }
 

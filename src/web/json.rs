@@ -19,6 +19,8 @@ struct WorkerDoc<'a> {
     url: Option<&'a str>,
     interval_seconds: serde_json::Number,
     state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maintenance_until: Option<String>,
     paused: bool,
     consecutive_failures: u32,
     checks: u64,
@@ -135,6 +137,7 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
+        maintenance_until: w.maintenance_until_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         paused: w.paused,
         consecutive_failures: w.consecutive_failures,
         checks: w.checks,

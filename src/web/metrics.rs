@@ -28,10 +28,27 @@ const FAMILIES: &[Family] = &[
         name: "pinger_up",
         kind: "gauge",
         help: "1 if the last check succeeded, else 0 (absent while pending or paused).",
-        sample: |w| match w.health {
-            Health::Pending | Health::Paused => vec![],
-            h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
+        sample: |w| match (w.health, &w.last) {
+            (Health::Pending | Health::Paused, _) | (_, None) => vec![],
+            (_, Some(last)) => vec![(String::new(), f64::from(u8::from(last.ok)))],
         },
+    },
+    Family {
+        name: "pinger_degraded",
+        kind: "gauge",
+        help: "1 while the last check succeeded slower than expect_latency, else 0.",
+        sample: |w| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(w.last.as_ref().is_some_and(|r| r.degraded()))),
+            )]
+        },
+    },
+    Family {
+        name: "pinger_maintenance",
+        kind: "gauge",
+        help: "1 inside a maintenance window, else 0.",
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.maintenance_until_ms.is_some())))],
     },
     Family {
         name: "pinger_paused",

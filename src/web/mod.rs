@@ -341,7 +341,7 @@ pub struct StatusQuery {
 }
 
 /// The states `?state=` accepts.
-pub const STATES: [&str; 4] = ["down", "up", "pending", "paused"];
+pub const STATES: [&str; 6] = ["down", "up", "pending", "paused", "degraded", "maintenance"];
 
 fn status_query(query: &str) -> Result<StatusQuery, String> {
     let mut q = StatusQuery {

@@ -520,3 +520,48 @@ fn a_reload_restarts_only_the_alert_channels_it_changed() {
         "no channel started again: {before:?} -> {after:?}"
     );
 }
+
+#[test]
+fn check_shows_every_value_from_a_variable_redacted() {
+    let ca = TestCa::new("secret CA");
+    let dir = crate::common::temp_dir("check-secrets");
+    let private = dir.join("pr1vate-folder");
+    std::fs::create_dir_all(&private).unwrap();
+    ca.write(&private, "ca.pem");
+    let cfg = r#"{"self_ping": false, "workers": [{"name": "a", "url": "https://127.0.0.1:9/",
+        "method": "${M}", "expect_status": "${S}", "space_id": "${SP}",
+        "tls": {"ca_file": "${CA_DIR}/ca.pem"}}]}"#;
+    std::fs::write(dir.join("pinger.json"), cfg).unwrap();
+    let private_dir = private.to_str().unwrap();
+    let env = [
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("CA_DIR", private_dir),
+    ];
+    let (code, out, err) = crate::common::run(&dir, &["check"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("  a  REDACTED https://127.0.0.1:9/"), "{out}");
+    assert!(out.contains("expect status REDACTED"), "{out}");
+    assert!(out.contains("REDACTED/ca.pem (1 certificate(s))"), "{out}");
+    for secret in ["PATCH", "patch", "218", "zz-owner", "pr1vate"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} shown:\n{out}{err}"
+        );
+    }
+    // A CA file that cannot be read is named redacted too.
+    let missing = [
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("CA_DIR", "/nonexistent/pr1vate"),
+    ];
+    let (code, out, err) = crate::common::run(&dir, &["check"], &missing);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("workers[0].tls.ca_file: cannot read \"REDACTED/ca.pem\""),
+        "{err}"
+    );
+    assert!(!err.contains("pr1vate"), "{err}");
+}
