@@ -126,6 +126,7 @@ pub fn render_for(s: &Snapshot, site: Site) -> String {
     } else {
         format!("{down} of {total} worker{} down", plural(total))
     };
+    let headline = headline + &aside(s);
     let refresh = match site {
         Site::Served => REFRESH_SECONDS,
         Site::Published => PUBLISHED_REFRESH_SECONDS,
@@ -285,6 +286,24 @@ fn cell(out: &mut String, w: &TargetView, now: SystemTime) {
         let _ = write!(out, " · 24h {}%", trim_percent(percent(u)));
     }
     let _ = write!(out, "\">{}</li>", escape(&w.name));
+}
+
+/// ` (1 degraded, 2 in maintenance)`: the workers the headline's "up" does not tell about.
+fn aside(s: &Snapshot) -> String {
+    let count = |h: Health| s.workers.iter().filter(|w| w.health == h).count();
+    let parts: Vec<String> = [
+        (count(Health::Degraded), "degraded"),
+        (count(Health::Maintenance), "in maintenance"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
 }
 
 fn plural(n: usize) -> &'static str {
@@ -575,7 +594,7 @@ pub fn sparkline(out: &mut String, recent: &[CheckRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::testdata::{fleet, rec, snapshot};
+    use crate::web::testdata::{START, fleet, rec, snapshot};
 
     #[test]
     fn escape_covers_text_and_attributes() {
@@ -619,6 +638,19 @@ mod tests {
         for external in ["<script", "<link", "src=", "@import", "url("] {
             assert!(!page.contains(external), "the page loads nothing: found {external}");
         }
+    }
+
+    #[test]
+    fn degraded_and_maintenance_workers_show_with_the_headline_saying_so() {
+        let mut s = snapshot();
+        s.workers[0].health = Health::Degraded;
+        s.workers[1].health = Health::Maintenance;
+        s.workers[1].maintenance_until_ms = Some((START + 7200) * 1000);
+        let page = render(&s);
+        assert!(page.contains("<span class=\"pill degraded\">degraded</span>"), "{page}");
+        assert!(page.contains("<span class=\"pill maintenance\">maintenance</span><br><small class=\"maint\">until"));
+        assert!(page.contains("(1 degraded, 1 in maintenance)"), "{page}");
+        assert!(!render(&snapshot()).contains("in maintenance"));
     }
 
     #[test]
