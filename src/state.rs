@@ -979,12 +979,12 @@ mod tests {
         const HOUR: u64 = 3_600_000;
         let mut older = Record::default();
         for (i, ok) in [true, true, false, false].into_iter().enumerate() {
-            older.push(rec(i as u64 * HOUR, ok), 100);
+            older.push(rec(i as u64 * HOUR, ok), 100, true);
         }
         older.restarts = 1;
         let mut newer = Record::default();
-        newer.push(rec(10 * HOUR, false), 100);
-        newer.push(rec(10 * HOUR + 1, true), 100);
+        newer.push(rec(10 * HOUR, false), 100, true);
+        newer.push(rec(10 * HOUR + 1, true), 100, true);
         let mut merged = newer.clone();
         merged.merge_older(older.clone(), 100);
         assert_eq!((merged.checks, merged.successes, merged.restarts), (6, 3, 1));
@@ -995,7 +995,7 @@ mod tests {
         assert_eq!(merged.uptime.ratios(10 * HOUR + 2)[1], Some(0.5));
         // A failing streak since start-up continues the saved one.
         let mut failing = Record::default();
-        failing.push(rec(10 * HOUR, false), 100);
+        failing.push(rec(10 * HOUR, false), 100, true);
         failing.merge_older(older, 3);
         assert_eq!(failing.consecutive_failures, 3);
         assert_eq!(failing.history.len(), 3, "the cap holds");
