@@ -366,7 +366,12 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     match &w.last {
         Some(r) => {
             let at = from_unix_millis(r.at_ms);
-            let status = r.status.map_or("no response".to_string(), |c| c.to_string());
+            let status = match (&w.push, r.status) {
+                // A heartbeat's check is a report (or a missed one), never a response.
+                (Some(_), _) if r.error.as_deref().is_some_and(|e| e.starts_with("no report")) => "missed".to_string(),
+                (Some(_), _) => "report".to_string(),
+                (None, status) => status.map_or("no response".to_string(), |c| c.to_string()),
+            };
             let _ = write!(
                 out,
                 "<td data-label=\"Last check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time><br><small>{2} · {3} ms</small></td>",
