@@ -194,6 +194,18 @@ mod imp {
         }
     }
 
+    /// Writes everything cached for the file system holding `path` to disk (`syncfs`): one call
+    /// in place of an fsync per file, for a folder of a thousand new files.
+    pub fn sync_filesystem(path: &std::path::Path) -> std::io::Result<()> {
+        let dir = std::fs::File::open(path)?;
+        // SAFETY: a valid descriptor, open for the duration of the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
     pub fn raise_nofile() -> Option<(libc::rlim_t, libc::rlim_t)> {
         let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
@@ -228,6 +240,10 @@ mod imp {
         Err(std::io::ErrorKind::Unsupported.into())
     }
 
+    pub fn sync_filesystem(_path: &std::path::Path) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
     pub fn nice_current_thread(_nice: i32) -> bool {
         false
     }
@@ -259,7 +275,7 @@ mod imp {
 
 pub use imp::{
     current_stack, dup, exchange, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay,
-    socket_inode, tcp_info,
+    socket_inode, sync_filesystem, tcp_info,
 };
 
 #[cfg(test)]
