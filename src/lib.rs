@@ -26,6 +26,7 @@ pub mod config;
 pub mod duration;
 pub mod fleet;
 pub mod heartbeat;
+pub mod host;
 pub mod maintenance;
 pub mod net;
 pub mod os;
@@ -85,12 +86,20 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
-            Ok(cfg) => match cmd::run::run(cfg, flags, env.clone()) {
-                Ok(()) => EXIT_OK,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    EXIT_FAILURE
+            // A fleet past the host's thread limits is refused before any thread starts.
+            Ok(cfg) => match fleet::fits(&cfg) {
+                Err(e) => {
+                    eprintln!("error: {}: {e}", cfg.source);
+                    eprintln!("master-pinger: the fleet does not fit this host's thread limits; not started");
+                    EXIT_USAGE
                 }
+                Ok(()) => match cmd::run::run(cfg, flags, env.clone()) {
+                    Ok(()) => EXIT_OK,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        EXIT_FAILURE
+                    }
+                },
             },
             Err(errors) => report_config_errors(&errors),
         },

@@ -207,6 +207,23 @@ mod imp {
     }
 
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
+    /// `RLIMIT_NPROC`'s soft value when finite, and whether the process runs as root (which
+    /// the kernel does not hold to it).
+    pub fn nproc_limit() -> Option<(u64, bool)> {
+        let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
+        // SAFETY: getrlimit fills in the `struct rlimit` it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, lim.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: getrlimit succeeded, so the struct is filled in.
+        let soft = unsafe { lim.assume_init() }.rlim_cur;
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        // `rlim_t` is 32 bits on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        (soft != libc::RLIM_INFINITY).then_some((soft as u64, root))
+    }
+
     pub fn raise_nofile() -> Option<(libc::rlim_t, libc::rlim_t)> {
         let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
         // SAFETY: getrlimit fills in the `struct rlimit` it is given.
@@ -233,6 +250,10 @@ mod imp {
     use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
     pub fn raise_nofile() -> Option<(u64, u64)> {
+        None
+    }
+
+    pub fn nproc_limit() -> Option<(u64, bool)> {
         None
     }
 
@@ -274,8 +295,8 @@ mod imp {
 }
 
 pub use imp::{
-    current_stack, dup, exchange, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay,
-    socket_inode, sync_filesystem, tcp_info,
+    current_stack, dup, exchange, nice_current_thread, nproc_limit, raise_nofile, release_stack_below_here,
+    set_nodelay, socket_inode, sync_filesystem, tcp_info,
 };
 
 #[cfg(test)]
