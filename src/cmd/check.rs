@@ -98,6 +98,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
     for (i, t) in targets.iter().enumerate() {
         if let Some(push) = &t.push {
             let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            // A heartbeat has no conditions, but it may have maintenance windows.
+            for line in conditions_lines(t, SystemTime::now()) {
+                let _ = writeln!(out, "    {line}");
+            }
             continue;
         }
         let first = schedule::stagger(i, targets.len(), t.interval);
