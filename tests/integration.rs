@@ -13,6 +13,7 @@ mod integration {
     pub mod cli;
     pub mod container;
     pub mod durability;
+    pub mod flood;
     pub mod http;
     pub mod moments;
     pub mod once;

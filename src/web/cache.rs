@@ -292,7 +292,7 @@ impl Cache {
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         lock(&self.entries).1.len()
     }
 

@@ -258,13 +258,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// One render per core (at most four), twice as many waiting, for at most half of
-    /// `request_timeout` (after which the guard would close the connection anyway).
+    /// One render per core (at most four) and eight times as many waiting, for at most half of
+    /// `request_timeout` (after which the guard would close the connection anyway). A waiting
+    /// request costs a few hundred bytes; one refused at once comes back at once, so a short
+    /// queue only turns a few clients' waits into a storm of retries.
     pub fn for_this_machine(request_timeout: Duration) -> Limits {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
         Limits {
             threads,
-            queue: 2 * threads,
+            queue: 8 * threads,
             max_wait: request_timeout / 2,
         }
     }
