@@ -33,7 +33,7 @@ fn aged_pinger(target: &FakeServer) -> Pinger {
 
 /// Sends `GET path` with `headers` on a kept-alive connection and reads the whole response,
 /// sized or chunked: (status, body bytes as sent).
-fn exchange(conn: &mut BufReader<TcpStream>, path: &str, headers: &str) -> std::io::Result<(u16, usize)> {
+pub fn exchange(conn: &mut BufReader<TcpStream>, path: &str, headers: &str) -> std::io::Result<(u16, usize)> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
     conn.get_mut().write_all(request.as_bytes())?;
     let mut line = String::new();
@@ -72,7 +72,7 @@ fn exchange(conn: &mut BufReader<TcpStream>, path: &str, headers: &str) -> std::
     }
 }
 
-fn connect(port: u16) -> BufReader<TcpStream> {
+pub fn connect(port: u16) -> BufReader<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     BufReader::new(s)
@@ -95,15 +95,15 @@ fn health_median(port: u16, n: usize) -> Duration {
 
 /// What the flood clients got, by status.
 #[derive(Default)]
-struct Counts {
-    ok: AtomicUsize,
-    busy: AtomicUsize,
-    other: AtomicUsize,
+pub struct Counts {
+    pub ok: AtomicUsize,
+    pub busy: AtomicUsize,
+    pub other: AtomicUsize,
 }
 
 /// 8 connections asking a different `/status` variant each time (plain and gzipped, the whole
-/// fleet and one worker), until `stop`.
-fn flood(port: u16, stop: Arc<AtomicBool>, counts: Arc<Counts>) -> Vec<std::thread::JoinHandle<()>> {
+/// fleet and one of `workers` named `w0`, `w1`...), until `stop`.
+pub fn flood(port: u16, workers: usize, stop: Arc<AtomicBool>, counts: Arc<Counts>) -> Vec<std::thread::JoinHandle<()>> {
     (0..8)
         .map(|c| {
             let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));
@@ -118,7 +118,7 @@ fn flood(port: u16, stop: Arc<AtomicBool>, counts: Arc<Counts>) -> Vec<std::thre
                     let path = if n % 3 == 0 {
                         format!("/status?history={}", 1 + n % 100)
                     } else {
-                        format!("/status?history={}&worker=w{}", 1 + n % 100, n % WORKERS)
+                        format!("/status?history={}&worker=w{}", 1 + n % 100, n % workers)
                     };
                     let gzip = if n % 2 == 0 { "Accept-Encoding: gzip\r\n" } else { "" };
                     match exchange(&mut conn, &path, gzip) {
@@ -149,7 +149,7 @@ fn health_stays_fast_while_large_renders_flood_in() {
     for _ in 0..3 {
         let idle = health_median(p.port, 300);
         let (stop, counts) = (Arc::new(AtomicBool::new(false)), Arc::new(Counts::default()));
-        let clients = flood(p.port, Arc::clone(&stop), Arc::clone(&counts));
+        let clients = flood(p.port, WORKERS, Arc::clone(&stop), Arc::clone(&counts));
         std::thread::sleep(Duration::from_millis(500));
         let flooded = health_median(p.port, 300);
         stop.store(true, Ordering::Relaxed);
