@@ -188,7 +188,8 @@ pub fn serve_with(
     limits: guard::Limits,
     render_limits: stream::Limits,
 ) {
-    let renders = Arc::new(stream::start(Arc::clone(&app), render_limits));
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let renders = Arc::new(stream::start(Arc::clone(&app), render_limits, port));
     match listener.local_addr() {
         Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
@@ -470,6 +471,16 @@ mod tests {
             without_time(&body)["workers"][0]["history"].as_array().unwrap().len(),
             3
         );
+        // Even when it asked to keep the connection: the body ends with the close, at once
+        // rather than when the connection times out.
+        let t = Instant::now();
+        let (old, body) = raw(
+            s.addr,
+            "GET /status?history=100 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        );
+        assert!(old.starts_with("HTTP/1.0 200 OK\r\n"), "{old}");
+        assert_eq!(without_time(&body), doc);
+        assert!(t.elapsed() < Duration::from_secs(4), "closed after {:?}", t.elapsed());
         // 304 from the tag alone.
         let tag = header(&head, "etag").unwrap();
         let (nm, body) = raw(

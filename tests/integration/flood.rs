@@ -103,7 +103,12 @@ pub struct Counts {
 
 /// 8 connections asking a different `/status` variant each time (plain and gzipped, the whole
 /// fleet and one of `workers` named `w0`, `w1`...), until `stop`.
-pub fn flood(port: u16, workers: usize, stop: Arc<AtomicBool>, counts: Arc<Counts>) -> Vec<std::thread::JoinHandle<()>> {
+pub fn flood(
+    port: u16,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) -> Vec<std::thread::JoinHandle<()>> {
     (0..8)
         .map(|c| {
             let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));

@@ -5,9 +5,9 @@
 //!     cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_30_days_old --nocapture
 
 use super::{Table, min_checks, percentile, wait_checks};
-use crate::integration::flood;
 use crate::common::aged;
 use crate::common::{BIN, FakeServer, Pinger, SEC, build_static, lateness_ms, ok, proc_status, temp_dir};
+use crate::integration::flood;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
