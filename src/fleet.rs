@@ -6,6 +6,7 @@
 
 use crate::alert::{self, Alerter};
 use crate::config::{Alerts, Config, Target};
+use crate::heartbeat::{Beat, Board, Inbox};
 use crate::net::Net;
 use crate::persist::Persister;
 use crate::restart::Restarter;
@@ -26,6 +27,8 @@ struct Member {
     waker: Arc<Waker>,
     plan: Arc<PlanCell>,
     handle: JoinHandle<()>,
+    /// A push worker's reports go here (it is on the `Board` under its name).
+    inbox: Option<Arc<Inbox>>,
 }
 
 /// What every worker shares and a reload may replace: the alert and restart senders.
@@ -33,7 +36,7 @@ struct Shared {
     alerts: Alerts,
     /// The status page the alerts link to (told from the self-ping URL).
     page: Option<String>,
-    alerter: Option<(Arc<Alerter>, Arc<Waker>)>,
+    alerter: Option<Arc<Alerter>>,
     restarter: Option<(Arc<Restarter>, Arc<Waker>)>,
     hf_api_url: String,
     restart_cooldown: Duration,
@@ -74,6 +77,8 @@ pub struct Fleet {
     net: Net,
     persister: Option<Arc<Persister>>,
     inner: Mutex<Inner>,
+    /// The push workers' inboxes by name, kept in step with the members.
+    board: Arc<Board>,
 }
 
 /// Every target of a configuration: the workers, then the self-ping.
@@ -109,6 +114,7 @@ impl Fleet {
             shutdown,
             net,
             persister,
+            board: Arc::default(),
             inner: Mutex::new(Inner {
                 members: Vec::new(),
                 shared: Shared {
@@ -156,7 +162,7 @@ impl Fleet {
         Arc::new(Settings {
             target,
             thresholds: Thresholds::from(&shared.alerts),
-            alerter: shared.alerter.as_ref().map(|(a, _)| Arc::clone(a)),
+            alerter: shared.alerter.clone(),
             restarter: shared.restarter.as_ref().map(|(r, _)| Arc::clone(r)),
             restart_cooldown: shared.restart_cooldown,
             agent,
@@ -180,16 +186,34 @@ impl Fleet {
             first,
             schedule: 0,
         }));
-        let worker = Worker {
-            slot: id,
-            state: Arc::clone(&self.state),
-            waker: Arc::clone(&waker),
-            plan: Arc::clone(&plan),
+        let inbox = target
+            .push
+            .as_ref()
+            .map(|p| Arc::new(Inbox::new(&p.token, Arc::clone(&waker))));
+        let spawned = match &inbox {
+            Some(inbox) => Beat {
+                slot: id,
+                state: Arc::clone(&self.state),
+                waker: Arc::clone(&waker),
+                plan: Arc::clone(&plan),
+                inbox: Arc::clone(inbox),
+            }
+            .spawn(),
+            None => Worker {
+                slot: id,
+                state: Arc::clone(&self.state),
+                waker: Arc::clone(&waker),
+                plan: Arc::clone(&plan),
+            }
+            .spawn(),
         };
-        let handle = worker.spawn().map_err(|e| {
+        let handle = spawned.map_err(|e| {
             self.shutdown.forget(&waker);
             format!("cannot start a worker thread: {e}")
         })?;
+        if let Some(inbox) = &inbox {
+            self.board.insert(&target.name, Arc::clone(inbox));
+        }
         Ok(Member {
             name: target.name.clone(),
             id,
@@ -197,6 +221,7 @@ impl Fleet {
             waker,
             plan,
             handle,
+            inbox,
         })
     }
 
@@ -208,20 +233,26 @@ impl Fleet {
             .as_ref()
             .map(|s| alert::message::status_page_from(&s.display_url));
         if rebuild || cfg.alerts.channels != shared.alerts.channels || page != shared.page {
-            // Each channel's queue and thread start again; what they had queued is dropped.
-            let old = shared.alerter.take();
-            if let Some((_, waker)) = &old {
-                self.stop_sender(waker);
-            }
-            if !cfg.alerts.channels.is_empty() {
-                let waker = self.shutdown.waker();
-                let a = Alerter::start(&cfg.alerts.channels, page.clone(), &self.net, Arc::clone(&waker))
-                    .map_err(|e| format!("cannot start the alert threads: {e}"))?;
-                if let Some((was, _)) = &old {
-                    a.counts().carry_from(&was.counts());
+            // Only the channels that changed start again (see `Alerter::reload`).
+            let next = match (&shared.alerter, cfg.alerts.channels.is_empty()) {
+                (Some(old), true) => {
+                    old.stop(&self.shutdown);
+                    None
                 }
-                shared.alerter = Some((a, waker));
-            }
+                (None, true) => None,
+                (Some(old), false) => {
+                    Some(old.reload(&cfg.alerts.channels, page.clone(), &self.net, &self.shutdown, rebuild))
+                }
+                (None, false) => Some(Alerter::start(
+                    &cfg.alerts.channels,
+                    page.clone(),
+                    &self.net,
+                    &self.shutdown,
+                )),
+            };
+            shared.alerter = next
+                .transpose()
+                .map_err(|e| format!("cannot start the alert threads: {e}"))?;
         }
         shared.alerts = cfg.alerts.clone();
         shared.page = page;
@@ -270,6 +301,14 @@ impl Fleet {
         let start = Instant::now();
         for (i, target) in wanted.iter().enumerate() {
             let first = start + schedule::stagger(i, wanted.len(), target.interval);
+            let found = old.iter().position(|m| m.name == target.name);
+            let other_kind = found.filter(|&pos| old[pos].target.is_push() != target.is_push());
+            if let Some(pos) = other_kind {
+                // Pulled became push or the other way: another kind of thread, and another
+                // target (its history starts over, as for a new URL).
+                let m = old.swap_remove(pos);
+                self.retire(m, &mut inner.retired);
+            }
             match old.iter().position(|m| m.name == target.name) {
                 Some(pos) => {
                     let mut m = old.swap_remove(pos);
@@ -294,16 +333,17 @@ impl Fleet {
                             return Err(e);
                         }
                     }
-                    changes.added += 1;
+                    if other_kind.is_some() {
+                        changes.changed += 1;
+                    } else {
+                        changes.added += 1;
+                    }
                 }
             }
         }
         for m in old {
             changes.removed += 1;
-            m.waker.stop();
-            self.shutdown.forget(&m.waker);
-            self.state.remove(m.id);
-            inner.retired.push(m.handle);
+            self.retire(m, &mut inner.retired);
         }
         let order: Vec<usize> = kept.iter().map(|m| m.id).collect();
         self.state.arrange(&order);
@@ -314,6 +354,18 @@ impl Fleet {
         inner.members = kept;
         reap(&mut inner.retired);
         Ok(changes)
+    }
+
+    /// Stops a member that a reload removed: its thread ends (joined later), its slot and
+    /// endpoint go at once.
+    fn retire(&self, m: Member, retired: &mut Vec<JoinHandle<()>>) {
+        m.waker.stop();
+        self.shutdown.forget(&m.waker);
+        self.state.remove(m.id);
+        if m.inbox.is_some() {
+            self.board.remove(&m.name);
+        }
+        retired.push(m.handle);
     }
 
     /// Gives a kept worker its new settings; true when its configuration changed. `new_trust`:
@@ -341,6 +393,9 @@ impl Fleet {
             self.state.set_info(m.id, crate::target_info(target));
         }
         m.plan.set(plan);
+        if let (Some(inbox), Some(push)) = (&m.inbox, &target.push) {
+            inbox.set_token(&push.token);
+        }
         if !same {
             m.waker.reschedule();
         }
@@ -382,13 +437,18 @@ impl Fleet {
         Some(true)
     }
 
+    /// The push workers' inboxes, by name (what `/push/NAME` looks up).
+    pub fn board(&self) -> Arc<Board> {
+        Arc::clone(&self.board)
+    }
+
     /// Deliveries per alert channel of the channels running now.
     pub fn alert_counts(&self) -> Arc<alert::Counts> {
         self.lock()
             .shared
             .alerter
             .as_ref()
-            .map(|(a, _)| a.counts())
+            .map(|a| a.counts())
             .unwrap_or_default()
     }
 

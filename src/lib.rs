@@ -5,9 +5,12 @@
 
 pub mod alert;
 pub mod cli;
+pub mod conditions;
 pub mod config;
 pub mod duration;
 pub mod fleet;
+pub mod heartbeat;
+pub mod maintenance;
 pub mod net;
 pub mod once;
 pub mod os;
@@ -113,6 +116,11 @@ pub fn target_info(t: &Target) -> TargetInfo {
         // Configured workers cannot be named "self" (config rejects it).
         is_self: t.name == config::SELF_NAME,
         restarts_enabled: t.space_id.is_some(),
+        maintenance: t.maintenance.clone(),
+        push: t.push.as_ref().map(|p| state::PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -212,6 +220,49 @@ fn describe_channels(channels: &[config::Channel]) -> String {
     format!("{} channel(s): {}", channels.len(), list.join(", "))
 }
 
+/// What `check` says of a worker's conditions and maintenance windows, and its next window.
+fn conditions_lines(t: &Target, now: SystemTime) -> Vec<String> {
+    let c = &t.conditions;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(l) = c.latency {
+        parts.push(format!("degraded when slower than {}", duration::format(l)));
+    }
+    for j in &c.json {
+        use conditions::JsonTest as T;
+        parts.push(match &j.test {
+            T::Equals(v) => format!("JSON {} equals {v}", j.pointer),
+            T::NotEquals(v) => format!("JSON {} not equal to {v}", j.pointer),
+            T::Exists(true) => format!("JSON {} exists", j.pointer),
+            T::Exists(false) => format!("JSON {} absent", j.pointer),
+            T::OneOf(list) => format!("JSON {} one of {}", j.pointer, serde_json::Value::from(list.clone())),
+        });
+    }
+    for (name, want) in &c.headers {
+        parts.push(format!("header {name} contains {want:?}"));
+    }
+    if let Some(text) = &c.body_absent {
+        parts.push(format!("body must not contain {text:?}"));
+    }
+    let mut lines = Vec::new();
+    if !parts.is_empty() {
+        lines.push(format!("conditions: {}", parts.join("; ")));
+    }
+    if !t.maintenance.is_empty() {
+        let windows: Vec<String> = t.maintenance.iter().map(maintenance::describe).collect();
+        lines.push(format!("maintenance: {}", windows.join("; ")));
+        let now_ms = i64::try_from(timefmt::unix_millis(now)).unwrap_or(i64::MAX);
+        let next = match maintenance::active_until(&t.maintenance, now_ms) {
+            Some(end) => format!("now, until {}", maintenance::rfc3339_ms(end)),
+            None => match maintenance::next_window(&t.maintenance, now_ms) {
+                Some((start, end)) => format!("{} to {}", maintenance::rfc3339_ms(start), maintenance::rfc3339_ms(end)),
+                None => "none to come".to_string(),
+            },
+        };
+        lines.push(format!("next maintenance window: {next}"));
+    }
+    lines
+}
+
 pub fn describe_schedule(cfg: &Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -238,6 +289,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
         }
     }
     for (i, t) in targets.iter().enumerate() {
+        if let Some(push) = &t.push {
+            let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            continue;
+        }
         let first = schedule::stagger(i, targets.len(), t.interval);
         let delays: Vec<String> = (1..=t.retries)
             .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))
@@ -246,7 +301,7 @@ pub fn describe_schedule(cfg: &Config) -> String {
             out,
             "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
             t.name,
-            t.method,
+            t.shown_method(),
             t.display_url,
             duration::format(t.interval),
             duration::format(first),
@@ -258,12 +313,15 @@ pub fn describe_schedule(cfg: &Config) -> String {
             } else {
                 format!(" (waits {})", delays.join(", "))
             },
-            t.expect_status,
+            t.shown_expect_status(),
             t.expect_body
                 .as_ref()
                 .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
         );
         if let Some(line) = tls_line(t) {
+            let _ = writeln!(out, "    {line}");
+        }
+        for line in conditions_lines(t, SystemTime::now()) {
             let _ = writeln!(out, "    {line}");
         }
         if t.paused {

@@ -13,7 +13,7 @@ use crate::net::Net;
 use crate::persist::Persister;
 use crate::probe::{self, Outcome};
 use crate::publish::{self, Destination, Published};
-use crate::shutdown::Waker;
+use crate::shutdown::{Shutdown, Waker};
 use crate::state::{CertInfo, Health, Snapshot, State};
 use crate::timefmt::from_unix_millis;
 use crate::tls::expiry::Watch;
@@ -59,6 +59,18 @@ enum Msg {
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+    // Heartbeat (push) workers report to a running service; there is nothing here to check. They
+    // are listed, and left out of the state and the page.
+    let push: Vec<String> = cfg
+        .workers
+        .iter()
+        .filter(|t| t.is_push())
+        .map(|t| t.name.clone())
+        .collect();
+    let cfg = &Config {
+        workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
+        ..cfg.clone()
+    };
     let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
         Ok(d) => d,
         Err(message) => {
@@ -97,7 +109,8 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     let net = Net::from_settings(&cfg.settings);
     // Alerts announce transitions, which only a state carried from the last run can show: without
     // one, a worker that stays down would alert at every run.
-    let alert_waker = Arc::new(Waker::default());
+    // Stops the alert senders once the alerts are out (or the wait for them is over).
+    let alert_stop = Shutdown::default();
     let alerter = match (&persister, cfg.alerts.channels.is_empty()) {
         (_, true) => None,
         (None, false) => {
@@ -106,7 +119,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             );
             None
         }
-        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, Arc::clone(&alert_waker)) {
+        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, &alert_stop) {
             Ok(a) => Some(a),
             Err(e) => {
                 eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
@@ -132,7 +145,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
                 let saved = state.record_of(j.slot).unwrap_or_default();
                 Alerting {
                     streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
-                    cert_warnings: a.cert_warnings(&j.target),
+                    cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
                 }
             }
             None => Alerting::default(),
@@ -207,7 +220,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             eprintln!("warning: some alerts were not delivered in time; see the log above");
         }
     }
-    alert_waker.stop();
+    alert_stop.trigger();
     if let Some(handle) = signals {
         handle.close();
     }
@@ -217,20 +230,25 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         println!("{}", web::json::render(&snap));
     } else {
         print!("{}", lines(&snap, &jobs, &outcomes));
+        let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
+        for name in &push {
+            println!("{name:<width$}  push  not checked: heartbeats report to the service");
+        }
     }
     let checked: Vec<&Outcome> = outcomes.iter().flatten().collect();
     let up = checked.iter().filter(|o| o.ok).count();
     let paused = cfg.workers.len() - jobs.len();
-    if cfg.workers.is_empty() {
+    if cfg.workers.is_empty() && push.is_empty() {
         eprintln!("no workers configured: nothing to check");
     } else {
         eprintln!(
             "{up} of {} worker(s) up{}",
             jobs.len(),
-            if paused > 0 {
-                format!(", {paused} paused")
-            } else {
-                String::new()
+            match (paused, push.len()) {
+                (0, 0) => String::new(),
+                (p, 0) => format!(", {p} paused"),
+                (0, h) => format!(", {h} push (not checked)"),
+                (p, h) => format!(", {p} paused, {h} push (not checked)"),
             }
         );
     }

@@ -9,7 +9,7 @@ pub mod remote;
 mod v1;
 mod v2;
 
-use crate::state::{History, Record, State, Uptime};
+use crate::state::{History, PushCounts, Record, State, Uptime};
 use crate::timefmt::{rfc3339, unix_secs};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -238,6 +238,41 @@ pub struct Counters {
     pub last_restart_at_ms: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// A heartbeat worker's reports (absent for a pulled worker, and in files written before).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<SavedPush>,
+}
+
+/// `"push": {"last_report": 1795860000123, "success": 12, "failure": 1, "start": 13}`.
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+#[serde(default)]
+pub struct SavedPush {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_report: Option<u64>,
+    success: u64,
+    failure: u64,
+    start: u64,
+}
+
+impl SavedPush {
+    fn of(p: &PushCounts) -> Option<SavedPush> {
+        (!p.is_empty()).then_some(SavedPush {
+            last_report: p.last_report_at_ms,
+            success: p.success,
+            failure: p.failure,
+            start: p.start,
+        })
+    }
+
+    fn counts(self) -> PushCounts {
+        PushCounts {
+            last_report_at_ms: self.last_report,
+            success: self.success,
+            failure: self.failure,
+            start: self.start,
+        }
+    }
 }
 
 impl Counters {
@@ -251,6 +286,7 @@ impl Counters {
             restarts: r.restarts,
             last_restart_at_ms: r.last_restart_at_ms,
             paused: r.paused,
+            push: SavedPush::of(&r.push),
         }
     }
 
@@ -264,9 +300,11 @@ impl Counters {
             restarts: self.restarts,
             last_restart_at_ms: self.last_restart_at_ms,
             paused: self.paused,
+            push: self.push.map(SavedPush::counts).unwrap_or_default(),
             history,
             uptime,
             streaks: Vec::new(),
+            cert_warned: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One check of one target: up to `retries + 1` HTTP attempts with exponential backoff. Returns an
 //! outcome value and never touches shared state, so the worker decides what to do with it.
 
+use crate::conditions;
 use crate::config::Target;
 use crate::duration;
 use crate::shutdown::Waker;
@@ -28,7 +29,15 @@ pub struct Outcome {
     /// The whole check: attempts plus backoff waits.
     pub duration: Duration,
     pub attempts: u32,
+    /// Why the check failed; on a successful check, why it is degraded (`expect_latency`).
     pub error: Option<String>,
+}
+
+impl Outcome {
+    /// A success slower than `expect_latency`.
+    pub fn degraded(&self) -> bool {
+        self.ok && self.error.is_some()
+    }
 }
 
 /// An agent with the bundled roots and no proxy, for tests that need no configuration.
@@ -51,13 +60,17 @@ pub fn check(agent: &ureq::Agent, t: &Target, waker: &Waker) -> Outcome {
         let a = attempt(agent, t);
         let last = attempts > t.retries;
         if a.error.is_none() || last || waker.is_stopped() {
+            let ok = a.error.is_none();
             return Outcome {
-                ok: a.error.is_none(),
+                ok,
                 status: a.status,
                 latency: a.latency,
                 duration: start.elapsed(),
                 attempts,
-                error: a.error,
+                // A slow success stays a success (up for uptime), with the reason it is degraded.
+                error: a
+                    .error
+                    .or_else(|| conditions::check_latency(t.conditions.latency, a.latency)),
             };
         }
         log::debug!(
@@ -89,11 +102,11 @@ pub fn attempt(agent: &ureq::Agent, t: &Target) -> Attempt {
             let error = match body_result {
                 Err(e) => Some(describe_io(&e, t.timeout)),
                 Ok(_) if !t.expect_status.contains(status) => Some(format!("status {status}")),
-                Ok(false) => Some(match (&t.expect_body, t.expect_body_secret) {
+                Ok(Body { found: false, .. }) => Some(match (&t.expect_body, t.expect_body_secret) {
                     (Some(text), false) => format!("body did not contain {:?}", shorten(text, 60)),
                     _ => "body did not contain the expected text".to_string(),
                 }),
-                Ok(true) => None,
+                Ok(Body { unmet, .. }) => unmet,
             };
             Attempt {
                 status: Some(status),
@@ -109,8 +122,15 @@ pub fn attempt(agent: &ureq::Agent, t: &Target) -> Attempt {
     }
 }
 
-/// Sends the request; returns the status and whether the body held the expected text.
-fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<bool>), ureq::Error> {
+/// What the response's body (and headers) told: whether the body held `expect_body`, and the
+/// first other condition it failed (`crate::conditions`).
+struct Body {
+    found: bool,
+    unmet: Option<String>,
+}
+
+/// Sends the request; returns the status and what its body said.
+fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<Body>), ureq::Error> {
     let mut builder = ureq::http::Request::builder()
         .method(t.method.as_str())
         .uri(t.url.as_str());
@@ -121,16 +141,58 @@ fn send(agent: &ureq::Agent, t: &Target) -> Result<(u16, io::Result<bool>), ureq
     let request = agent.configure_request(request).timeout_global(Some(t.timeout)).build();
     let response = agent.run(request)?;
     let status = response.status().as_u16();
+    let c = &t.conditions;
+    let header_error = if c.headers.is_empty() {
+        None
+    } else {
+        let got: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        conditions::check_headers(&c.headers, &got).err()
+    };
     if t.method == "HEAD" {
-        return Ok((status, Ok(t.expect_body.is_none())));
+        let unmet = header_error.or_else(|| conditions::check_body(c, b"", false).err());
+        return Ok((
+            status,
+            Ok(Body {
+                found: t.expect_body.is_none(),
+                unmet,
+            }),
+        ));
     }
     // The global timeout also bounds the body read, so a trickling server cannot hold us.
-    let reader = response
+    let mut reader = response
         .into_body()
         .into_with_config()
         .limit(BODY_LIMIT as u64 + 1)
         .reader();
-    Ok((status, scan_body(reader, t.expect_body.as_deref().map(str::as_bytes))))
+    let needle = t.expect_body.as_deref().map(str::as_bytes);
+    if !c.needs_body() {
+        let found = scan_body(reader, needle);
+        return Ok((
+            status,
+            found.map(|found| Body {
+                found,
+                unmet: header_error,
+            }),
+        ));
+    }
+    // Kept whole (up to 1 MiB) only when a condition reads it: JSON must be parsed in one piece.
+    let mut body = Vec::new();
+    if let Err(e) = (&mut reader).take(BODY_LIMIT as u64).read_to_end(&mut body) {
+        return Ok((status, Err(e)));
+    }
+    let cut = body.len() == BODY_LIMIT && reader.read(&mut [0u8; 1]).is_ok_and(|n| n > 0);
+    let found = needle.is_none_or(|n| n.is_empty() || body.windows(n.len()).any(|w| w == n));
+    let unmet = header_error.or_else(|| conditions::check_body(c, &body, cut).err());
+    Ok((status, Ok(Body { found, unmet })))
 }
 
 /// Reads at most `BODY_LIMIT` bytes in small chunks, looking for `needle` across chunk edges.

@@ -6,13 +6,16 @@
 //! thread is still finishing a check cannot write into the slot of a worker added after it.
 
 mod history;
+pub mod push;
 mod uptime;
 
 pub use history::{Copied, History};
+pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::maintenance::{self, Window};
 use crate::timefmt::unix_millis;
-pub use crate::tls::expiry::CertInfo;
+pub use crate::tls::expiry::{CertInfo, Warned};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -31,7 +34,15 @@ pub struct CheckRecord {
     /// The whole check, retries and backoff included.
     pub duration_ms: u64,
     pub attempts: u32,
+    /// Why the check failed; on a successful check, why it was degraded (`expect_latency`).
     pub error: Option<String>,
+}
+
+impl CheckRecord {
+    /// A success slower than `expect_latency`: up, but amber.
+    pub fn degraded(&self) -> bool {
+        self.ok && self.error.is_some()
+    }
 }
 
 pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24)];
@@ -40,7 +51,11 @@ pub const WINDOWS: [(&str, u64); 3] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 *
 pub enum Health {
     Pending,
     Up,
+    /// Up, but the last check was slower than `expect_latency`.
+    Degraded,
     Down,
+    /// Inside a maintenance window.
+    Maintenance,
     Paused,
 }
 
@@ -49,7 +64,9 @@ impl Health {
         match self {
             Health::Pending => "pending",
             Health::Up => "up",
+            Health::Degraded => "degraded",
             Health::Down => "down",
+            Health::Maintenance => "maintenance",
             Health::Paused => "paused",
         }
     }
@@ -71,9 +88,14 @@ pub struct Record {
     pub uptime: Uptime,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker).
+    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The certificate warnings already sent, by alert channel name; saved, so a restart does
+    /// not send one again.
+    pub cert_warned: Vec<(String, Warned)>,
 }
 
 /// One alert channel's streak for one target, as the state keeps and the state file saves it.
@@ -99,7 +121,9 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Record {
-    fn push(&mut self, rec: CheckRecord, cap: usize) {
+    /// `uptime`: whether the check counts in the uptime tallies (a failure inside a maintenance
+    /// window does not).
+    fn push(&mut self, rec: CheckRecord, cap: usize, uptime: bool) {
         self.checks += 1;
         self.attempts += u64::from(rec.attempts);
         if rec.ok {
@@ -108,7 +132,9 @@ impl Record {
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
-        self.uptime.record(rec.at_ms, rec.ok);
+        if uptime {
+            self.uptime.record(rec.at_ms, rec.ok);
+        }
         self.history.push(&rec, cap);
     }
 
@@ -116,15 +142,10 @@ impl Record {
         self.history.last()
     }
 
-    pub fn health(&self) -> Health {
-        if self.paused {
-            return Health::Paused;
-        }
-        match self.history.last_ok() {
-            None => Health::Pending,
-            Some(true) => Health::Up,
-            Some(false) => Health::Down,
-        }
+    /// Its state at `now_ms` (Unix ms), given what is known of it.
+    pub fn health_at(&self, info: &TargetInfo, now_ms: u64) -> Health {
+        let last = self.history.last_ok().map(|ok| (ok, self.history.last_has_error()));
+        health_of(self.paused, last, info.maintenance_until(now_ms))
     }
 
     /// The counters, uptime and last check, without the rest of the history.
@@ -136,8 +157,22 @@ impl Record {
         Record {
             history,
             streaks: self.streaks.clone(),
+            cert_warned: self.cert_warned.clone(),
             ..*self
         }
+    }
+}
+
+/// A target's state: paused wins, then a maintenance window that is on, then its last check
+/// (`(ok, has an error text)`; a success with one was slower than `expect_latency`).
+fn health_of(paused: bool, last: Option<(bool, bool)>, maintenance_until_ms: Option<u64>) -> Health {
+    match (paused, maintenance_until_ms, last) {
+        (true, _, _) => Health::Paused,
+        (_, Some(_), _) => Health::Maintenance,
+        (_, _, None) => Health::Pending,
+        (_, _, Some((true, true))) => Health::Degraded,
+        (_, _, Some((true, false))) => Health::Up,
+        (_, _, Some((false, _))) => Health::Down,
     }
 }
 
@@ -151,6 +186,8 @@ pub struct TargetView {
     pub restarts_enabled: bool,
     pub health: Health,
     pub paused: bool,
+    /// When the maintenance window that is on ends (Unix ms).
+    pub maintenance_until_ms: Option<u64>,
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
@@ -165,6 +202,8 @@ pub struct TargetView {
     pub tls: Option<CertInfo>,
     /// The newest `history` checks asked for, oldest first.
     pub history: Vec<CheckRecord>,
+    /// A heartbeat worker's reports; `None` for a pulled worker.
+    pub push: Option<PushView>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +269,21 @@ pub struct TargetInfo {
     pub interval: Duration,
     pub is_self: bool,
     pub restarts_enabled: bool,
+    /// The target's maintenance windows (the worker's own and the top-level ones).
+    pub maintenance: Vec<Window>,
+    /// A heartbeat worker's period and grace; `None` for a pulled worker.
+    pub push: Option<PushInfo>,
+}
+
+impl TargetInfo {
+    /// When the maintenance window that is on at `at_ms` ends.
+    fn maintenance_until(&self, at_ms: u64) -> Option<u64> {
+        if self.maintenance.is_empty() {
+            return None;
+        }
+        let until = maintenance::active_until(&self.maintenance, i64::try_from(at_ms).unwrap_or(i64::MAX))?;
+        u64::try_from(until).ok()
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +296,8 @@ impl TargetInfo {
             interval: Duration::from_secs(60),
             is_self: false,
             restarts_enabled: false,
+            maintenance: Vec::new(),
+            push: None,
         }
     }
 }
@@ -253,6 +309,16 @@ struct Slot {
     record: Record,
     next_check_at_ms: Option<u64>,
     cert: Option<CertInfo>,
+    /// A heartbeat worker's last message (kept in memory only: up to 10 KB each).
+    message: Option<Arc<str>>,
+}
+
+impl Slot {
+    fn push_check(&mut self, rec: CheckRecord, cap: usize) {
+        // Planned work: a failure inside a maintenance window does not count against uptime.
+        let counts = rec.ok || self.info.maintenance_until(rec.at_ms).is_none();
+        self.record.push(rec, cap, counts);
+    }
 }
 
 struct Inner {
@@ -295,6 +361,7 @@ impl State {
                 record: Record::default(),
                 next_check_at_ms: None,
                 cert: None,
+                message: None,
             })
             .collect();
         State {
@@ -323,6 +390,7 @@ impl State {
             record,
             next_check_at_ms: None,
             cert: None,
+            message: None,
         });
         id
     }
@@ -399,7 +467,29 @@ impl State {
     pub fn record_check(&self, slot: usize, rec: CheckRecord) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push(rec, cap);
+            s.push_check(rec, cap);
+        }
+    }
+
+    /// A heartbeat report (recorded by the worker's own thread): counted, and its message kept
+    /// when it brought one. A success or failure is recorded as a check too (`check`).
+    pub fn record_report(
+        &self,
+        slot: usize,
+        kind: ReportKind,
+        check: Option<CheckRecord>,
+        message: Option<Arc<str>>,
+        at: SystemTime,
+    ) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.push.add(kind, unix_millis(at));
+            if message.is_some() {
+                s.message = message;
+            }
+            if let Some(rec) = check {
+                s.push_check(rec, cap);
+            }
         }
     }
 
@@ -431,6 +521,13 @@ impl State {
     pub fn set_cert(&self, slot: usize, cert: CertInfo) {
         if let Some(s) = self.change().slot(slot) {
             s.cert = Some(cert);
+        }
+    }
+
+    /// What the worker's alert channels warned about its certificate (after a warning).
+    pub fn set_cert_warned(&self, slot: usize, warned: Vec<(String, Warned)>) {
+        if let Some(s) = self.change().slot(slot) {
+            s.record.cert_warned = warned;
         }
     }
 
@@ -516,6 +613,7 @@ impl State {
 
     /// The top of `/status`: the overall state, the targets' ids in order and the errors shown.
     pub fn overview(&self) -> Overview {
+        let now_ms = unix_millis(SystemTime::now());
         let inner = self.lock();
         let mut workers = Vec::with_capacity(inner.slots.len());
         let (mut down, mut self_ping) = (0, None);
@@ -525,7 +623,7 @@ impl State {
                 continue;
             }
             workers.push(s.id);
-            down += usize::from(s.record.health() == Health::Down);
+            down += usize::from(s.record.health_at(&s.info, now_ms) == Health::Down);
         }
         Overview {
             started_at: self.started_at,
@@ -573,6 +671,8 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
+    push: PushCounts,
+    message: Option<Arc<str>>,
 }
 
 impl Copy {
@@ -597,6 +697,8 @@ impl Copy {
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
+            push: r.push,
+            message: slot.message.clone(),
         }
     }
 
@@ -605,15 +707,12 @@ impl Copy {
         let last = buf
             .record(self.entries.end.wrapping_sub(1))
             .filter(|_| !self.entries.is_empty());
-        let health = if r.paused {
-            Health::Paused
-        } else {
-            match &last {
-                None => Health::Pending,
-                Some(c) if c.ok => Health::Up,
-                Some(_) => Health::Down,
-            }
-        };
+        let maintenance_until_ms = info.maintenance_until(now_ms);
+        let health = health_of(
+            r.paused,
+            last.as_ref().map(|c| (c.ok, c.error.is_some())),
+            maintenance_until_ms,
+        );
         TargetView {
             name: info.name.clone(),
             url: info.display_url.clone(),
@@ -622,6 +721,7 @@ impl Copy {
             restarts_enabled: info.restarts_enabled,
             health,
             paused: r.paused,
+            maintenance_until_ms,
             checks: r.checks,
             successes: r.successes,
             skipped: r.skipped,
@@ -634,6 +734,11 @@ impl Copy {
             uptime: self.uptime.ratios(now_ms),
             tls: self.cert,
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
+            push: info.push.map(|info| PushView {
+                info,
+                counts: self.push,
+                message: self.message,
+            }),
         }
     }
 }
@@ -661,7 +766,7 @@ mod tests {
     fn history_is_capped_oldest_first() {
         let mut r = Record::default();
         for i in 0..15 {
-            r.push(rec(i * 1000, i % 5 != 0), 10);
+            r.push(rec(i * 1000, i % 5 != 0), 10, true);
         }
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
@@ -672,12 +777,18 @@ mod tests {
     #[test]
     fn consecutive_failures_and_health() {
         let mut r = Record::default();
-        assert_eq!(r.health(), Health::Pending);
-        r.push(rec(0, false), 10);
-        r.push(rec(1, false), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Down, 2));
-        r.push(rec(2, true), 10);
-        assert_eq!((r.health(), r.consecutive_failures), (Health::Up, 0));
+        assert_eq!(r.health_at(&TargetInfo::test("a"), 0), Health::Pending);
+        r.push(rec(0, false), 10, true);
+        r.push(rec(1, false), 10, true);
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (Health::Down, 2)
+        );
+        r.push(rec(2, true), 10, true);
+        assert_eq!(
+            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (Health::Up, 0)
+        );
     }
 
     #[test]
@@ -765,5 +876,38 @@ mod tests {
         assert_eq!(s.snapshot(0, now).overall(), "degraded");
         s.record_check(1, rec(1, false));
         assert_eq!(s.snapshot(0, now).overall(), "down");
+    }
+
+    #[test]
+    fn a_failure_inside_a_maintenance_window_is_left_out_of_uptime() {
+        use crate::maintenance::{When, Window};
+        let info = TargetInfo {
+            maintenance: vec![Window {
+                when: When::Once { start_ms: HOUR as i64 },
+                duration: Duration::from_millis(HOUR),
+            }],
+            ..TargetInfo::test("a")
+        };
+        let s = State::new(vec![info], 10, UNIX_EPOCH);
+        s.record_check(0, rec(HOUR + 1, false));
+        let inside = UNIX_EPOCH + Duration::from_millis(HOUR + 2);
+        let w = &s.snapshot(10, inside).workers[0];
+        assert_eq!((w.health, w.uptime[0], w.checks), (Health::Maintenance, None, 1));
+        assert_eq!(w.maintenance_until_ms, Some(2 * HOUR));
+        s.record_check(0, rec(HOUR + 3, true));
+        assert_eq!(
+            s.snapshot(0, inside).workers[0].uptime[0],
+            Some(1.0),
+            "a success counts"
+        );
+        s.record_check(0, rec(2 * HOUR, false));
+        let after = UNIX_EPOCH + Duration::from_millis(2 * HOUR + 1);
+        let w = &s.snapshot(0, after).workers[0];
+        assert_eq!(
+            (w.health, w.uptime[0]),
+            (Health::Down, Some(0.5)),
+            "after the window it counts"
+        );
+        assert_eq!(w.maintenance_until_ms, None);
     }
 }

@@ -3,8 +3,9 @@
 //! A reload hands the thread new settings through its `PlanCell` (read once per loop, never held
 //! across a check's I/O), and a new schedule when the target itself changed.
 
-use crate::alert::{Alerter, CertWarnings, Streaks, Transition};
+use crate::alert::{Alerter, CertWarnings, DegradedStreaks, Streaks, Transition};
 use crate::config::{Alerts, Target};
+use crate::maintenance;
 use crate::probe::{self, Outcome};
 use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
@@ -12,7 +13,7 @@ use crate::shutdown::{Wake, Waker};
 use crate::state::{ChannelStreak, CheckRecord, State};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
-use crate::tls::expiry::{CertInfo, Watch};
+use crate::tls::expiry::{CertInfo, Warned, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -149,9 +150,17 @@ pub fn take_result(
         state.set_cert(slot, info);
     }
     let Some(alerter) = alerter else { return };
-    alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+    let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+    // Planned work: no alert inside a maintenance window; its end tells what is still down
+    // (`Worker::window_changes`).
+    if maintenance::active_until(&target.maintenance, now_ms).is_none() {
+        alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+    }
     if let Some(info) = cert {
-        alerter.observe_cert(&mut alerting.cert_warnings, target, info, now);
+        if alerter.observe_cert(&mut alerting.cert_warnings, target, info, now) {
+            // Kept in the state file: a restart does not send the same warning again.
+            state.set_cert_warned(slot, alerter.warned_by_name(&alerting.cert_warnings));
+        }
     }
     state.set_streaks(slot, alerter.saved_streaks(&alerting.streaks));
 }
@@ -211,6 +220,12 @@ struct Run {
     /// When to read the server's certificate next (https targets).
     cert: Option<(Arc<PeerCapture>, Watch)>,
     was_ok: Option<bool>,
+    /// The last check's error text, for an alert sent when a maintenance window ends.
+    last_error: Option<String>,
+    /// The slow-check streaks on the channels that announce a degraded worker.
+    degraded_streaks: DegradedStreaks,
+    /// The end (Unix ms) of the maintenance window this thread last saw on.
+    in_window: Option<i64>,
 }
 
 /// What a worker thread needs; every field is owned or shared.
@@ -284,10 +299,13 @@ impl Worker {
             streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
             alerting: Alerting {
                 streaks: streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
-                cert_warnings: cert_warnings_on(&plan.settings),
+                cert_warnings: cert_warnings_on(&plan.settings, &saved.cert_warned),
             },
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
+            last_error: saved.last().and_then(|r| r.error),
+            degraded_streaks: degraded_streaks_on(&plan.settings),
+            in_window: None,
             plan,
         };
         let mut cooldown = Cooldown::resumed(
@@ -302,8 +320,13 @@ impl Worker {
             let t = &s.target;
             let deadline = run.first + schedule::offset_of(t.interval, run.pending);
             self.state.set_next_check(self.slot, system_time_of(deadline));
-            match self.waker.sleep_until(deadline, true) {
+            // A maintenance window's start or end comes first: note it, then sleep on.
+            let boundary = self
+                .window_changes(&mut run, SystemTime::now())
+                .filter(|b| *b < deadline);
+            match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
                 Wake::Stop => return,
+                Wake::Deadline if boundary.is_some() => continue,
                 Wake::Reschedule => continue,
                 Wake::Resumed => {
                     // The next check starts now, and the schedule runs on from it.
@@ -345,8 +368,10 @@ impl Worker {
             // Settings swapped while the check ran (new alert channels) take this result.
             let s = Arc::clone(&run.plan.settings);
             let now = SystemTime::now();
+            self.window_changes(&mut run, now);
             log_outcome(t, &outcome, run.was_ok);
             run.was_ok = Some(outcome.ok);
+            run.last_error.clone_from(&outcome.error);
             let cert = run.cert.as_mut().and_then(|(c, w)| read_cert(&t.name, c, w));
             take_result(
                 &self.state,
@@ -358,8 +383,16 @@ impl Worker {
                 cert,
                 now,
             );
-            run.streak.observe(outcome.ok, now, &s.thresholds);
-            if run.streak.is_down() && !outcome.ok {
+            if run.in_window.is_none() {
+                // Planned work inside a window: the result is recorded, and nobody is told or
+                // restarted (take_result skips the alerts).
+                run.streak.observe(outcome.ok, now, &s.thresholds);
+                if let (Some(alerter), true) = (&s.alerter, outcome.ok) {
+                    let why = outcome.error.as_deref();
+                    alerter.observe_degraded(&mut run.degraded_streaks, t, outcome.degraded(), why, now);
+                }
+            }
+            if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
                 self.maybe_restart(&s, &mut cooldown);
             }
             let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
@@ -396,18 +429,24 @@ impl Worker {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (a, b) => a.is_none() && b.is_none(),
         };
-        if !same_alerter || rescheduled {
-            // New channels, or new settings for this worker: its streak on each channel starts
-            // from its current run of failures, as after a restart of the pinger.
-            let failures = if new_url {
-                0
-            } else {
-                self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures)
-            };
+        if rescheduled {
+            // New settings for this worker: its streak on each channel starts from its current
+            // run of failures, as after a restart of the pinger.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            let failures = if new_url { 0 } else { record.consecutive_failures };
             run.alerting = Alerting {
                 streaks: streaks_on(&next.settings, failures, &[]),
-                cert_warnings: cert_warnings_on(&next.settings),
+                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
             };
+        } else if !same_alerter {
+            // The channels changed. Each channel's streak and certificate warnings are in the
+            // state by channel name, so a channel that the reload kept goes on where it was.
+            let record = self.state.record_of(self.slot).unwrap_or_default();
+            run.alerting = Alerting {
+                streaks: streaks_on(&next.settings, record.consecutive_failures, &record.streaks),
+                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
+            };
+            run.degraded_streaks = degraded_streaks_on(&next.settings);
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -419,6 +458,41 @@ impl Worker {
         }
         run.plan = next;
         !rescheduled
+    }
+
+    /// Notes a maintenance window starting or ending at `now`, and returns when the next change
+    /// is due. When a window ends on a failing worker, its channels are told at once: the outage
+    /// outlasted the planned work, so no further threshold of checks is waited for.
+    fn window_changes(&self, run: &mut Run, now: SystemTime) -> Option<Instant> {
+        let s = Arc::clone(&run.plan.settings);
+        let t = &s.target;
+        let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+        let active = maintenance::active_until(&t.maintenance, now_ms);
+        match (run.in_window, active) {
+            (None, Some(end)) => log::info!("{}: maintenance until {}", t.name, maintenance::rfc3339_ms(end)),
+            (Some(_), None) => {
+                log::info!("{}: maintenance over", t.name);
+                if run.was_ok == Some(false) {
+                    // One failure with a threshold of one: down now, on every streak not down yet.
+                    let at_once = Thresholds {
+                        failure: 1,
+                        success: s.thresholds.success,
+                    };
+                    run.streak.observe(false, now, &at_once);
+                    if let Some(alerter) = &s.alerter {
+                        alerter.observe_now(&mut run.alerting.streaks, t, run.last_error.as_deref(), now);
+                        self.state
+                            .set_streaks(self.slot, alerter.saved_streaks(&run.alerting.streaks));
+                    }
+                }
+            }
+            _ => {}
+        }
+        run.in_window = active;
+        let next = maintenance::next_change(&t.maintenance, now_ms)?;
+        let wait = u64::try_from(next.saturating_sub(now_ms)).unwrap_or(0);
+        // Just past the boundary: a window's end is not part of it.
+        Some(Instant::now() + Duration::from_millis(wait + 1))
     }
 
     fn maybe_restart(&self, s: &Settings, cooldown: &mut Cooldown) {
@@ -498,17 +572,25 @@ fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
     Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
 }
 
-/// The certificate warnings the worker's channels have sent (none yet).
-fn cert_warnings_on(s: &Settings) -> CertWarnings {
+/// The certificate warnings the worker's channels have sent (`saved`: by channel name).
+fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
     s.alerter
         .as_ref()
-        .map(|a| a.cert_warnings(&s.target))
+        .map(|a| a.cert_warnings(&s.target, saved))
+        .unwrap_or_default()
+}
+
+/// The worker's slow-check streaks on the channels that announce a degraded worker.
+fn degraded_streaks_on(s: &Settings) -> DegradedStreaks {
+    s.alerter
+        .as_ref()
+        .map(|a| a.degraded_streaks(&s.target))
         .unwrap_or_default()
 }
 
 /// The worker's streaks on the channels that speak for it: those saved for a channel of the same
 /// name, else resumed from its run of failures.
-fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
+pub fn streaks_on(s: &Settings, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
     s.alerter
         .as_ref()
         .map(|a| a.streaks(&s.target, consecutive_failures, saved))

@@ -11,14 +11,17 @@ mod integration {
     pub mod channels;
     pub mod checks;
     pub mod cli;
+    pub mod conditions;
     pub mod container;
     pub mod durability;
     pub mod flood;
     pub mod http;
+    pub mod maintenance;
     pub mod moments;
     pub mod once;
     pub mod platforms;
     pub mod prometheus;
+    pub mod push;
     pub mod reload;
     pub mod remote;
     pub mod scheduled;

@@ -94,6 +94,39 @@ impl Notice {
                     ),
                 )
             }
+            Transition::Degraded => {
+                let error = event.error.as_deref().unwrap_or("slow");
+                (
+                    "degraded",
+                    "🟠",
+                    format!("🟠 {w} is DEGRADED"),
+                    format!(
+                        " is DEGRADED: {error} ({}, since {})",
+                        event.url,
+                        timefmt::rfc3339(since)
+                    ),
+                    format!("{error}\n{}\ndegraded since {}", event.url, timefmt::rfc3339(since)),
+                )
+            }
+            Transition::DegradedResolved => {
+                let was = event
+                    .since
+                    .and_then(|s| event.at.duration_since(s).ok())
+                    .map(for_how_long);
+                (
+                    "degraded_resolved",
+                    "🟢",
+                    format!("🟢 {w} is no longer degraded"),
+                    match &was {
+                        Some(d) => format!(" is no longer degraded, after {d} ({})", event.url),
+                        None => format!(" is no longer degraded ({})", event.url),
+                    },
+                    match &was {
+                        Some(d) => format!("was degraded for {d}\n{}", event.url),
+                        None => event.url.clone(),
+                    },
+                )
+            }
             Transition::Test => (
                 "test",
                 "🔔",

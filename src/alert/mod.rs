@@ -8,6 +8,7 @@
 //! `ntfy`, `gotify`, `pushover`) turns the event's rendered `message::Notice` into a `Request`
 //! value without any I/O; only the queue sends.
 
+mod degraded;
 pub mod discord;
 pub mod gotify;
 pub mod json;
@@ -21,11 +22,12 @@ pub mod webhook;
 
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
-use crate::shutdown::Waker;
+use crate::shutdown::{Shutdown, Waker};
 use crate::state::ChannelStreak;
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
 use crate::worker::{Streak, Thresholds};
+pub use degraded::DegradedStreaks;
 use message::Notice;
 use queue::{Failure, Queue};
 use std::fmt;
@@ -46,6 +48,10 @@ pub enum Transition {
     },
     /// `notify-test`: no worker changed, the channel is being tried.
     Test,
+    /// Successful checks went slower than `expect_latency` (channels with `degraded: true`).
+    Degraded,
+    /// They are fast again.
+    DegradedResolved,
 }
 
 impl Transition {
@@ -56,6 +62,8 @@ impl Transition {
             Transition::Up => "up",
             Transition::CertExpiring { .. } => "cert_expiring",
             Transition::Test => "test",
+            Transition::Degraded => "degraded",
+            Transition::DegradedResolved => "degraded_resolved",
         }
     }
 }
@@ -177,116 +185,189 @@ pub fn describe(kind: &Kind, failure: &Failure) -> String {
 /// Deliveries per channel, for `pinger_alerts_total{channel,result}`.
 #[derive(Default)]
 pub struct Counts {
-    channels: Vec<(String, AtomicU64, AtomicU64)>,
+    channels: Vec<(String, Arc<Tally>)>,
+}
+
+/// One channel's deliveries: sent, and failed after the retries.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Tally {
+    fn add(&self, sent: bool) {
+        if sent { &self.sent } else { &self.failed }.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Counts {
-    pub fn new(names: impl IntoIterator<Item = String>) -> Counts {
-        Counts {
-            channels: names
-                .into_iter()
-                .map(|n| (n, AtomicU64::new(0), AtomicU64::new(0)))
-                .collect(),
-        }
-    }
-
-    fn add(&self, channel: usize, sent: bool) {
-        if let Some((_, ok, failed)) = self.channels.get(channel) {
-            if sent { ok } else { failed }.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Adds the totals `old` counted for channels of the same names (the channels a reload
-    /// started again), so `pinger_alerts_total` does not fall back to zero.
-    pub fn carry_from(&self, old: &Counts) {
-        for (name, ok, failed) in &self.channels {
-            if let Some((_, was_ok, was_failed)) = old.channels.iter().find(|(n, _, _)| n == name) {
-                ok.fetch_add(was_ok.load(Ordering::Relaxed), Ordering::Relaxed);
-                failed.fetch_add(was_failed.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        }
-    }
-
     /// `(channel, sent, failed)` for each channel, in configuration order.
     pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
         self.channels
             .iter()
-            .map(|(n, ok, failed)| (n.clone(), ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed)))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    t.sent.load(Ordering::Relaxed),
+                    t.failed.load(Ordering::Relaxed),
+                )
+            })
             .collect()
     }
 }
 
-/// One running channel as the workers see it: when to speak and where to queue.
+/// One running channel: when to speak, where to queue, and its sender thread's waker.
 struct Running {
-    name: String,
+    /// Never reused: a worker's streaks name the channel they count for by it.
+    id: u64,
+    /// The settings and status page it was started with: a reload that changes neither keeps
+    /// this channel, its queue and its thread.
+    channel: Channel,
+    page: Option<String>,
     thresholds: Thresholds,
-    cert_expiry_days: Vec<u32>,
-    send_on_resolved: bool,
-    workers: Option<Vec<String>>,
     queue: Arc<Queue<Event>>,
+    waker: Arc<Waker>,
+    tally: Arc<Tally>,
 }
 
-/// A worker's streak on each channel that speaks for it, owned by the worker's thread.
-#[derive(Debug, Default)]
-pub struct Streaks(Vec<(usize, Streak)>);
+impl Running {
+    fn speaks_for(&self, target: &Target) -> bool {
+        target.alerts && self.channel.workers.as_ref().is_none_or(|w| w.contains(&target.name))
+    }
 
-/// What a worker has warned each of its channels about its server's certificate, owned by the
-/// worker's thread.
+    /// Stops its thread; what it had queued is handed back.
+    fn stop(&self, shutdown: &Shutdown) -> Vec<Event> {
+        self.waker.stop();
+        shutdown.forget(&self.waker);
+        self.queue.drain()
+    }
+}
+
+/// A worker's streak on each channel that speaks for it (by channel id), owned by the worker's
+/// thread.
 #[derive(Debug, Default)]
-pub struct CertWarnings(Vec<(usize, Warned)>);
+pub struct Streaks(Vec<(u64, Streak)>);
+
+/// What a worker has warned each of its channels about its server's certificate (by channel
+/// id), owned by the worker's thread.
+#[derive(Debug, Default)]
+pub struct CertWarnings(Vec<(u64, Warned)>);
 
 /// The channels' front door: workers hand it check results and it never blocks.
 pub struct Alerter {
-    channels: Vec<Running>,
+    channels: Vec<Arc<Running>>,
     counts: Arc<Counts>,
 }
 
+static NEXT_CHANNEL_ID: AtomicU64 = AtomicU64::new(0);
+
 impl Alerter {
-    /// Starts one sender thread per channel. Each channel's secrets live only in its thread.
+    /// Starts one sender thread per channel, each stopped by a waker of `shutdown`'s. Each
+    /// channel's secrets live only in its thread.
     pub fn start(
         channels: &[Channel],
         status_page: Option<String>,
         net: &Net,
-        waker: Arc<Waker>,
+        shutdown: &Shutdown,
     ) -> std::io::Result<Arc<Alerter>> {
-        let counts = Arc::new(Counts::new(channels.iter().map(|c| c.name.clone())));
-        let mut running = Vec::with_capacity(channels.len());
-        for (i, ch) in channels.iter().enumerate() {
-            let (kind, name, page) = (ch.kind.clone(), ch.name.clone(), status_page.clone());
-            let where_to = format!("via {name} ({})", shown(&kind));
-            let delivery = queue::Delivery {
-                agent: net.agent_for(base_url(&ch.kind)),
-                timeout: ch.timeout,
-                backoff: ch.retry_backoff,
-            };
-            let counts = Arc::clone(&counts);
-            let queue = queue::start(
-                &format!("alert-{i}"),
-                format!("alert channel {name}"),
-                Arc::clone(&waker),
-                move |event: Event, waker: &Waker| {
-                    let notice = Notice::new(&event, page.as_deref());
-                    let what = format!("alert for {} ({}) {where_to}", event.worker, event.transition.state());
-                    let sent = delivery.deliver(&request(&kind, &notice), waker, &what, |f| describe(&kind, f));
-                    counts.add(i, sent);
-                },
-            )?;
-            running.push(Running {
-                name: ch.name.clone(),
-                thresholds: Thresholds {
-                    failure: ch.failure_threshold,
-                    success: ch.success_threshold,
-                },
-                cert_expiry_days: ch.cert_expiry_days.clone(),
-                send_on_resolved: ch.send_on_resolved,
-                workers: ch.workers.clone(),
-                queue,
-            });
+        Alerter::replace(None, channels, status_page, net, shutdown)
+    }
+
+    /// The channels of a reloaded configuration. A channel whose settings and status page did
+    /// not change is kept as it runs (queue, thread, counts); a changed one starts again with
+    /// the alerts its predecessor had queued; a removed one stops, and its queued alerts are
+    /// logged as dropped. `rebuild`: every channel starts again (the trusted certificates
+    /// changed). On an error nothing of `self` has changed.
+    pub fn reload(
+        &self,
+        channels: &[Channel],
+        status_page: Option<String>,
+        net: &Net,
+        shutdown: &Shutdown,
+        rebuild: bool,
+    ) -> std::io::Result<Arc<Alerter>> {
+        let old = (!rebuild).then_some(self);
+        let new = Alerter::replace(old, channels, status_page, net, shutdown)?;
+        for r in &self.channels {
+            if new.channels.iter().any(|n| Arc::ptr_eq(n, r)) {
+                continue;
+            }
+            let queued = r.stop(shutdown);
+            let name = &r.channel.name;
+            match new.channels.iter().find(|n| n.channel.name == *name) {
+                Some(next) => queued.into_iter().for_each(|e| next.queue.push(e)),
+                None if queued.is_empty() => {}
+                None => log::warn!(
+                    "alert channel {name} removed by the reload: {} queued alert(s) dropped",
+                    queued.len()
+                ),
+            }
         }
+        Ok(new)
+    }
+
+    fn replace(
+        old: Option<&Alerter>,
+        channels: &[Channel],
+        page: Option<String>,
+        net: &Net,
+        shutdown: &Shutdown,
+    ) -> std::io::Result<Arc<Alerter>> {
+        let mut running: Vec<Arc<Running>> = Vec::with_capacity(channels.len());
+        let mut started: Vec<Arc<Running>> = Vec::new();
+        for ch in channels {
+            let kept = old.and_then(|o| o.channels.iter().find(|r| r.channel == *ch && r.page == page));
+            let r = match kept {
+                Some(r) => Arc::clone(r),
+                None => match start_channel(ch, page.clone(), net, shutdown) {
+                    Ok(r) => {
+                        // The channel's totals carry over, so `pinger_alerts_total` never falls.
+                        if let Some(was) = old.and_then(|o| o.channels.iter().find(|r| r.channel.name == ch.name)) {
+                            r.tally
+                                .sent
+                                .fetch_add(was.tally.sent.load(Ordering::Relaxed), Ordering::Relaxed);
+                            r.tally
+                                .failed
+                                .fetch_add(was.tally.failed.load(Ordering::Relaxed), Ordering::Relaxed);
+                        }
+                        started.push(Arc::clone(&r));
+                        r
+                    }
+                    Err(e) => {
+                        for r in &started {
+                            r.stop(shutdown);
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            running.push(r);
+        }
+        let counts = Counts {
+            channels: running
+                .iter()
+                .map(|r| (r.channel.name.clone(), Arc::clone(&r.tally)))
+                .collect(),
+        };
         Ok(Arc::new(Alerter {
             channels: running,
-            counts,
+            counts: Arc::new(counts),
         }))
+    }
+
+    /// Stops every channel (the configuration has none left), logging what was still queued.
+    pub fn stop(&self, shutdown: &Shutdown) {
+        for r in &self.channels {
+            let queued = r.stop(shutdown);
+            if !queued.is_empty() {
+                log::warn!(
+                    "alert channel {} removed by the reload: {} queued alert(s) dropped",
+                    r.channel.name,
+                    queued.len()
+                );
+            }
+        }
     }
 
     pub fn counts(&self) -> Arc<Counts> {
@@ -294,17 +375,18 @@ impl Alerter {
     }
 
     /// The streaks of `target` on the channels that speak for it (none with `"alerts": false`):
-    /// the one `saved` for a channel of the same name, else resumed from its run of failures, so
-    /// a recovery after a restart is still announced.
+    /// the one `saved` for a channel of the same name (the state keeps them, so a reload and a
+    /// restart carry them on), else resumed from its run of failures, so a recovery after a
+    /// restart is still announced.
     pub fn streaks(&self, target: &Target, consecutive_failures: u32, saved: &[ChannelStreak]) -> Streaks {
         Streaks(
             self.speaking_for(target)
-                .map(|(i, c)| {
-                    let streak = match saved.iter().find(|s| s.channel == c.name) {
+                .map(|c| {
+                    let streak = match saved.iter().find(|s| s.channel == c.channel.name) {
                         Some(s) => Streak::from_saved(s),
                         None => Streak::resume(consecutive_failures, c.thresholds.failure),
                     };
-                    (i, streak)
+                    (c.id, streak)
                 })
                 .collect(),
         )
@@ -315,7 +397,7 @@ impl Alerter {
         streaks
             .0
             .iter()
-            .filter_map(|(i, s)| Some(s.saved(&self.channels.get(*i)?.name)))
+            .filter_map(|(id, s)| Some(s.saved(&self.channel(*id)?.channel.name)))
             .collect()
     }
 
@@ -325,28 +407,52 @@ impl Alerter {
         self.channels.iter().all(|c| c.queue.wait_idle(deadline))
     }
 
-    /// The certificate-warning state of `target` on the channels that speak for it.
-    pub fn cert_warnings(&self, target: &Target) -> CertWarnings {
-        CertWarnings(self.speaking_for(target).map(|(i, _)| (i, Warned::default())).collect())
+    /// The certificate-warning state of `target` on the channels that speak for it, from what
+    /// was warned before (`saved`, by channel name: kept in the state file).
+    pub fn cert_warnings(&self, target: &Target, saved: &[(String, Warned)]) -> CertWarnings {
+        CertWarnings(
+            self.speaking_for(target)
+                .map(|c| {
+                    let w = saved.iter().find(|(n, _)| *n == c.channel.name).map(|(_, w)| w.clone());
+                    (c.id, w.unwrap_or_default())
+                })
+                .collect(),
+        )
     }
 
-    /// The channels that speak for `target` (none with `"alerts": false`), with their index.
-    fn speaking_for<'a>(&'a self, target: &'a Target) -> impl Iterator<Item = (usize, &'a Running)> {
-        self.channels
+    /// What `warnings` says was warned, by channel name, for the state file.
+    pub fn warned_by_name(&self, warnings: &CertWarnings) -> Vec<(String, Warned)> {
+        warnings
+            .0
             .iter()
-            .enumerate()
-            .filter(move |(_, c)| target.alerts && c.workers.as_ref().is_none_or(|w| w.contains(&target.name)))
+            .filter_map(|(id, w)| {
+                let c = self.channel(*id)?;
+                w.warned().then(|| (c.channel.name.clone(), w.clone()))
+            })
+            .collect()
+    }
+
+    fn channel(&self, id: u64) -> Option<&Running> {
+        self.channels.iter().find(|c| c.id == id).map(|c| &**c)
+    }
+
+    /// The channels that speak for `target` (none with `"alerts": false`).
+    fn speaking_for<'a>(&'a self, target: &'a Target) -> impl Iterator<Item = &'a Running> {
+        self.channels.iter().map(|c| &**c).filter(move |c| c.speaks_for(target))
     }
 
     /// Takes one reading of the server's certificate and queues a warning on each channel whose
     /// `cert_expiry_days` it newly fell under (see `tls::expiry::should_warn`). Never blocks.
-    pub fn observe_cert(&self, warnings: &mut CertWarnings, target: &Target, cert: CertInfo, at: SystemTime) {
+    /// True when a warning was queued (what was warned changed).
+    pub fn observe_cert(&self, warnings: &mut CertWarnings, target: &Target, cert: CertInfo, at: SystemTime) -> bool {
         let days_left = days_left(cert.expires_at, unix_secs(at) as i64);
-        for (i, warned) in &mut warnings.0 {
-            let Some(ch) = self.channels.get(*i) else { continue };
-            if !should_warn(&ch.cert_expiry_days, cert.expires_at, days_left, warned) {
+        let mut warned = false;
+        for (id, w) in &mut warnings.0 {
+            let Some(ch) = self.channel(*id) else { continue };
+            if !should_warn(&ch.channel.cert_expiry_days, cert.expires_at, days_left, w) {
                 continue;
             }
+            warned = true;
             ch.queue.push(Event {
                 worker: target.name.clone(),
                 url: target.display_url.clone(),
@@ -359,17 +465,41 @@ impl Alerter {
                 since: None,
             });
         }
+        warned
+    }
+
+    /// A failing worker's maintenance window has ended: down at once on every channel where it
+    /// is not down yet, whatever the channel's threshold.
+    pub fn observe_now(&self, streaks: &mut Streaks, target: &Target, error: Option<&str>, at: SystemTime) {
+        for (id, streak) in &mut streaks.0 {
+            let Some(ch) = self.channel(*id) else { continue };
+            let at_once = Thresholds {
+                failure: 1,
+                success: ch.thresholds.success,
+            };
+            if streak.observe(false, at, &at_once) != Some(Transition::Down) {
+                continue;
+            }
+            ch.queue.push(Event {
+                worker: target.name.clone(),
+                url: target.display_url.clone(),
+                transition: Transition::Down,
+                error: error.map(str::to_string),
+                at,
+                since: streak.down_since,
+            });
+        }
     }
 
     /// Counts one check result on each of the worker's channels and queues an event on each
     /// channel whose threshold it crossed. Only arithmetic and queue pushes: never blocks.
     pub fn observe(&self, streaks: &mut Streaks, target: &Target, ok: bool, error: Option<&str>, at: SystemTime) {
-        for (i, streak) in &mut streaks.0 {
-            let Some(ch) = self.channels.get(*i) else { continue };
+        for (id, streak) in &mut streaks.0 {
+            let Some(ch) = self.channel(*id) else { continue };
             let Some(transition) = streak.observe(ok, at, &ch.thresholds) else {
                 continue;
             };
-            if transition == Transition::Up && !ch.send_on_resolved {
+            if transition == Transition::Up && !ch.channel.send_on_resolved {
                 continue;
             }
             ch.queue.push(Event {
@@ -382,6 +512,51 @@ impl Alerter {
             });
         }
     }
+}
+
+/// Starts one channel's queue and sender thread.
+fn start_channel(ch: &Channel, page: Option<String>, net: &Net, shutdown: &Shutdown) -> std::io::Result<Arc<Running>> {
+    let id = NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed);
+    let (kind, name, link) = (ch.kind.clone(), ch.name.clone(), page.clone());
+    let where_to = format!("via {name} ({})", shown(&kind));
+    let delivery = queue::Delivery {
+        agent: net.agent_for(base_url(&ch.kind)),
+        timeout: ch.timeout,
+        backoff: ch.retry_backoff,
+    };
+    let tally = Arc::new(Tally::default());
+    let counted = Arc::clone(&tally);
+    let waker = shutdown.waker();
+    let started = queue::start(
+        &format!("alert-{id}"),
+        format!("alert channel {name}"),
+        Arc::clone(&waker),
+        move |event: Event, waker: &Waker| {
+            let notice = Notice::new(&event, link.as_deref());
+            let what = format!("alert for {} ({}) {where_to}", event.worker, event.transition.state());
+            let sent = delivery.deliver(&request(&kind, &notice), waker, &what, |f| describe(&kind, f));
+            counted.add(sent);
+        },
+    );
+    let queue = match started {
+        Ok(q) => q,
+        Err(e) => {
+            shutdown.forget(&waker);
+            return Err(e);
+        }
+    };
+    Ok(Arc::new(Running {
+        id,
+        channel: ch.clone(),
+        page,
+        thresholds: Thresholds {
+            failure: ch.failure_threshold,
+            success: ch.success_threshold,
+        },
+        queue,
+        waker,
+        tally,
+    }))
 }
 
 /// The result of `notify-test` on one channel.
@@ -467,6 +642,7 @@ pub(crate) mod testdata {
             failure_threshold: failure,
             success_threshold: 1,
             send_on_resolved: true,
+            degraded: false,
             timeout: Duration::from_secs(1),
             retry_backoff: Duration::ZERO,
             workers: workers.map(|w| w.iter().map(|s| s.to_string()).collect()),
@@ -543,14 +719,21 @@ mod tests {
         );
     }
 
+    /// A shutdown already triggered: channels start with their thread stopped, so what they
+    /// queue stays in their queue for the test to count.
+    fn stopped() -> Shutdown {
+        let sd = Shutdown::default();
+        sd.trigger();
+        sd
+    }
+
     fn test_net() -> Net {
         Net::new(None, crate::proxy::Proxies::default())
     }
 
     #[test]
     fn cert_warnings_follow_each_channels_thresholds() {
-        let waker = Arc::new(Waker::default());
-        waker.stop();
+        let sd = stopped();
         let mut off = channel("off", 1, None);
         off.cert_expiry_days = Vec::new();
         let mut early = channel("early", 1, None);
@@ -561,10 +744,10 @@ mod tests {
             early,
             channel("only-b", 1, Some(&["b"])),
         ];
-        let a = Alerter::start(&channels, None, &test_net(), waker).expect("start");
+        let a = Alerter::start(&channels, None, &test_net(), &sd).expect("start");
         let len = |i: usize| a.channels[i].queue.len();
         let t = target("a", true);
-        let mut w = a.cert_warnings(&t);
+        let mut w = a.cert_warnings(&t, &[]);
         assert_eq!(w.0.len(), 3, "only-b does not speak for a");
         let now = SystemTime::now();
         let cert = |days: i64| CertInfo {
@@ -582,7 +765,10 @@ mod tests {
         );
         a.observe_cert(&mut w, &t, cert(5), now);
         assert_eq!((len(0), len(1), len(2)), (1, 0, 1));
-        assert!(a.cert_warnings(&target("a", false)).0.is_empty(), "\"alerts\": false");
+        assert!(
+            a.cert_warnings(&target("a", false), &[]).0.is_empty(),
+            "\"alerts\": false"
+        );
         let e = a.channels[0].queue.pop(&Waker::default());
         assert!(matches!(
             e.map(|e| e.transition),
@@ -608,14 +794,13 @@ mod tests {
 
     #[test]
     fn each_channel_keeps_its_own_streak_and_workers() {
-        let waker = Arc::new(Waker::default());
-        waker.stop();
+        let sd = stopped();
         let channels = [
             channel("fast", 1, None),
             channel("slow", 3, None),
             channel("only-b", 1, Some(&["b"])),
         ];
-        let a = Alerter::start(&channels, None, &test_net(), waker).expect("start");
+        let a = Alerter::start(&channels, None, &test_net(), &sd).expect("start");
         let len = |i: usize| a.channels[i].queue.len();
         let t = target("a", true);
         let mut s = a.streaks(&t, 0, &[]);
@@ -634,14 +819,82 @@ mod tests {
 
     #[test]
     fn recoveries_are_dropped_when_not_announced_and_resumed_streaks_recover() {
-        let waker = Arc::new(Waker::default());
-        waker.stop();
+        let sd = stopped();
         let mut quiet = channel("quiet", 2, None);
         quiet.send_on_resolved = false;
-        let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, &test_net(), waker).expect("start");
+        let a = Alerter::start(&[quiet, channel("loud", 2, None)], None, &test_net(), &sd).expect("start");
         let t = target("a", true);
         let mut s = a.streaks(&t, 2, &[]);
         a.observe(&mut s, &t, true, None, SystemTime::now());
         assert_eq!((a.channels[0].queue.len(), a.channels[1].queue.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_channels_moves_a_changed_ones_queue_and_drops_a_removed_ones() {
+        let sd = stopped();
+        let net = test_net();
+        let (keep, change, gone) = (
+            channel("keep", 2, None),
+            channel("change", 1, None),
+            channel("gone", 1, None),
+        );
+        let a = Alerter::start(&[keep.clone(), change.clone(), gone], None, &net, &sd).expect("start");
+        let t = target("a", true);
+        let mut s = a.streaks(&t, 0, &[]);
+        a.observe(&mut s, &t, false, Some("status 503"), SystemTime::now());
+        let queued = |a: &Alerter, name: &str| {
+            a.channels
+                .iter()
+                .find(|c| c.channel.name == name)
+                .map(|c| c.queue.len())
+        };
+        assert_eq!(
+            (queued(&a, "keep"), queued(&a, "change"), queued(&a, "gone")),
+            (Some(0), Some(1), Some(1))
+        );
+        a.channels[0].tally.add(true);
+        a.channels[1].tally.add(false);
+
+        let mut changed = change.clone();
+        changed.timeout = Duration::from_secs(2);
+        let b = a
+            .reload(&[changed, keep, channel("new", 1, None)], None, &net, &sd, false)
+            .expect("reload");
+        assert!(
+            Arc::ptr_eq(&a.channels[0], &b.channels[1]),
+            "keep runs on: same queue and thread"
+        );
+        assert!(!Arc::ptr_eq(&a.channels[1], &b.channels[0]));
+        assert_eq!(
+            queued(&b, "change"),
+            Some(1),
+            "the changed channel's queued alert moved over"
+        );
+        assert_eq!(queued(&b, "gone"), None);
+        assert_eq!(a.channels[2].queue.len(), 0, "gone's queue was dropped");
+        assert_eq!(
+            b.counts().snapshot(),
+            [("change".into(), 0, 1), ("keep".into(), 1, 0), ("new".into(), 0, 0)],
+            "totals carry over, in the new order"
+        );
+
+        // keep's streak counted one failure of two before the reload and goes on from there
+        // (a worker finds it in the state, by channel name).
+        let mut s = b.streaks(&t, 0, &a.saved_streaks(&s));
+        b.observe(&mut s, &t, false, Some("status 503"), SystemTime::now());
+        assert_eq!(
+            queued(&b, "keep"),
+            Some(1),
+            "down at its second failure, across the reload"
+        );
+
+        let c = b
+            .reload(&[channel("keep", 2, None)], None, &net, &sd, true)
+            .expect("rebuild");
+        assert!(
+            !Arc::ptr_eq(&b.channels[1], &c.channels[0]),
+            "rebuild starts every channel again"
+        );
+        assert_eq!(queued(&c, "keep"), Some(1), "with its queue");
     }
 }

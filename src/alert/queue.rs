@@ -70,6 +70,15 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Takes every item still queued (the channel is being stopped); they count as handled here.
+    pub fn drain(&self) -> Vec<T> {
+        let items: Vec<T> = self.items.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        let mut n = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(items.len());
+        self.finished.notify_all();
+        items
+    }
+
     /// Marks one item as handled (delivered, given up on, or dropped).
     fn finish_one(&self) {
         let mut n = self.unfinished.lock().unwrap_or_else(|e| e.into_inner());

@@ -23,6 +23,7 @@ const COMMON: &[&str] = &[
     "failure_threshold",
     "success_threshold",
     "send_on_resolved",
+    "degraded",
     "timeout",
     "retry_backoff",
     "workers",
@@ -81,6 +82,9 @@ pub struct Channel {
     pub failure_threshold: u32,
     pub success_threshold: u32,
     pub send_on_resolved: bool,
+    /// `degraded: true`: also tell when a worker becomes degraded (slower than `expect_latency`)
+    /// and when it stops being so.
+    pub degraded: bool,
     /// Timeout of one delivery attempt.
     pub timeout: Duration,
     /// The base of the backoff between the 3 retries.
@@ -107,6 +111,7 @@ impl fmt::Debug for Channel {
             .field("failure_threshold", &self.failure_threshold)
             .field("success_threshold", &self.success_threshold)
             .field("send_on_resolved", &self.send_on_resolved)
+            .field("degraded", &self.degraded)
             .field("timeout", &self.timeout)
             .field("retry_backoff", &self.retry_backoff)
             .field("workers", &self.workers)
@@ -139,6 +144,7 @@ struct Common {
     failure_threshold: u32,
     success_threshold: u32,
     send_on_resolved: bool,
+    degraded: bool,
     timeout: Duration,
     retry_backoff: Duration,
     workers: Option<Vec<String>>,
@@ -203,6 +209,7 @@ fn defaults() -> Common {
         failure_threshold: FAILURE_THRESHOLD.default as u32,
         success_threshold: SUCCESS_THRESHOLD.default as u32,
         send_on_resolved: SEND_ON_RESOLVED,
+        degraded: false,
         timeout: ALERT_TIMEOUT.default,
         retry_backoff: ALERT_RETRY_BACKOFF.default,
         workers: None,
@@ -228,6 +235,7 @@ fn finish(kind: Kind, c: &Common, field: &str) -> Channel {
         failure_threshold: c.failure_threshold,
         success_threshold: c.success_threshold,
         send_on_resolved: c.send_on_resolved,
+        degraded: c.degraded,
         timeout: c.timeout,
         retry_backoff: c.retry_backoff,
         workers: c.workers.clone(),
@@ -494,6 +502,9 @@ fn common(ctx: &mut Ctx, obj: &Map<String, Value>, path: &str) -> Common {
         .map_or(c.success_threshold, |n| n as u32);
     if let Some(b) = get("send_on_resolved").and_then(|(v, p)| ctx.bool(v, &p)) {
         c.send_on_resolved = b;
+    }
+    if let Some(b) = get("degraded").and_then(|(v, p)| ctx.bool(v, &p)) {
+        c.degraded = b;
     }
     c.timeout = ctx
         .duration_in(obj, path, "timeout", ALERT_TIMEOUT)

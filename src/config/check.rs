@@ -32,7 +32,12 @@ const REQUEST: &[&str] = &["method", "headers", "expect_status", "expect_body"];
 
 /// The fields of `defaults`; a worker takes these and its own (see workers.rs).
 pub fn fields() -> Vec<&'static str> {
-    TIMING.iter().chain(REQUEST).copied().collect()
+    TIMING
+        .iter()
+        .chain(REQUEST)
+        .chain(super::conditions::FIELDS)
+        .copied()
+        .collect()
 }
 
 const INTERVAL_FORMS: [&str; 3] = ["interval", "interval_minutes", "interval_seconds"];
@@ -53,11 +58,16 @@ pub fn builtin() -> Target {
         expect_status: StatusSet::default(),
         expect_body: None,
         expect_body_secret: false,
+        method_secret: false,
+        expect_status_secret: false,
         space_id: None,
         restart_token: None,
         paused: false,
         tls: TlsSettings::default(),
         alerts: true,
+        conditions: crate::conditions::Conditions::default(),
+        maintenance: Vec::new(),
+        push: None,
     }
 }
 
@@ -93,17 +103,19 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target
     out.backoff = ctx
         .duration_in(obj, field, "backoff", limits::BACKOFF)
         .unwrap_or(out.backoff);
-    if let Some(m) = obj.get("method").and_then(|v| method(ctx, v, &at("method"))) {
+    if let Some((m, secret)) = obj.get("method").and_then(|v| method(ctx, v, &at("method"))) {
         out.method = m;
+        out.method_secret = secret;
     }
     if let Some(v) = obj.get("headers") {
         out.headers = headers(ctx, v, &at("headers"));
     }
-    if let Some(s) = obj
+    if let Some((s, secret)) = obj
         .get("expect_status")
         .and_then(|v| status_set(ctx, v, &at("expect_status")))
     {
         out.expect_status = s;
+        out.expect_status_secret = secret;
     }
     if let Some((text, secret)) = obj
         .get("expect_body")
@@ -115,6 +127,7 @@ pub fn parse(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str, base: &Target
     if let Some(v) = obj.get("tls") {
         out.tls = super::tls::parse(ctx, v, &at("tls"), &out.tls);
     }
+    super::conditions::parse(ctx, obj, field, &mut out);
     out
 }
 
@@ -147,13 +160,20 @@ fn interval(ctx: &mut Ctx, obj: &Map<String, Value>, field: &str) -> Option<Dura
     ctx.within(d, &path, INTERVAL)
 }
 
-fn method(ctx: &mut Ctx, v: &Value, path: &str) -> Option<String> {
-    let m = ctx.text(v, path)?;
+/// The method, and whether it came from `${VAR}` (then it is a secret, shown redacted).
+fn method(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
+    let (m, secrets) = ctx.string(v, path)?;
+    let secret = !secrets.is_empty();
     let upper = m.to_ascii_uppercase();
     if METHODS.contains(&upper.as_str()) {
-        Some(upper)
+        Some((upper, secret))
     } else {
-        ctx.err(path, format!("expected one of {}, got {m:?}", METHODS.join(", ")));
+        let got = if secret {
+            "a value from ${...}".to_string()
+        } else {
+            format!("{m:?}")
+        };
+        ctx.err(path, format!("expected one of {}, got {got}", METHODS.join(", ")));
         None
     }
 }
@@ -174,6 +194,14 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
+/// A header name as HTTP allows it (a token).
+pub(super) fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
 pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let Some(obj) = v.as_object() else {
@@ -189,11 +217,7 @@ pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, Str
     let mut out = Vec::new();
     for (name, value) in obj {
         let path = join(field, name);
-        let valid_name = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid_name {
+        if !valid_header_name(name) {
             ctx.err(&path, "is not a valid HTTP header name");
             continue;
         }
@@ -212,7 +236,9 @@ pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, Str
     out
 }
 
-fn status_set(ctx: &mut Ctx, v: &Value, field: &str) -> Option<StatusSet> {
+/// The statuses that count as success, and whether any of them came from `${VAR}` (then the
+/// whole set is a secret, shown redacted).
+fn status_set(ctx: &mut Ctx, v: &Value, field: &str) -> Option<(StatusSet, bool)> {
     let expected = "expected a status code, a range string like \"200-399\", or a list of those";
     let items: Vec<&Value> = match v {
         Value::Array(a) if !a.is_empty() => a.iter().collect(),
@@ -224,27 +250,35 @@ fn status_set(ctx: &mut Ctx, v: &Value, field: &str) -> Option<StatusSet> {
     };
     let (lo_code, hi_code) = STATUS_CODES;
     let mut ranges = Vec::new();
+    let mut secret = false;
     for item in items {
-        let range = match item {
-            Value::Number(n) => n.as_u64().map(|c| (c, c)),
-            Value::String(s) => match s.split_once('-') {
-                Some((a, b)) => a.trim().parse().ok().zip(b.trim().parse().ok()),
-                None => s.trim().parse().ok().map(|c| (c, c)),
-            },
-            _ => None,
+        let (range, shown) = match item {
+            Value::Number(n) => (n.as_u64().map(|c| (c, c)), show(item)),
+            Value::String(_) => {
+                let (s, secrets) = ctx.string(item, field)?;
+                secret |= !secrets.is_empty();
+                let range = match s.split_once('-') {
+                    Some((a, b)) => a.trim().parse().ok().zip(b.trim().parse().ok()),
+                    None => s.trim().parse().ok().map(|c| (c, c)),
+                };
+                let shown = if secrets.is_empty() {
+                    show(item)
+                } else {
+                    "a value from ${...}".to_string()
+                };
+                (range, shown)
+            }
+            _ => (None, show(item)),
         };
         match range {
             Some((lo, hi)) if (lo_code..=hi_code).contains(&lo) && (lo..=hi_code).contains(&hi) => {
                 ranges.push((lo as u16, hi as u16));
             }
             _ => {
-                ctx.err(
-                    field,
-                    format!("{expected} (codes {lo_code}-{hi_code}), got {}", show(item)),
-                );
+                ctx.err(field, format!("{expected} (codes {lo_code}-{hi_code}), got {shown}"));
                 return None;
             }
         }
     }
-    Some(StatusSet(ranges))
+    Some((StatusSet(ranges), secret))
 }

@@ -67,6 +67,19 @@ pub const BACKOFF: DurationLimit = DurationLimit {
     max: secs(600),
 };
 
+// Heartbeat (push) workers. Tests use periods of a fraction of a second.
+pub const PUSH_PERIOD: DurationLimit = DurationLimit {
+    default: secs(DAY),
+    min: millis(100),
+    max: secs(365 * DAY),
+};
+pub const PUSH_GRACE: DurationLimit = DurationLimit {
+    default: secs(3600),
+    min: Duration::ZERO,
+    max: secs(30 * DAY),
+};
+pub const PUSH_TOKEN_MAX_BYTES: usize = 256;
+
 // Alerts.
 pub const FAILURE_THRESHOLD: CountLimit = CountLimit {
     default: 3,
@@ -142,3 +155,25 @@ pub const SLEEP_WINDOWS: &[(&str, &str, Duration)] = &[
     (".hf.space", "Hugging Face Spaces'", secs(48 * 3600)),
     (".onrender.com", "Render's", secs(15 * 60)),
 ];
+
+// Conditions and maintenance windows (conditions.rs).
+/// `expect_latency`: a successful check slower than this is degraded.
+pub const EXPECT_LATENCY: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(600),
+};
+/// A one-off maintenance window's `duration`.
+pub const MAINTENANCE_ONCE: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(366 * DAY),
+};
+/// A repeating maintenance window's `duration` (at most a week: see `maintenance::MAX_REPEATING`).
+pub const MAINTENANCE_EVERY: DurationLimit = DurationLimit {
+    default: secs(0),
+    min: millis(1),
+    max: secs(7 * DAY),
+};
+/// Items of `expect_json`, `expect_header` and `maintenance` a worker may list.
+pub const CONDITION_ITEMS: usize = 100;

@@ -22,8 +22,10 @@
 
 mod alerts;
 mod check;
+mod conditions;
 mod ctx;
 pub mod limits;
+pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
@@ -34,6 +36,7 @@ mod workers;
 pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
+pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
 pub use workers::{derive_name, valid_name};
@@ -99,9 +102,13 @@ pub struct Target {
     pub retries: u32,
     pub backoff: Duration,
     pub method: String,
+    /// The method came from `${VAR}`: a secret, shown redacted.
+    pub method_secret: bool,
     /// Values are secrets: never display them.
     pub headers: Vec<(String, String)>,
     pub expect_status: StatusSet,
+    /// A status of `expect_status` came from `${VAR}`: the set is a secret, shown redacted.
+    pub expect_status_secret: bool,
     pub expect_body: Option<String>,
     /// The expected body text came from `${VAR}`, so error messages must not quote it.
     pub expect_body_secret: bool,
@@ -115,6 +122,33 @@ pub struct Target {
     pub tls: crate::tls::TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
+    /// `expect_latency`, `expect_json`, `expect_header`, `expect_body_absent` (config/conditions.rs).
+    pub conditions: crate::conditions::Conditions,
+    /// The worker's own `maintenance` windows and the top-level ones.
+    pub maintenance: Vec<crate::maintenance::Window>,
+    /// A heartbeat worker: checked by the reports it sends, not by requests. Its `url` is empty
+    /// and its `display_url` the path reports go to; its `interval` is its period.
+    pub push: Option<Push>,
+}
+
+impl Target {
+    pub fn is_push(&self) -> bool {
+        self.push.is_some()
+    }
+
+    /// The method as it may be shown (`check`, `Debug`).
+    pub fn shown_method(&self) -> &str {
+        if self.method_secret { REDACTED } else { &self.method }
+    }
+
+    /// The accepted statuses as they may be shown (`check`, `Debug`).
+    pub fn shown_expect_status(&self) -> String {
+        if self.expect_status_secret {
+            REDACTED.to_string()
+        } else {
+            self.expect_status.to_string()
+        }
+    }
 }
 
 impl fmt::Debug for Target {
@@ -131,15 +165,19 @@ impl fmt::Debug for Target {
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
-            .field("method", &self.method)
+            .field("method", &self.shown_method())
             .field("headers", &headers)
-            .field("expect_status", &self.expect_status)
+            .field("expect_status", &self.shown_expect_status())
             .field("expect_body", &expect_body)
-            .field("space_id", &self.space_id)
+            // It may come from `${VAR}`; restart log lines name the worker instead.
+            .field("space_id", &redacted(&self.space_id))
             .field("restart_token", &redacted(&self.restart_token))
             .field("paused", &self.paused)
             .field("tls", &self.tls)
             .field("alerts", &self.alerts)
+            .field("conditions", &self.conditions)
+            .field("maintenance", &self.maintenance)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -208,7 +246,7 @@ pub fn load(flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Top-level file fields read here rather than by `settings`.
-const SECTIONS: &[&str] = &["defaults", "self_ping", "workers", "alerts"];
+const SECTIONS: &[&str] = &["defaults", "self_ping", "workers", "alerts", "maintenance"];
 
 /// Builds the configuration from an optional file `(source, text)`, the flags and the environment.
 pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Config, Vec<ConfigError>> {
@@ -242,7 +280,14 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
         Some(obj) => check::parse(&mut ctx, obj, "defaults", &check::builtin()),
         None => check::builtin(),
     };
-    let workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
+    let mut workers = workers::parse(&mut ctx, top.get("workers"), &defaults);
+    if let Some(v) = top.get("maintenance") {
+        // Every worker's, after its own: the self-ping keeps the host awake and has none.
+        let every = conditions::maintenance(&mut ctx, v, "maintenance");
+        for w in &mut workers {
+            w.maintenance.extend_from_slice(&every);
+        }
+    }
     let self_ping = self_ping::parse(&mut ctx, top.get("self_ping"), &defaults);
     let alerts = alerts::parse(&mut ctx, top.get("alerts"));
     // Checked against every configured worker, not only this shard's: all shards share one

@@ -197,6 +197,46 @@ fn env_expansion_and_secrets() {
 }
 
 #[test]
+fn method_expect_status_and_space_id_from_env_stay_secret() {
+    let e = env(&[
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("HF_TOKEN", "hf_x"),
+    ]);
+    let c = build(
+        Some((
+            "cfg.json",
+            r#"{"workers": [{"name": "a", "url": "http://x/", "method": "${M}", "expect_status": ["${S}", 200],
+                "space_id": "${SP}"}]}"#,
+        )),
+        &Flags::default(),
+        &e,
+    )
+    .unwrap();
+    let w = &c.workers[0];
+    assert_eq!((w.method.as_str(), w.method_secret), ("PATCH", true));
+    assert!(w.expect_status.contains(218) && w.expect_status.contains(200) && w.expect_status_secret);
+    let shown = format!("{w:?} {c:?}");
+    for secret in ["PATCH", "patch", "218", "zz-owner"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    let plain = ok(r#"{"workers": [{"url": "http://x/", "method": "HEAD", "expect_status": "200-204"}]}"#);
+    let w = &plain.workers[0];
+    assert_eq!(
+        (w.shown_method(), w.shown_expect_status().as_str()),
+        ("HEAD", "200-204")
+    );
+    let e = errs_env(
+        r#"{"workers": [{"url": "http://x/", "method": "${M}", "expect_status": "${S}"}]}"#,
+        &env(&[("M", "fetch-s3cr3t"), ("S", "s3cr3t-status")]),
+    );
+    has(&e, "workers[0].method: expected one of");
+    has(&e, "workers[0].expect_status: expected a status code");
+    assert!(!e.iter().any(|l| l.contains("s3cr3t")), "{e:#?}");
+}
+
+#[test]
 fn values_from_env_that_would_be_shown_are_refused_or_scrubbed() {
     let e = env(&[
         ("NM", "zzname"),
@@ -851,4 +891,124 @@ fn an_alert_channel_may_name_a_worker_another_shard_runs() {
     }
     let e = sharded(&json.replace("\"d\"]", "\"zed\"]"), Some("1/2"), &Env::new()).unwrap_err();
     has(&e, "no worker is named \"zed\" (workers are: a, b, c, d)");
+}
+
+#[test]
+fn conditions_are_inherited_and_replaced() {
+    let c = ok(
+        r#"{"defaults": {"expect_latency": "2s", "expect_header": {"Content-Type": "Application/JSON"}},
+        "workers": [{"url": "https://a.hf.space/"},
+                    {"url": "https://b.hf.space/", "expect_latency": "500ms", "expect_body_absent": "Application Error",
+                     "expect_json": [{"pointer": "/status", "equals": "UP"}, {"pointer": "/n", "one_of": [1, 2]},
+                                     {"pointer": "/x", "exists": false}, {"pointer": "/s", "not_equals": null}]}]}"#,
+    );
+    let (a, b) = (&c.workers[0].conditions, &c.workers[1].conditions);
+    assert_eq!(a.latency, Some(Duration::from_secs(2)));
+    assert_eq!(
+        a.headers,
+        [("content-type".to_string(), "application/json".to_string())]
+    );
+    assert!(a.json.is_empty() && a.body_absent.is_none());
+    assert_eq!(b.latency, Some(Duration::from_millis(500)));
+    assert_eq!(b.body_absent.as_deref(), Some("Application Error"));
+    use crate::conditions::JsonTest;
+    let tests: Vec<&JsonTest> = b.json.iter().map(|j| &j.test).collect();
+    assert_eq!(
+        tests,
+        [
+            &JsonTest::Equals("UP".into()),
+            &JsonTest::OneOf(vec![1.into(), 2.into()]),
+            &JsonTest::Exists(false),
+            &JsonTest::NotEquals(serde_json::Value::Null)
+        ]
+    );
+    assert!(c.self_ping.is_none_or(|s| s.conditions.latency.is_none()));
+}
+
+#[test]
+fn condition_errors_name_the_field() {
+    let e = errs(
+        r#"{"workers": [{"url": "https://a.hf.space/"}, {"url": "https://b.hf.space/",
+        "expect_json": [{"pointer": "status", "equals": "UP"}, {"pointer": "/a", "equals": 1, "exists": true},
+                        {"pointer": "/b"}, {"pointer": "/c", "one_of": []}, {"pointer": "/d~2", "exists": true},
+                        {"pointer": "/e", "exists": "yes"}],
+        "expect_header": {"bad header": "x"}, "expect_latency": "0s", "expect_body_absent": ""}]}"#,
+    );
+    has(
+        &e,
+        "workers[1].expect_json[0].pointer: expected a JSON pointer starting with \"/\"",
+    );
+    has(&e, "workers[1].expect_json[1]: give only one of equals, exists");
+    has(
+        &e,
+        "workers[1].expect_json[2]: expected one of equals, not_equals, exists, one_of",
+    );
+    has(&e, "workers[1].expect_json[3].one_of: expected a non-empty list");
+    has(&e, "workers[1].expect_json[4].pointer: \"~\" must be written");
+    has(&e, "workers[1].expect_json[5].exists: expected true or false");
+    has(
+        &e,
+        "workers[1].expect_header.bad header: is not a valid HTTP header name",
+    );
+    has(&e, "workers[1].expect_latency: expected a duration from 1ms");
+    has(&e, "workers[1].expect_body_absent: expected 1 byte");
+    let e = errs_env(
+        r#"{"workers": [{"url": "https://a.hf.space/", "expect_body_absent": "${ERR}"}]}"#,
+        &env(&[("ERR", "hidden")]),
+    );
+    has(&e, "workers[0].expect_body_absent: expected literal text, not ${VAR}");
+    assert!(e.iter().all(|l| !l.contains("hidden")));
+}
+
+#[test]
+fn maintenance_windows_add_up() {
+    let c = ok(r#"{"maintenance": [{"every": "day", "at": "03:00", "duration": "30m"}],
+        "workers": [{"url": "https://a.hf.space/"},
+                    {"url": "https://b.hf.space/", "maintenance": [
+                        {"start": "2026-12-24T22:00:00Z", "duration": "2h"},
+                        {"every": "mon,wed", "at": "22:00", "duration": "1h", "timezone": "-04:00"}]}]}"#);
+    use crate::maintenance::When;
+    assert_eq!(c.workers[0].maintenance.len(), 1);
+    assert_eq!(c.workers[1].maintenance.len(), 3, "its own and the top-level one");
+    assert_eq!(
+        c.workers[1].maintenance[1].when,
+        When::Every {
+            days: 0b101,
+            at_min: 22 * 60,
+            offset_min: -240
+        }
+    );
+    assert_eq!(c.workers[0].maintenance[0].duration, Duration::from_secs(1800));
+}
+
+#[test]
+fn maintenance_errors_name_the_field() {
+    let e = errs(
+        r#"{"maintenance": [{"every": "day", "at": "3am", "duration": "30m", "timezone": "Europe/Paris"}],
+        "workers": [{"url": "https://a.hf.space/", "maintenance": [
+            {"start": "2026-12-24 22:00", "duration": "2h"},
+            {"start": "2026-12-24T22:00:00Z", "every": "day", "duration": "2h"},
+            {"every": "funday", "at": "03:00", "duration": "8d"},
+            {"start": "2026-12-24T22:00:00Z", "duration": "2h", "at": "03:00"},
+            {"every": "day", "duration": "1h"},
+            {"start": "2026-12-24T22:00:00Z"}]}]}"#,
+    );
+    has(&e, "maintenance[0].at: expected a time of day such as \"03:00\"");
+    has(
+        &e,
+        "maintenance[0].timezone: time zone names such as \"Europe/Paris\" are not built in",
+    );
+    has(&e, "workers[0].maintenance[0].start: expected an RFC 3339 time");
+    has(
+        &e,
+        "workers[0].maintenance[1]: give \"start\" or \"every\", not both or neither",
+    );
+    has(&e, "workers[0].maintenance[2].every: expected \"day\"");
+    has(
+        &e,
+        "workers[0].maintenance[2].duration: expected a duration from 1ms to 7d",
+    );
+    has(&e, "workers[0].maintenance[3].at: only a repeating window");
+    has(&e, "workers[0].maintenance[4]: missing field \"at\"");
+    has(&e, "workers[0].maintenance[5]: missing field \"duration\"");
 }

@@ -7,7 +7,7 @@ use super::ctx::{Ctx, env_var, join};
 use crate::proxy::Proxies;
 use crate::tls::{self, CaFile, TlsSettings};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FIELDS: &[&str] = &["ca_file", "insecure"];
 
@@ -20,10 +20,21 @@ pub fn parse(ctx: &mut Ctx, v: &Value, field: &str, base: &TlsSettings) -> TlsSe
     };
     if let Some(v) = obj.get("ca_file") {
         let path = join(field, "ca_file");
-        if let Some(p) = ctx.text(v, &path) {
+        if let Some((p, secrets)) = ctx.string(v, &path) {
+            // The file is read here, once; afterwards its path is only shown (by `check`, in
+            // errors and `Debug`), so a part that came from `${VAR}` is kept redacted.
+            let shown = secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .fold(p.clone(), |t, s| t.replace(s.as_str(), "REDACTED"));
             match tls::read_ca_file(Path::new(&p)) {
-                Ok(f) => out.ca_file = Some(f),
-                Err(m) => ctx.err(&path, m),
+                Ok(f) => {
+                    out.ca_file = Some(CaFile {
+                        path: PathBuf::from(shown),
+                        ..f
+                    })
+                }
+                Err(m) => ctx.err(&path, m.replace(&p, &shown)),
             }
         }
     }

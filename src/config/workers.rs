@@ -9,16 +9,23 @@
 //! Choosing a share of the list (`--shard I/N`, `PINGER_SHARD`) belongs in `parse`, after the
 //! names are final, so a worker's name and its share do not depend on the shard.
 
-use super::check;
 use super::ctx::{Ctx, env_var, join, kind};
 use super::limits::{NAME_MAX_CHARS, SELF_NAME};
-use super::{Env, Target};
+use super::{Env, Target, check, push};
 use crate::target_url;
 use serde_json::Value;
 use std::collections::HashSet;
 
 /// Fields a worker has beyond the check settings it shares with `defaults`.
-const OWN_FIELDS: &[&str] = &["name", "url", "space_id", "restart_token", "alerts", "paused"];
+const OWN_FIELDS: &[&str] = &[
+    "name",
+    "url",
+    "space_id",
+    "restart_token",
+    "alerts",
+    "paused",
+    "maintenance",
+];
 
 /// The configured workers, named, with the check settings of `defaults` under their own.
 pub fn parse(ctx: &mut Ctx, file_list: Option<&Value>, defaults: &Target) -> Vec<Target> {
@@ -90,10 +97,36 @@ fn parse_one(
     defaults: &Target,
     names: &mut HashSet<String>,
 ) -> Option<Target> {
-    let allowed: Vec<&str> = OWN_FIELDS.iter().copied().chain(check::fields()).collect();
+    let allowed: Vec<&str> = OWN_FIELDS
+        .iter()
+        .chain(push::FIELDS)
+        .copied()
+        .chain(check::fields())
+        .collect();
     let obj = ctx.object(item, field, &allowed)?;
-    let check = check::parse(ctx, obj, field, defaults);
     let name = obj.get("name").and_then(|v| name(ctx, v, &join(field, "name"), names));
+    let paused = obj.get("paused").and_then(|v| ctx.bool(v, &join(field, "paused")));
+    let alerts = alerts(ctx, obj.get("alerts"), field);
+    let maintenance = obj
+        .get("maintenance")
+        .map(|v| super::conditions::maintenance(ctx, v, &join(field, "maintenance")))
+        .unwrap_or_default();
+    if obj.contains_key("push") {
+        let base = Target {
+            paused: paused.unwrap_or(false),
+            alerts,
+            maintenance,
+            ..check::builtin()
+        };
+        return push::parse(ctx, obj, field, name, base);
+    }
+    if obj.contains_key("token") {
+        ctx.err(
+            &join(field, "token"),
+            "only a push worker takes a \"token\" (add \"push\": {\"period\": ..., \"grace\": ...} and remove \"url\")",
+        );
+    }
+    let check = check::parse(ctx, obj, field, defaults);
     let url = match obj.get("url") {
         None => {
             ctx.err(field, "missing field \"url\"");
@@ -108,8 +141,19 @@ fn parse_one(
         .get("restart_token")
         .and_then(|v| ctx.text(v, &join(field, "restart_token")))
         .filter(|s| !s.is_empty());
-    let paused = obj.get("paused").and_then(|v| ctx.bool(v, &join(field, "paused")));
-    let alerts = match obj.get("alerts") {
+    let (url, url_secrets) = url?;
+    let mut target = check::named(&check, name.unwrap_or_default(), url, &url_secrets);
+    target.space_id = space_id;
+    target.restart_token = restart_token;
+    target.paused = paused.unwrap_or(false);
+    target.alerts = alerts;
+    target.maintenance = maintenance;
+    Some(target)
+}
+
+/// `"alerts": false` (never alert for this worker) or `true` (the default).
+fn alerts(ctx: &mut Ctx, v: Option<&Value>, field: &str) -> bool {
+    match v {
         Some(v) if v.as_bool() == Some(false) => false,
         Some(v) if v.as_bool() == Some(true) => true,
         Some(v) => {
@@ -120,14 +164,7 @@ fn parse_one(
             true
         }
         None => true,
-    };
-    let (url, url_secrets) = url?;
-    let mut target = check::named(&check, name.unwrap_or_default(), url, &url_secrets);
-    target.space_id = space_id;
-    target.restart_token = restart_token;
-    target.paused = paused.unwrap_or(false);
-    target.alerts = alerts;
-    Some(target)
+    }
 }
 
 fn name(ctx: &mut Ctx, v: &Value, path: &str, names: &mut HashSet<String>) -> Option<String> {
@@ -182,7 +219,7 @@ fn name_the_unnamed(workers: &mut [Target]) {
 /// A Space is restarted with the worker's own `restart_token`, else `HF_TOKEN`.
 fn resolve_restart_tokens(workers: &mut [Target], env: &Env) {
     let hf_token = env_var(env, "HF_TOKEN");
-    for w in workers.iter_mut().filter(|w| w.restart_token.is_none()) {
+    for w in workers.iter_mut().filter(|w| w.restart_token.is_none() && !w.is_push()) {
         w.restart_token = hf_token.cloned();
     }
 }

@@ -169,6 +169,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                 restarts: 2,
                 last_restart_at_ms: Some(now_ms - 86_400_000),
                 paused: false,
+                push: Default::default(),
                 history,
                 uptime,
                 // Two alert channels, as a fleet with Telegram and a webhook has.
@@ -180,6 +181,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                         ..ChannelStreak::default()
                     })
                     .to_vec(),
+                cert_warned: vec![("telegram".into(), crate::state::Warned::restored(1_797_000_000, 14))],
             },
         );
     }
@@ -318,6 +320,7 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                     restarts: 1,
                     last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
                     paused: false,
+                    push: None,
                 },
                 last: history.last().cloned(),
                 history,
@@ -385,6 +388,7 @@ fn a_format_1_file_migrates_with_nothing_lost() {
             restarts: view.restarts,
             last_restart_at_ms: view.last_restart_at_ms,
             paused: view.paused,
+            push: None,
         };
         assert_eq!(counters, was.counters);
         let history: Vec<CheckRecord> = was.history.iter().cloned().map(CheckRecord::from).collect();
@@ -574,6 +578,41 @@ fn a_pause_is_saved_and_restored() {
     assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s2), 2);
     assert!(!s2.record_of(0).unwrap().paused);
     assert!(s2.record_of(1).unwrap().paused);
+}
+
+#[test]
+fn certificate_warnings_sent_are_saved_and_restored() {
+    let d = dir("cert-warned");
+    let path = d.join("s.json");
+    let s = state(&["a", "b"]);
+    let warned = vec![
+        ("discord".to_string(), crate::state::Warned::restored(1_797_000_000, 7)),
+        ("ntfy".to_string(), crate::state::Warned::restored(1_797_000_000, 14)),
+    ];
+    s.set_cert_warned(1, warned.clone());
+    Persister::new(path.clone(), &["http://a", "http://b"])
+        .save(&s)
+        .unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains(r#""cert_warned":{"discord":[1797000000,7],"ntfy":[1797000000,14]}"#),
+        "{text}"
+    );
+    let s2 = state(&["a", "b"]);
+    assert_eq!(Persister::new(path.clone(), &["http://a", "http://b"]).load(&s2), 2);
+    assert!(s2.record_of(0).unwrap().cert_warned.is_empty());
+    assert_eq!(s2.record_of(1).unwrap().cert_warned, warned);
+
+    // A file written before the field existed still loads, with nothing warned.
+    let old = text.replace(
+        r#","cert_warned":{"discord":[1797000000,7],"ntfy":[1797000000,14]}"#,
+        "",
+    );
+    assert!(!old.contains("cert_warned"));
+    fs::write(&path, old).unwrap();
+    let s3 = state(&["a", "b"]);
+    assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s3), 2);
+    assert!(s3.record_of(1).unwrap().cert_warned.is_empty());
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //!         "history": [[1795860000123, 1, 200, 143, 0, 1, 0], [10004, 0, 503, 88, 5032, 2, 1]],
 //!         "hours": {"newest": 498850, "total": [360, ...], "failed": [0, ...]},
 //!         "days": {"newest": 20785, "total": [8640, ...], "failed": [1, ...]},
-//!         "streaks": [{"channel": "ops", "fails": 3, "down": true, "since_ms": 1795860000123}]}
+//!         "streaks": [{"channel": "ops", "fails": 3, "down": true, "since_ms": 1795860000123}],
+//!         "cert_warned": {"ops": [1797000000, 7]}}
 //! ```
 //!
 //! A history row is `[at, ok, status, latency_ms, waited_ms, attempts, error]`, oldest first:
@@ -20,7 +21,9 @@
 
 use super::Counters;
 use crate::state::{ChannelStreak, CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::tls::expiry::Warned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 type Row = (i64, u8, u16, u64, i64, u32, u16);
 
@@ -41,6 +44,10 @@ pub struct Target {
     /// from `consecutive_failures`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     streaks: Vec<ChannelStreak>,
+    /// Certificate warnings sent: channel name -> [notAfter, lowest threshold warned] (added in
+    /// 0.3; older files load with none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cert_warned: BTreeMap<String, (i64, u32)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -119,6 +126,11 @@ impl Target {
             hours: SavedRing::of(&r.uptime.hours),
             days: SavedRing::of(&r.uptime.days),
             streaks: r.streaks.clone(),
+            cert_warned: r
+                .cert_warned
+                .iter()
+                .filter_map(|(channel, w)| Some((channel.clone(), w.saved()?)))
+                .collect(),
         }
     }
 
@@ -163,8 +175,14 @@ impl Target {
                 .transpose()?
                 .unwrap_or_default(),
         };
+        let cert_warned = self
+            .cert_warned
+            .into_iter()
+            .map(|(channel, (newest, below))| (channel, Warned::restored(newest, below)))
+            .collect();
         Ok(Record {
             streaks: self.streaks,
+            cert_warned,
             ..self.counters.with(history, uptime)
         })
     }

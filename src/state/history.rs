@@ -76,6 +76,11 @@ impl History {
         }
     }
 
+    /// Whether the last check carries an error text (on a success: it was degraded).
+    pub fn last_has_error(&self) -> bool {
+        self.entries.back().is_some_and(|e| e.error != 0)
+    }
+
     /// Whether the last check succeeded (without building its record).
     pub fn last_ok(&self) -> Option<bool> {
         self.entries.back().map(|e| e.ok)

@@ -36,6 +36,26 @@ pub struct Warned {
     below: Option<u32>,
 }
 
+impl Warned {
+    /// What a state file keeps: the certificate's notAfter and the lowest threshold warned
+    /// about for it; `None` before any warning.
+    pub fn saved(&self) -> Option<(i64, u32)> {
+        Some((self.newest?, self.below?))
+    }
+
+    pub fn restored(newest: i64, below: u32) -> Warned {
+        Warned {
+            newest: Some(newest),
+            below: Some(below),
+        }
+    }
+
+    /// True once a warning was sent for the certificate seen last.
+    pub fn warned(&self) -> bool {
+        self.saved().is_some()
+    }
+}
+
 /// Whether this reading warrants a warning: `days_left` is under a threshold lower than any
 /// already warned about. One reading gives at most one warning however many thresholds it
 /// crossed; a later notAfter (a renewal) starts over. A certificate with an earlier notAfter

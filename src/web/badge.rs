@@ -21,6 +21,8 @@ pub fn value(w: &TargetView) -> (String, &'static str) {
         (Health::Pending, _) => ("pending".to_string(), "#9f9f9f"),
         (Health::Down, _) => ("down".to_string(), "#e05d44"),
         (Health::Paused, _) => ("paused".to_string(), "#9f9f9f"),
+        (Health::Maintenance, _) => ("maintenance".to_string(), "#5b7bd5"),
+        (Health::Degraded, _) => ("degraded".to_string(), "#dfb317"),
         (Health::Up, Some(u)) => {
             let pct = (u * 1000.0).floor() / 10.0;
             let color = if pct >= 99.0 {

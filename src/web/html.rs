@@ -48,8 +48,8 @@ pub fn escape(s: &str) -> String {
 }
 
 const STYLE: &str = r#"
-:root{--bg:#f6f7f9;--fg:#1b1f24;--muted:#5c6570;--card:#fff;--line:#dde1e6;--up:#1f9d55;--down:#d64545;--pending:#8a94a0;--warn:#c77c02;--downbg:#fdecec}
-@media (prefers-color-scheme:dark){:root{--bg:#0f1216;--fg:#e6e9ed;--muted:#9aa4af;--card:#171b21;--line:#2a3038;--up:#3ecf7a;--down:#ff6b6b;--pending:#7d8793;--warn:#f0a030;--downbg:#3a1a1d}}
+:root{--bg:#f6f7f9;--fg:#1b1f24;--muted:#5c6570;--card:#fff;--line:#dde1e6;--up:#1f9d55;--down:#d64545;--pending:#8a94a0;--warn:#c77c02;--maint:#4a6fd1;--downbg:#fdecec}
+@media (prefers-color-scheme:dark){:root{--bg:#0f1216;--fg:#e6e9ed;--muted:#9aa4af;--card:#171b21;--line:#2a3038;--up:#3ecf7a;--down:#ff6b6b;--pending:#7d8793;--warn:#f0a030;--maint:#7d9cf0;--downbg:#3a1a1d}}
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
 header,main,footer{max-width:1200px;margin:0 auto;padding:12px 16px}
@@ -66,7 +66,7 @@ th[scope=row]{font-size:14px;color:var(--fg);font-weight:400}
 .name{font-weight:600;word-break:break-all}
 .url{font-size:12px;color:var(--muted);word-break:break-all}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;font-size:12px;color:#fff}
-.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending,.pill.paused{background:var(--pending)}
+.pill.up{background:var(--up)}.pill.down{background:var(--down)}.pill.pending,.pill.paused{background:var(--pending)}.pill.degraded{background:var(--warn)}.pill.maintenance{background:var(--maint)}
 .bar{display:flex;gap:2px;align-items:stretch;height:22px}
 .hb{display:inline-block;width:6px;border-radius:2px;background:var(--pending)}
 .hb.up{background:var(--up)}.hb.down{background:var(--down)}.hb.slow{background:var(--warn)}
@@ -80,7 +80,7 @@ h3{font-size:13px;margin:14px 0 6px;color:var(--muted);font-weight:600}
 .cells{list-style:none;margin:0;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(92px,1fr));gap:3px}
 .cells li{padding:1px 5px;line-height:1.4;border-radius:4px;border:1px solid var(--line);border-left:5px solid var(--up);background:var(--card);font-size:11px;overflow-wrap:anywhere;cursor:default}
 .cells li:hover{border-color:var(--muted)}
-.cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li,.cells.paused li{border-left-color:var(--pending)}
+.cells.down li{border-left-color:var(--down);background:var(--downbg)}.cells.pending li,.cells.paused li{border-left-color:var(--pending)}.cells.degraded li{border-left-color:var(--warn)}.cells.maintenance li{border-left-color:var(--maint)}
 @media (max-width:600px){
  header,main,footer{padding:8px 10px}
  table,thead,tbody,tr,th,td{display:block}
@@ -126,6 +126,7 @@ pub fn render_for(s: &Snapshot, site: Site) -> String {
     } else {
         format!("{down} of {total} worker{} down", plural(total))
     };
+    let headline = headline + &aside(s);
     let refresh = match site {
         Site::Served => REFRESH_SECONDS,
         Site::Published => PUBLISHED_REFRESH_SECONDS,
@@ -189,9 +190,11 @@ the previous configuration is still running.</strong> {}</p>",
     let mut order: Vec<&TargetView> = s.workers.iter().collect();
     order.sort_by_key(|w| match w.health {
         Health::Down => 0,
-        Health::Pending => 1,
-        Health::Up => 2,
-        Health::Paused => 3,
+        Health::Degraded => 1,
+        Health::Pending => 2,
+        Health::Maintenance => 3,
+        Health::Up => 4,
+        Health::Paused => 5,
     });
     out.push_str("<h2 id=\"workers\">Workers</h2>");
     if order.len() <= ROWS_UP_TO {
@@ -232,7 +235,14 @@ fn large_fleet(out: &mut String, order: &[&TargetView], now: SystemTime, show_re
         .copied()
         .filter(|w| !full.iter().any(|f| std::ptr::eq(*f, *w)))
         .collect();
-    for health in [Health::Down, Health::Pending, Health::Up, Health::Paused] {
+    for health in [
+        Health::Down,
+        Health::Degraded,
+        Health::Pending,
+        Health::Maintenance,
+        Health::Up,
+        Health::Paused,
+    ] {
         let group: Vec<&TargetView> = rest.iter().copied().filter(|w| w.health == health).collect();
         if group.is_empty() {
             continue;
@@ -278,6 +288,24 @@ fn cell(out: &mut String, w: &TargetView, now: SystemTime) {
     let _ = write!(out, "\">{}</li>", escape(&w.name));
 }
 
+/// ` (1 degraded, 2 in maintenance)`: the workers the headline's "up" does not tell about.
+fn aside(s: &Snapshot) -> String {
+    let count = |h: Health| s.workers.iter().filter(|w| w.health == h).count();
+    let parts: Vec<String> = [
+        (count(Health::Degraded), "degraded"),
+        (count(Health::Maintenance), "in maintenance"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -312,10 +340,11 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     let _ = write!(
         out,
         "<tr class=\"{state}\" id=\"w-{name}\"><th scope=\"row\" data-label=\"Worker\"><div class=\"name\">{name}</div><div class=\"url\">{}</div>\
-<small>every {}</small>{}</th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span></td>",
+<small>{}</small>{}</th><td data-label=\"State\"><span class=\"pill {state}\">{state}</span>{}</td>",
         escape(&w.url),
-        escape(&duration::format(w.interval)),
+        escape(&every(w, now)),
         tls_note(w, now),
+        maintenance_note(w),
     );
     let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
     out.push_str("<td data-label=\"Recent checks\">");
@@ -377,7 +406,15 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         .or_else(|| w.history.iter().rev().find_map(|r| r.error.as_deref()))
     {
         Some(e) => {
-            let _ = write!(out, "<td data-label=\"Last error\" class=\"err\">{}</td>", escape(e));
+            let _ = write!(
+                out,
+                "<td data-label=\"Last error\" class=\"err\">{}{}</td>",
+                escape(e),
+                push_message(w)
+            );
+        }
+        None if w.push.as_ref().is_some_and(|p| p.message.is_some()) => {
+            let _ = write!(out, "<td data-label=\"Last error\">{}</td>", push_message(w));
         }
         None => out.push_str("<td data-label=\"Last error\" class=\"muted\">none</td>"),
     }
@@ -400,6 +437,46 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         );
     }
     out.push_str("</tr>");
+}
+
+/// The end of the maintenance window that is on: `until 2026-12-25T00:00:00Z`.
+fn maintenance_note(w: &TargetView) -> String {
+    let Some(ms) = w.maintenance_until_ms else {
+        return String::new();
+    };
+    let until = rfc3339(from_unix_millis(ms));
+    format!("<br><small class=\"maint\">until <time datetime=\"{until}\">{until}</time></small>")
+}
+
+/// Under the name: how often a pulled worker is checked, or a push worker's period and grace.
+fn every(w: &TargetView, now: SystemTime) -> String {
+    match &w.push {
+        None => format!("every {}", duration::format(w.interval)),
+        Some(p) => format!(
+            "push: every {}, grace {}; last report {}",
+            duration::format(p.info.period),
+            duration::format(p.info.grace),
+            p.counts
+                .last_report_at_ms
+                .map_or("none yet".to_string(), |ms| relative(from_unix_millis(ms), now))
+        ),
+    }
+}
+
+/// The characters of a push report's message the page shows (`/status` has it whole).
+const MESSAGE_SHOWN: usize = 500;
+
+/// A push worker's last message, escaped, below its error text.
+fn push_message(w: &TargetView) -> String {
+    let Some(message) = w.push.as_ref().and_then(|p| p.message.as_deref()) else {
+        return String::new();
+    };
+    let shown: String = message.chars().take(MESSAGE_SHOWN).collect();
+    let more = if shown.len() < message.len() { "…" } else { "" };
+    format!(
+        "<div class=\"msg\"><small>last message:</small> {}{more}</div>",
+        escape(&shown)
+    )
 }
 
 /// The certificate's days left (amber under 14, red under 3) and whether it was verified. A `div`,
@@ -446,7 +523,8 @@ pub fn heartbeat(out: &mut String, recent: &[CheckRecord]) {
     }
     for r in recent {
         // A success that needed retries is shown amber: awake, but it was a cold start.
-        let class = match (r.ok, r.attempts > 1) {
+        // A success slower than `expect_latency` is amber too.
+        let class = match (r.ok, r.attempts > 1 || r.degraded()) {
             (true, false) => "up",
             (true, true) => "up slow",
             (false, _) => "down",
@@ -516,7 +594,7 @@ pub fn sparkline(out: &mut String, recent: &[CheckRecord]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::web::testdata::{fleet, rec, snapshot};
+    use crate::web::testdata::{START, fleet, rec, snapshot};
 
     #[test]
     fn escape_covers_text_and_attributes() {
@@ -560,6 +638,19 @@ mod tests {
         for external in ["<script", "<link", "src=", "@import", "url("] {
             assert!(!page.contains(external), "the page loads nothing: found {external}");
         }
+    }
+
+    #[test]
+    fn degraded_and_maintenance_workers_show_with_the_headline_saying_so() {
+        let mut s = snapshot();
+        s.workers[0].health = Health::Degraded;
+        s.workers[1].health = Health::Maintenance;
+        s.workers[1].maintenance_until_ms = Some((START + 7200) * 1000);
+        let page = render(&s);
+        assert!(page.contains("<span class=\"pill degraded\">degraded</span>"), "{page}");
+        assert!(page.contains("<span class=\"pill maintenance\">maintenance</span><br><small class=\"maint\">until"));
+        assert!(page.contains("(1 degraded, 1 in maintenance)"), "{page}");
+        assert!(!render(&snapshot()).contains("in maintenance"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! written), so memory does not grow with the fleet or the history asked for. `write_worker` is
 //! the one place a target's JSON object is made.
 
-use crate::state::{CertInfo, CheckRecord, Copied, Overview, Snapshot, State, TargetView};
+use crate::state::{CertInfo, CheckRecord, Copied, Overview, PushView, Snapshot, State, TargetView};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_secs};
 use crate::tls::expiry::days_left;
 use serde::Serialize;
@@ -13,9 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Serialize)]
 struct WorkerDoc<'a> {
     name: &'a str,
-    url: &'a str,
+    /// `pull` (we request its URL) or `push` (a heartbeat worker: it reports to us).
+    kind: &'static str,
+    /// `null` for a push worker.
+    url: Option<&'a str>,
     interval_seconds: serde_json::Number,
     state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    maintenance_until: Option<String>,
     paused: bool,
     consecutive_failures: u32,
     checks: u64,
@@ -29,6 +34,42 @@ struct WorkerDoc<'a> {
     last_restart_at: Option<String>,
     tls: Option<TlsDoc>,
     history: Vec<CheckDoc<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<PushDoc<'a>>,
+}
+
+/// A heartbeat worker's reports (`next_check_at` is when the next report is due).
+#[derive(Serialize)]
+struct PushDoc<'a> {
+    endpoint: &'a str,
+    period_seconds: f64,
+    grace_seconds: f64,
+    last_report_at: Option<String>,
+    reports: PushCounts,
+    /// The body of the last report that had one.
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PushCounts {
+    success: u64,
+    failure: u64,
+    start: u64,
+}
+
+fn push_doc<'a>(w: &'a TargetView, p: &'a PushView) -> PushDoc<'a> {
+    PushDoc {
+        endpoint: &w.url,
+        period_seconds: p.info.period.as_secs_f64(),
+        grace_seconds: p.info.grace.as_secs_f64(),
+        last_report_at: p.counts.last_report_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
+        reports: PushCounts {
+            success: p.counts.success,
+            failure: p.counts.failure,
+            start: p.counts.start,
+        },
+        message: p.message.as_deref(),
+    }
 }
 
 #[derive(Serialize)]
@@ -88,13 +129,15 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
     let secs = w.interval.as_secs_f64();
     WorkerDoc {
         name: &w.name,
-        url: &w.url,
+        kind: if w.push.is_some() { "push" } else { "pull" },
+        url: w.push.is_none().then_some(w.url.as_str()),
         interval_seconds: if secs.fract() == 0.0 {
             serde_json::Number::from(w.interval.as_secs())
         } else {
             serde_json::Number::from_f64(secs).unwrap_or_else(|| serde_json::Number::from(w.interval.as_secs()))
         },
         state: w.health.as_str(),
+        maintenance_until: w.maintenance_until_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         paused: w.paused,
         consecutive_failures: w.consecutive_failures,
         checks: w.checks,
@@ -111,6 +154,7 @@ fn worker_doc(w: &TargetView, now: SystemTime) -> WorkerDoc<'_> {
         last_restart_at: w.last_restart_at_ms.map(|ms| rfc3339(from_unix_millis(ms))),
         tls: w.tls.as_ref().map(|c| tls_doc(c, now)),
         history: w.history.iter().map(check_doc).collect(),
+        push: w.push.as_ref().map(|p| push_doc(w, p)),
     }
 }
 

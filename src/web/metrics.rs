@@ -28,10 +28,27 @@ const FAMILIES: &[Family] = &[
         name: "pinger_up",
         kind: "gauge",
         help: "1 if the last check succeeded, else 0 (absent while pending or paused).",
-        sample: |w| match w.health {
-            Health::Pending | Health::Paused => vec![],
-            h => vec![(String::new(), f64::from(u8::from(h == Health::Up)))],
+        sample: |w| match (w.health, &w.last) {
+            (Health::Pending | Health::Paused, _) | (_, None) => vec![],
+            (_, Some(last)) => vec![(String::new(), f64::from(u8::from(last.ok)))],
         },
+    },
+    Family {
+        name: "pinger_degraded",
+        kind: "gauge",
+        help: "1 while the last check succeeded slower than expect_latency, else 0.",
+        sample: |w| {
+            vec![(
+                String::new(),
+                f64::from(u8::from(w.last.as_ref().is_some_and(|r| r.degraded()))),
+            )]
+        },
+    },
+    Family {
+        name: "pinger_maintenance",
+        kind: "gauge",
+        help: "1 inside a maintenance window, else 0.",
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.maintenance_until_ms.is_some())))],
     },
     Family {
         name: "pinger_paused",
@@ -69,6 +86,31 @@ const FAMILIES: &[Family] = &[
                     (w.checks - w.successes.min(w.checks)) as f64,
                 ),
             ]
+        },
+    },
+    Family {
+        name: "pinger_push_reports_total",
+        kind: "counter",
+        help: "Heartbeat reports by result (success, failure or start).",
+        sample: |w| {
+            w.push.as_ref().map_or_else(Vec::new, |p| {
+                crate::state::ReportKind::ALL
+                    .iter()
+                    .map(|k| (format!(",result=\"{}\"", k.as_str()), p.counts.count(*k) as f64))
+                    .collect()
+            })
+        },
+    },
+    Family {
+        name: "pinger_last_push_timestamp_seconds",
+        kind: "gauge",
+        help: "Unix time of a heartbeat worker's last report.",
+        sample: |w| {
+            w.push
+                .as_ref()
+                .and_then(|p| p.counts.last_report_at_ms)
+                .map(|ms| vec![(String::new(), ms as f64 / 1000.0)])
+                .unwrap_or_default()
         },
     },
     Family {

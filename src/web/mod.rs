@@ -7,6 +7,7 @@ pub mod guard;
 pub mod html;
 pub mod json;
 pub mod metrics;
+pub mod push;
 pub mod server;
 pub mod site;
 pub mod stream;
@@ -107,6 +108,10 @@ pub trait Control: Send + Sync {
     fn set_paused(&self, name: &str, paused: bool) -> bool;
     /// Deliveries per alert channel (none without channels).
     fn alert_counts(&self) -> Arc<crate::alert::Counts>;
+    /// Where the reports of the push worker `name` go (`None`: no such push worker here).
+    fn push_inbox(&self, _name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
+        None
+    }
 }
 
 impl Control for crate::fleet::Fleet {
@@ -120,6 +125,10 @@ impl Control for crate::fleet::Fleet {
 
     fn alert_counts(&self) -> Arc<crate::alert::Counts> {
         crate::fleet::Fleet::alert_counts(self)
+    }
+
+    fn push_inbox(&self, name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
+        self.board().get(name)
     }
 }
 
@@ -332,7 +341,7 @@ pub struct StatusQuery {
 }
 
 /// The states `?state=` accepts.
-pub const STATES: [&str; 4] = ["down", "up", "pending", "paused"];
+pub const STATES: [&str; 6] = ["down", "up", "pending", "paused", "degraded", "maintenance"];
 
 fn status_query(query: &str) -> Result<StatusQuery, String> {
     let mut q = StatusQuery {
@@ -362,7 +371,7 @@ fn status_query(query: &str) -> Result<StatusQuery, String> {
 }
 
 /// Decodes `%XX` escapes and `+`; a malformed escape is kept as it was.
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |i: usize| bytes.get(i).and_then(|&b| (b as char).to_digit(16));
     let mut out = Vec::with_capacity(bytes.len());

@@ -99,9 +99,23 @@ fn head_len(request: &tiny_http::Request) -> usize {
     })
 }
 
-fn handle(app: &App, renders: &Renders, request: tiny_http::Request) {
+fn handle(app: &App, renders: &Renders, mut request: tiny_http::Request) {
     if head_len(&request) > MAX_HEAD {
         return respond(request, Reply::error(431, "request head over 16 KiB"));
+    }
+    if request.url().starts_with(super::push::PREFIX) {
+        // The one endpoint that takes a body: read before answering, bounded.
+        let message = super::push::read_body(&mut request);
+        let authorization = request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.as_str());
+        let reply = catch_unwind(AssertUnwindSafe(|| {
+            super::push::answer(app, request.method().as_str(), request.url(), authorization, message)
+        }))
+        .unwrap_or_else(|_| Reply::error(500, "internal error"));
+        return respond(request, reply);
     }
     // Borrowed from the request, not copied: /health is answered tens of thousands of times a
     // second, and every allocation there counts.

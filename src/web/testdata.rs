@@ -28,6 +28,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         restarts_enabled: false,
         health,
         paused: health == Health::Paused,
+        maintenance_until_ms: None,
         checks,
         successes,
         skipped: 0,
@@ -44,6 +45,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         },
         tls: None,
         history,
+        push: None,
     }
 }
 

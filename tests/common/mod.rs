@@ -29,6 +29,12 @@ pub enum Action {
         status: u16,
         body: Vec<u8>,
     },
+    /// Respond with extra header lines (each ending in `\r\n`).
+    RespondWith {
+        status: u16,
+        headers: String,
+        body: Vec<u8>,
+    },
     /// Wait, then respond 200 "ok".
     Delay(Duration),
     /// Accept and never answer.
@@ -46,6 +52,15 @@ pub fn ok() -> Action {
     Action::Respond {
         status: 200,
         body: b"ok".to_vec(),
+    }
+}
+
+/// A 200 with this content type and body.
+pub fn typed(content_type: &str, body: &str) -> Action {
+    Action::RespondWith {
+        status: 200,
+        headers: format!("Content-Type: {content_type}\r\n"),
+        body: body.as_bytes().to_vec(),
     }
 }
 
@@ -211,6 +226,7 @@ fn serve(
         };
         match action {
             Action::Respond { status, body } => write(&mut stream, status, "", &body),
+            Action::RespondWith { status, headers, body } => write(&mut stream, status, &headers, &body),
             Action::Delay(d) => {
                 thread::sleep(d);
                 write(&mut stream, 200, "", b"ok");
@@ -379,6 +395,39 @@ impl Pinger {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The value of a per-worker series in /metrics.
+    pub fn metric(&self, name: &str, worker: &str) -> Option<f64> {
+        let body = self.get("/metrics").body;
+        let prefix = format!("{name}{{worker=\"{worker}\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Waits until a per-worker series in /metrics has `value` (its body may be cached for a
+    /// second); panics with the last value seen.
+    pub fn wait_metric(&self, name: &str, worker: &str, value: f64) {
+        let end = Instant::now() + 10 * SEC;
+        loop {
+            let got = self.metric(name, worker);
+            if got == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{name}{{worker={worker:?}}} is {got:?}, expected {value}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Replaces the configuration file as an editor does (written beside, renamed over).
+    pub fn rewrite_config(&self, text: &str) {
+        let tmp = self.dir.join("pinger.json.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.dir.join("pinger.json")).unwrap();
     }
 
     pub fn signal(&self, sig: &str) {

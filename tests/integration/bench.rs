@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod aged;
+mod once;
 
 struct Table(Vec<(String, String)>);
 

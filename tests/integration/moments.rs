@@ -380,3 +380,188 @@ impl Pinger {
         doc["workers"][name].clone()
     }
 }
+
+#[test]
+fn a_certificate_warning_is_sent_once_per_threshold_across_restarts_and_reloads() {
+    let ca = TestCa::new("warned CA");
+    let server = TlsServer::start(&ca.leaf(&["localhost"], 5 * DAY + 12 * 3600));
+    let hook = FakeServer::always(ok());
+    let dir = crate::common::temp_dir("cert-warned");
+    let ca_path = ca.write(&dir, "ca.pem");
+    let cfg = |interval: &str| {
+        format!(
+            r#"{{"self_ping": false, "cert_check_interval": "10ms", "state_file": "{}",
+                "defaults": {{"interval": "{interval}", "timeout": "5s", "retries": 0}},
+                "alerts": {{"webhook_url": "{}", "type": "json"}},
+                "workers": [{{"name": "rag", "url": "{}", "tls": {{"ca_file": "{}"}}}}]}}"#,
+            dir.join("state.json").display(),
+            hook.url("/hook"),
+            server.url("localhost", "/"),
+            ca_path.display()
+        )
+    };
+    let warnings = || alerts(&hook, "cert_expiring");
+    let mut p = Pinger::start_in(dir.clone(), &cfg("1s"), &[]);
+    eventually("the warning", &p, || (warnings() == 1).then_some(()));
+    p.wait_worker("rag", 15 * SEC, |w| w["checks"].as_u64() >= Some(3));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(10 * SEC), Some(0));
+    drop(p);
+
+    let p = Pinger::start_in(dir.clone(), &cfg("1s"), &[]);
+    p.wait_worker("rag", 15 * SEC, |w| {
+        w["checks"].as_u64() >= Some(6) && !w["tls"].is_null()
+    });
+    // A reload that changes the worker gives it a new schedule, not a new memory.
+    reload(&p, &cfg("2s"), 1);
+    p.wait_worker("rag", 15 * SEC, |w| w["checks"].as_u64() >= Some(8));
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(warnings(), 1, "the same threshold is not warned again\n{}", p.log());
+
+    // A renewal that is still short starts over: one more warning.
+    server.set_leaf(&ca.leaf(&["localhost"], 6 * DAY + 12 * 3600));
+    eventually("the renewal's warning", &p, || (warnings() == 2).then_some(()));
+}
+
+/// The names of the process's threads that start with `prefix`.
+fn threads_named(p: &Pinger, prefix: &str) -> Vec<String> {
+    let dir = format!("/proc/{}/task", p.child.id());
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_reload_restarts_only_the_alert_channels_it_changed() {
+    let flip = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f2 = std::sync::Arc::clone(&flip);
+    // Down and up at every check while flipping: an alert per check on each channel.
+    let target = FakeServer::start(move |n, _| {
+        if f2.load(std::sync::atomic::Ordering::SeqCst) && n % 2 == 0 {
+            status(503)
+        } else {
+            ok()
+        }
+    });
+    // Slower than the alerts come, so both channels have alerts queued at the reload.
+    let keep = FakeServer::always(crate::common::Action::Delay(Duration::from_millis(1500)));
+    let gone = FakeServer::always(crate::common::Action::Hang);
+    let cfg = |channels: &[(&str, &FakeServer, &str)]| {
+        let list: Vec<String> = channels
+            .iter()
+            .map(|(name, hook, timeout)| {
+                format!(
+                    r#"{{"name": "{name}", "type": "json", "webhook_url": "{}", "timeout": "{timeout}",
+                        "failure_threshold": 1}}"#,
+                    hook.url("/")
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"self_ping": false, "alerts": [{}],
+                "workers": [{{"name": "w", "url": "{}", "interval": "1s", "retries": 0}}]}}"#,
+            list.join(", "),
+            target.url("/")
+        )
+    };
+    let p = Pinger::start(&cfg(&[("keep", &keep, "10s"), ("gone", &gone, "1m")]), &[]);
+    p.wait_worker("w", 20 * SEC, |w| w["checks"].as_u64() >= Some(5));
+    let before = threads_named(&p, "alert-");
+    assert_eq!(before.len(), 2, "{before:?}");
+    reload(&p, &cfg(&[("keep", &keep, "10s")]), 1);
+    wait_log(&p, "alert channel gone removed by the reload: ", 1);
+    let line = p
+        .log()
+        .lines()
+        .find(|l| l.contains("alert channel gone removed"))
+        .unwrap()
+        .to_string();
+    let dropped: usize = line
+        .split("reload: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 2, "{line}");
+    assert!(line.ends_with("queued alert(s) dropped"), "{line}");
+    flip.store(false, std::sync::atomic::Ordering::SeqCst);
+    let w = p.wait_worker("w", 20 * SEC, |w| w["state"] == "up");
+    // Every transition while flipping is one alert on keep: none lost to the reload.
+    let history = w["history"].as_array().unwrap();
+    let mut last = None;
+    let transitions = history
+        .iter()
+        .filter(|h| {
+            let ok = h["ok"].as_bool();
+            let changed = ok != last && (last.is_some() || ok == Some(false));
+            last = ok;
+            changed
+        })
+        .count();
+    let end = Instant::now() + 60 * SEC;
+    while keep.count() < transitions && Instant::now() < end {
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(keep.count(), transitions, "keep delivered every alert\n{}", p.log());
+    let after = threads_named(&p, "alert-");
+    assert!(
+        after.contains(&before[0]) || after.contains(&before[1]),
+        "keep's thread runs on: {before:?} -> {after:?}"
+    );
+    assert!(
+        after.iter().all(|n| before.contains(n)),
+        "no channel started again: {before:?} -> {after:?}"
+    );
+}
+
+#[test]
+fn check_shows_every_value_from_a_variable_redacted() {
+    let ca = TestCa::new("secret CA");
+    let dir = crate::common::temp_dir("check-secrets");
+    let private = dir.join("pr1vate-folder");
+    std::fs::create_dir_all(&private).unwrap();
+    ca.write(&private, "ca.pem");
+    let cfg = r#"{"self_ping": false, "workers": [{"name": "a", "url": "https://127.0.0.1:9/",
+        "method": "${M}", "expect_status": "${S}", "space_id": "${SP}",
+        "tls": {"ca_file": "${CA_DIR}/ca.pem"}}]}"#;
+    std::fs::write(dir.join("pinger.json"), cfg).unwrap();
+    let private_dir = private.to_str().unwrap();
+    let env = [
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("CA_DIR", private_dir),
+    ];
+    let (code, out, err) = crate::common::run(&dir, &["check"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("  a  REDACTED https://127.0.0.1:9/"), "{out}");
+    assert!(out.contains("expect status REDACTED"), "{out}");
+    assert!(out.contains("REDACTED/ca.pem (1 certificate(s))"), "{out}");
+    for secret in ["PATCH", "patch", "218", "zz-owner", "pr1vate"] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{secret} shown:\n{out}{err}"
+        );
+    }
+    // A CA file that cannot be read is named redacted too.
+    let missing = [
+        ("M", "patch"),
+        ("S", "218"),
+        ("SP", "zz-owner/zz-space"),
+        ("CA_DIR", "/nonexistent/pr1vate"),
+    ];
+    let (code, out, err) = crate::common::run(&dir, &["check"], &missing);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("workers[0].tls.ca_file: cannot read \"REDACTED/ca.pem\""),
+        "{err}"
+    );
+    assert!(!err.contains("pr1vate"), "{err}");
+}

@@ -374,6 +374,16 @@ fn the_fleet_workflow_runs_once_every_5_minutes_and_deploys_pages() {
     secrets.dedup();
     assert_eq!(secrets, ["PINGER_WEBHOOK_URL", "PINGER_WORKERS"]);
     assert!(runs(check).contains("once --state-file \"$STATE_FILE\" --publish public"));
+    // The README gives the workflow and the timer as they are in deploy/.
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    for file in [
+        "deploy/github-actions/fleet.yml",
+        "deploy/master-pinger-once.service",
+        "deploy/master-pinger-once.timer",
+    ] {
+        let text = std::fs::read_to_string(repo_file(file)).unwrap();
+        assert!(readme.contains(&text), "the README has {file} as it is");
+    }
 }
 
 #[test]

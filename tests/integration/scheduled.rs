@@ -504,3 +504,29 @@ fn publish_to_a_bucket_puts_every_file_under_the_prefix() {
     once();
     assert!(once().contains("nothing changed"));
 }
+
+#[test]
+fn heartbeat_workers_are_listed_not_checked() {
+    let up = FakeServer::always(ok());
+    let d = temp_dir("scheduled-push");
+    std::fs::write(
+        d.join("pinger.json"),
+        format!(
+            r#"{{"workers": [{{"name": "api", "url": "{}"}},
+                {{"name": "nightly-backup", "push": {{"period": "1d", "grace": "1h"}}, "token": "${{PT}}"}}]}}"#,
+            up.url("/")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &d,
+        &["once", "--state-file", "s.json", "--publish", "public"],
+        &[("PT", "push-secret-1")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out.lines().find(|l| l.starts_with("nightly-backup")).expect(&out);
+    assert!(line.contains("push") && line.contains("not checked"), "{out}");
+    assert!(err.contains("1 of 1 worker(s) up, 1 push (not checked)"), "{err}");
+    assert!(!format!("{out}{err}").contains("push-secret-1"));
+    assert_eq!(up.count(), 1);
+}
