@@ -38,18 +38,21 @@ EXIT STATUS:
     once: 0 every worker up, 1 any worker down, 2 bad usage or bad configuration
 ";
 
+/// What `once` was asked for besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct OnceOptions {
+    /// Print the `/status` document instead of one line per worker.
+    pub json: bool,
+    pub publish: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Command {
     Run(Flags),
     Check(Flags),
     NotifyTest(Flags),
-    Healthcheck {
-        url: Option<String>,
-    },
-    Once {
-        flags: Flags,
-        options: crate::once::Options,
-    },
+    Healthcheck { url: Option<String> },
+    Once { flags: Flags, options: OnceOptions },
     Help,
     Version,
 }
@@ -65,7 +68,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     };
     let mut flags = Flags::default();
     let mut url = None;
-    let mut options = crate::once::Options::default();
+    let mut options = OnceOptions::default();
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),

@@ -9,10 +9,10 @@ pub mod remote;
 mod v1;
 mod v2;
 
-use crate::state::{History, PushCounts, Record, State, Uptime};
+use crate::state::{Record, State};
 use crate::timefmt::{rfc3339, unix_secs};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -220,92 +220,6 @@ impl Persister {
         w.write_all(b"}}")?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
-    }
-}
-
-/// The counters every format saves under the same names.
-#[derive(Serialize, Deserialize, Default)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-#[serde(default)]
-pub struct Counters {
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_restart_at_ms: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub paused: bool,
-    /// A heartbeat worker's reports (absent for a pulled worker, and in files written before).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub push: Option<SavedPush>,
-}
-
-/// `"push": {"last_report": 1795860000123, "success": 12, "failure": 1, "start": 13}`.
-#[derive(Serialize, Deserialize, Default, Clone, Copy)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-#[serde(default)]
-pub struct SavedPush {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_report: Option<u64>,
-    success: u64,
-    failure: u64,
-    start: u64,
-}
-
-impl SavedPush {
-    fn of(p: &PushCounts) -> Option<SavedPush> {
-        (!p.is_empty()).then_some(SavedPush {
-            last_report: p.last_report_at_ms,
-            success: p.success,
-            failure: p.failure,
-            start: p.start,
-        })
-    }
-
-    fn counts(self) -> PushCounts {
-        PushCounts {
-            last_report_at_ms: self.last_report,
-            success: self.success,
-            failure: self.failure,
-            start: self.start,
-        }
-    }
-}
-
-impl Counters {
-    fn of(r: &Record) -> Counters {
-        Counters {
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
-            paused: r.paused,
-            push: SavedPush::of(&r.push),
-        }
-    }
-
-    fn with(self, history: History, uptime: Uptime) -> Record {
-        Record {
-            checks: self.checks,
-            successes: self.successes,
-            skipped: self.skipped,
-            attempts: self.attempts,
-            consecutive_failures: self.consecutive_failures,
-            restarts: self.restarts,
-            last_restart_at_ms: self.last_restart_at_ms,
-            paused: self.paused,
-            push: self.push.map(SavedPush::counts).unwrap_or_default(),
-            history,
-            uptime,
-            streaks: Vec::new(),
-            cert_warned: Vec::new(),
-        }
     }
 }
 

@@ -13,9 +13,12 @@ pub use history::{Copied, History};
 pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::config::{SELF_NAME, Target};
 use crate::maintenance::{self, Window};
+use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::{CertInfo, Warned};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -72,24 +75,35 @@ impl Health {
     }
 }
 
-/// What the state remembers about one target: counters, the recent checks and uptime buckets,
-/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Record {
+/// A target's counters: kept in its `Record`, saved by `persist` as they are (every format
+/// writes them under these names) and copied into its `TargetView`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
     pub attempts: u64,
     pub consecutive_failures: u32,
     pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
+    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
+    #[serde(skip_serializing_if = "PushCounts::is_empty")]
+    pub push: PushCounts,
+}
+
+/// What the state remembers about one target: counters, the recent checks and uptime buckets,
+/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub counters: Counters,
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
-    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
-    pub paused: bool,
-    /// A heartbeat worker's reports (all zero for a pulled worker).
-    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
@@ -98,39 +112,18 @@ pub struct Record {
     pub cert_warned: Vec<(String, Warned)>,
 }
 
-/// One alert channel's streak for one target, as the state keeps and the state file saves it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ChannelStreak {
-    pub channel: String,
-    /// Consecutive failed and good checks (one of them is 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub fails: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub oks: u32,
-    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub down: Option<bool>,
-    /// Unix milliseconds of the first failure of the current run of failures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<u64>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 impl Record {
     /// `uptime`: whether the check counts in the uptime tallies (a failure inside a maintenance
     /// window does not).
     fn push(&mut self, rec: CheckRecord, cap: usize, uptime: bool) {
-        self.checks += 1;
-        self.attempts += u64::from(rec.attempts);
+        let c = &mut self.counters;
+        c.checks += 1;
+        c.attempts += u64::from(rec.attempts);
         if rec.ok {
-            self.successes += 1;
-            self.consecutive_failures = 0;
+            c.successes += 1;
+            c.consecutive_failures = 0;
         } else {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            c.consecutive_failures = c.consecutive_failures.saturating_add(1);
         }
         if uptime {
             self.uptime.record(rec.at_ms, rec.ok);
@@ -145,7 +138,7 @@ impl Record {
     /// Its state at `now_ms` (Unix ms), given what is known of it.
     pub fn health_at(&self, info: &TargetInfo, now_ms: u64) -> Health {
         let last = self.history.last_ok().map(|ok| (ok, self.history.last_has_error()));
-        health_of(self.paused, last, info.maintenance_until(now_ms))
+        health_of(self.counters.paused, last, info.maintenance_until(now_ms))
     }
 
     /// The counters, uptime and last check, without the rest of the history.
@@ -155,11 +148,29 @@ impl Record {
             history.push(&last, 1);
         }
         Record {
+            counters: self.counters.clone(),
             history,
+            uptime: self.uptime,
             streaks: self.streaks.clone(),
             cert_warned: self.cert_warned.clone(),
-            ..*self
         }
+    }
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
+        maintenance: t.maintenance.clone(),
+        push: t.push.as_ref().map(|p| PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -185,16 +196,9 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
-    pub paused: bool,
     /// When the maintenance window that is on ends (Unix ms).
     pub maintenance_until_ms: Option<u64>,
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    pub last_restart_at_ms: Option<u64>,
+    pub counters: Counters,
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
@@ -420,7 +424,7 @@ impl State {
 
     pub fn set_paused(&self, id: usize, paused: bool) {
         if let Some(s) = self.change().slot(id) {
-            s.record.paused = paused;
+            s.record.counters.paused = paused;
         }
     }
 
@@ -483,7 +487,7 @@ impl State {
     ) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push.add(kind, unix_millis(at));
+            s.record.counters.push.add(kind, unix_millis(at));
             if message.is_some() {
                 s.message = message;
             }
@@ -495,7 +499,7 @@ impl State {
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.skipped += n;
+            s.record.counters.skipped += n;
         }
     }
 
@@ -507,8 +511,8 @@ impl State {
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.restarts += 1;
-            s.record.last_restart_at_ms = Some(unix_millis(at));
+            s.record.counters.restarts += 1;
+            s.record.counters.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
@@ -647,18 +651,6 @@ impl State {
     }
 }
 
-/// A target's counters as `Copy` takes them.
-struct Counters {
-    checks: u64,
-    successes: u64,
-    skipped: u64,
-    attempts: u64,
-    consecutive_failures: u32,
-    restarts: u64,
-    last_restart_at_ms: Option<u64>,
-    paused: bool,
-}
-
 /// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
 /// checks as 24-byte entries in a `Copied` buffer.
 struct Copy {
@@ -671,7 +663,6 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
-    push: PushCounts,
     message: Option<Arc<str>>,
 }
 
@@ -682,37 +673,28 @@ impl Copy {
         let entries = r.history.copy_newest(limit.max(1), buf);
         Copy {
             info: Arc::clone(&slot.info),
-            counters: Counters {
-                checks: r.checks,
-                successes: r.successes,
-                skipped: r.skipped,
-                attempts: r.attempts,
-                consecutive_failures: r.consecutive_failures,
-                restarts: r.restarts,
-                last_restart_at_ms: r.last_restart_at_ms,
-                paused: r.paused,
-            },
+            counters: r.counters.clone(),
             uptime: r.uptime,
-            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.counters.paused),
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
-            push: r.push,
             message: slot.message.clone(),
         }
     }
 
     fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
-        let (info, r) = (&self.info, &self.counters);
+        let info = &self.info;
         let last = buf
             .record(self.entries.end.wrapping_sub(1))
             .filter(|_| !self.entries.is_empty());
         let maintenance_until_ms = info.maintenance_until(now_ms);
         let health = health_of(
-            r.paused,
+            self.counters.paused,
             last.as_ref().map(|c| (c.ok, c.error.is_some())),
             maintenance_until_ms,
         );
+        let push = self.counters.push;
         TargetView {
             name: info.name.clone(),
             url: info.display_url.clone(),
@@ -720,15 +702,8 @@ impl Copy {
             is_self: info.is_self,
             restarts_enabled: info.restarts_enabled,
             health,
-            paused: r.paused,
             maintenance_until_ms,
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
+            counters: self.counters,
             last,
             next_check_at_ms: self.next_check_at_ms,
             uptime: self.uptime.ratios(now_ms),
@@ -736,7 +711,7 @@ impl Copy {
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
             push: info.push.map(|info| PushView {
                 info,
-                counts: self.push,
+                counts: push,
                 message: self.message,
             }),
         }
@@ -771,7 +746,10 @@ mod tests {
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
         assert_eq!(r.last().map(|x| x.at_ms), Some(14_000));
-        assert_eq!((r.checks, r.successes, r.consecutive_failures), (15, 12, 0));
+        assert_eq!(
+            (r.counters.checks, r.counters.successes, r.counters.consecutive_failures),
+            (15, 12, 0)
+        );
     }
 
     #[test]
@@ -781,12 +759,12 @@ mod tests {
         r.push(rec(0, false), 10, true);
         r.push(rec(1, false), 10, true);
         assert_eq!(
-            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
             (Health::Down, 2)
         );
         r.push(rec(2, true), 10, true);
         assert_eq!(
-            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
             (Health::Up, 0)
         );
     }
@@ -828,7 +806,11 @@ mod tests {
         let d = s.add(TargetInfo::test("d"), Record::default());
         assert_eq!(d, 3, "a new id, never a removed one");
         s.record_check(2, rec(1, false));
-        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(
+            s.record_of(2).unwrap().counters.checks,
+            1,
+            "c is found after the removal"
+        );
         assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
         s.arrange(&[d, 0, 2]);
         let names: Vec<String> = s
@@ -849,7 +831,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(10);
         let snap = s.snapshot(0, now);
         assert_eq!(snap.workers[0].health, Health::Paused);
-        assert!(snap.workers[0].paused);
+        assert!(snap.workers[0].counters.paused);
         assert_eq!(snap.workers[0].next_check_at_ms, None);
         assert_eq!(snap.overall(), "ok", "a paused worker is not down");
         s.set_paused(0, false);
@@ -892,7 +874,10 @@ mod tests {
         s.record_check(0, rec(HOUR + 1, false));
         let inside = UNIX_EPOCH + Duration::from_millis(HOUR + 2);
         let w = &s.snapshot(10, inside).workers[0];
-        assert_eq!((w.health, w.uptime[0], w.checks), (Health::Maintenance, None, 1));
+        assert_eq!(
+            (w.health, w.uptime[0], w.counters.checks),
+            (Health::Maintenance, None, 1)
+        );
         assert_eq!(w.maintenance_until_ms, Some(2 * HOUR));
         s.record_check(0, rec(HOUR + 3, true));
         assert_eq!(

@@ -21,15 +21,17 @@
 //! of its `Debug` until it is listed there.
 
 mod alerts;
+pub mod channel;
 mod check;
 mod conditions;
 mod ctx;
 pub mod limits;
+pub mod proxy;
 pub mod push;
 mod self_ping;
 mod settings;
 pub mod shard;
-mod tls;
+pub mod tls;
 mod warnings;
 mod workers;
 
@@ -39,6 +41,7 @@ pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use push::Push;
 pub use settings::Settings;
 pub use shard::Shard;
+pub use tls::{CaFile, TlsSettings};
 pub use workers::{derive_name, valid_name};
 
 use ctx::Ctx;
@@ -119,7 +122,7 @@ pub struct Target {
     /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
     pub paused: bool,
     /// `tls`: extra trusted CAs, or no verification at all.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
     /// `expect_latency`, `expect_json`, `expect_header`, `expect_body_absent` (config/conditions.rs).

@@ -6,15 +6,15 @@
 //! in `FIELDS`, and one line in `parse`; its default and bounds go in limits.rs. Code after loading
 //! reads it as `cfg.settings.NAME`.
 
+use super::CaFile;
 use super::ctx::{Ctx, env_var, show};
 use super::limits::{
     CERT_CHECK_INTERVAL, DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN,
     SAVE_INTERVAL, WATCH_CONFIG,
 };
+use super::proxy::Proxies;
 use super::{Flags, redacted};
-use crate::proxy::Proxies;
 use crate::target_url;
-use crate::tls::CaFile;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::SocketAddr;

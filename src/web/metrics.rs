@@ -54,7 +54,7 @@ const FAMILIES: &[Family] = &[
         name: "pinger_paused",
         kind: "gauge",
         help: "1 while the worker is paused, else 0.",
-        sample: |w| vec![(String::new(), f64::from(u8::from(w.paused)))],
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.counters.paused)))],
     },
     Family {
         name: "pinger_check_duration_seconds",
@@ -80,10 +80,10 @@ const FAMILIES: &[Family] = &[
         help: "Checks by result.",
         sample: |w| {
             vec![
-                (",result=\"success\"".to_string(), w.successes as f64),
+                (",result=\"success\"".to_string(), w.counters.successes as f64),
                 (
                     ",result=\"failure\"".to_string(),
-                    (w.checks - w.successes.min(w.checks)) as f64,
+                    (w.counters.checks - w.counters.successes.min(w.counters.checks)) as f64,
                 ),
             ]
         },
@@ -117,19 +117,19 @@ const FAMILIES: &[Family] = &[
         name: "pinger_attempts_total",
         kind: "counter",
         help: "HTTP attempts, retries included.",
-        sample: |w| vec![(String::new(), w.attempts as f64)],
+        sample: |w| vec![(String::new(), w.counters.attempts as f64)],
     },
     Family {
         name: "pinger_skipped_total",
         kind: "counter",
         help: "Deadlines skipped because a check overran its slot.",
-        sample: |w| vec![(String::new(), w.skipped as f64)],
+        sample: |w| vec![(String::new(), w.counters.skipped as f64)],
     },
     Family {
         name: "pinger_restarts_total",
         kind: "counter",
         help: "Hugging Face Space restarts requested.",
-        sample: |w| vec![(String::new(), w.restarts as f64)],
+        sample: |w| vec![(String::new(), w.counters.restarts as f64)],
     },
     Family {
         name: "pinger_tls_cert_expiry_timestamp_seconds",
@@ -256,7 +256,7 @@ mod tests {
     fn a_paused_worker_has_pinger_paused_and_no_pinger_up() {
         let mut s = snapshot();
         s.workers[0].health = Health::Paused;
-        s.workers[0].paused = true;
+        s.workers[0].counters.paused = true;
         s.reloads = (3, 1);
         let text = render(&s, &[]);
         assert!(text.contains("pinger_paused{worker=\"api\"} 1\n"));

@@ -3,12 +3,12 @@
 
 use crate::common::hub::{FakeHub, READ_TOKEN, REGULAR_MAX, WRITE_TOKEN};
 use crate::common::s3::{BUCKET, Moto};
+use master_pinger::config::proxy::Proxies;
 use master_pinger::net::Net;
 use master_pinger::persist::remote::hub;
 use master_pinger::persist::remote::s3::{Client, Condition, S3Settings};
 use master_pinger::persist::remote::sigv4::Credentials;
 use master_pinger::persist::remote::{Error, ErrorKind};
-use master_pinger::proxy::Proxies;
 use std::time::Duration;
 
 pub fn s3_client(moto: &Moto, secret: &str) -> Client {

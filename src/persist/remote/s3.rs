@@ -331,7 +331,7 @@ mod tests {
     use super::*;
 
     fn client(endpoint: Option<&str>, path_style: Option<bool>) -> Client {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         Client::new(
             &net,
             &S3Settings {
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_bad_endpoint_is_named() {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         for bad in ["ftp://x", "s3.example.com", "https://user:pw@host", "https://h/?q=1"] {
             let settings = S3Settings {
                 endpoint: Some(bad.into()),

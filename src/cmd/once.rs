@@ -7,7 +7,9 @@
 //! is down. SIGTERM or SIGINT (a scheduler's timeout) ends the wait for checks still running:
 //! what has finished is recorded and saved.
 
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::alert::Alerter;
+use crate::cli::OnceOptions;
 use crate::config::{Config, Env, Target};
 use crate::net::Net;
 use crate::persist::Persister;
@@ -17,8 +19,8 @@ use crate::shutdown::{Shutdown, Waker};
 use crate::state::{CertInfo, Health, Snapshot, State};
 use crate::timefmt::from_unix_millis;
 use crate::tls::expiry::Watch;
+use crate::web;
 use crate::worker::{self, Alerting};
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, web};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -32,14 +34,6 @@ pub const MAX_PARALLEL: usize = 32;
 const ALERT_GRACE: Duration = Duration::from_secs(30);
 /// After SIGTERM: the alerts already queued get this long, as the service's shutdown does.
 const ALERT_GRACE_STOPPING: Duration = Duration::from_secs(2);
-
-/// What `once` was asked for besides the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Print the `/status` document instead of one line per worker.
-    pub json: bool,
-    pub publish: Option<String>,
-}
 
 /// One check to run: a worker's target and its id in the state.
 struct Job {
@@ -58,7 +52,7 @@ enum Msg {
 }
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
-pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+pub fn run(cfg: &Config, opts: &OnceOptions, env: &Env) -> u8 {
     // Heartbeat (push) workers report to a running service; there is nothing here to check. They
     // are listed, and left out of the state and the page.
     let push: Vec<String> = cfg
@@ -80,13 +74,13 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     };
     // Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
     let level = cfg.settings.log_level;
-    crate::init_logging(if level >= log::LevelFilter::Debug {
+    super::run::init_logging(if level >= log::LevelFilter::Debug {
         level
     } else {
         log::LevelFilter::Warn
     });
     let started = SystemTime::now();
-    let infos = cfg.workers.iter().map(crate::target_info).collect();
+    let infos = cfg.workers.iter().map(crate::state::target_info).collect();
     let state = State::new(infos, cfg.settings.history, started);
     let persister = cfg.settings.state_file.clone().map(|path| {
         let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
@@ -132,7 +126,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         .workers
         .iter()
         .enumerate()
-        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.paused))
+        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.counters.paused))
         .map(|(slot, t)| Job {
             slot,
             target: t.clone(),
@@ -144,7 +138,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             Some(a) => {
                 let saved = state.record_of(j.slot).unwrap_or_default();
                 Alerting {
-                    streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
+                    streaks: a.streaks(&j.target, saved.counters.consecutive_failures, &saved.streaks),
                     cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
                 }
             }
