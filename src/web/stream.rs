@@ -480,8 +480,9 @@ pub mod tests {
         pool.submit(2).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         release.send(()).unwrap();
-        assert_eq!(done.recv().unwrap(), (1, false));
-        assert_eq!(done.recv().unwrap(), (2, true));
+        // Whether the first one was late depends on how soon a loaded machine ran the thread.
+        assert_eq!(done.recv().unwrap().0, 1);
+        assert_eq!(done.recv().unwrap(), (2, true), "waited 200 ms, 50 allowed");
     }
 
     #[test]
