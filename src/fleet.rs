@@ -92,6 +92,14 @@ pub fn infos(cfg: &Config) -> Vec<TargetInfo> {
     targets(cfg).iter().map(crate::state::target_info).collect()
 }
 
+/// `Err` saying which of the host's thread limits (read now) a fleet running `cfg` would pass,
+/// and what to do about it.
+pub fn fits(cfg: &Config) -> Result<(), String> {
+    let restarts = cfg.workers.iter().any(|w| w.space_id.is_some());
+    let needed = crate::host::threads_needed(targets(cfg).len(), cfg.alerts.channels.len(), restarts);
+    crate::host::check(needed, &crate::host::limits())
+}
+
 /// The same check against the same URL: whether `paused` differs does not make a change.
 fn same_target(a: &Target, b: &Target) -> bool {
     a == &Target {
@@ -289,6 +297,8 @@ impl Fleet {
     /// Applies a new, valid configuration. Never blocks on a worker: removed ones are told to
     /// stop and joined later, once they have ended.
     pub fn apply(&self, cfg: &Config) -> Result<Changes, String> {
+        // Refused before anything changes: the running fleet is kept whole.
+        fits(cfg)?;
         let mut inner = self.lock();
         let inner = &mut *inner;
         // SSL_CERT_FILE is read again by every reload: when its certificates changed, every

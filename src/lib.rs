@@ -13,7 +13,7 @@
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
 //! - state:    `state/`, `persist/`
 //! - actors:   `alert/` (queues; each provider's request builder is pure), `restart`, `worker`,
-//!   `heartbeat` (push workers), `fleet`, `reload`
+//!   `heartbeat` (push workers), `fleet`, `reload`, `remote_saver` (the state's remote copy)
 //! - web:      `web/` (server, guard, router, renderers, cache), `publish` (the page as files)
 //! - commands: `cmd/` (`run`, `check`, `once`, `healthcheck`, `notify-test`); this file only
 //!   dispatches to them.
@@ -26,6 +26,7 @@ pub mod config;
 pub mod duration;
 pub mod fleet;
 pub mod heartbeat;
+pub mod host;
 pub mod maintenance;
 pub mod net;
 pub mod os;
@@ -33,6 +34,7 @@ pub mod persist;
 pub mod probe;
 pub mod publish;
 pub mod reload;
+pub mod remote_saver;
 pub mod resolve;
 pub mod restart;
 pub mod schedule;
@@ -85,12 +87,20 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
             Err(errors) => report_config_errors(&errors),
         },
         cli::Command::Run(flags) => match config::load(&flags, env) {
-            Ok(cfg) => match cmd::run::run(cfg, flags, env.clone()) {
-                Ok(()) => EXIT_OK,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    EXIT_FAILURE
+            // A fleet past the host's thread limits is refused before any thread starts.
+            Ok(cfg) => match fleet::fits(&cfg) {
+                Err(e) => {
+                    eprintln!("error: {}: {e}", cfg.source);
+                    eprintln!("master-pinger: the fleet does not fit this host's thread limits; not started");
+                    EXIT_USAGE
                 }
+                Ok(()) => match cmd::run::run(cfg, flags, env.clone()) {
+                    Ok(()) => EXIT_OK,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        EXIT_FAILURE
+                    }
+                },
             },
             Err(errors) => report_config_errors(&errors),
         },

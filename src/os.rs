@@ -194,7 +194,36 @@ mod imp {
         }
     }
 
+    /// Writes everything cached for the file system holding `path` to disk (`syncfs`): one call
+    /// in place of an fsync per file, for a folder of a thousand new files.
+    pub fn sync_filesystem(path: &std::path::Path) -> std::io::Result<()> {
+        let dir = std::fs::File::open(path)?;
+        // SAFETY: a valid descriptor, open for the duration of the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Returns (old soft limit, new soft limit), or `None` when the limit could not be read.
+    /// `RLIMIT_NPROC`'s soft value when finite, and whether the process runs as root (which
+    /// the kernel does not hold to it).
+    pub fn nproc_limit() -> Option<(u64, bool)> {
+        let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
+        // SAFETY: getrlimit fills in the `struct rlimit` it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, lim.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: getrlimit succeeded, so the struct is filled in.
+        let soft = unsafe { lim.assume_init() }.rlim_cur;
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        // `rlim_t` is 32 bits on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        (soft != libc::RLIM_INFINITY).then_some((soft as u64, root))
+    }
+
     pub fn raise_nofile() -> Option<(libc::rlim_t, libc::rlim_t)> {
         let mut lim = MaybeUninit::<libc::rlimit>::zeroed();
         // SAFETY: getrlimit fills in the `struct rlimit` it is given.
@@ -224,7 +253,15 @@ mod imp {
         None
     }
 
+    pub fn nproc_limit() -> Option<(u64, bool)> {
+        None
+    }
+
     pub fn exchange(_a: &std::path::Path, _b: &std::path::Path) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn sync_filesystem(_path: &std::path::Path) -> std::io::Result<()> {
         Err(std::io::ErrorKind::Unsupported.into())
     }
 
@@ -258,8 +295,8 @@ mod imp {
 }
 
 pub use imp::{
-    current_stack, dup, exchange, nice_current_thread, raise_nofile, release_stack_below_here, set_nodelay,
-    socket_inode, tcp_info,
+    current_stack, dup, exchange, nice_current_thread, nproc_limit, raise_nofile, release_stack_below_here,
+    set_nodelay, socket_inode, sync_filesystem, tcp_info,
 };
 
 #[cfg(test)]

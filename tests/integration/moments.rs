@@ -565,3 +565,114 @@ fn check_shows_every_value_from_a_variable_redacted() {
     );
     assert!(!err.contains("pr1vate"), "{err}");
 }
+
+/// A pids cgroup of the test's own, under this process's cgroup, holding at most `max` tasks;
+/// `None` when the machine does not let the test make one.
+struct PidsCgroup(std::path::PathBuf);
+
+impl PidsCgroup {
+    fn new(max: u64) -> Option<PidsCgroup> {
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let mut dirs = Vec::new();
+        for line in cgroups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let rel = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "pids") {
+                dirs.push(std::path::Path::new("/sys/fs/cgroup/pids").join(rel));
+            } else if controllers.is_empty() {
+                dirs.push(std::path::Path::new("/sys/fs/cgroup").join(rel));
+            }
+        }
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        dirs.into_iter().find_map(|parent| {
+            let dir = parent.join(format!("mp-test-{}-{n}", std::process::id()));
+            std::fs::create_dir(&dir).ok()?;
+            let cg = PidsCgroup(dir);
+            std::fs::write(cg.0.join("pids.max"), max.to_string()).ok()?;
+            Some(cg)
+        })
+    }
+
+    /// The pinger started inside this cgroup (a shell moves itself in, then becomes the pinger).
+    fn command(&self, dir: &std::path::PathBuf, args: &str) -> std::process::Command {
+        let procs = self.0.join("cgroup.procs");
+        let mut c = std::process::Command::new("sh");
+        c.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        c.arg("-c").arg(format!(
+            "echo $$ > '{}' && exec '{}' {args}",
+            procs.display(),
+            crate::common::BIN
+        ));
+        c
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The processes in it have ended by now; a cgroup with none left can be removed.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn http_fleet(target: &FakeServer, n: usize) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"name": "w{i}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                target.url("/")
+            )
+        })
+        .collect();
+    format!(r#"{{"self_ping": false, "workers": [{}]}}"#, list.join(", "))
+}
+
+#[test]
+fn a_fleet_past_the_cgroups_pids_max_is_refused_at_start_and_on_reload() {
+    let Some(cg) = PidsCgroup::new(80) else {
+        crate::common::skip("cannot make a pids cgroup under this process's own");
+        return;
+    };
+    let target = FakeServer::always(ok());
+    let dir = crate::common::temp_dir("pids-max");
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 40)).unwrap();
+    let started = Instant::now();
+    let out = cg.command(&dir, "--listen 127.0.0.1:0").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(started.elapsed() < 10 * SEC, "at once");
+    let cg_file = cg.0.join("pids.max");
+    for what in [
+        "needs about 88 threads".to_string(),
+        format!("the cgroup's pids.max ({}) is 80", cg_file.display()),
+        "TasksMax=".to_string(),
+        "--pids-limit".to_string(),
+        "--shard".to_string(),
+    ] {
+        assert!(err.contains(&what), "no {what:?} in:\n{err}");
+    }
+    assert_eq!(target.count(), 0, "no worker started");
+
+    // Five workers fit; a reload to forty is refused and the five keep running.
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 5)).unwrap();
+    let p = Pinger::spawn(cg.command(&dir, "--listen 127.0.0.1:0"), dir.clone());
+    for i in 0..5 {
+        p.wait_worker(&format!("w{i}"), 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    }
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 40)).unwrap();
+    p.signal("HUP");
+    wait_log(&p, "configuration reload failed: this fleet needs about 88 threads", 1);
+    let before = p.worker("w4")["checks"].as_u64().unwrap();
+    p.wait_worker("w4", 15 * SEC, |w| w["checks"].as_u64() >= Some(before + 2));
+    let s = p.status();
+    assert_eq!(s["workers"].as_array().unwrap().len(), 5, "the running fleet is kept");
+    assert!(s["config_error"].as_str().unwrap_or("").contains("pids.max"), "{s:#}");
+}
