@@ -204,7 +204,7 @@ pub fn serve_with(
 ) {
     let renders = Arc::new(stream::start(Arc::clone(&app), render_limits));
     match listener.local_addr() {
-        Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
+        Ok(addr) => guard::start(addr, limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
     }
     while !shutdown.is_triggered() {
