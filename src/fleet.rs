@@ -622,7 +622,8 @@ mod tests {
     #[test]
     fn a_new_url_starts_history_over_and_a_pause_stops_checks() {
         let t = target200();
-        let (fleet, state, shutdown) = start(&config(t.port, "1h", &[("a", "")]));
+        // `b` is never paused: its checks show that time passed on the same schedule.
+        let (fleet, state, shutdown) = start(&config(t.port, "1s", &[("a", ""), ("b", "")]));
         wait("a's first check", || checks(&state, "a") == 1);
         assert!(fleet.set_paused("a", true));
         assert_eq!(
@@ -630,8 +631,7 @@ mod tests {
             Some(false),
             "a paused worker is not checked on demand"
         );
-        let moved = config(t.port, "1h", &[("a", "")]);
-        let mut moved = moved;
+        let mut moved = config(t.port, "1s", &[("a", ""), ("b", "")]);
         moved.workers[0].url = format!("http://127.0.0.1:{}/moved", t.port);
         assert_eq!(fleet.apply(&moved).unwrap().changed, 1);
         let r = state.record_of(state.slot_of("a").unwrap()).unwrap();
@@ -640,7 +640,10 @@ mod tests {
             (0, true),
             "fresh history, still paused"
         );
-        thread::sleep(Duration::from_millis(200));
+        // An unpaused `a` would check at once on its new URL, then every second: by the time `b`
+        // has been checked twice more, it would have been at least once.
+        let b_then = checks(&state, "b");
+        wait("two more checks of b", || checks(&state, "b") >= b_then + 2);
         assert!(
             !t.hits.lock().unwrap().iter().any(|p| p == "/moved"),
             "paused: not pinged"

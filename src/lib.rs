@@ -7,13 +7,13 @@
 //! below it, and no two modules (or folders) import each other:
 //!
 //! - values:   `duration`, `timefmt`, `target_url`, `schedule`, `streak`, `conditions`,
-//!   `maintenance`, `shutdown`, `os`
+//!   `maintenance`, `shutdown`, `os`, `host`
 //! - config:   `config/` (file + env + flags -> `Config`; `Env`, proxies, TLS and channel
 //!   settings), `cli`
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
 //! - state:    `state/`, `persist/`
 //! - actors:   `alert/` (queues; each provider's request builder is pure), `restart`, `worker`,
-//!   `heartbeat` (push workers), `fleet`, `reload`
+//!   `heartbeat` (push workers), `fleet`, `reload`, `remote_saver`, `remote_saver` (the state's remote copy)
 //! - web:      `web/` (server, guard, router, renderers, cache), `publish` (the page as files)
 //! - commands: `cmd/` (`run`, `check`, `once`, `healthcheck`, `notify-test`); this file only
 //!   dispatches to them.
@@ -34,6 +34,7 @@ pub mod persist;
 pub mod probe;
 pub mod publish;
 pub mod reload;
+pub mod remote_saver;
 pub mod resolve;
 pub mod restart;
 pub mod schedule;

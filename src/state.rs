@@ -141,6 +141,52 @@ impl Record {
         health_of(self.counters.paused, last, info.maintenance_until(now_ms))
     }
 
+    /// This record (made since start-up) after `older` (a saved one that arrived late): counters
+    /// add up, the history is the older checks then these, and each uptime bucket holds both.
+    /// The pause stays this one's (the fleet acts on it already).
+    pub fn merge_older(&mut self, older: Record, cap: usize) {
+        let mut history = History::default();
+        for rec in older
+            .history
+            .newest(older.history.len())
+            .chain(self.history.newest(self.history.len()))
+        {
+            history.push(&rec, cap);
+        }
+        let mut uptime = older.uptime;
+        if let Some((newest, tallies)) = self.uptime.hours.oldest_first() {
+            for (i, t) in tallies.into_iter().enumerate() {
+                if let Some(hour) = (newest + 1 + i as u64).checked_sub(tallies.len() as u64) {
+                    uptime.hours.add(hour, t);
+                }
+            }
+        }
+        if let Some((newest, tallies)) = self.uptime.days.oldest_first() {
+            for (i, t) in tallies.into_iter().enumerate() {
+                if let Some(day) = (newest + 1 + i as u64).checked_sub(tallies.len() as u64) {
+                    uptime.days.add(day, t);
+                }
+            }
+        }
+        let (c, o) = (&mut self.counters, older.counters);
+        // A streak of failures since start-up continues the saved one.
+        if u64::from(c.consecutive_failures) == c.checks {
+            c.consecutive_failures = c.consecutive_failures.saturating_add(o.consecutive_failures);
+        }
+        c.checks += o.checks;
+        c.successes += o.successes;
+        c.skipped += o.skipped;
+        c.attempts += o.attempts;
+        c.restarts += o.restarts;
+        c.last_restart_at_ms = c.last_restart_at_ms.max(o.last_restart_at_ms);
+        c.push.success += o.push.success;
+        c.push.failure += o.push.failure;
+        c.push.start += o.push.start;
+        c.push.last_report_at_ms = c.push.last_report_at_ms.max(o.push.last_report_at_ms);
+        self.history = history;
+        self.uptime = uptime;
+    }
+
     /// The counters, uptime and last check, without the rest of the history.
     fn summary(&self) -> Record {
         let mut history = History::default();
@@ -218,6 +264,8 @@ pub struct Snapshot {
     pub workers: Vec<TargetView>,
     pub self_ping: Option<TargetView>,
     pub persistence_error: Option<String>,
+    /// State saves so far, by place (`SavePlace` as the index).
+    pub saves: [Saves; 2],
     /// Why the last reload failed (the previous configuration is still running).
     pub config_error: Option<String>,
     /// Configuration reloads so far: (succeeded, failed).
@@ -306,6 +354,33 @@ impl TargetInfo {
     }
 }
 
+/// Where a state save goes: the `place` label of `pinger_state_saves_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavePlace {
+    File = 0,
+    Remote = 1,
+}
+
+impl SavePlace {
+    pub const ALL: [SavePlace; 2] = [SavePlace::File, SavePlace::Remote];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SavePlace::File => "file",
+            SavePlace::Remote => "remote",
+        }
+    }
+}
+
+/// State saves to one place so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Saves {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// When the last good save ended.
+    pub last_ok: Option<SystemTime>,
+}
+
 struct Slot {
     id: usize,
     /// Shared with the copies readers take, so a copy clones no string under the lock.
@@ -329,12 +404,20 @@ struct Inner {
     /// Configured workers first, in configuration order, then the self-ping (if any).
     slots: Vec<Slot>,
     next_id: usize,
-    persistence_error: Option<String>,
+    /// Why the last save to each place failed (`SavePlace` as the index).
+    persistence_errors: [Option<String>; 2],
+    saves: [Saves; 2],
     config_error: Option<String>,
     reloads: (u64, u64),
 }
 
 impl Inner {
+    /// Every place's save problem, in one text for the page and `/status`.
+    fn persistence_error(&self) -> Option<String> {
+        let errors: Vec<&str> = self.persistence_errors.iter().flatten().map(String::as_str).collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
     fn slot(&mut self, id: usize) -> Option<&mut Slot> {
         // Until a reload removes a target, ids equal positions: try that before searching.
         match self.slots.get(id) {
@@ -374,7 +457,8 @@ impl State {
             inner: Mutex::new(Inner {
                 slots,
                 next_id,
-                persistence_error: None,
+                persistence_errors: [None, None],
+                saves: [Saves::default(); 2],
                 config_error: None,
                 reloads: (0, 0),
             }),
@@ -535,8 +619,26 @@ impl State {
         }
     }
 
+    /// Why saving the state file failed (`None`: it works again).
     pub fn set_persistence_error(&self, error: Option<String>) {
-        self.change().persistence_error = error;
+        self.set_save_error(SavePlace::File, error);
+    }
+
+    /// Why saving to `place` failed; `/status` and the page show every place's problem.
+    pub fn set_save_error(&self, place: SavePlace, error: Option<String>) {
+        self.change().persistence_errors[place as usize] = error;
+    }
+
+    /// Counts a save to `place` (the time of a good one is kept for its gauge).
+    pub fn record_save(&self, place: SavePlace, ok: bool, at: SystemTime) {
+        let mut inner = self.change();
+        let saves = &mut inner.saves[place as usize];
+        if ok {
+            saves.succeeded += 1;
+            saves.last_ok = Some(at);
+        } else {
+            saves.failed += 1;
+        }
     }
 
     /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
@@ -580,6 +682,14 @@ impl State {
         }
     }
 
+    /// Puts a saved record that arrived late before what was recorded since (`Record::merge_older`).
+    pub fn merge_older(&self, slot: usize, older: Record) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.merge_older(older, cap);
+        }
+    }
+
     /// Every target with its newest `history_limit` checks. The lock is held only to copy
     /// plain values and compact history entries (see `Copy`); names, texts and uptime ratios are
     /// made after it is released.
@@ -587,13 +697,14 @@ impl State {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let mut buf = Copied::default();
-        let (copies, persistence_error, config_error, reloads) = {
+        let (copies, persistence_error, saves, config_error, reloads) = {
             let inner = self.lock();
             buf.reserve(inner.slots.len() * limit.max(1));
             let copies: Vec<Copy> = inner.slots.iter().map(|s| Copy::of(s, limit, &mut buf)).collect();
             (
                 copies,
-                inner.persistence_error.clone(),
+                inner.persistence_error(),
+                inner.saves,
                 inner.config_error.clone(),
                 inner.reloads,
             )
@@ -610,6 +721,7 @@ impl State {
             workers: views,
             self_ping,
             persistence_error,
+            saves,
             config_error,
             reloads,
         }
@@ -634,7 +746,7 @@ impl State {
             status: overall(down, workers.len()),
             workers,
             self_ping,
-            persistence_error: inner.persistence_error.clone(),
+            persistence_error: inner.persistence_error(),
             config_error: inner.config_error.clone(),
         }
     }
@@ -847,6 +959,65 @@ mod tests {
         s.record_reload(Ok(()));
         let snap = s.snapshot(0, UNIX_EPOCH);
         assert_eq!((snap.config_error, snap.reloads), (None, (1, 1)));
+    }
+
+    #[test]
+    fn a_late_saved_record_goes_before_what_was_recorded_since() {
+        const HOUR: u64 = 3_600_000;
+        let mut older = Record::default();
+        for (i, ok) in [true, true, false, false].into_iter().enumerate() {
+            older.push(rec(i as u64 * HOUR, ok), 100, true);
+        }
+        older.counters.restarts = 1;
+        let mut newer = Record::default();
+        newer.push(rec(10 * HOUR, false), 100, true);
+        newer.push(rec(10 * HOUR + 1, true), 100, true);
+        let mut merged = newer.clone();
+        merged.merge_older(older.clone(), 100);
+        assert_eq!(
+            (
+                merged.counters.checks,
+                merged.counters.successes,
+                merged.counters.restarts
+            ),
+            (6, 3, 1)
+        );
+        let at: Vec<u64> = merged.history.newest(10).map(|r| r.at_ms).collect();
+        assert_eq!(at, [0, HOUR, 2 * HOUR, 3 * HOUR, 10 * HOUR, 10 * HOUR + 1]);
+        assert_eq!(merged.counters.consecutive_failures, 0, "the newest check succeeded");
+        // Both halves count in the day's uptime: 3 good checks of 6.
+        assert_eq!(merged.uptime.ratios(10 * HOUR + 2)[1], Some(0.5));
+        // A failing streak since start-up continues the saved one.
+        let mut failing = Record::default();
+        failing.push(rec(10 * HOUR, false), 100, true);
+        failing.merge_older(older, 3);
+        assert_eq!(failing.counters.consecutive_failures, 3);
+        assert_eq!(failing.history.len(), 3, "the cap holds");
+    }
+
+    #[test]
+    fn each_place_keeps_its_own_save_error_and_counts() {
+        let s = State::new(vec![TargetInfo::test("a")], 10, UNIX_EPOCH);
+        s.set_persistence_error(Some("cannot write /data/s.json".into()));
+        s.set_save_error(SavePlace::Remote, Some("s3://b/k: store down".into()));
+        s.record_save(SavePlace::Remote, false, UNIX_EPOCH);
+        s.record_save(SavePlace::File, true, UNIX_EPOCH + Duration::from_secs(7));
+        let snap = s.snapshot(10, UNIX_EPOCH);
+        assert_eq!(
+            snap.persistence_error.as_deref(),
+            Some("cannot write /data/s.json; s3://b/k: store down")
+        );
+        assert_eq!(snap.saves[SavePlace::Remote as usize].failed, 1);
+        assert_eq!(
+            snap.saves[SavePlace::File as usize].last_ok,
+            Some(UNIX_EPOCH + Duration::from_secs(7))
+        );
+        // A good file save clears only the file's problem.
+        s.set_persistence_error(None);
+        assert_eq!(
+            s.snapshot(10, UNIX_EPOCH).persistence_error.as_deref(),
+            Some("s3://b/k: store down")
+        );
     }
 
     #[test]

@@ -737,7 +737,7 @@ mod tests {
             a.cert_warnings(&target("a", false), &[]).0.is_empty(),
             "\"alerts\": false"
         );
-        let e = a.channels[0].queue.pop(&Waker::default());
+        let e = a.channels[0].queue.drain().into_iter().next();
         assert!(matches!(
             e.map(|e| e.transition),
             Some(Transition::CertExpiring { days_left: 5, .. })

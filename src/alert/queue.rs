@@ -20,21 +20,22 @@ const STACK_SIZE: usize = 256 * 1024;
 /// A bounded FIFO shared by producers (workers) and one consumer thread.
 pub struct Queue<T> {
     items: Mutex<VecDeque<T>>,
-    cv: Condvar,
     what: String,
     /// Items pushed and not yet handled to the end (queued or being delivered), and its signal.
     unfinished: Mutex<usize>,
     finished: Condvar,
+    /// The consumer's waker: a push wakes it (as a check-now), and so does a stop.
+    waker: Arc<Waker>,
 }
 
 impl<T> Queue<T> {
-    pub fn new(what: impl Into<String>) -> Queue<T> {
+    pub fn new(what: impl Into<String>, waker: Arc<Waker>) -> Queue<T> {
         Queue {
             items: Mutex::new(VecDeque::new()),
-            cv: Condvar::new(),
             what: what.into(),
             unfinished: Mutex::new(0),
             finished: Condvar::new(),
+            waker,
         }
     }
 
@@ -48,25 +49,23 @@ impl<T> Queue<T> {
         }
         *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         q.push_back(item);
-        self.cv.notify_one();
+        drop(q);
+        self.waker.check_now();
     }
 
-    /// Waits for the next item, or `None` after `stop` is set on the waker.
-    pub fn pop(&self, waker: &Waker) -> Option<T> {
-        let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+    /// Waits for the next item, or `None` once the waker is stopped.
+    pub fn pop(&self) -> Option<T> {
         loop {
-            if waker.is_stopped() {
+            if self.waker.is_stopped() {
                 return None;
             }
-            if let Some(item) = q.pop_front() {
+            if let Some(item) = self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
                 return Some(item);
             }
-            // Bounded wait so a stop is noticed without the waker knowing about this condvar.
-            q = self
-                .cv
-                .wait_timeout(q, Duration::from_millis(200))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            // A push after the look above has already set the check-now this wait consumes.
+            if !self.waker.wait_for_check_now() {
+                return None;
+            }
         }
     }
 
@@ -121,13 +120,13 @@ pub fn start<T: Send + 'static>(
     waker: Arc<Waker>,
     mut handle: impl FnMut(T, &Waker) + Send + 'static,
 ) -> std::io::Result<Arc<Queue<T>>> {
-    let queue = Arc::new(Queue::new(what));
+    let queue = Arc::new(Queue::new(what, Arc::clone(&waker)));
     let q = Arc::clone(&queue);
     std::thread::Builder::new()
         .name(thread.into())
         .stack_size(STACK_SIZE)
         .spawn(move || {
-            while let Some(item) = q.pop(&waker) {
+            while let Some(item) = q.pop() {
                 handle(item, &waker);
                 q.finish_one();
             }
@@ -221,14 +220,14 @@ mod tests {
 
     #[test]
     fn full_queue_drops_the_oldest() {
-        let q = Queue::new("test");
+        let w = Arc::new(Waker::default());
+        let q = Queue::new("test", Arc::clone(&w));
         for i in 0..QUEUE_CAP + 5 {
             q.push(i);
         }
-        let w = Waker::default();
-        assert_eq!(q.pop(&w), Some(5));
+        assert_eq!(q.pop(), Some(5));
         w.stop();
-        assert_eq!(q.pop(&w), None);
+        assert_eq!(q.pop(), None);
     }
 
     #[test]

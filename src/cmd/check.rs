@@ -98,6 +98,10 @@ pub fn describe_schedule(cfg: &Config) -> String {
     for (i, t) in targets.iter().enumerate() {
         if let Some(push) = &t.push {
             let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+            // A heartbeat has no conditions, but it may have maintenance windows.
+            for line in conditions_lines(t, SystemTime::now()) {
+                let _ = writeln!(out, "    {line}");
+            }
             continue;
         }
         let first = schedule::stagger(i, targets.len(), t.interval);
@@ -170,6 +174,18 @@ pub fn describe_schedule(cfg: &Config) -> String {
             }),
         cfg.settings.history
     );
+    if let Some(url) = &cfg.settings.remote.state_url {
+        let shown = cfg.settings.scrub(&url.to_string());
+        if let Some(line) = crate::config::remote::describe(&cfg.settings.remote, &shown) {
+            let _ = writeln!(out, "{line}");
+        }
+        if cfg.settings.state_file.is_some() {
+            let _ = writeln!(
+                out,
+                "  (at start-up the state file wins when it exists; the remote copy is the fallback)"
+            );
+        }
+    }
     out
 }
 

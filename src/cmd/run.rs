@@ -1,10 +1,11 @@
-//! `run`: the service. Loads the state, starts the workers, the saver and the reload thread,
-//! serves HTTP on this thread until SIGTERM or SIGINT, then saves once more.
+//! `run`: the service. Loads the state (the file, else its remote copy), starts the workers, the
+//! savers and the reload thread, serves HTTP on this thread until SIGTERM or SIGINT, then saves
+//! once more.
 
 use crate::config::{Config, Env, Flags};
 use crate::shutdown::{self, Shutdown};
-use crate::state::State;
-use crate::{fleet, net, os, persist, reload, web};
+use crate::state::{SavePlace, State};
+use crate::{fleet, net, os, persist, reload, remote_saver, web};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -39,23 +40,32 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let started = SystemTime::now();
     let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, started));
 
-    let persister = cfg.settings.state_file.clone().map(|path| {
-        let urls: Vec<&str> = cfg
-            .workers
-            .iter()
-            .chain(cfg.self_ping.iter())
-            .map(|t| t.url.as_str())
-            .collect();
-        let shown = cfg.settings.scrub(&path.display().to_string());
-        Arc::new(persist::Persister::new(path, &urls).shown_as(shown))
-    });
-    if let Some(p) = &persister {
+    // The state's format and the targets' URL hashes, for the file and the remote copy alike.
+    let urls: Vec<&str> = cfg
+        .workers
+        .iter()
+        .chain(cfg.self_ping.iter())
+        .map(|t| t.url.as_str())
+        .collect();
+    let persister = match (&cfg.settings.state_file, &cfg.settings.remote.state_url) {
+        (Some(path), _) => {
+            let shown = cfg.settings.scrub(&path.display().to_string());
+            Some(Arc::new(persist::Persister::new(path.clone(), &urls).shown_as(shown)))
+        }
+        (None, Some(_)) => Some(Arc::new(persist::Persister::without_file(&urls))),
+        (None, None) => None,
+    };
+    // The file saver's: only with a state file.
+    let file = persister.clone().filter(|_| cfg.settings.state_file.is_some());
+    if let Some(p) = &file {
         p.load(&state);
         if let Err(e) = p.probe_writable() {
             log::warn!("state file: {e}; history will not survive a restart until this is fixed");
             state.set_persistence_error(Some(e));
         }
     }
+    // A corrupt file was set aside by `load`: then the remote copy is the fallback.
+    let local_loaded = file.as_ref().is_some_and(|p| p.file_exists());
 
     if let Some((old, new)) = os::raise_nofile() {
         if new > old {
@@ -85,9 +95,27 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
+    // Before the first check: the remote copy is read now (unless the state file was loaded).
+    let remote = match (&cfg.settings.remote.state_url, &persister) {
+        (Some(url), Some(p)) => {
+            let store = persist::remote::store::RemoteStore::new(&net, &cfg.settings.remote, url)?;
+            let settings = cfg.settings.clone();
+            let saver = remote_saver::RemoteSaver {
+                store,
+                persister: Arc::clone(p),
+                state: Arc::clone(&state),
+                shown: cfg.settings.scrub(&url.to_string()),
+                interval: cfg.settings.remote.save_interval,
+                timeout: cfg.settings.remote.timeout,
+                scrub: Box::new(move |text| settings.scrub(text)),
+            };
+            Some(saver.start(local_loaded, shutdown.waker())?)
+        }
+        _ => None,
+    };
     let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(&shutdown), net, persister.clone())?;
 
-    if let Some(p) = &persister {
+    if let Some(p) = &file {
         let (p, state, waker, every) = (
             Arc::clone(p),
             Arc::clone(&state),
@@ -134,8 +162,12 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     web::server::serve(listener, app, Arc::clone(&shutdown), limits);
 
     // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
-    if let Some(p) = &persister {
+    if let Some(p) = &file {
         save_now(p, &state);
+    }
+    // The remote saver was woken by the same trigger and makes its last save (at most 5 s more).
+    if let Some(r) = &remote {
+        r.wait();
     }
     log::info!("stopped");
     Ok(())
@@ -149,7 +181,9 @@ fn shard_note(cfg: &Config) -> String {
 }
 
 fn save_now(p: &persist::Persister, state: &State) {
-    match p.save(state) {
+    let result = p.save(state);
+    state.record_save(SavePlace::File, result.is_ok(), SystemTime::now());
+    match result {
         Ok(()) => state.set_persistence_error(None),
         Err(e) => {
             log::warn!("state file: {e}");

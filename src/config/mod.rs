@@ -28,6 +28,7 @@ mod ctx;
 pub mod limits;
 pub mod proxy;
 pub mod push;
+pub mod remote;
 mod self_ping;
 mod settings;
 pub mod shard;
@@ -39,6 +40,7 @@ pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use push::Push;
+pub use remote::{Credentials, HubSettings, Remote, S3Settings, StateUrl};
 pub use settings::Settings;
 pub use shard::Shard;
 pub use tls::{CaFile, TlsSettings};
@@ -308,9 +310,13 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut warnings = warnings::collect(&workers, configured_workers, shard, &self_ping, env);
+    if let Some(url) = &settings.remote.state_url {
+        warnings.extend(remote::warnings(&settings.remote, &settings.scrub(&url.to_string())));
+    }
     Ok(Config {
         source,
-        warnings: warnings::collect(&workers, configured_workers, shard, &self_ping, env),
+        warnings,
         workers,
         self_ping: self_ping.target,
         alerts,

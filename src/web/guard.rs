@@ -189,6 +189,8 @@ pub fn start(addr: SocketAddr, limits: Limits, waker: Arc<Waker>) {
         );
         return;
     }
+    // A poll on purpose: the kernel announces no event for a connection that sends nothing, so
+    // the scan looks at every socket this often (a stop still ends the sleep at once).
     let every = (limits.header_timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let started = std::thread::Builder::new()
         .name("http-guard".into())

@@ -1,6 +1,6 @@
 //! `/metrics`: Prometheus text exposition format 0.0.4 rendered from a snapshot.
 
-use crate::state::{Health, Snapshot, TargetView, WINDOWS};
+use crate::state::{Health, SavePlace, Snapshot, TargetView, WINDOWS};
 use crate::timefmt::unix_millis;
 use std::fmt::Write;
 
@@ -189,6 +189,35 @@ pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_tota
     );
     let _ = writeln!(
         out,
+        "# HELP pinger_state_saves_total State saves by place and result.\n# TYPE pinger_state_saves_total counter"
+    );
+    for place in SavePlace::ALL {
+        let saves = &s.saves[place as usize];
+        for (result, n) in [("success", saves.succeeded), ("failure", saves.failed)] {
+            let _ = writeln!(
+                out,
+                "pinger_state_saves_total{{place=\"{}\",result=\"{result}\"}} {n}",
+                place.label()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pinger_last_state_save_timestamp_seconds Unix time of the last good state save.\n\
+# TYPE pinger_last_state_save_timestamp_seconds gauge"
+    );
+    for place in SavePlace::ALL {
+        if let Some(at) = s.saves[place as usize].last_ok {
+            let _ = writeln!(
+                out,
+                "pinger_last_state_save_timestamp_seconds{{place=\"{}\"}} {}",
+                place.label(),
+                number(unix_millis(at) as f64 / 1000.0)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
         "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",
         label(s.version)
     );
@@ -250,6 +279,23 @@ mod tests {
         assert!(text.contains("process_start_time_seconds 1795860000\n"));
         assert!(text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"api\"} 1799492400\n"));
         assert!(!text.contains("pinger_tls_cert_expiry_timestamp_seconds{worker=\"new\"}"));
+    }
+
+    #[test]
+    fn state_saves_by_place() {
+        let mut s = snapshot();
+        s.saves[SavePlace::Remote as usize] = crate::state::Saves {
+            succeeded: 4,
+            failed: 2,
+            last_ok: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_863_600)),
+        };
+        let text = render(&s, &[]);
+        assert!(text.contains("# TYPE pinger_state_saves_total counter\n"), "{text}");
+        assert!(text.contains("pinger_state_saves_total{place=\"remote\",result=\"success\"} 4\n"));
+        assert!(text.contains("pinger_state_saves_total{place=\"remote\",result=\"failure\"} 2\n"));
+        assert!(text.contains("pinger_state_saves_total{place=\"file\",result=\"success\"} 0\n"));
+        assert!(text.contains("pinger_last_state_save_timestamp_seconds{place=\"remote\"} 1795863600\n"));
+        assert!(!text.contains("pinger_last_state_save_timestamp_seconds{place=\"file\"}"));
     }
 
     #[test]

@@ -33,7 +33,9 @@ fn handlers() -> usize {
 /// After the accept loop stopped, or a failed start (no descriptors, no threads), wait this long
 /// before the next try.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
-/// How often the serving thread looks for a shutdown and for an accept thread that has ended.
+/// How often the serving thread looks for an accept thread that has ended, and for a shutdown.
+/// A poll on purpose: tiny_http gives no event when its accept thread dies (only the listening
+/// socket's `fstat` tells), and a shutdown seen a tick late is still well inside its 2 s budget.
 const TICK: Duration = Duration::from_millis(200);
 
 /// Binds the listening socket, with the options its connections inherit.

@@ -77,6 +77,7 @@ pub fn snapshot() -> Snapshot {
         workers: vec![api, db, new],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
+        saves: Default::default(),
         config_error: None,
         reloads: (0, 0),
     }
