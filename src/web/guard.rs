@@ -158,6 +158,27 @@ fn pin(fd: RawFd, inode: Inode) -> Option<TcpStream> {
     (crate::os::socket_inode(std::os::fd::AsRawFd::as_raw_fd(&dup)) == Some(inode)).then(|| TcpStream::from(dup))
 }
 
+/// Ends the connection from `peer` to our `port`, if there is one. For a body whose end is the
+/// close (HTTP/1.0): tiny_http keeps a connection open for another request when an HTTP/1.0
+/// client asked for keep-alive, and that client would wait for the close until the timeout.
+pub fn close_connection(port: u16, peer: std::net::SocketAddr) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        let Some(stream) = crate::os::socket_inode(fd).and_then(|inode| pin(fd, inode)) else {
+            continue;
+        };
+        if stream.peer_addr().ok() == Some(peer) && stream.local_addr().map(|a| a.port()).ok() == Some(port) {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
 /// Ends the connection on socket `inode` (listed as `fd`), unless that socket is gone.
 fn close(fd: RawFd, inode: Inode) {
     if let Some(stream) = pin(fd, inode) {
