@@ -207,7 +207,7 @@ pub fn serve_with(
     let port = listener.local_addr().map_or(0, |a| a.port());
     let renders = Arc::new(stream::start(Arc::clone(&app), render_limits, port));
     match listener.local_addr() {
-        Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
+        Ok(addr) => guard::start(addr, limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
     }
     while !shutdown.is_triggered() {
