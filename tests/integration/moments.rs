@@ -766,3 +766,45 @@ fn kept_alive_connections_are_never_closed_under_load_right_after_start_up() {
     assert!(!p.log().contains("closed HTTP connections"), "{}", p.log());
     eprintln!("56 kept-alive connections, {answers} answers in 3 s, no connection closed");
 }
+
+#[test]
+fn twenty_reloads_that_add_and_remove_a_worker_and_a_channel_leave_the_threads_as_they_were() {
+    let target = FakeServer::always(ok());
+    let hook = FakeServer::always(ok());
+    let cfg = |more: bool| {
+        let worker = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "url": "{}", "interval": "1s"}}"#,
+                target.url(&format!("/{n}"))
+            )
+        };
+        let channel = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "type": "json", "webhook_url": "{}"}}"#,
+                hook.url("/")
+            )
+        };
+        let (workers, channels) = if more {
+            (
+                format!("{}, {}", worker("a"), worker("b")),
+                format!("{}, {}", channel("c1"), channel("c2")),
+            )
+        } else {
+            (worker("a"), channel("c1"))
+        };
+        format!(r#"{{"self_ping": false, "watch_config": false, "alerts": [{channels}], "workers": [{workers}]}}"#)
+    };
+    let p = Pinger::start(&cfg(false), &[]);
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let threads = || crate::common::proc_status(p.child.id(), "Threads:");
+    let before = threads();
+    for i in 1..=20 {
+        reload(&p, &cfg(i % 2 == 1), i);
+    }
+    let end = Instant::now() + 5 * SEC;
+    while threads() != before && Instant::now() < end {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(threads(), before, "{:?}", threads_named(&p, ""));
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+}
