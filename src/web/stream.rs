@@ -336,6 +336,8 @@ fn answer(app: &App, request: tiny_http::Request, reply: Reply, late: bool) {
     if late {
         return super::server::respond(request, Reply::busy());
     }
+    let mut reply = reply;
+    reply.close |= super::server::body_left_unread(&request);
     let tiny_http::HTTPVersion(major, minor) = *request.http_version();
     // A client that went away is not our problem: the rest of the body has nowhere to go.
     // Dropping the writer tells tiny_http the response is complete.
