@@ -235,9 +235,10 @@ pub fn serve_with(
     limits: guard::Limits,
     render_limits: stream::Limits,
 ) {
-    let renders = Arc::new(stream::start(Arc::clone(&app), render_limits));
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let renders = Arc::new(stream::start(Arc::clone(&app), render_limits, port));
     match listener.local_addr() {
-        Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
+        Ok(addr) => guard::start(addr, limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
     }
     while !shutdown.is_triggered() {
@@ -408,8 +409,9 @@ mod tests {
         let shutdown = Arc::new(Shutdown::default());
         let thread = {
             let shutdown = Arc::clone(&shutdown);
+            // Long enough for a debug build's renders on a loaded machine.
             let limits = guard::Limits {
-                header_timeout: Duration::from_secs(5),
+                header_timeout: Duration::from_secs(30),
                 max_connections: 100,
             };
             std::thread::spawn(move || serve_with(listener, app, shutdown, limits, renders))
@@ -424,7 +426,7 @@ mod tests {
     /// Sends `request` as it is and reads the response to the close: (head, body as sent).
     fn raw(addr: std::net::SocketAddr, request: &str) -> (String, Vec<u8>) {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(request.as_bytes()).unwrap();
         let mut all = Vec::new();
         let _ = s.read_to_end(&mut all);
@@ -474,7 +476,7 @@ mod tests {
 
     #[test]
     fn status_is_streamed_chunked_and_gzipped_on_the_fly() {
-        let s = serving(fleet(40), stream::Limits::for_this_machine(Duration::from_secs(5)));
+        let s = serving(fleet(40), stream::Limits::for_this_machine(Duration::from_secs(60)));
         let get = |extra: &str| {
             raw(
                 s.addr,
@@ -517,6 +519,26 @@ mod tests {
             without_time(&body)["workers"][0]["history"].as_array().unwrap().len(),
             3
         );
+        // Even when it asked to keep the connection: the body ends with the close, at once
+        // rather than when the connection times out.
+        // Compared with the same request without keep-alive, timed the same way: the guard would
+        // close the connection only 30 s (its timeout here) after the last byte, and this client
+        // gives up after 20.
+        let t = Instant::now();
+        raw(s.addr, "GET /status?history=100 HTTP/1.0\r\n\r\n");
+        let closing = t.elapsed();
+        let t = Instant::now();
+        let (old, body) = raw(
+            s.addr,
+            "GET /status?history=100 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        );
+        assert!(old.starts_with("HTTP/1.0 200 OK\r\n"), "{old}");
+        assert_eq!(without_time(&body), doc);
+        let kept = t.elapsed();
+        assert!(
+            kept < closing + Duration::from_secs(3),
+            "closed after {kept:?} ({closing:?} without keep-alive)"
+        );
         // 304 from the tag alone.
         let tag = header(&head, "etag").unwrap();
         let (nm, body) = raw(
@@ -531,7 +553,7 @@ mod tests {
 
     #[test]
     fn a_kept_alive_connection_reads_streams_one_after_another() {
-        let s = serving(fleet(3), stream::Limits::for_this_machine(Duration::from_secs(5)));
+        let s = serving(fleet(3), stream::Limits::for_this_machine(Duration::from_secs(60)));
         let conn = TcpStream::connect(s.addr).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = std::io::BufReader::new(conn);
