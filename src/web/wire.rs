@@ -59,7 +59,11 @@ pub fn head(reply: &Reply, (major, minor): (u8, u8), head_only: bool, date: &str
     if let Some(secs) = reply.retry_after {
         let _ = write!(out, "Retry-After: {secs}\r\n");
     }
-    if matches!(reply.body, Body::Stream(_)) {
+    let stream = matches!(reply.body, Body::Stream(_));
+    if reply.close && !(stream && (major, minor) < (1, 1)) {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if stream {
         // Its length is known only at its end. HTTP/1.0 has no chunks: the close ends it.
         out.extend_from_slice(if (major, minor) >= (1, 1) {
             b"Transfer-Encoding: chunked\r\n"
