@@ -570,3 +570,151 @@ fn check_says_where_the_state_lives_and_whether_keys_are_set() {
         "{err}"
     );
 }
+
+// --- The service with its state in a Hugging Face dataset (the fake Hub) ---------------------
+
+const REPO: &str = "datasets/me/pinger-state";
+const HF_URL: &str = "hf://datasets/me/pinger-state/pinger/state.json";
+const HF_PATH: &str = "pinger/state.json";
+
+fn hub_env(hub: &FakeHub, url: &str, token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PINGER_STATE_URL", url.to_string()),
+        ("HF_ENDPOINT", hub.endpoint()),
+        ("HF_TOKEN", token.to_string()),
+    ]
+}
+
+/// The pinger's own commits (the fake's other writer uses another summary).
+fn our_commits(hub: &FakeHub) -> Vec<crate::common::hub::Commit> {
+    hub.repo(REPO)
+        .commits
+        .into_iter()
+        .filter(|c| c.summary == "master-pinger state")
+        .collect()
+}
+
+#[test]
+fn history_survives_a_restart_through_a_hugging_face_dataset() {
+    let hub = FakeHub::with_repo(REPO);
+    let first_head = hub.repo(REPO).head;
+    let target = FakeServer::always(ok());
+    let cfg = config(&target, "300ms", "");
+    let env = hub_env(&hub, HF_URL, WRITE_TOKEN);
+    let mut p = start(temp_dir("hf-1"), &cfg, &env);
+    wait_log(&p, "no copy yet; a fresh start");
+    let commits = wait_until("a commit", 15 * SEC, || {
+        let c = our_commits(&hub);
+        (!c.is_empty()).then_some(c)
+    });
+    assert_eq!(
+        commits[0].parent.as_deref(),
+        Some(first_head.as_str()),
+        "on top of the head read"
+    );
+    assert_eq!(commits[0].paths, [HF_PATH]);
+    p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0), "{}", p.log());
+    let repo = hub.repo(REPO);
+    let saved: serde_json::Value = serde_json::from_slice(&repo.files[HF_PATH]).unwrap();
+    let checks = saved["workers"]["t"]["checks"].as_u64().unwrap();
+    // Each commit names the one before it: no write went over another.
+    let ours = our_commits(&hub);
+    assert!(ours.len() >= 2, "{ours:?}");
+    assert!(!p.log().contains(WRITE_TOKEN));
+    drop(p);
+
+    let p = start(temp_dir("hf-2"), &cfg, &env);
+    wait_log(&p, "restored 1 target(s)");
+    assert!(p.worker("t")["checks"].as_u64() >= Some(checks));
+    assert_eq!(hub.problems(), Vec::<String>::new());
+    assert!(
+        hub.requests()
+            .iter()
+            .any(|r| r == &format!("GET /{REPO}/resolve/main/{HF_PATH}")),
+        "{:?}",
+        hub.requests()
+    );
+}
+
+#[test]
+fn another_commit_to_the_dataset_is_no_conflict_but_a_changed_state_file_is() {
+    let hub = FakeHub::with_repo(REPO);
+    let target = FakeServer::always(ok());
+    let p = start(
+        temp_dir("hf-conflict"),
+        &config(&target, "300ms", ""),
+        &hub_env(&hub, HF_URL, WRITE_TOKEN),
+    );
+    wait_until("a first commit", 15 * SEC, || {
+        (!our_commits(&hub).is_empty()).then_some(())
+    });
+    // Someone edits the dataset's README on the Hub: the branch moves, the state file does not.
+    hub.commit_elsewhere(REPO, "README.md", b"# pinger state");
+    let before = our_commits(&hub).len();
+    wait_until("a commit on top of the README edit", 15 * SEC, || {
+        (our_commits(&hub).len() >= before + 2).then_some(())
+    });
+    assert!(p.status()["persistence_error"].is_null(), "{}", p.status());
+
+    // Another instance writes the state file: that is a conflict.
+    hub.commit_elsewhere(REPO, HF_PATH, br#"{"version":2,"workers":{}}"#);
+    let error = wait_until("the conflict", 15 * SEC, || {
+        p.status()["persistence_error"]
+            .as_str()
+            .filter(|e| e.contains("another instance wrote it"))
+            .map(str::to_string)
+    });
+    assert!(error.contains("A commit has happened since"), "{error}");
+    let stopped = our_commits(&hub).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(our_commits(&hub).len(), stopped, "no commit after the conflict");
+    assert_eq!(hub.repo(REPO).files[HF_PATH], br#"{"version":2,"workers":{}}"#);
+    assert_eq!(hub.problems(), Vec::<String>::new());
+}
+
+#[test]
+fn hub_refusals_are_worded_and_a_throttle_is_waited_out() {
+    let hub = FakeHub::with_repo(REPO);
+    let target = FakeServer::always(ok());
+    let cfg = config(&target, "300ms", "");
+    let error_of = |p: &Pinger, says: &str| {
+        wait_until(&format!("an error saying {says:?}"), 15 * SEC, || {
+            p.status()["persistence_error"]
+                .as_str()
+                .filter(|e| e.contains(says))
+                .map(str::to_string)
+        })
+    };
+    let wrong = "hf_wrongTOKENwrongTOKEN";
+    let p = start(temp_dir("hf-401"), &cfg, &hub_env(&hub, HF_URL, wrong));
+    error_of(&p, "HF_TOKEN was refused (invalid or expired)");
+    for text in [p.log(), p.get("/status").body, p.get("/").body] {
+        assert!(!text.contains(wrong), "{text}");
+    }
+    drop(p);
+    let p = start(temp_dir("hf-403"), &cfg, &hub_env(&hub, HF_URL, READ_TOKEN));
+    error_of(&p, "HF_TOKEN may not write datasets/me/pinger-state");
+    drop(p);
+    let p = start(
+        temp_dir("hf-404"),
+        &cfg,
+        &hub_env(&hub, "hf://datasets/me/missing/s.json", WRITE_TOKEN),
+    );
+    error_of(&p, "there is no dataset me/missing");
+    drop(p);
+
+    let p = start(temp_dir("hf-429"), &cfg, &hub_env(&hub, HF_URL, WRITE_TOKEN));
+    wait_until("a first commit", 15 * SEC, || {
+        (!our_commits(&hub).is_empty()).then_some(())
+    });
+    hub.state.lock().unwrap().throttle = 1;
+    error_of(&p, "the Hub asks to slow down (status 429)");
+    let after = our_commits(&hub).len();
+    wait_until("a commit after the Retry-After", 15 * SEC, || {
+        (our_commits(&hub).len() > after && p.status()["persistence_error"].is_null()).then_some(())
+    });
+    assert!(metric(&p, REMOTE_FAILED) >= 1.0);
+    assert_eq!(hub.problems(), Vec::<String>::new());
+}
