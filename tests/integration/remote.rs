@@ -718,3 +718,48 @@ fn hub_refusals_are_worded_and_a_throttle_is_waited_out() {
     assert!(metric(&p, REMOTE_FAILED) >= 1.0);
     assert_eq!(hub.problems(), Vec::<String>::new());
 }
+
+#[test]
+fn a_reload_changes_what_is_written_and_a_restart_restores_it_by_name() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let workers = |names: &[&str]| {
+        let list: Vec<String> = names
+            .iter()
+            .map(|n| {
+                format!(
+                    r#"{{"name": "{n}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                    target.url(&format!("/{n}"))
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"self_ping": false, "remote_save_interval": "300ms", "watch_config": false, "workers": [{}]}}"#,
+            list.join(",")
+        )
+    };
+    let dir = temp_dir("s3-reload");
+    let mut p = start(dir.clone(), &workers(&["a", "b"]), &s3_env(&moto));
+    p.wait_worker("b", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    // Reordered, one removed, one added.
+    std::fs::write(dir.join("pinger.json"), workers(&["c", "a"])).unwrap();
+    p.signal("HUP");
+    p.wait_worker("c", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let saved = wait_until("a copy with the new fleet", 15 * SEC, || {
+        stored(&moto).filter(|s| s["workers"]["c"]["checks"].as_u64() >= Some(1))
+    });
+    assert!(
+        saved["workers"]["b"].is_null(),
+        "a removed worker is not written: {saved}"
+    );
+    let a_checks = saved["workers"]["a"]["checks"].as_u64().unwrap();
+    assert!(a_checks >= 2, "{saved}");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0));
+    drop(p);
+
+    let p = start(temp_dir("s3-reload-2"), &workers(&["c", "a"]), &s3_env(&moto));
+    wait_log(&p, "restored 2 target(s)");
+    assert!(p.worker("a")["checks"].as_u64() >= Some(a_checks));
+    assert!(p.worker("c")["checks"].as_u64() >= Some(1));
+}
