@@ -401,7 +401,7 @@ fn a_store_down_at_start_up_is_read_when_it_comes_back_and_its_history_kept() {
     s3_client(&moto, &moto.secret_access_key)
         .put(BUCKET, KEY, &saved, "application/json", &Condition::None)
         .unwrap();
-    crate::common::s3::forward(port, moto.port);
+    crate::common::s3::forward(port, moto.port, Duration::ZERO);
     wait_log(&p, "put before the checks made since start-up");
     let w = p.worker("t");
     assert!(w["checks"].as_u64().unwrap() >= saved_checks + 2, "{w}");
@@ -449,8 +449,16 @@ fn two_instances_on_one_object_find_out_and_the_loser_stops_writing() {
 #[test]
 fn sigterm_writes_the_last_state_within_the_budget() {
     let Some(moto) = Moto::start() else { return };
+    // A slow store: each connection waits 700 ms, longer than the rest of the shutdown takes, so
+    // the last write is there only if the shutdown waits for it.
+    let port = crate::common::s3::free_port();
+    crate::common::s3::forward(port, moto.port, Duration::from_millis(700));
+    let mut env = s3_env(&moto);
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
     let target = FakeServer::always(ok());
-    let mut p = start(temp_dir("s3-term"), &config(&target, "1h", ""), &s3_env(&moto));
+    let mut p = start(temp_dir("s3-term"), &config(&target, "1h", ""), &env);
+    wait_log(&p, "no copy yet; a fresh start");
     let w = p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
     assert!(stored(&moto).is_none(), "nothing written before the hour is up");
     let t0 = Instant::now();
