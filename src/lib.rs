@@ -78,7 +78,7 @@ pub fn main_with(args: &[String], env: &Env) -> u8 {
                 for w in &cfg.warnings {
                     eprintln!("warning: {w}");
                 }
-                cmd::once::run(&cfg, &options, env)
+                cmd::once::run(&cfg, &options)
             }
             Err(errors) => report_config_errors(&errors),
         },

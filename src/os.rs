@@ -84,6 +84,33 @@ mod imp {
         Some((info.tcpi_state, info.tcpi_last_data_sent))
     }
 
+    /// Copies up to `buf.len()` bytes waiting to be read on a socket without taking them;
+    /// `None` on an error (nothing waiting is `Some(0)`).
+    pub fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Option<usize> {
+        // SAFETY: recv writes at most `buf.len()` bytes into `buf`; MSG_PEEK leaves them queued.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match n {
+            n if n >= 0 => Some(n as usize),
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Bytes written to a TCP socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+    pub fn unsent_bytes(fd: BorrowedFd<'_>) -> Option<u32> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int into `n`, which lives across the call.
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        (r == 0).then(|| u32::try_from(n).unwrap_or(0))
+    }
+
     /// Sets `TCP_NODELAY` on a TCP socket. On a listening socket, Linux copies it to every
     /// connection accepted from it.
     pub fn set_nodelay(fd: BorrowedFd<'_>) -> std::io::Result<()> {
@@ -131,7 +158,8 @@ mod imp {
     }
 
     /// Returns to the kernel the pages of this thread's stack below the caller's frame (minus a
-    /// margin). A worker's check touches ~50-80 KiB of stack (HTTP, DNS, TLS); without this every
+    /// margin). A worker's check touches ~50-80 KiB of stack (HTTP, DNS, TLS; at 1,000 workers
+    /// releasing it took the process from 52 MB to 16.5 MB resident); without this every
     /// sleeping worker would keep those pages resident for good. Returns the bytes released.
     ///
     /// Sound for any `Stack`: one can only be made by `current_stack` on this same thread, and
@@ -292,11 +320,19 @@ mod imp {
     pub fn set_nodelay(_fd: BorrowedFd<'_>) -> std::io::Result<()> {
         Ok(())
     }
+
+    pub fn peek(_fd: BorrowedFd<'_>, _buf: &mut [u8]) -> Option<usize> {
+        None
+    }
+
+    pub fn unsent_bytes(_fd: BorrowedFd<'_>) -> Option<u32> {
+        None
+    }
 }
 
 pub use imp::{
-    current_stack, dup, exchange, nice_current_thread, nproc_limit, raise_nofile, release_stack_below_here,
-    set_nodelay, socket_inode, sync_filesystem, tcp_info,
+    current_stack, dup, exchange, nice_current_thread, nproc_limit, peek, raise_nofile, release_stack_below_here,
+    set_nodelay, socket_inode, sync_filesystem, tcp_info, unsent_bytes,
 };
 
 #[cfg(test)]

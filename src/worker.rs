@@ -419,7 +419,11 @@ impl Worker {
 }
 
 /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the loop's
-/// frame, where `release_stack_below_here` can hand it back after each check.
+/// frame, where `release_stack_below_here` can hand it back after each check. A check costs
+/// about 94k user-space instructions (callgrind); two thirds of its CPU is the kernel's: a fresh
+/// loopback connection per check (none is reused, on purpose) and waking this thread. A cache in
+/// front of musl's allocator that removed 4 of the 5 `mmap`/`munmap` pairs per check halved user
+/// time but did not move the total beyond noise, so it was not kept.
 #[inline(never)]
 fn check_once(agent: &ureq::Agent, target: &Target, waker: &Waker) -> Outcome {
     guarded(|| probe::check(agent, target, waker))

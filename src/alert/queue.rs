@@ -285,6 +285,58 @@ mod tests {
         (url, h)
     }
 
+    /// Answers `n` requests with 500, each on its own connection; returns the URL and the times
+    /// the requests arrived.
+    fn failing(n: usize) -> (String, std::thread::JoinHandle<Vec<Instant>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut at = Vec::new();
+            for _ in 0..n {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                at.push(Instant::now());
+                let mut s = s;
+                let _ = write!(s, "HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+            at
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn retries_wait_the_backoff_then_double_it() {
+        let backoff = Duration::from_millis(300);
+        let tries = DELIVERY_RETRIES as usize + 1;
+        let (url, seen) = failing(tries);
+        let d = Delivery {
+            agent: probe::agent(),
+            timeout: Duration::from_secs(5),
+            backoff,
+        };
+        let req = Request {
+            method: "GET",
+            url,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+        assert!(!d.deliver(&req, &Waker::default(), "test", |f| f.to_string()));
+        let at = seen.join().unwrap();
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        // The waits are backoff, 2 x backoff, 4 x backoff: a sleep never ends early, and the
+        // sends between them are local, so the whole is under 10 x backoff unless the machine
+        // stalled for most of a second (a wait doubled once more would make it 14 x).
+        for (i, gap) in gaps.iter().enumerate() {
+            assert!(*gap >= backoff * (1 << i), "wait {} was {gap:?}", i + 1);
+        }
+        let total: Duration = gaps.iter().sum();
+        assert!(total < backoff * 10, "waits {gaps:?} for a backoff of {backoff:?}");
+    }
+
     #[test]
     fn send_puts_the_request_on_the_wire() {
         let (url, seen) = one_shot(204);

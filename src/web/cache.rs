@@ -3,7 +3,11 @@
 //! and the cached one is at least `MIN_AGE` old; every request in between shares the same bytes,
 //! their ETag and (rendered on first demand) their gzip form. While one thread renders a stale
 //! entry again, the others keep serving the old body instead of rendering it too: under load
-//! that is the difference between one render a second and one per request.
+//! that is the difference between one render a second and one per request. Before it, each
+//! `/status?history=0` request at 1,000 workers built and freed a 430 KB body (134 page faults,
+//! and on musl an `mmap`/`munmap` pair that contends on the process's memory map): 2.3 ms of
+//! server CPU a request under wrk -c50 (glibc, `perf stat`), 14 ms measured on musl; with the
+//! cache and one write per response, 0.25 ms.
 //!
 //! Only small, often-read bodies are kept here (the page, `/metrics`, `/status?history=0`);
 //! bodies that grow with workers times history are streamed (`stream.rs`). ETags come from the

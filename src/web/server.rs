@@ -51,7 +51,8 @@ pub fn head(reply: &Reply, version: (u8, u8), head_only: bool) -> Vec<u8> {
 }
 
 /// Writes `reply` in at most two writes (head, then a large body) straight to the connection.
-pub fn respond(request: tiny_http::Request, reply: Reply) {
+pub fn respond(request: tiny_http::Request, mut reply: Reply) {
+    reply.close |= body_left_unread(&request);
     let tiny_http::HTTPVersion(major, minor) = *request.http_version();
     let head_only = *request.method() == tiny_http::Method::Head;
     let head = head(&reply, (major, minor), head_only);
@@ -64,6 +65,24 @@ pub fn respond(request: tiny_http::Request, reply: Reply) {
         .write_all(&head)
         .and_then(|()| if large { w.write_all(body) } else { Ok(()) })
         .and_then(|()| w.flush());
+}
+
+/// tiny_http reads a request body up to this size itself, before the request is handed over.
+const READ_BY_TINY_HTTP: usize = 1024;
+
+/// Whether the request declared a body that stays unread in the socket. tiny_http reads a body of
+/// up to 1 KiB before handing the request over; a larger one is left for the handler, and only
+/// `/push` reads it (up to its own bound). Our tiny_http does not drain the rest on drop (see
+/// .patched/tiny_http/PATCHED.md: draining aborted on a huge Content-Length and blocked on a body
+/// that never came), so the connection must end after the answer.
+pub fn body_left_unread(request: &tiny_http::Request) -> bool {
+    let declared = request.body_length().unwrap_or(0);
+    let read_by_us = if request.url().starts_with(super::push::PREFIX) && *request.method() == tiny_http::Method::Post {
+        super::push::BODY_READ_MAX
+    } else {
+        0
+    };
+    declared > READ_BY_TINY_HTTP.max(read_by_us)
 }
 
 /// The `Date` header's value, formatted once a second per handler thread.
@@ -101,23 +120,35 @@ fn head_len(request: &tiny_http::Request) -> usize {
     })
 }
 
-fn handle(app: &App, renders: &Renders, mut request: tiny_http::Request) {
+/// A heartbeat report: the one endpoint that takes a body, read (bounded) only once the report
+/// is authenticated. Copied out of the request first, so the body can be read from it.
+fn push(app: &App, mut request: tiny_http::Request) {
+    let method = request.method().as_str().to_owned();
+    let url = request.url().to_owned();
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().to_owned());
+    let mut read = false;
+    let mut reply = catch_unwind(AssertUnwindSafe(|| {
+        super::push::answer(app, &method, &url, authorization.as_deref(), || {
+            read = true;
+            super::push::read_body(&mut request)
+        })
+    }))
+    .unwrap_or_else(|_| Reply::error(500, "internal error"));
+    // Refused before its body was read: whatever it declared is still in the socket.
+    reply.close |= !read && request.body_length().unwrap_or(0) > READ_BY_TINY_HTTP;
+    respond(request, reply)
+}
+
+fn handle(app: &App, renders: &Renders, request: tiny_http::Request) {
     if head_len(&request) > MAX_HEAD {
         return respond(request, Reply::error(431, "request head over 16 KiB"));
     }
     if request.url().starts_with(super::push::PREFIX) {
-        // The one endpoint that takes a body: read before answering, bounded.
-        let message = super::push::read_body(&mut request);
-        let authorization = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str());
-        let reply = catch_unwind(AssertUnwindSafe(|| {
-            super::push::answer(app, request.method().as_str(), request.url(), authorization, message)
-        }))
-        .unwrap_or_else(|_| Reply::error(500, "internal error"));
-        return respond(request, reply);
+        return push(app, request);
     }
     // Borrowed from the request, not copied: /health is answered tens of thousands of times a
     // second, and every allocation there counts.
@@ -207,7 +238,7 @@ pub fn serve_with(
     let port = listener.local_addr().map_or(0, |a| a.port());
     let renders = Arc::new(stream::start(Arc::clone(&app), render_limits, port));
     match listener.local_addr() {
-        Ok(addr) => guard::start(addr.port(), limits, shutdown.waker()),
+        Ok(addr) => guard::start(addr, limits, shutdown.waker()),
         Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
     }
     while !shutdown.is_triggered() {

@@ -339,6 +339,8 @@ fn answer(app: &App, request: tiny_http::Request, reply: Reply, late: bool, port
     if late {
         return super::server::respond(request, Reply::busy());
     }
+    let mut reply = reply;
+    reply.close |= super::server::body_left_unread(&request);
     let tiny_http::HTTPVersion(major, minor) = *request.http_version();
     // Without chunks, the close ends the body; tiny_http closes after an HTTP/1.0 request
     // unless the client asked for keep-alive.

@@ -676,3 +676,135 @@ fn a_fleet_past_the_cgroups_pids_max_is_refused_at_start_and_on_reload() {
     assert_eq!(s["workers"].as_array().unwrap().len(), 5, "the running fleet is kept");
     assert!(s["config_error"].as_str().unwrap_or("").contains("pids.max"), "{s:#}");
 }
+
+/// What one kept-alive client connection saw: answers, and how it ended early if it did.
+#[derive(Debug, Default)]
+struct KeptAlive {
+    answers: usize,
+    error: Option<String>,
+}
+
+/// A wrk-like client on one connection: `GET path` again and again until `until`, reading each
+/// whole answer, pausing `pause` after each.
+fn keep_asking(port: u16, path: &str, until: Instant, pause: Duration) -> KeptAlive {
+    use std::io::{BufReader, Read, Write};
+    let mut out = KeptAlive::default();
+    let stream = match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error = Some(format!("connect: {e}"));
+            return out;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(5 * SEC));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    while Instant::now() < until {
+        if let Err(e) = writer.write_all(request.as_bytes()) {
+            out.error = Some(format!("write: {e}"));
+            return out;
+        }
+        let Some(head) = crate::common::read_head(&mut reader) else {
+            out.error = Some("closed or timed out before an answer".into());
+            return out;
+        };
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if let Err(e) = reader.read_exact(&mut body) {
+            out.error = Some(format!("body: {e}"));
+            return out;
+        }
+        out.answers += 1;
+        thread::sleep(pause);
+    }
+    out
+}
+
+#[test]
+fn kept_alive_connections_are_never_closed_under_load_right_after_start_up() {
+    // header_timeout 1 s: every connection below lives three times as long.
+    let p = Pinger::start(r#"{"self_ping": false, "header_timeout": "1s"}"#, &[]);
+    let port = p.port;
+    let until = Instant::now() + 3 * SEC;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(56));
+    let clients: Vec<_> = (0..56)
+        .map(|i| {
+            let start = std::sync::Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                // Fifty as fast as they can (wrk -c50), six pausing near header_timeout.
+                let pause = if i < 50 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(750)
+                };
+                keep_asking(port, "/health", until, pause)
+            })
+        })
+        .collect();
+    let seen: Vec<KeptAlive> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let failed: Vec<(usize, &KeptAlive)> = seen.iter().enumerate().filter(|(_, k)| k.error.is_some()).collect();
+    let answers: usize = seen.iter().map(|k| k.answers).sum();
+    assert!(
+        failed.is_empty(),
+        "{} of 56 connections failed: {failed:?}\n{}",
+        failed.len(),
+        p.log()
+    );
+    assert!(
+        seen.iter().all(|k| k.answers >= 3),
+        "every connection was answered: {seen:?}"
+    );
+    assert!(!p.log().contains("closed HTTP connections"), "{}", p.log());
+    eprintln!("56 kept-alive connections, {answers} answers in 3 s, no connection closed");
+}
+
+#[test]
+fn twenty_reloads_that_add_and_remove_a_worker_and_a_channel_leave_the_threads_as_they_were() {
+    let target = FakeServer::always(ok());
+    let hook = FakeServer::always(ok());
+    let cfg = |more: bool| {
+        let worker = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "url": "{}", "interval": "1s"}}"#,
+                target.url(&format!("/{n}"))
+            )
+        };
+        let channel = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "type": "json", "webhook_url": "{}"}}"#,
+                hook.url("/")
+            )
+        };
+        let (workers, channels) = if more {
+            (
+                format!("{}, {}", worker("a"), worker("b")),
+                format!("{}, {}", channel("c1"), channel("c2")),
+            )
+        } else {
+            (worker("a"), channel("c1"))
+        };
+        format!(r#"{{"self_ping": false, "watch_config": false, "alerts": [{channels}], "workers": [{workers}]}}"#)
+    };
+    let p = Pinger::start(&cfg(false), &[]);
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let threads = || crate::common::proc_status(p.child.id(), "Threads:");
+    let before = threads();
+    for i in 1..=20 {
+        reload(&p, &cfg(i % 2 == 1), i);
+    }
+    let end = Instant::now() + 5 * SEC;
+    while threads() != before && Instant::now() < end {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(threads(), before, "{:?}", threads_named(&p, ""));
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+}
