@@ -732,18 +732,9 @@ fn a_reload_changes_what_is_written_and_a_restart_restores_it_by_name() {
     let Some(moto) = Moto::start() else { return };
     let target = FakeServer::always(ok());
     let workers = |names: &[&str]| {
-        let list: Vec<String> = names
-            .iter()
-            .map(|n| {
-                format!(
-                    r#"{{"name": "{n}", "url": "{}", "interval": "1s", "retries": 0}}"#,
-                    target.url(&format!("/{n}"))
-                )
-            })
-            .collect();
         format!(
             r#"{{"self_ping": false, "remote_save_interval": "300ms", "watch_config": false, "workers": [{}]}}"#,
-            list.join(",")
+            crate::common::named_workers(&target, names)
         )
     };
     let dir = temp_dir("s3-reload");
