@@ -96,53 +96,66 @@ pub fn describe_schedule(cfg: &Config) -> String {
         }
     }
     for (i, t) in targets.iter().enumerate() {
-        if let Some(push) = &t.push {
-            let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
-            // A heartbeat has no conditions, but it may have maintenance windows.
-            for line in conditions_lines(t, SystemTime::now()) {
-                let _ = writeln!(out, "    {line}");
-            }
-            continue;
-        }
-        let first = schedule::stagger(i, targets.len(), t.interval);
-        let delays: Vec<String> = (1..=t.retries)
-            .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
-            t.name,
-            t.shown_method(),
-            t.display_url,
-            duration::format(t.interval),
-            duration::format(first),
-            duration::format(t.timeout),
-            t.retries,
-            if t.retries == 1 { "y" } else { "ies" },
-            if delays.is_empty() {
-                String::new()
-            } else {
-                format!(" (waits {})", delays.join(", "))
-            },
-            t.shown_expect_status(),
-            t.expect_body
-                .as_ref()
-                .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
-        );
-        if let Some(line) = tls_line(t) {
-            let _ = writeln!(out, "    {line}");
-        }
+        describe_target(&mut out, t, i, targets.len());
+    }
+    describe_settings(&mut out, cfg);
+    out
+}
+
+/// `check`'s lines for target `t`, the `i`th of `n`.
+fn describe_target(out: &mut String, t: &Target, i: usize, n: usize) {
+    use std::fmt::Write;
+    if let Some(push) = &t.push {
+        let _ = writeln!(out, "{}", config::push::describe(&t.name, push, t.paused));
+        // A heartbeat has no conditions, but it may have maintenance windows.
         for line in conditions_lines(t, SystemTime::now()) {
             let _ = writeln!(out, "    {line}");
         }
-        if t.paused {
-            let _ = writeln!(
-                out,
-                "    starts paused (\"paused\": true): not checked until POST /api/workers/{}/resume",
-                t.name
-            );
-        }
+        return;
     }
+    let first = schedule::stagger(i, n, t.interval);
+    let delays: Vec<String> = (1..=t.retries)
+        .map(|a| duration::format(probe::backoff_delay(t.backoff, a)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  {}  {} {}\n    every {}, first check {} after start; timeout {}; {} retr{}{}; expect status {}{}",
+        t.name,
+        t.shown_method(),
+        t.display_url,
+        duration::format(t.interval),
+        duration::format(first),
+        duration::format(t.timeout),
+        t.retries,
+        if t.retries == 1 { "y" } else { "ies" },
+        if delays.is_empty() {
+            String::new()
+        } else {
+            format!(" (waits {})", delays.join(", "))
+        },
+        t.shown_expect_status(),
+        t.expect_body
+            .as_ref()
+            .map_or(String::new(), |_| ", body must contain the expected text".to_string()),
+    );
+    if let Some(line) = tls_line(t) {
+        let _ = writeln!(out, "    {line}");
+    }
+    for line in conditions_lines(t, SystemTime::now()) {
+        let _ = writeln!(out, "    {line}");
+    }
+    if t.paused {
+        let _ = writeln!(
+            out,
+            "    starts paused (\"paused\": true): not checked until POST /api/workers/{}/resume",
+            t.name
+        );
+    }
+}
+
+/// `check`'s lines after the targets: reload, proxies, self-ping, alerts and persistence.
+fn describe_settings(out: &mut String, cfg: &Config) {
+    use std::fmt::Write;
     let _ = writeln!(
         out,
         "reload: on SIGHUP{}",
@@ -186,7 +199,6 @@ pub fn describe_schedule(cfg: &Config) -> String {
             );
         }
     }
-    out
 }
 
 /// How an https target's certificate is checked, for `check`.
