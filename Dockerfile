@@ -40,6 +40,8 @@ WORKDIR /src
 # Dependencies first, in a layer of their own: editing src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
+# tiny_http with one fix, used through [patch.crates-io] (see .patched/tiny_http/PATCHED.md).
+COPY .patched ./.patched
 RUN t="$(cat /target)"; mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --release --locked --target "$t" \
  && rm -rf src target/$t/release/master-pinger* target/$t/release/deps/master_pinger* \

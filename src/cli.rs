@@ -30,26 +30,31 @@ OPTIONS:
                     for once: write index.html, status.json and badge/NAME.svg there after the run
 
 ENVIRONMENT:
-    PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_ADMIN_TOKEN,
-    PINGER_WEBHOOK_URL, PINGER_SHARD, HF_TOKEN, SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
+    PORT, PINGER_CONFIG, PINGER_WORKERS, PINGER_SELF_URL, PINGER_STATE_FILE, PINGER_STATE_URL,
+    PINGER_ADMIN_TOKEN, PINGER_WEBHOOK_URL, PINGER_SHARD, HF_TOKEN, HF_ENDPOINT, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, PINGER_S3_PATH_STYLE,
+    SPACE_HOST, RENDER_EXTERNAL_URL, RUST_LOG
 
 EXIT STATUS:
     0 success, 1 runtime failure (port in use, ...), 2 bad usage or bad configuration;
     once: 0 every worker up, 1 any worker down, 2 bad usage or bad configuration
 ";
 
+/// What `once` was asked for besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct OnceOptions {
+    /// Print the `/status` document instead of one line per worker.
+    pub json: bool,
+    pub publish: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Command {
     Run(Flags),
     Check(Flags),
     NotifyTest(Flags),
-    Healthcheck {
-        url: Option<String>,
-    },
-    Once {
-        flags: Flags,
-        options: crate::once::Options,
-    },
+    Healthcheck { url: Option<String> },
+    Once { flags: Flags, options: OnceOptions },
     Help,
     Version,
 }
@@ -65,7 +70,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     };
     let mut flags = Flags::default();
     let mut url = None;
-    let mut options = crate::once::Options::default();
+    let mut options = OnceOptions::default();
     while let Some(arg) = iter.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),

@@ -12,8 +12,9 @@ use crate::persist::Persister;
 use crate::restart::Restarter;
 use crate::schedule;
 use crate::shutdown::{Shutdown, Waker};
-use crate::state::{Record, State, TargetInfo};
-use crate::worker::{Plan, PlanCell, Settings, Thresholds, Worker};
+use crate::state::{Counters, Record, State, TargetInfo};
+use crate::streak::Thresholds;
+use crate::worker::{Plan, PlanCell, Settings, Worker};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -88,7 +89,15 @@ fn targets(cfg: &Config) -> Vec<Target> {
 
 /// The state's targets for a configuration, before any thread runs (ids 0, 1, ... in order).
 pub fn infos(cfg: &Config) -> Vec<TargetInfo> {
-    targets(cfg).iter().map(crate::target_info).collect()
+    targets(cfg).iter().map(crate::state::target_info).collect()
+}
+
+/// `Err` saying which of the host's thread limits (read now) a fleet running `cfg` would pass,
+/// and what to do about it.
+pub fn fits(cfg: &Config) -> Result<(), String> {
+    let restarts = cfg.workers.iter().any(|w| w.space_id.is_some());
+    let needed = crate::host::threads_needed(targets(cfg).len(), cfg.alerts.channels.len(), restarts);
+    crate::host::check(needed, &crate::host::limits())
 }
 
 /// The same check against the same URL: whether `paused` differs does not make a change.
@@ -134,7 +143,7 @@ impl Fleet {
         let all = targets(cfg);
         let start = Instant::now();
         for (i, target) in all.iter().enumerate() {
-            let paused = target.paused || fleet.state.record_of(i).is_some_and(|r| r.paused);
+            let paused = target.paused || fleet.state.record_of(i).is_some_and(|r| r.counters.paused);
             fleet.state.set_paused(i, paused);
             let first = start + schedule::stagger(i, all.len(), target.interval);
             let member = fleet.spawn(i, target.clone(), first, paused, &inner.shared)?;
@@ -288,6 +297,8 @@ impl Fleet {
     /// Applies a new, valid configuration. Never blocks on a worker: removed ones are told to
     /// stop and joined later, once they have ended.
     pub fn apply(&self, cfg: &Config) -> Result<Changes, String> {
+        // Refused before anything changes: the running fleet is kept whole.
+        fits(cfg)?;
         let mut inner = self.lock();
         let inner = &mut *inner;
         // SSL_CERT_FILE is read again by every reload: when its certificates changed, every
@@ -321,7 +332,7 @@ impl Fleet {
                     kept.push(m);
                 }
                 None => {
-                    let id = self.state.add(crate::target_info(target), Record::default());
+                    let id = self.state.add(crate::state::target_info(target), Record::default());
                     self.state.set_paused(id, target.paused);
                     match self.spawn(id, target.clone(), first, target.paused, &inner.shared) {
                         Ok(m) => kept.push(m),
@@ -381,16 +392,19 @@ impl Fleet {
             plan.schedule += 1;
             if target.url != m.target.url {
                 // Another URL is another target: its history starts over (a pause stays).
-                let paused = self.state.record_of(m.id).is_some_and(|r| r.paused);
+                let paused = self.state.record_of(m.id).is_some_and(|r| r.counters.paused);
                 self.state.import(
                     m.id,
                     Record {
-                        paused,
+                        counters: Counters {
+                            paused,
+                            ..Counters::default()
+                        },
                         ..Record::default()
                     },
                 );
             }
-            self.state.set_info(m.id, crate::target_info(target));
+            self.state.set_info(m.id, crate::state::target_info(target));
         }
         m.plan.set(plan);
         if let (Some(inbox), Some(push)) = (&m.inbox, &target.push) {
@@ -555,7 +569,7 @@ mod tests {
         state
             .slot_of(name)
             .and_then(|id| state.record_of(id))
-            .map_or(0, |r| r.checks)
+            .map_or(0, |r| r.counters.checks)
     }
 
     #[test]
@@ -600,7 +614,7 @@ mod tests {
             .or(snap.workers[1].next_check_at_ms);
         let late = a_second.unwrap_or(0).abs_diff(next_a.unwrap_or(0));
         assert!(late < 1000, "a keeps its deadline (off by {late} ms)");
-        assert_eq!(snap.workers[2].checks, 2, "b kept its history (same URL)");
+        assert_eq!(snap.workers[2].counters.checks, 2, "b kept its history (same URL)");
         wait("c's thread to end", || fleet.threads() == 3);
         shutdown.trigger();
     }
@@ -608,7 +622,8 @@ mod tests {
     #[test]
     fn a_new_url_starts_history_over_and_a_pause_stops_checks() {
         let t = target200();
-        let (fleet, state, shutdown) = start(&config(t.port, "1h", &[("a", "")]));
+        // `b` is never paused: its checks show that time passed on the same schedule.
+        let (fleet, state, shutdown) = start(&config(t.port, "1s", &[("a", ""), ("b", "")]));
         wait("a's first check", || checks(&state, "a") == 1);
         assert!(fleet.set_paused("a", true));
         assert_eq!(
@@ -616,13 +631,19 @@ mod tests {
             Some(false),
             "a paused worker is not checked on demand"
         );
-        let moved = config(t.port, "1h", &[("a", "")]);
-        let mut moved = moved;
+        let mut moved = config(t.port, "1s", &[("a", ""), ("b", "")]);
         moved.workers[0].url = format!("http://127.0.0.1:{}/moved", t.port);
         assert_eq!(fleet.apply(&moved).unwrap().changed, 1);
         let r = state.record_of(state.slot_of("a").unwrap()).unwrap();
-        assert_eq!((r.checks, r.paused), (0, true), "fresh history, still paused");
-        thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            (r.counters.checks, r.counters.paused),
+            (0, true),
+            "fresh history, still paused"
+        );
+        // An unpaused `a` would check at once on its new URL, then every second: by the time `b`
+        // has been checked twice more, it would have been at least once.
+        let b_then = checks(&state, "b");
+        wait("two more checks of b", || checks(&state, "b") >= b_then + 2);
         assert!(
             !t.hits.lock().unwrap().iter().any(|p| p == "/moved"),
             "paused: not pinged"

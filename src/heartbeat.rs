@@ -21,8 +21,9 @@ use crate::alert::Streaks;
 use crate::config::Target;
 use crate::shutdown::{Wake, Waker};
 use crate::state::{CheckRecord, ReportKind, State};
+use crate::streak::Streak;
 use crate::timefmt::{from_unix_millis, unix_millis};
-use crate::worker::{Plan, PlanCell, STACK_SIZE, Settings, Streak};
+use crate::worker::{Plan, PlanCell, STACK_SIZE, Settings};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -258,13 +259,17 @@ impl Beat {
     fn run(self) {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let plan = self.plan.get();
-        let last_report = saved.push.last_report_at_ms.map(from_unix_millis);
+        let last_report = saved.counters.push.last_report_at_ms.map(from_unix_millis);
         let mut run = Run {
             base: first_base(last_report, &plan.settings.target, SystemTime::now()),
             missed: 0,
             run_started: None,
-            streak: Streak::resume(saved.consecutive_failures, plan.settings.thresholds.failure),
-            alert_streaks: crate::worker::streaks_on(&plan.settings, saved.consecutive_failures, &saved.streaks),
+            streak: Streak::resume(saved.counters.consecutive_failures, plan.settings.thresholds.failure),
+            alert_streaks: crate::worker::streaks_on(
+                &plan.settings,
+                saved.counters.consecutive_failures,
+                &saved.streaks,
+            ),
             was_ok: saved.last().map(|r| r.ok),
             plan,
         };
@@ -306,7 +311,10 @@ impl Beat {
             (a, b) => a.is_none() && b.is_none(),
         };
         if !same_alerter || next.schedule != run.plan.schedule {
-            let failures = self.state.record_of(self.slot).map_or(0, |r| r.consecutive_failures);
+            let failures = self
+                .state
+                .record_of(self.slot)
+                .map_or(0, |r| r.counters.consecutive_failures);
             run.alert_streaks = crate::worker::streaks_on(&next.settings, failures, &[]);
         }
         if next.schedule != run.plan.schedule {

@@ -4,11 +4,15 @@
 //! shared TLS configs, so its trust settings and proxy are fixed once and its check's handshake
 //! can hand back the server's certificate.
 
-use crate::proxy::Proxies;
+use crate::config::proxy::Proxies;
+use crate::config::{CaFile, TlsSettings};
+use crate::tls::Trust;
 use crate::tls::connector::{PeerCapture, TlsConnector};
-use crate::tls::{CaFile, TlsSettings, Trust};
 use std::sync::Arc;
 use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+
+/// Redirects followed before a request fails (checks, alerts and restarts alike).
+pub const MAX_REDIRECTS: u32 = 5;
 
 pub struct Net {
     trust: Trust,
@@ -66,7 +70,7 @@ impl Net {
     fn build(&self, tls: &TlsSettings, capture: Option<Arc<PeerCapture>>, proxy: Option<ureq::Proxy>) -> ureq::Agent {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .max_redirects(crate::probe::MAX_REDIRECTS)
+            .max_redirects(MAX_REDIRECTS)
             .user_agent(concat!("master-pinger/", env!("CARGO_PKG_VERSION")))
             // ureq would read the process's proxy variables itself; ours come from `Proxies`.
             .proxy(proxy)

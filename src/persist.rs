@@ -9,14 +9,14 @@ pub mod remote;
 mod v1;
 mod v2;
 
-use crate::state::{History, PushCounts, Record, State, Uptime};
+use crate::state::{Record, State};
 use crate::timefmt::{rfc3339, unix_secs};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -35,7 +35,8 @@ pub fn url_hash(url: &str) -> String {
 }
 
 pub struct Persister {
-    path: PathBuf,
+    /// `None`: no state file, only the format (for the remote copy).
+    path: Option<PathBuf>,
     /// The path as messages show it (parts that came from `${VAR}` are secrets).
     shown: String,
     /// The hash of each target's real URL, by its id in the state (a reload replaces them). A
@@ -51,12 +52,29 @@ impl Persister {
     pub fn new(path: PathBuf, urls: &[&str]) -> Persister {
         let p = Persister {
             shown: path.display().to_string(),
-            path,
+            path: Some(path),
             hashes: Mutex::new(HashMap::new()),
             saving: Mutex::new(()),
         };
         p.set_targets(&urls.iter().copied().enumerate().collect::<Vec<_>>());
         p
+    }
+
+    /// Reads and writes the format only (for a remote copy of the state without a state file).
+    pub fn without_file(urls: &[&str]) -> Persister {
+        let p = Persister {
+            shown: String::new(),
+            path: None,
+            hashes: Mutex::new(HashMap::new()),
+            saving: Mutex::new(()),
+        };
+        p.set_targets(&urls.iter().copied().enumerate().collect::<Vec<_>>());
+        p
+    }
+
+    /// Whether there is a state file to load (a remote copy is then only the fallback).
+    pub fn file_exists(&self) -> bool {
+        self.path.as_ref().is_some_and(|p| p.exists())
     }
 
     /// Shows the path as `shown` in every message and error, in place of the real one.
@@ -78,7 +96,8 @@ impl Persister {
     /// Loads the file into `state`. Missing: nothing to do. Unreadable or corrupt: renamed to
     /// `<file>.corrupt-<unix time>` with a warning. Returns how many targets were restored.
     pub fn load(&self, state: &State) -> usize {
-        let file = match File::open(&self.path) {
+        let Some(path) = &self.path else { return 0 };
+        let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
             Err(e) => {
@@ -86,6 +105,22 @@ impl Persister {
                 return 0;
             }
         };
+        match self.restore(BufReader::new(file), state, Restore::Replace) {
+            Ok(loaded) => {
+                log::info!("state file {}: {}", self.shown, loaded.summary());
+                loaded.count
+            }
+            Err(why) => {
+                self.set_aside(&why);
+                0
+            }
+        }
+    }
+
+    /// Reads a saved state from `reader` into `state`: each saved target whose worker is still
+    /// configured with the same URL replaces (or, with `Restore::Merge`, goes before) what the
+    /// state holds for it. `Err`: the text is not a state file (nothing was changed).
+    pub fn restore(&self, reader: impl Read, state: &State, how: Restore) -> Result<Loaded, String> {
         let cap = state.history_cap();
         let mut restored: Vec<(usize, Record)> = Vec::new();
         let (mut dropped, mut fresh) = (Vec::new(), Vec::new());
@@ -102,47 +137,36 @@ impl Persister {
             restored.push((slot, record));
             Ok(())
         };
-        let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+        let mut de = serde_json::Deserializer::from_reader(reader);
         let header = de
             .deserialize_map(FileVisitor { sink: &mut sink })
-            .and_then(|h| de.end().map(|()| h));
-        let header = match header {
-            Ok(h) => h,
-            Err(e) => {
-                self.set_aside(&format!("it is not a valid state file: {e}"));
-                return 0;
-            }
-        };
+            .and_then(|h| de.end().map(|()| h))
+            .map_err(|e| format!("it is not a valid state file: {e}"))?;
         for name in dropped {
-            log::info!("state file: dropping {name:?}, which is no longer configured");
+            log::info!("state: dropping {name:?}, which is no longer configured");
         }
         for name in fresh {
-            log::info!("state file: {name:?} has a new URL; its history starts fresh");
+            log::info!("state: {name:?} has a new URL; its history starts fresh");
         }
         let count = restored.len();
         for (slot, record) in restored {
-            state.import(slot, record);
-        }
-        log::info!(
-            "state file {}: restored {count} target(s) saved at {}{}",
-            self.shown,
-            header.saved_at.as_deref().unwrap_or("an unknown time"),
-            if header.version < FORMAT_VERSION {
-                format!(
-                    " (format {}, migrated; the next save writes format {FORMAT_VERSION})",
-                    header.version
-                )
-            } else {
-                String::new()
+            match how {
+                Restore::Replace => state.import(slot, record),
+                Restore::Merge => state.merge_older(slot, record),
             }
-        );
-        count
+        }
+        Ok(Loaded {
+            count,
+            saved_at: header.saved_at,
+            version: header.version,
+        })
     }
 
     fn set_aside(&self, why: &str) {
+        let Some(path) = &self.path else { return };
         let suffix = format!(".corrupt-{}", unix_secs(SystemTime::now()));
-        let aside = PathBuf::from(format!("{}{suffix}", self.path.display()));
-        match fs::rename(&self.path, &aside) {
+        let aside = PathBuf::from(format!("{}{suffix}", path.display()));
+        match fs::rename(path, &aside) {
             Ok(()) => log::warn!(
                 "state file {}: {why}; moved it to {}{suffix} and starting fresh",
                 self.shown,
@@ -164,24 +188,24 @@ impl Persister {
     }
 
     fn temp_path(&self) -> PathBuf {
-        let name = self
-            .path
+        let path = self.path.clone().unwrap_or_default();
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
-        self.path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+        path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
     }
 
     /// Writes the state to the file, one target at a time: each is copied under the state's
     /// lock (a few KB), then serialized and written after it is released.
     pub fn save(&self, state: &State) -> Result<(), String> {
+        let Some(path) = &self.path else { return Ok(()) };
         let _guard = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = self.temp_path();
         let result = self.write_to(&tmp, state).and_then(|()| {
-            fs::rename(&tmp, &self.path)?;
+            fs::rename(&tmp, path)?;
             // The rename is durable only once the folder's entry is on disk.
-            let dir = self
-                .path
+            let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
@@ -199,6 +223,14 @@ impl Persister {
     fn write_to(&self, tmp: &Path, state: &State) -> std::io::Result<()> {
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp)?;
         let mut w = BufWriter::with_capacity(64 * 1024, file);
+        self.encode(&mut w, state)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+
+    /// Writes the state in the file's format, one target at a time: each is copied under the
+    /// state's lock (a few KB), then serialized after it is released.
+    pub fn encode(&self, mut w: impl Write, state: &State) -> std::io::Result<()> {
         write!(w, "{{\"version\":{FORMAT_VERSION},\"saved_at\":")?;
         serde_json::to_writer(&mut w, &rfc3339(SystemTime::now()))?;
         w.write_all(b",\"workers\":{")?;
@@ -217,95 +249,44 @@ impl Persister {
             w.write_all(b":")?;
             serde_json::to_writer(&mut w, &saved)?;
         }
-        w.write_all(b"}}")?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
+        w.write_all(b"}}")
     }
 }
 
-/// The counters every format saves under the same names.
-#[derive(Serialize, Deserialize, Default)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-#[serde(default)]
-pub struct Counters {
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_restart_at_ms: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub paused: bool,
-    /// A heartbeat worker's reports (absent for a pulled worker, and in files written before).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub push: Option<SavedPush>,
+/// How a restored target meets what the state already holds for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// At start-up: the saved record is the target's record.
+    Replace,
+    /// Later (a remote copy that could not be read at start-up): the saved record is older than
+    /// what was recorded since, and both are kept.
+    Merge,
 }
 
-/// `"push": {"last_report": 1795860000123, "success": 12, "failure": 1, "start": 13}`.
-#[derive(Serialize, Deserialize, Default, Clone, Copy)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-#[serde(default)]
-pub struct SavedPush {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_report: Option<u64>,
-    success: u64,
-    failure: u64,
-    start: u64,
+/// What a restore found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub count: usize,
+    pub saved_at: Option<String>,
+    pub version: u32,
 }
 
-impl SavedPush {
-    fn of(p: &PushCounts) -> Option<SavedPush> {
-        (!p.is_empty()).then_some(SavedPush {
-            last_report: p.last_report_at_ms,
-            success: p.success,
-            failure: p.failure,
-            start: p.start,
-        })
-    }
-
-    fn counts(self) -> PushCounts {
-        PushCounts {
-            last_report_at_ms: self.last_report,
-            success: self.success,
-            failure: self.failure,
-            start: self.start,
-        }
-    }
-}
-
-impl Counters {
-    fn of(r: &Record) -> Counters {
-        Counters {
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
-            paused: r.paused,
-            push: SavedPush::of(&r.push),
-        }
-    }
-
-    fn with(self, history: History, uptime: Uptime) -> Record {
-        Record {
-            checks: self.checks,
-            successes: self.successes,
-            skipped: self.skipped,
-            attempts: self.attempts,
-            consecutive_failures: self.consecutive_failures,
-            restarts: self.restarts,
-            last_restart_at_ms: self.last_restart_at_ms,
-            paused: self.paused,
-            push: self.push.map(SavedPush::counts).unwrap_or_default(),
-            history,
-            uptime,
-            streaks: Vec::new(),
-            cert_warned: Vec::new(),
-        }
+impl Loaded {
+    /// `restored 3 target(s) saved at ...` for the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "restored {} target(s) saved at {}{}",
+            self.count,
+            self.saved_at.as_deref().unwrap_or("an unknown time"),
+            if self.version < FORMAT_VERSION {
+                format!(
+                    " (format {}, migrated; the next save writes format {FORMAT_VERSION})",
+                    self.version
+                )
+            } else {
+                String::new()
+            }
+        )
     }
 }
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 /// Bodies are read at most this far, streaming: a 5 MB page costs no more memory than a small one.
 pub const BODY_LIMIT: usize = 1 << 20;
-pub const MAX_REDIRECTS: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -43,7 +42,7 @@ impl Outcome {
 /// An agent with the bundled roots and no proxy, for tests that need no configuration.
 #[cfg(test)]
 pub fn agent() -> ureq::Agent {
-    crate::net::Net::new(None, crate::proxy::Proxies::default()).agent_for("")
+    crate::net::Net::new(None, crate::config::proxy::Proxies::default()).agent_for("")
 }
 
 /// Wait after failed attempt `i` (1-based): `backoff * 2^(i-1)`.
@@ -242,7 +241,7 @@ pub fn describe(e: &ureq::Error, timeout: Duration) -> String {
         E::HostNotFound => "dns: no such host".to_string(),
         E::Io(io) => describe_io(io, timeout),
         E::ConnectionFailed => "connection failed".to_string(),
-        E::TooManyRedirects => format!("too many redirects (more than {MAX_REDIRECTS})"),
+        E::TooManyRedirects => format!("too many redirects (more than {})", crate::net::MAX_REDIRECTS),
         E::RedirectFailed => "redirect failed (bad or unsupported Location)".to_string(),
         E::Tls(m) => format!("tls: {m}"),
         E::Rustls(r) => crate::tls::errors::describe(r, "this server"),

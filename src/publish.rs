@@ -3,19 +3,14 @@
 //! one commit, and a bucket one PUT per file, only when the files changed since the last run.
 //! The Hub and S3 clients are the remote state's own (`persist::remote`).
 
-use crate::config::Env;
+use crate::config::Remote;
 use crate::net::Net;
 use crate::persist::remote::hub::{self, CommitFile, Repo, RepoKind};
-use crate::persist::remote::s3::{self, Condition, S3Settings};
-use crate::persist::remote::sigv4::Credentials;
+use crate::persist::remote::s3::{self, Condition};
 use crate::web::site::File;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Each request to the Hub or the bucket.
-const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Compared with what the destination has: when both are unchanged, every file is (the badges
 /// and the page's rows come from the same snapshot as `status.json`, and the page says when).
 const CHANGE_MARKERS: [&str; 2] = ["status.json", "index.html"];
@@ -73,67 +68,34 @@ pub enum Published {
     Unchanged,
 }
 
-/// Where the Hub and the bucket are and the credentials for them, from the variables the
-/// remote state reads too: `HF_TOKEN`, `HF_ENDPOINT`; `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (default `us-east-1`),
-/// `AWS_ENDPOINT_URL`. Tokens and keys stay in the clients, which never show them.
-pub struct Remote {
-    net: Net,
-    hf_endpoint: String,
-    hf_token: Option<String>,
-    s3: S3Settings,
-}
-
-impl Remote {
-    pub fn from_env(env: &Env, net: Net) -> Remote {
-        let var = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
-        let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
-                access_key_id,
-                secret_access_key,
-                session_token: var("AWS_SESSION_TOKEN"),
-            }),
-            _ => None,
-        };
-        Remote {
-            net,
-            hf_endpoint: var("HF_ENDPOINT").unwrap_or_else(|| hub::DEFAULT_ENDPOINT.to_string()),
-            hf_token: var("HF_TOKEN"),
-            s3: S3Settings {
-                endpoint: var("AWS_ENDPOINT_URL"),
-                region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_string()),
-                credentials,
-                path_style: None,
-            },
-        }
-    }
-}
-
 /// Publishes `files` to `to`.
-pub fn publish(to: &Destination, files: &[File], remote: &Remote, summary: &str) -> Result<Published, String> {
+/// Publishes `files` to `to`. The Hub and the bucket are reached as the remote state reaches
+/// them (`remote`: `HF_TOKEN`, `HF_ENDPOINT`; the AWS variables), through `net`.
+pub fn publish(
+    to: &Destination,
+    files: &[File],
+    net: &Net,
+    remote: &Remote,
+    summary: &str,
+) -> Result<Published, String> {
     match to {
         Destination::Dir(dir) => to_dir(dir, files).map(|()| Published::Written),
-        Destination::Space { repo } => to_space(remote, repo, files, summary),
-        Destination::Bucket { bucket, prefix } => to_bucket(remote, bucket, prefix, files),
+        Destination::Space { repo } => to_space(net, remote, repo, files, summary),
+        Destination::Bucket { bucket, prefix } => to_bucket(net, remote, bucket, prefix, files),
     }
 }
 
 /// One commit of every file to the Static Space `repo` (`OWNER/NAME`), unless the Space already
 /// has them. Not conditional on the parent commit: the files are this run's alone, and a commit
 /// someone else made meanwhile (its README, say) is no reason to fail.
-fn to_space(remote: &Remote, repo: &str, files: &[File], summary: &str) -> Result<Published, String> {
+fn to_space(net: &Net, remote: &Remote, repo: &str, files: &[File], summary: &str) -> Result<Published, String> {
     let shown = format!("hf://spaces/{repo}");
-    if remote.hf_token.is_none() {
+    if remote.hub.token.is_none() {
         return Err(format!(
             "cannot publish to {shown}: HF_TOKEN is not set (a token with write access to the Space)"
         ));
     }
-    let client = hub::Client::new(
-        &remote.net,
-        &remote.hf_endpoint,
-        remote.hf_token.clone(),
-        REMOTE_TIMEOUT,
-    );
+    let client = hub::Client::new(net, &remote.hub.endpoint, remote.hub.token.clone(), remote.timeout);
     let repo = Repo {
         kind: RepoKind::Space,
         id: repo.to_string(),
@@ -162,14 +124,14 @@ fn to_space(remote: &Remote, repo: &str, files: &[File], summary: &str) -> Resul
 
 /// Every file under `prefix` in `bucket`, with its content type, unless the bucket already has
 /// them. The markers go last, so that a run cut short is retried by the next one.
-fn to_bucket(remote: &Remote, bucket: &str, prefix: &str, files: &[File]) -> Result<Published, String> {
+fn to_bucket(net: &Net, remote: &Remote, bucket: &str, prefix: &str, files: &[File]) -> Result<Published, String> {
     let shown = if prefix.is_empty() {
         format!("s3://{bucket}")
     } else {
         format!("s3://{bucket}/{prefix}")
     };
-    let client = s3::Client::new(&remote.net, &remote.s3, REMOTE_TIMEOUT)
-        .map_err(|e| format!("cannot publish to {shown}: {e}"))?;
+    let client =
+        s3::Client::new(net, &remote.s3, remote.timeout).map_err(|e| format!("cannot publish to {shown}: {e}"))?;
     let key = |path: &str| {
         if prefix.is_empty() {
             path.to_string()
@@ -240,11 +202,17 @@ fn write_tree(root: &Path, files: &[File]) -> std::io::Result<()> {
             fs::create_dir_all(d)?;
             dirs.push(d.to_path_buf());
         }
-        let mut file = fs::File::create(&path)?;
-        file.write_all(&f.body)?;
-        file.sync_all()?;
+        fs::File::create(&path)?.write_all(&f.body)?;
     }
-    // The entries are durable only once their folders are on disk too.
+    // On disk before the swap, so a crash after it cannot leave empty files in place: one
+    // `syncfs` (an fsync per file took 5 s for a thousand badges on a busy disk), else an fsync
+    // of every file and then of their folders.
+    if crate::os::sync_filesystem(root).is_ok() {
+        return Ok(());
+    }
+    for f in files {
+        fs::File::open(root.join(&f.path))?.sync_all()?;
+    }
     for d in dirs.iter().rev() {
         fs::File::open(d)?.sync_all()?;
     }

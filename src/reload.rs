@@ -45,6 +45,9 @@ impl Reloader {
 
     fn run(mut self, path: Option<PathBuf>, mut seen: Option<Stamp>) {
         loop {
+            // The file watch polls on purpose (no inotify without a new crate, and a mounted
+            // ConfigMap changes by a symlink swap that a watch on the file would miss); SIGHUP
+            // and shutdown still end the sleep at once.
             let poll = self.current.settings.watch_config.filter(|_| path.is_some());
             let wait = poll.unwrap_or(Duration::from_secs(86_400));
             match self.waker.sleep_until(Instant::now() + wait, true) {

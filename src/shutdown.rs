@@ -14,6 +14,9 @@ struct Flags {
     paused: bool,
     /// A reload gave the worker a new schedule: its current schedule sleep ends.
     reschedule: bool,
+    /// Threads blocked in a wait on this waker (tests wait for a sleeper to be asleep).
+    #[cfg(test)]
+    asleep: usize,
 }
 
 /// Why a sleep ended.
@@ -58,7 +61,7 @@ impl Waker {
             }
             if schedule && flags.paused {
                 was_paused = true;
-                flags = self.cv.wait(flags).unwrap_or_else(|e| e.into_inner());
+                flags = self.wait(flags, None);
                 continue;
             }
             if was_paused {
@@ -72,17 +75,51 @@ impl Waker {
             if now >= deadline {
                 return Wake::Deadline;
             }
-            flags = self
-                .cv
-                .wait_timeout(flags, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            flags = self.wait(flags, Some(deadline - now));
         }
+    }
+
+    fn wait<'a>(&self, mut flags: MutexGuard<'a, Flags>, limit: Option<Duration>) -> MutexGuard<'a, Flags> {
+        #[cfg(test)]
+        {
+            flags.asleep += 1;
+        }
+        flags = match limit {
+            None => self.cv.wait(flags).unwrap_or_else(|e| e.into_inner()),
+            Some(d) => self.cv.wait_timeout(flags, d).unwrap_or_else(|e| e.into_inner()).0,
+        };
+        #[cfg(test)]
+        {
+            flags.asleep -= 1;
+        }
+        flags
+    }
+
+    /// How many threads are blocked in a wait on this waker.
+    #[cfg(test)]
+    fn asleep(&self) -> usize {
+        self.lock().asleep
     }
 
     /// Sleeps for `d`; false when woken by a stop or a pause (the wait's purpose is gone).
     pub fn sleep(&self, d: Duration) -> bool {
         self.sleep_until(Instant::now() + d, false) != Wake::Stop
+    }
+
+    /// Sleeps until a check-now (which it consumes) or a stop; false on a stop. A queue's
+    /// consumer waits here for the next item: each push is a check-now.
+    pub fn wait_for_check_now(&self) -> bool {
+        let mut flags = self.lock();
+        loop {
+            if flags.stop {
+                return false;
+            }
+            if flags.check_now {
+                flags.check_now = false;
+                return true;
+            }
+            flags = self.wait(flags, None);
+        }
     }
 
     /// Pausing or resuming also forgets a pending check-now: a resumed worker checks at once anyway.
@@ -123,7 +160,6 @@ impl Waker {
 pub struct Shutdown {
     stopped: AtomicBool,
     wakers: Mutex<Vec<Arc<Waker>>>,
-    hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Shutdown {
@@ -138,11 +174,6 @@ impl Shutdown {
             w.stop();
         }
         w
-    }
-
-    /// Something to run once on trigger, such as unblocking the HTTP server's accept loop.
-    pub fn on_trigger(&self, hook: Box<dyn FnOnce() + Send>) {
-        self.hooks.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
     }
 
     /// Drops a waker that `trigger()` no longer needs to reach (its thread was stopped alone).
@@ -160,10 +191,6 @@ impl Shutdown {
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
         for w in wakers {
             w.stop();
-        }
-        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
-        for hook in hooks {
-            hook();
         }
     }
 
@@ -211,10 +238,17 @@ mod tests {
         w.set_paused(true);
         assert!(!w.sleep(Duration::from_secs(60)), "a pause ends a backoff wait at once");
         let w2 = Arc::clone(&w);
-        let h = thread::spawn(move || w2.sleep_until(Instant::now() + Duration::from_millis(10), true));
-        thread::sleep(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_millis(10);
+        let h = thread::spawn(move || w2.sleep_until(deadline, true));
+        // Wait for the sleeper to be blocked, with its deadline past.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while w.asleep() == 0 || Instant::now() <= deadline {
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
+            thread::sleep(Duration::from_millis(1));
+        }
         assert!(!h.is_finished(), "the deadline passed but the worker is paused");
         w.set_paused(false);
+        // A sleep that had ended at its deadline would say `Deadline`, even if it ended late.
         assert_eq!(h.join().unwrap(), Wake::Resumed);
         w.reschedule();
         assert_eq!(

@@ -13,9 +13,12 @@ pub use history::{Copied, History};
 pub use push::{PushCounts, PushInfo, PushView, ReportKind};
 pub use uptime::{DAYS, HOURS, Ring, Tally, Uptime};
 
+use crate::config::{SELF_NAME, Target};
 use crate::maintenance::{self, Window};
+use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::{CertInfo, Warned};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -72,24 +75,35 @@ impl Health {
     }
 }
 
-/// What the state remembers about one target: counters, the recent checks and uptime buckets,
-/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Record {
+/// A target's counters: kept in its `Record`, saved by `persist` as they are (every format
+/// writes them under these names) and copied into its `TargetView`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
     pub checks: u64,
     pub successes: u64,
     pub skipped: u64,
     pub attempts: u64,
     pub consecutive_failures: u32,
     pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
+    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
+    #[serde(skip_serializing_if = "PushCounts::is_empty")]
+    pub push: PushCounts,
+}
+
+/// What the state remembers about one target: counters, the recent checks and uptime buckets,
+/// in a size that does not grow with age (about 2.9 KB with 100 checks of history).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub counters: Counters,
     /// The newest entry is the last check.
     pub history: History,
     pub uptime: Uptime,
-    /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
-    pub paused: bool,
-    /// A heartbeat worker's reports (all zero for a pulled worker).
-    pub push: PushCounts,
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
@@ -98,39 +112,18 @@ pub struct Record {
     pub cert_warned: Vec<(String, Warned)>,
 }
 
-/// One alert channel's streak for one target, as the state keeps and the state file saves it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ChannelStreak {
-    pub channel: String,
-    /// Consecutive failed and good checks (one of them is 0).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub fails: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    pub oks: u32,
-    /// Whether the channel was last told down (`true`) or up (`false`); absent before either.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub down: Option<bool>,
-    /// Unix milliseconds of the first failure of the current run of failures.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since_ms: Option<u64>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 impl Record {
     /// `uptime`: whether the check counts in the uptime tallies (a failure inside a maintenance
     /// window does not).
     fn push(&mut self, rec: CheckRecord, cap: usize, uptime: bool) {
-        self.checks += 1;
-        self.attempts += u64::from(rec.attempts);
+        let c = &mut self.counters;
+        c.checks += 1;
+        c.attempts += u64::from(rec.attempts);
         if rec.ok {
-            self.successes += 1;
-            self.consecutive_failures = 0;
+            c.successes += 1;
+            c.consecutive_failures = 0;
         } else {
-            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            c.consecutive_failures = c.consecutive_failures.saturating_add(1);
         }
         if uptime {
             self.uptime.record(rec.at_ms, rec.ok);
@@ -145,7 +138,53 @@ impl Record {
     /// Its state at `now_ms` (Unix ms), given what is known of it.
     pub fn health_at(&self, info: &TargetInfo, now_ms: u64) -> Health {
         let last = self.history.last_ok().map(|ok| (ok, self.history.last_has_error()));
-        health_of(self.paused, last, info.maintenance_until(now_ms))
+        health_of(self.counters.paused, last, info.maintenance_until(now_ms))
+    }
+
+    /// This record (made since start-up) after `older` (a saved one that arrived late): counters
+    /// add up, the history is the older checks then these, and each uptime bucket holds both.
+    /// The pause stays this one's (the fleet acts on it already).
+    pub fn merge_older(&mut self, older: Record, cap: usize) {
+        let mut history = History::default();
+        for rec in older
+            .history
+            .newest(older.history.len())
+            .chain(self.history.newest(self.history.len()))
+        {
+            history.push(&rec, cap);
+        }
+        let mut uptime = older.uptime;
+        if let Some((newest, tallies)) = self.uptime.hours.oldest_first() {
+            for (i, t) in tallies.into_iter().enumerate() {
+                if let Some(hour) = (newest + 1 + i as u64).checked_sub(tallies.len() as u64) {
+                    uptime.hours.add(hour, t);
+                }
+            }
+        }
+        if let Some((newest, tallies)) = self.uptime.days.oldest_first() {
+            for (i, t) in tallies.into_iter().enumerate() {
+                if let Some(day) = (newest + 1 + i as u64).checked_sub(tallies.len() as u64) {
+                    uptime.days.add(day, t);
+                }
+            }
+        }
+        let (c, o) = (&mut self.counters, older.counters);
+        // A streak of failures since start-up continues the saved one.
+        if u64::from(c.consecutive_failures) == c.checks {
+            c.consecutive_failures = c.consecutive_failures.saturating_add(o.consecutive_failures);
+        }
+        c.checks += o.checks;
+        c.successes += o.successes;
+        c.skipped += o.skipped;
+        c.attempts += o.attempts;
+        c.restarts += o.restarts;
+        c.last_restart_at_ms = c.last_restart_at_ms.max(o.last_restart_at_ms);
+        c.push.success += o.push.success;
+        c.push.failure += o.push.failure;
+        c.push.start += o.push.start;
+        c.push.last_report_at_ms = c.push.last_report_at_ms.max(o.push.last_report_at_ms);
+        self.history = history;
+        self.uptime = uptime;
     }
 
     /// The counters, uptime and last check, without the rest of the history.
@@ -155,11 +194,29 @@ impl Record {
             history.push(&last, 1);
         }
         Record {
+            counters: self.counters.clone(),
             history,
+            uptime: self.uptime,
             streaks: self.streaks.clone(),
             cert_warned: self.cert_warned.clone(),
-            ..*self
         }
+    }
+}
+
+/// The facts about a target that the shared state keeps beside its record.
+pub fn target_info(t: &Target) -> TargetInfo {
+    TargetInfo {
+        name: t.name.clone(),
+        display_url: t.display_url.clone(),
+        interval: t.interval,
+        // Configured workers cannot be named "self" (config rejects it).
+        is_self: t.name == SELF_NAME,
+        restarts_enabled: t.space_id.is_some(),
+        maintenance: t.maintenance.clone(),
+        push: t.push.as_ref().map(|p| PushInfo {
+            period: p.period,
+            grace: p.grace,
+        }),
     }
 }
 
@@ -185,16 +242,9 @@ pub struct TargetView {
     pub is_self: bool,
     pub restarts_enabled: bool,
     pub health: Health,
-    pub paused: bool,
     /// When the maintenance window that is on ends (Unix ms).
     pub maintenance_until_ms: Option<u64>,
-    pub checks: u64,
-    pub successes: u64,
-    pub skipped: u64,
-    pub attempts: u64,
-    pub consecutive_failures: u32,
-    pub restarts: u64,
-    pub last_restart_at_ms: Option<u64>,
+    pub counters: Counters,
     pub last: Option<CheckRecord>,
     pub next_check_at_ms: Option<u64>,
     pub uptime: [Option<f64>; 3],
@@ -214,6 +264,8 @@ pub struct Snapshot {
     pub workers: Vec<TargetView>,
     pub self_ping: Option<TargetView>,
     pub persistence_error: Option<String>,
+    /// State saves so far, by place (`SavePlace` as the index).
+    pub saves: [Saves; 2],
     /// Why the last reload failed (the previous configuration is still running).
     pub config_error: Option<String>,
     /// Configuration reloads so far: (succeeded, failed).
@@ -302,6 +354,33 @@ impl TargetInfo {
     }
 }
 
+/// Where a state save goes: the `place` label of `pinger_state_saves_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavePlace {
+    File = 0,
+    Remote = 1,
+}
+
+impl SavePlace {
+    pub const ALL: [SavePlace; 2] = [SavePlace::File, SavePlace::Remote];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SavePlace::File => "file",
+            SavePlace::Remote => "remote",
+        }
+    }
+}
+
+/// State saves to one place so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Saves {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// When the last good save ended.
+    pub last_ok: Option<SystemTime>,
+}
+
 struct Slot {
     id: usize,
     /// Shared with the copies readers take, so a copy clones no string under the lock.
@@ -325,12 +404,20 @@ struct Inner {
     /// Configured workers first, in configuration order, then the self-ping (if any).
     slots: Vec<Slot>,
     next_id: usize,
-    persistence_error: Option<String>,
+    /// Why the last save to each place failed (`SavePlace` as the index).
+    persistence_errors: [Option<String>; 2],
+    saves: [Saves; 2],
     config_error: Option<String>,
     reloads: (u64, u64),
 }
 
 impl Inner {
+    /// Every place's save problem, in one text for the page and `/status`.
+    fn persistence_error(&self) -> Option<String> {
+        let errors: Vec<&str> = self.persistence_errors.iter().flatten().map(String::as_str).collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
     fn slot(&mut self, id: usize) -> Option<&mut Slot> {
         // Until a reload removes a target, ids equal positions: try that before searching.
         match self.slots.get(id) {
@@ -370,7 +457,8 @@ impl State {
             inner: Mutex::new(Inner {
                 slots,
                 next_id,
-                persistence_error: None,
+                persistence_errors: [None, None],
+                saves: [Saves::default(); 2],
                 config_error: None,
                 reloads: (0, 0),
             }),
@@ -420,7 +508,7 @@ impl State {
 
     pub fn set_paused(&self, id: usize, paused: bool) {
         if let Some(s) = self.change().slot(id) {
-            s.record.paused = paused;
+            s.record.counters.paused = paused;
         }
     }
 
@@ -483,7 +571,7 @@ impl State {
     ) {
         let cap = self.history_cap;
         if let Some(s) = self.change().slot(slot) {
-            s.record.push.add(kind, unix_millis(at));
+            s.record.counters.push.add(kind, unix_millis(at));
             if message.is_some() {
                 s.message = message;
             }
@@ -495,7 +583,7 @@ impl State {
 
     pub fn record_skipped(&self, slot: usize, n: u64) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.skipped += n;
+            s.record.counters.skipped += n;
         }
     }
 
@@ -507,8 +595,8 @@ impl State {
 
     pub fn record_restart(&self, slot: usize, at: SystemTime) {
         if let Some(s) = self.change().slot(slot) {
-            s.record.restarts += 1;
-            s.record.last_restart_at_ms = Some(unix_millis(at));
+            s.record.counters.restarts += 1;
+            s.record.counters.last_restart_at_ms = Some(unix_millis(at));
         }
     }
 
@@ -531,8 +619,26 @@ impl State {
         }
     }
 
+    /// Why saving the state file failed (`None`: it works again).
     pub fn set_persistence_error(&self, error: Option<String>) {
-        self.change().persistence_error = error;
+        self.set_save_error(SavePlace::File, error);
+    }
+
+    /// Why saving to `place` failed; `/status` and the page show every place's problem.
+    pub fn set_save_error(&self, place: SavePlace, error: Option<String>) {
+        self.change().persistence_errors[place as usize] = error;
+    }
+
+    /// Counts a save to `place` (the time of a good one is kept for its gauge).
+    pub fn record_save(&self, place: SavePlace, ok: bool, at: SystemTime) {
+        let mut inner = self.change();
+        let saves = &mut inner.saves[place as usize];
+        if ok {
+            saves.succeeded += 1;
+            saves.last_ok = Some(at);
+        } else {
+            saves.failed += 1;
+        }
     }
 
     /// One target's counters, uptime and last check, e.g. for a worker thread to seed its own
@@ -576,6 +682,14 @@ impl State {
         }
     }
 
+    /// Puts a saved record that arrived late before what was recorded since (`Record::merge_older`).
+    pub fn merge_older(&self, slot: usize, older: Record) {
+        let cap = self.history_cap;
+        if let Some(s) = self.change().slot(slot) {
+            s.record.merge_older(older, cap);
+        }
+    }
+
     /// Every target with its newest `history_limit` checks. The lock is held only to copy
     /// plain values and compact history entries (see `Copy`); names, texts and uptime ratios are
     /// made after it is released.
@@ -583,13 +697,14 @@ impl State {
         let now_ms = unix_millis(now);
         let limit = history_limit.min(self.history_cap);
         let mut buf = Copied::default();
-        let (copies, persistence_error, config_error, reloads) = {
+        let (copies, persistence_error, saves, config_error, reloads) = {
             let inner = self.lock();
             buf.reserve(inner.slots.len() * limit.max(1));
             let copies: Vec<Copy> = inner.slots.iter().map(|s| Copy::of(s, limit, &mut buf)).collect();
             (
                 copies,
-                inner.persistence_error.clone(),
+                inner.persistence_error(),
+                inner.saves,
                 inner.config_error.clone(),
                 inner.reloads,
             )
@@ -606,6 +721,7 @@ impl State {
             workers: views,
             self_ping,
             persistence_error,
+            saves,
             config_error,
             reloads,
         }
@@ -630,7 +746,7 @@ impl State {
             status: overall(down, workers.len()),
             workers,
             self_ping,
-            persistence_error: inner.persistence_error.clone(),
+            persistence_error: inner.persistence_error(),
             config_error: inner.config_error.clone(),
         }
     }
@@ -647,18 +763,6 @@ impl State {
     }
 }
 
-/// A target's counters as `Copy` takes them.
-struct Counters {
-    checks: u64,
-    successes: u64,
-    skipped: u64,
-    attempts: u64,
-    consecutive_failures: u32,
-    restarts: u64,
-    last_restart_at_ms: Option<u64>,
-    paused: bool,
-}
-
 /// One target as copied under the lock: plain values, a shared `TargetInfo` and its newest
 /// checks as 24-byte entries in a `Copied` buffer.
 struct Copy {
@@ -671,7 +775,6 @@ struct Copy {
     entries: std::ops::Range<usize>,
     /// How many of them are the history asked for.
     history: usize,
-    push: PushCounts,
     message: Option<Arc<str>>,
 }
 
@@ -682,37 +785,28 @@ impl Copy {
         let entries = r.history.copy_newest(limit.max(1), buf);
         Copy {
             info: Arc::clone(&slot.info),
-            counters: Counters {
-                checks: r.checks,
-                successes: r.successes,
-                skipped: r.skipped,
-                attempts: r.attempts,
-                consecutive_failures: r.consecutive_failures,
-                restarts: r.restarts,
-                last_restart_at_ms: r.last_restart_at_ms,
-                paused: r.paused,
-            },
+            counters: r.counters.clone(),
             uptime: r.uptime,
-            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.paused),
+            next_check_at_ms: slot.next_check_at_ms.filter(|_| !r.counters.paused),
             cert: slot.cert,
             history: limit.min(entries.len()),
             entries,
-            push: r.push,
             message: slot.message.clone(),
         }
     }
 
     fn view(self, buf: &Copied, now_ms: u64) -> TargetView {
-        let (info, r) = (&self.info, &self.counters);
+        let info = &self.info;
         let last = buf
             .record(self.entries.end.wrapping_sub(1))
             .filter(|_| !self.entries.is_empty());
         let maintenance_until_ms = info.maintenance_until(now_ms);
         let health = health_of(
-            r.paused,
+            self.counters.paused,
             last.as_ref().map(|c| (c.ok, c.error.is_some())),
             maintenance_until_ms,
         );
+        let push = self.counters.push;
         TargetView {
             name: info.name.clone(),
             url: info.display_url.clone(),
@@ -720,15 +814,8 @@ impl Copy {
             is_self: info.is_self,
             restarts_enabled: info.restarts_enabled,
             health,
-            paused: r.paused,
             maintenance_until_ms,
-            checks: r.checks,
-            successes: r.successes,
-            skipped: r.skipped,
-            attempts: r.attempts,
-            consecutive_failures: r.consecutive_failures,
-            restarts: r.restarts,
-            last_restart_at_ms: r.last_restart_at_ms,
+            counters: self.counters,
             last,
             next_check_at_ms: self.next_check_at_ms,
             uptime: self.uptime.ratios(now_ms),
@@ -736,7 +823,7 @@ impl Copy {
             history: buf.records(self.entries.end - self.history..self.entries.end).collect(),
             push: info.push.map(|info| PushView {
                 info,
-                counts: self.push,
+                counts: push,
                 message: self.message,
             }),
         }
@@ -771,7 +858,10 @@ mod tests {
         assert_eq!(r.history.len(), 10);
         assert_eq!(r.history.newest(10).next().map(|x| x.at_ms), Some(5000));
         assert_eq!(r.last().map(|x| x.at_ms), Some(14_000));
-        assert_eq!((r.checks, r.successes, r.consecutive_failures), (15, 12, 0));
+        assert_eq!(
+            (r.counters.checks, r.counters.successes, r.counters.consecutive_failures),
+            (15, 12, 0)
+        );
     }
 
     #[test]
@@ -781,12 +871,12 @@ mod tests {
         r.push(rec(0, false), 10, true);
         r.push(rec(1, false), 10, true);
         assert_eq!(
-            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
             (Health::Down, 2)
         );
         r.push(rec(2, true), 10, true);
         assert_eq!(
-            (r.health_at(&TargetInfo::test("a"), 0), r.consecutive_failures),
+            (r.health_at(&TargetInfo::test("a"), 0), r.counters.consecutive_failures),
             (Health::Up, 0)
         );
     }
@@ -828,7 +918,11 @@ mod tests {
         let d = s.add(TargetInfo::test("d"), Record::default());
         assert_eq!(d, 3, "a new id, never a removed one");
         s.record_check(2, rec(1, false));
-        assert_eq!(s.record_of(2).unwrap().checks, 1, "c is found after the removal");
+        assert_eq!(
+            s.record_of(2).unwrap().counters.checks,
+            1,
+            "c is found after the removal"
+        );
         assert_eq!(s.record_of(1), None, "a removed id writes nowhere");
         s.arrange(&[d, 0, 2]);
         let names: Vec<String> = s
@@ -849,7 +943,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(10);
         let snap = s.snapshot(0, now);
         assert_eq!(snap.workers[0].health, Health::Paused);
-        assert!(snap.workers[0].paused);
+        assert!(snap.workers[0].counters.paused);
         assert_eq!(snap.workers[0].next_check_at_ms, None);
         assert_eq!(snap.overall(), "ok", "a paused worker is not down");
         s.set_paused(0, false);
@@ -865,6 +959,65 @@ mod tests {
         s.record_reload(Ok(()));
         let snap = s.snapshot(0, UNIX_EPOCH);
         assert_eq!((snap.config_error, snap.reloads), (None, (1, 1)));
+    }
+
+    #[test]
+    fn a_late_saved_record_goes_before_what_was_recorded_since() {
+        const HOUR: u64 = 3_600_000;
+        let mut older = Record::default();
+        for (i, ok) in [true, true, false, false].into_iter().enumerate() {
+            older.push(rec(i as u64 * HOUR, ok), 100, true);
+        }
+        older.counters.restarts = 1;
+        let mut newer = Record::default();
+        newer.push(rec(10 * HOUR, false), 100, true);
+        newer.push(rec(10 * HOUR + 1, true), 100, true);
+        let mut merged = newer.clone();
+        merged.merge_older(older.clone(), 100);
+        assert_eq!(
+            (
+                merged.counters.checks,
+                merged.counters.successes,
+                merged.counters.restarts
+            ),
+            (6, 3, 1)
+        );
+        let at: Vec<u64> = merged.history.newest(10).map(|r| r.at_ms).collect();
+        assert_eq!(at, [0, HOUR, 2 * HOUR, 3 * HOUR, 10 * HOUR, 10 * HOUR + 1]);
+        assert_eq!(merged.counters.consecutive_failures, 0, "the newest check succeeded");
+        // Both halves count in the day's uptime: 3 good checks of 6.
+        assert_eq!(merged.uptime.ratios(10 * HOUR + 2)[1], Some(0.5));
+        // A failing streak since start-up continues the saved one.
+        let mut failing = Record::default();
+        failing.push(rec(10 * HOUR, false), 100, true);
+        failing.merge_older(older, 3);
+        assert_eq!(failing.counters.consecutive_failures, 3);
+        assert_eq!(failing.history.len(), 3, "the cap holds");
+    }
+
+    #[test]
+    fn each_place_keeps_its_own_save_error_and_counts() {
+        let s = State::new(vec![TargetInfo::test("a")], 10, UNIX_EPOCH);
+        s.set_persistence_error(Some("cannot write /data/s.json".into()));
+        s.set_save_error(SavePlace::Remote, Some("s3://b/k: store down".into()));
+        s.record_save(SavePlace::Remote, false, UNIX_EPOCH);
+        s.record_save(SavePlace::File, true, UNIX_EPOCH + Duration::from_secs(7));
+        let snap = s.snapshot(10, UNIX_EPOCH);
+        assert_eq!(
+            snap.persistence_error.as_deref(),
+            Some("cannot write /data/s.json; s3://b/k: store down")
+        );
+        assert_eq!(snap.saves[SavePlace::Remote as usize].failed, 1);
+        assert_eq!(
+            snap.saves[SavePlace::File as usize].last_ok,
+            Some(UNIX_EPOCH + Duration::from_secs(7))
+        );
+        // A good file save clears only the file's problem.
+        s.set_persistence_error(None);
+        assert_eq!(
+            s.snapshot(10, UNIX_EPOCH).persistence_error.as_deref(),
+            Some("s3://b/k: store down")
+        );
     }
 
     #[test]
@@ -892,7 +1045,10 @@ mod tests {
         s.record_check(0, rec(HOUR + 1, false));
         let inside = UNIX_EPOCH + Duration::from_millis(HOUR + 2);
         let w = &s.snapshot(10, inside).workers[0];
-        assert_eq!((w.health, w.uptime[0], w.checks), (Health::Maintenance, None, 1));
+        assert_eq!(
+            (w.health, w.uptime[0], w.counters.checks),
+            (Health::Maintenance, None, 1)
+        );
         assert_eq!(w.maintenance_until_ms, Some(2 * HOUR));
         s.record_check(0, rec(HOUR + 3, true));
         assert_eq!(

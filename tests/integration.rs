@@ -14,6 +14,7 @@ mod integration {
     pub mod conditions;
     pub mod container;
     pub mod durability;
+    pub mod flood;
     pub mod http;
     pub mod maintenance;
     pub mod moments;

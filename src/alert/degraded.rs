@@ -7,7 +7,7 @@
 
 use super::{Alerter, Event, Transition};
 use crate::config::Target;
-use crate::worker::Streak;
+use crate::streak::Streak;
 use std::time::SystemTime;
 
 /// A worker's slow-check streak on each channel that announces it, owned by the worker's thread.

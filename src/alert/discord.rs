@@ -13,8 +13,8 @@ pub fn request(n: &Notice, webhook_url: &str) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::{HOOK, body_of, event};
+    use crate::streak::Transition;
 
     #[test]
     fn down_reads_at_a_glance_with_the_status_page() {

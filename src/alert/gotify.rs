@@ -8,14 +8,7 @@
 
 use super::message::Notice;
 use super::{Request, explain, join, shown_host};
-
-#[derive(Clone, PartialEq)]
-pub struct Settings {
-    /// The server's base URL (`https://push.example.com`).
-    pub url: String,
-    /// The application token. Secret.
-    pub token: String,
-}
+use crate::config::channel::gotify::Settings;
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
     let priority = if n.state == "down" { 8 } else { 4 };
@@ -41,8 +34,8 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::notice;
+    use crate::streak::Transition;
 
     #[test]
     fn posts_message_with_the_app_token_header() {

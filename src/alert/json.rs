@@ -20,8 +20,8 @@ pub fn request(n: &Notice, webhook_url: &str) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::{HOOK, body_of, event};
+    use crate::streak::Transition;
 
     #[test]
     fn has_the_spec_fields() {

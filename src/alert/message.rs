@@ -2,7 +2,8 @@
 //! services (with or without Markdown) and a title + body pair for phone notifications, where the
 //! title is what a lock screen shows; and the status-page link. Pure functions; no I/O.
 
-use super::{Event, Transition};
+use super::Event;
+use crate::streak::Transition;
 use crate::timefmt;
 use std::time::Duration;
 

@@ -23,10 +23,9 @@ pub mod webhook;
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
 use crate::shutdown::{Shutdown, Waker};
-use crate::state::ChannelStreak;
+use crate::streak::{ChannelStreak, Streak, Thresholds, Transition};
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
-use crate::worker::{Streak, Thresholds};
 pub use degraded::DegradedStreaks;
 use message::Notice;
 use queue::{Failure, Queue};
@@ -36,37 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[cfg(test)]
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Down,
-    Up,
-    /// The server's certificate fell under one of the channel's `cert_expiry_days`.
-    CertExpiring {
-        days_left: i64,
-        expires_at: SystemTime,
-    },
-    /// `notify-test`: no worker changed, the channel is being tried.
-    Test,
-    /// Successful checks went slower than `expect_latency` (channels with `degraded: true`).
-    Degraded,
-    /// They are fast again.
-    DegradedResolved,
-}
-
-impl Transition {
-    /// The state a transition leads to, as the JSON payload and the log name it.
-    pub fn state(self) -> &'static str {
-        match self {
-            Transition::Down => "down",
-            Transition::Up => "up",
-            Transition::CertExpiring { .. } => "cert_expiring",
-            Transition::Test => "test",
-            Transition::Degraded => "degraded",
-            Transition::DegradedResolved => "degraded_resolved",
-        }
-    }
-}
 
 /// An alert to deliver: the facts, rendered in the sender thread.
 #[derive(Debug, Clone)]
@@ -683,7 +651,7 @@ mod tests {
         assert!(hook(|u| Kind::Json { webhook_url: u }).get("state").is_some());
         assert!(hook(|u| Kind::Discord { webhook_url: u }).get("content").is_some());
         assert!(hook(|u| Kind::Slack { webhook_url: u }).get("text").is_some());
-        let tg = Kind::Telegram(telegram::Settings {
+        let tg = Kind::Telegram(crate::config::channel::telegram::Settings {
             bot_token: "1:x".into(),
             chat_id: "5".into(),
             api_url: "https://api.telegram.org".into(),
@@ -700,7 +668,7 @@ mod tests {
 
     #[test]
     fn refusals_are_described_in_the_services_words_when_documented() {
-        let tg = Kind::Telegram(telegram::Settings {
+        let tg = Kind::Telegram(crate::config::channel::telegram::Settings {
             bot_token: "1:x".into(),
             chat_id: "5".into(),
             api_url: "https://api.telegram.org".into(),
@@ -728,7 +696,7 @@ mod tests {
     }
 
     fn test_net() -> Net {
-        Net::new(None, crate::proxy::Proxies::default())
+        Net::new(None, crate::config::proxy::Proxies::default())
     }
 
     #[test]
@@ -769,7 +737,7 @@ mod tests {
             a.cert_warnings(&target("a", false), &[]).0.is_empty(),
             "\"alerts\": false"
         );
-        let e = a.channels[0].queue.pop(&Waker::default());
+        let e = a.channels[0].queue.drain().into_iter().next();
         assert!(matches!(
             e.map(|e| e.transition),
             Some(Transition::CertExpiring { days_left: 5, .. })

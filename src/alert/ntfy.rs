@@ -8,14 +8,7 @@
 
 use super::message::Notice;
 use super::{Request, explain, shown_host};
-
-#[derive(Clone, PartialEq)]
-pub struct Settings {
-    /// The topic URL. Secret: on a public server the topic name is the only password.
-    pub url: String,
-    /// An access token (`tk_...`), for protected topics. Secret.
-    pub token: Option<String>,
-}
+use crate::config::channel::ntfy::Settings;
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
     let (priority, tag) = match n.state {
@@ -65,8 +58,8 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::notice;
+    use crate::streak::Transition;
 
     #[test]
     fn publishes_the_body_with_title_priority_and_tags() {

@@ -8,19 +8,10 @@
 
 use super::message::Notice;
 use super::{Request, explain, join};
+use crate::config::channel::pushover::Settings;
 
-pub const DEFAULT_API_URL: &str = "https://api.pushover.net";
 const MAX_MESSAGE: usize = 1024;
 const MAX_TITLE: usize = 250;
-
-#[derive(Clone, PartialEq)]
-pub struct Settings {
-    /// The user or group key. Secret.
-    pub user_key: String,
-    /// The application's API token. Secret.
-    pub app_token: String,
-    pub api_url: String,
-}
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
     Request::post_json(
@@ -57,8 +48,9 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::notice;
+    use crate::config::channel::pushover::DEFAULT_API_URL;
+    use crate::streak::Transition;
 
     fn settings() -> Settings {
         Settings {

@@ -20,21 +20,22 @@ const STACK_SIZE: usize = 256 * 1024;
 /// A bounded FIFO shared by producers (workers) and one consumer thread.
 pub struct Queue<T> {
     items: Mutex<VecDeque<T>>,
-    cv: Condvar,
     what: String,
     /// Items pushed and not yet handled to the end (queued or being delivered), and its signal.
     unfinished: Mutex<usize>,
     finished: Condvar,
+    /// The consumer's waker: a push wakes it (as a check-now), and so does a stop.
+    waker: Arc<Waker>,
 }
 
 impl<T> Queue<T> {
-    pub fn new(what: impl Into<String>) -> Queue<T> {
+    pub fn new(what: impl Into<String>, waker: Arc<Waker>) -> Queue<T> {
         Queue {
             items: Mutex::new(VecDeque::new()),
-            cv: Condvar::new(),
             what: what.into(),
             unfinished: Mutex::new(0),
             finished: Condvar::new(),
+            waker,
         }
     }
 
@@ -48,25 +49,23 @@ impl<T> Queue<T> {
         }
         *self.unfinished.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         q.push_back(item);
-        self.cv.notify_one();
+        drop(q);
+        self.waker.check_now();
     }
 
-    /// Waits for the next item, or `None` after `stop` is set on the waker.
-    pub fn pop(&self, waker: &Waker) -> Option<T> {
-        let mut q = self.items.lock().unwrap_or_else(|e| e.into_inner());
+    /// Waits for the next item, or `None` once the waker is stopped.
+    pub fn pop(&self) -> Option<T> {
         loop {
-            if waker.is_stopped() {
+            if self.waker.is_stopped() {
                 return None;
             }
-            if let Some(item) = q.pop_front() {
+            if let Some(item) = self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
                 return Some(item);
             }
-            // Bounded wait so a stop is noticed without the waker knowing about this condvar.
-            q = self
-                .cv
-                .wait_timeout(q, Duration::from_millis(200))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            // A push after the look above has already set the check-now this wait consumes.
+            if !self.waker.wait_for_check_now() {
+                return None;
+            }
         }
     }
 
@@ -121,13 +120,13 @@ pub fn start<T: Send + 'static>(
     waker: Arc<Waker>,
     mut handle: impl FnMut(T, &Waker) + Send + 'static,
 ) -> std::io::Result<Arc<Queue<T>>> {
-    let queue = Arc::new(Queue::new(what));
+    let queue = Arc::new(Queue::new(what, Arc::clone(&waker)));
     let q = Arc::clone(&queue);
     std::thread::Builder::new()
         .name(thread.into())
         .stack_size(STACK_SIZE)
         .spawn(move || {
-            while let Some(item) = q.pop(&waker) {
+            while let Some(item) = q.pop() {
                 handle(item, &waker);
                 q.finish_one();
             }
@@ -221,14 +220,14 @@ mod tests {
 
     #[test]
     fn full_queue_drops_the_oldest() {
-        let q = Queue::new("test");
+        let w = Arc::new(Waker::default());
+        let q = Queue::new("test", Arc::clone(&w));
         for i in 0..QUEUE_CAP + 5 {
             q.push(i);
         }
-        let w = Waker::default();
-        assert_eq!(q.pop(&w), Some(5));
+        assert_eq!(q.pop(), Some(5));
         w.stop();
-        assert_eq!(q.pop(&w), None);
+        assert_eq!(q.pop(), None);
     }
 
     #[test]
@@ -284,6 +283,58 @@ mod tests {
             head + &String::from_utf8_lossy(&body)
         });
         (url, h)
+    }
+
+    /// Answers `n` requests with 500, each on its own connection; returns the URL and the times
+    /// the requests arrived.
+    fn failing(n: usize) -> (String, std::thread::JoinHandle<Vec<Instant>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut at = Vec::new();
+            for _ in 0..n {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                at.push(Instant::now());
+                let mut s = s;
+                let _ = write!(s, "HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+            at
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn retries_wait_the_backoff_then_double_it() {
+        let backoff = Duration::from_millis(300);
+        let tries = DELIVERY_RETRIES as usize + 1;
+        let (url, seen) = failing(tries);
+        let d = Delivery {
+            agent: probe::agent(),
+            timeout: Duration::from_secs(5),
+            backoff,
+        };
+        let req = Request {
+            method: "GET",
+            url,
+            headers: Vec::new(),
+            body: String::new(),
+        };
+        assert!(!d.deliver(&req, &Waker::default(), "test", |f| f.to_string()));
+        let at = seen.join().unwrap();
+        let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        // The waits are backoff, 2 x backoff, 4 x backoff: a sleep never ends early, and the
+        // sends between them are local, so the whole is under 10 x backoff unless the machine
+        // stalled for most of a second (a wait doubled once more would make it 14 x).
+        for (i, gap) in gaps.iter().enumerate() {
+            assert!(*gap >= backoff * (1 << i), "wait {} was {gap:?}", i + 1);
+        }
+        let total: Duration = gaps.iter().sum();
+        assert!(total < backoff * 10, "waits {gaps:?} for a backoff of {backoff:?}");
     }
 
     #[test]

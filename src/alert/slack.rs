@@ -14,8 +14,8 @@ pub fn request(n: &Notice, webhook_url: &str) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::{HOOK, body_of, notice};
+    use crate::streak::Transition;
 
     #[test]
     fn up_says_how_long_it_was_down() {

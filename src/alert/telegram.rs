@@ -9,17 +9,7 @@
 
 use super::message::{Markup, Notice};
 use super::{Request, explain};
-
-pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
-
-#[derive(Clone, PartialEq)]
-pub struct Settings {
-    /// Secret: whoever holds it speaks as the bot.
-    pub bot_token: String,
-    /// A numeric chat id (`-1001234567890`) or a channel's `@username`.
-    pub chat_id: String,
-    pub api_url: String,
-}
+use crate::config::channel::telegram::Settings;
 
 pub fn request(n: &Notice, s: &Settings) -> Request {
     let base = s.api_url.trim_end_matches('/');
@@ -52,8 +42,9 @@ pub fn explain_error(body: &str, s: &Settings) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::notice;
+    use crate::config::channel::telegram::DEFAULT_API_URL;
+    use crate::streak::Transition;
 
     fn settings() -> Settings {
         Settings {

@@ -5,21 +5,7 @@
 
 use super::message::{Markup, Notice};
 use super::{Request, shown_host};
-
-pub const PLACEHOLDERS: [&str; 6] = ["worker", "url", "state", "error", "at", "message"];
-
-/// Used when the channel gives no `body`.
-pub const DEFAULT_BODY: &str = r#"{"worker": "{{worker}}", "url": "{{url}}", "state": "{{state}}", "error": "{{error}}", "at": "{{at}}", "message": "{{message}}"}"#;
-
-#[derive(Clone, PartialEq)]
-pub struct Settings {
-    /// Secret (webhook URLs carry their credentials).
-    pub url: String,
-    pub method: &'static str,
-    /// Values are secrets. Content-Type defaults to `application/json`.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
+use crate::config::channel::webhook::Settings;
 
 impl Settings {
     fn content_type(&self) -> &str {
@@ -100,27 +86,12 @@ fn render(template: &str, value: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// The placeholders in `template` that are not among [`PLACEHOLDERS`] (a config error).
-pub fn unknown_placeholders(template: &str) -> Vec<String> {
-    let mut unknown = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else { break };
-        let name = after[..end].trim();
-        if !PLACEHOLDERS.contains(&name) {
-            unknown.push(name.to_string());
-        }
-        rest = &after[end + 2..];
-    }
-    unknown
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Transition;
     use crate::alert::testdata::notice;
+    use crate::config::channel::webhook::{DEFAULT_BODY, unknown_placeholders};
+    use crate::streak::Transition;
 
     fn settings(body: &str, headers: &[(&str, &str)]) -> Settings {
         Settings {

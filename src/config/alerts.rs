@@ -5,12 +5,13 @@
 //! webhook URL), a unique `name`, its own thresholds, the `workers` it speaks for and the
 //! fields of its type. A new channel type is one entry in `TYPES` and one arm in `kind`.
 
+use super::channel::{gotify, ntfy, pushover, telegram, webhook};
 use super::ctx::{Ctx, env_var, kind, show};
 use super::limits::{
     ALERT_RETRY_BACKOFF, ALERT_TIMEOUT, CERT_EXPIRY_DAYS, CERT_EXPIRY_MAX_DAYS, FAILURE_THRESHOLD, NAME_MAX_CHARS,
     SEND_ON_RESOLVED, SUCCESS_THRESHOLD,
 };
-use crate::alert::{gotify, ntfy, pushover, telegram, webhook};
+use crate::streak::Thresholds;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -135,6 +136,15 @@ impl Default for Alerts {
             channels: Vec::new(),
             failure_threshold: FAILURE_THRESHOLD.default as u32,
             success_threshold: SUCCESS_THRESHOLD.default as u32,
+        }
+    }
+}
+
+impl From<&Alerts> for Thresholds {
+    fn from(a: &Alerts) -> Thresholds {
+        Thresholds {
+            failure: a.failure_threshold,
+            success: a.success_threshold,
         }
     }
 }

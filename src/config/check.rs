@@ -9,11 +9,11 @@
 //! or `REQUEST` (`TIMING` reaches the self-ping too), its default in `builtin` (the field itself
 //! in `Target`, mod.rs), and one `if let` in `parse`.
 
+use super::TlsSettings;
 use super::ctx::{Ctx, join, show};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
 use super::{StatusSet, Target};
 use crate::target_url;
-use crate::tls::TlsSettings;
 use serde_json::{Map, Value};
 use std::time::Duration;
 

@@ -113,6 +113,23 @@ pub const SAVE_INTERVAL: DurationLimit = DurationLimit {
     min: millis(10),
     max: secs(3600),
 };
+/// How often the remote copy of the state is written (`remote_save_interval`). Each write to a
+/// Hugging Face dataset is a commit, and the Hub throttles frequent commits: `check` warns below
+/// `HUB_SAVE_WARN`. The low bound is for the tests.
+pub const REMOTE_SAVE_INTERVAL: DurationLimit = DurationLimit {
+    default: secs(300),
+    min: millis(100),
+    max: secs(DAY),
+};
+pub const HUB_SAVE_WARN: Duration = secs(60);
+/// The bound on each remote read or write (`remote_timeout`).
+pub const REMOTE_TIMEOUT: DurationLimit = DurationLimit {
+    default: secs(20),
+    min: millis(100),
+    max: secs(120),
+};
+/// What a remote save at shutdown may add to the 2 s budget (the SPEC's figure).
+pub const REMOTE_FINAL_SAVE: Duration = secs(5);
 pub const HISTORY: CountLimit = CountLimit {
     default: 100,
     min: 10,

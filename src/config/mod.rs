@@ -21,15 +21,18 @@
 //! of its `Debug` until it is listed there.
 
 mod alerts;
+pub mod channel;
 mod check;
 mod conditions;
 mod ctx;
 pub mod limits;
+pub mod proxy;
 pub mod push;
+pub mod remote;
 mod self_ping;
 mod settings;
 pub mod shard;
-mod tls;
+pub mod tls;
 mod warnings;
 mod workers;
 
@@ -37,8 +40,10 @@ pub use alerts::{Alerts, Channel, Kind};
 pub use ctx::expand;
 pub use limits::{DEFAULT_PORT, SELF_NAME};
 pub use push::Push;
+pub use remote::{Credentials, HubSettings, Remote, S3Settings, StateUrl};
 pub use settings::Settings;
 pub use shard::Shard;
+pub use tls::{CaFile, TlsSettings};
 pub use workers::{derive_name, valid_name};
 
 use ctx::Ctx;
@@ -119,7 +124,7 @@ pub struct Target {
     /// `"paused": true`: the worker starts paused (see fleet.rs for how a reload applies it).
     pub paused: bool,
     /// `tls`: extra trusted CAs, or no verification at all.
-    pub tls: crate::tls::TlsSettings,
+    pub tls: TlsSettings,
     /// `false` when the worker was configured with `"alerts": false`: no channel speaks for it.
     pub alerts: bool,
     /// `expect_latency`, `expect_json`, `expect_header`, `expect_body_absent` (config/conditions.rs).
@@ -305,9 +310,13 @@ pub fn build(file: Option<(&str, &str)>, flags: &Flags, env: &Env) -> Result<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut warnings = warnings::collect(&workers, configured_workers, shard, &self_ping, env);
+    if let Some(url) = &settings.remote.state_url {
+        warnings.extend(remote::warnings(&settings.remote, &settings.scrub(&url.to_string())));
+    }
     Ok(Config {
         source,
-        warnings: warnings::collect(&workers, configured_workers, shard, &self_ping, env),
+        warnings,
         workers,
         self_ping: self_ping.target,
         alerts,

@@ -6,15 +6,15 @@
 //! in `FIELDS`, and one line in `parse`; its default and bounds go in limits.rs. Code after loading
 //! reads it as `cfg.settings.NAME`.
 
+use super::CaFile;
 use super::ctx::{Ctx, env_var, show};
 use super::limits::{
     CERT_CHECK_INTERVAL, DEFAULT_HF_API_URL, DEFAULT_PORT, HEADER_TIMEOUT, HISTORY, MAX_CONNECTIONS, RESTART_COOLDOWN,
     SAVE_INTERVAL, WATCH_CONFIG,
 };
+use super::proxy::Proxies;
 use super::{Flags, redacted};
-use crate::proxy::Proxies;
 use crate::target_url;
-use crate::tls::CaFile;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,6 +33,10 @@ pub const FIELDS: &[&str] = &[
     "max_connections",
     "watch_config",
     "cert_check_interval",
+    "state_url",
+    "remote_save_interval",
+    "remote_timeout",
+    "s3_path_style",
 ];
 
 #[derive(Clone)]
@@ -56,7 +60,9 @@ pub struct Settings {
     pub ssl_cert_file: Option<CaFile>,
     /// Outbound proxies from the environment; their credentials never show in `Debug`.
     pub proxies: Proxies,
-    /// Values `${VAR}` put into `listen` and `state_file`: secrets, so `scrub` hides them
+    /// `state_url` and the remote stores' settings (keys and tokens: secrets).
+    pub remote: super::Remote,
+    /// Values `${VAR}` put into `listen`, `state_file` and `state_url`: secrets, so `scrub` hides them
     /// wherever those two are shown (`check`, logs, `persistence_error`).
     pub secrets: Vec<String>,
 }
@@ -89,6 +95,7 @@ impl fmt::Debug for Settings {
             .field("cert_check_interval", &self.cert_check_interval)
             .field("ssl_cert_file", &self.ssl_cert_file)
             .field("proxies", &self.proxies)
+            .field("remote", &self.remote)
             .finish()
     }
 }
@@ -96,6 +103,14 @@ impl fmt::Debug for Settings {
 pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings {
     let env = ctx.env;
     let mut secrets = Vec::new();
+    let hf_api_url = match top.get("hf_api_url") {
+        Some(v) => ctx
+            .url(v, "hf_api_url")
+            .map(|(u, _)| u.trim_end_matches('/').to_string())
+            .unwrap_or_default(),
+        None => DEFAULT_HF_API_URL.to_string(),
+    };
+    let remote = super::remote::parse(ctx, top, &hf_api_url, &mut secrets);
     Settings {
         listen: listen(ctx, top.get("listen"), flags, &mut secrets),
         state_file: match (&flags.state_file, env_var(env, "PINGER_STATE_FILE")) {
@@ -117,13 +132,7 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
         restart_cooldown: ctx
             .duration_in(top, "", "restart_cooldown", RESTART_COOLDOWN)
             .unwrap_or(RESTART_COOLDOWN.default),
-        hf_api_url: match top.get("hf_api_url") {
-            Some(v) => ctx
-                .url(v, "hf_api_url")
-                .map(|(u, _)| u.trim_end_matches('/').to_string())
-                .unwrap_or_default(),
-            None => DEFAULT_HF_API_URL.to_string(),
-        },
+        hf_api_url,
         admin_token: env_var(env, "PINGER_ADMIN_TOKEN").cloned(),
         log_level: log_level(ctx),
         header_timeout: ctx
@@ -138,6 +147,7 @@ pub fn parse(ctx: &mut Ctx, top: &Map<String, Value>, flags: &Flags) -> Settings
             .unwrap_or(CERT_CHECK_INTERVAL.default),
         ssl_cert_file: super::tls::ssl_cert_file(ctx),
         proxies: super::tls::proxies(ctx),
+        remote,
         secrets,
     }
 }

@@ -1,7 +1,8 @@
 //! The state file's tests: round trips, migration from format 1, size, tearing.
 
 use super::*;
-use crate::state::{ChannelStreak, CheckRecord, History, Tally, TargetInfo, TargetView, Uptime};
+use crate::state::{CheckRecord, Counters, History, Tally, TargetInfo, TargetView, Uptime};
+use crate::streak::ChannelStreak;
 use std::time::{Duration, UNIX_EPOCH};
 
 const HOUR: u64 = 3_600_000;
@@ -51,8 +52,8 @@ fn round_trip_drops_removed_and_changed_workers() {
     let s2 = state(&["a", "b"]);
     let n = Persister::new(path, &["http://a", "http://b-moved"]).load(&s2);
     assert_eq!(n, 1);
-    assert_eq!(s2.record_of(0).unwrap().checks, 1);
-    assert_eq!(s2.record_of(1).unwrap().checks, 0, "a new URL starts fresh");
+    assert_eq!(s2.record_of(0).unwrap().counters.checks, 1);
+    assert_eq!(s2.record_of(1).unwrap().counters.checks, 0, "a new URL starts fresh");
 }
 
 #[test]
@@ -161,15 +162,17 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
         s.import(
             slot,
             Record {
-                checks: 259_200,
-                successes: 258_000,
-                skipped: 3,
-                attempts: 262_000,
-                consecutive_failures: 0,
-                restarts: 2,
-                last_restart_at_ms: Some(now_ms - 86_400_000),
-                paused: false,
-                push: Default::default(),
+                counters: Counters {
+                    checks: 259_200,
+                    successes: 258_000,
+                    skipped: 3,
+                    attempts: 262_000,
+                    consecutive_failures: 0,
+                    restarts: 2,
+                    last_restart_at_ms: Some(now_ms - 86_400_000),
+                    paused: false,
+                    push: Default::default(),
+                },
                 history,
                 uptime,
                 // Two alert channels, as a fleet with Telegram and a webhook has.
@@ -320,7 +323,7 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                     restarts: 1,
                     last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
                     paused: false,
-                    push: None,
+                    push: Default::default(),
                 },
                 last: history.last().cloned(),
                 history,
@@ -379,18 +382,7 @@ fn a_format_1_file_migrates_with_nothing_lost() {
 
     let snap = s.snapshot(100, UNIX_EPOCH + Duration::from_millis(now));
     for (view, was) in snap.workers.iter().zip(&old) {
-        let counters = Counters {
-            checks: view.checks,
-            successes: view.successes,
-            skipped: view.skipped,
-            attempts: view.attempts,
-            consecutive_failures: view.consecutive_failures,
-            restarts: view.restarts,
-            last_restart_at_ms: view.last_restart_at_ms,
-            paused: view.paused,
-            push: None,
-        };
-        assert_eq!(counters, was.counters);
+        assert_eq!(view.counters, was.counters);
         let history: Vec<CheckRecord> = was.history.iter().cloned().map(CheckRecord::from).collect();
         assert_eq!(view.history, history);
         assert_eq!(view.last, was.last.clone().map(CheckRecord::from));
@@ -445,8 +437,8 @@ fn the_file_0_1_wrote_loads() {
     let snap = s.snapshot(100, SystemTime::now());
     for (view, name) in snap.workers.iter().zip(names) {
         let was = &doc["workers"][name];
-        assert_eq!(view.checks, was["checks"].as_u64().unwrap(), "{name}");
-        assert_eq!(view.successes, was["successes"].as_u64().unwrap(), "{name}");
+        assert_eq!(view.counters.checks, was["checks"].as_u64().unwrap(), "{name}");
+        assert_eq!(view.counters.successes, was["successes"].as_u64().unwrap(), "{name}");
         let at: Vec<u64> = view.history.iter().map(|c| c.at_ms).collect();
         let was_at: Vec<u64> = was["history"]
             .as_array()
@@ -487,7 +479,7 @@ fn workers_before_version_still_load_and_a_newer_format_is_set_aside() {
     fs::write(&path, reordered).unwrap();
     let back = state(&["a"]);
     assert_eq!(p.load(&back), 1);
-    assert_eq!(back.record_of(0).unwrap().checks, 1);
+    assert_eq!(back.record_of(0).unwrap().counters.checks, 1);
 
     fs::write(&path, r#"{"version": 3, "workers": {}}"#).unwrap();
     assert_eq!(p.load(&state(&["a"])), 0);
@@ -515,7 +507,11 @@ fn a_damaged_format_2_target_sets_the_file_aside_and_restores_nothing() {
         .unwrap();
         let s = state(&["a", "b"]);
         assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s), 0, "case {i}");
-        assert_eq!(s.record_of(0).unwrap().checks, 0, "case {i}: nothing half-restored");
+        assert_eq!(
+            s.record_of(0).unwrap().counters.checks,
+            0,
+            "case {i}: nothing half-restored"
+        );
         assert!(
             names_in(&d).iter().any(|n| n.starts_with("s.json.corrupt-")),
             "case {i}"
@@ -576,8 +572,8 @@ fn a_pause_is_saved_and_restored() {
         .unwrap();
     let s2 = state(&["a", "b"]);
     assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s2), 2);
-    assert!(!s2.record_of(0).unwrap().paused);
-    assert!(s2.record_of(1).unwrap().paused);
+    assert!(!s2.record_of(0).unwrap().counters.paused);
+    assert!(s2.record_of(1).unwrap().counters.paused);
 }
 
 #[test]
@@ -629,6 +625,6 @@ fn after_a_reload_targets_are_saved_by_id_under_their_new_names() {
     p.save(&s).unwrap();
     let s2 = state(&["b", "c"]);
     assert_eq!(Persister::new(path, &["http://b", "http://c"]).load(&s2), 2);
-    assert_eq!(s2.record_of(0).unwrap().successes, 1);
-    assert_eq!(s2.record_of(1).unwrap().consecutive_failures, 1);
+    assert_eq!(s2.record_of(0).unwrap().counters.successes, 1);
+    assert_eq!(s2.record_of(1).unwrap().counters.consecutive_failures, 1);
 }

@@ -3,8 +3,7 @@
 //! only, and migrated into the compact record with nothing lost: counters and history as they
 //! were, every hourly bucket counted into the hour and day rings.
 
-use super::Counters;
-use crate::state::{CheckRecord, History, Record, Tally, Uptime};
+use crate::state::{CheckRecord, Counters, History, Record, Tally, Uptime};
 use serde::Deserialize;
 
 /// One target as 0.1 saved it (its `url_hash` beside the flattened record).
@@ -81,6 +80,12 @@ impl Target {
                 },
             );
         }
-        self.counters.with(history, uptime)
+        Record {
+            counters: self.counters,
+            history,
+            uptime,
+            streaks: Vec::new(),
+            cert_warned: Vec::new(),
+        }
     }
 }

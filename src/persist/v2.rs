@@ -19,8 +19,8 @@
 //! the epoch), `days` the 30 daily ones, oldest first. `streaks` is the target's streak on each
 //! alert channel, by name (absent before 0.3: resumed from `consecutive_failures`).
 
-use super::Counters;
-use crate::state::{ChannelStreak, CheckRecord, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::state::{CheckRecord, Counters, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::streak::ChannelStreak;
 use crate::tls::expiry::Warned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -120,7 +120,7 @@ impl Target {
             .collect();
         Target {
             url_hash,
-            counters: Counters::of(r),
+            counters: r.counters.clone(),
             errors,
             history,
             hours: SavedRing::of(&r.uptime.hours),
@@ -181,9 +181,11 @@ impl Target {
             .map(|(channel, (newest, below))| (channel, Warned::restored(newest, below)))
             .collect();
         Ok(Record {
+            counters: self.counters,
+            history,
+            uptime,
             streaks: self.streaks,
             cert_warned,
-            ..self.counters.with(history, uptime)
         })
     }
 }

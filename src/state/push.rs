@@ -3,6 +3,7 @@
 //! failure report is also a check in the worker's history (so uptime and streaks count it like
 //! a pulled check); a start report is not, it only begins the timing of a run.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,10 +34,13 @@ impl ReportKind {
     }
 }
 
-/// Saved with the record (a restart does not forget when the worker last reported).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Saved with the record's counters (a restart does not forget when the worker last reported),
+/// as `"push": {"last_report": 1795860000123, "success": 12, "failure": 1, "start": 13}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PushCounts {
     /// Unix milliseconds of the last report of any kind.
+    #[serde(rename = "last_report", skip_serializing_if = "Option::is_none")]
     pub last_report_at_ms: Option<u64>,
     pub success: u64,
     pub failure: u64,

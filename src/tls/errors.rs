@@ -85,8 +85,9 @@ fn alert(a: AlertDescription) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CaFile, TlsSettings};
+    use crate::tls::Trust;
     use crate::tls::testcerts::{Ca, leaf_days};
-    use crate::tls::{CaFile, TlsSettings, Trust};
     use rustls::pki_types::UnixTime;
     use std::sync::Arc;
 

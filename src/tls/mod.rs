@@ -8,72 +8,13 @@ pub mod connector;
 pub mod errors;
 pub mod expiry;
 
+use crate::config::{CaFile, TlsSettings};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-
-/// A PEM file of extra trusted certificates, read once when the configuration is loaded.
-#[derive(Clone, PartialEq)]
-pub struct CaFile {
-    pub path: PathBuf,
-    pub certs: Arc<Vec<CertificateDer<'static>>>,
-}
-
-/// The path and the number of certificates, not their bytes.
-impl std::fmt::Debug for CaFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaFile({:?}, {} certificate(s))", self.path, self.certs.len())
-    }
-}
-
-/// A target's TLS settings (`tls` in `defaults`, a worker or `self_ping`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TlsSettings {
-    pub ca_file: Option<CaFile>,
-    /// Skip certificate verification (the handshake's signatures are still checked).
-    pub insecure: bool,
-}
-
-/// Reads a PEM file of certificates. The error names the file and says what was wrong.
-pub fn read_ca_file(path: &Path) -> Result<CaFile, String> {
-    let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown:?}: {e}"))?;
-    let certs = parse_pem_certs(&bytes).map_err(|m| format!("{shown:?} {m}"))?;
-    Ok(CaFile {
-        path: path.to_path_buf(),
-        certs: Arc::new(certs),
-    })
-}
-
-/// The certificates in a PEM text; an error when there are none or one cannot be used as a root.
-pub fn parse_pem_certs(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let mut certs = Vec::new();
-    for (i, item) in CertificateDer::pem_slice_iter(bytes).enumerate() {
-        match item {
-            Ok(c) => certs.push(c),
-            Err(_) => return Err(format!("is not valid PEM (block {} cannot be read)", i + 1)),
-        }
-    }
-    if certs.is_empty() {
-        return Err("holds no certificate (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")".to_string());
-    }
-    for (i, c) in certs.iter().enumerate() {
-        if webpki_anchor(c).is_none() {
-            return Err(format!("certificate {} is not a valid X.509 certificate", i + 1));
-        }
-    }
-    Ok(certs)
-}
-
-fn webpki_anchor(c: &CertificateDer<'_>) -> Option<()> {
-    let mut store = RootCertStore::empty();
-    store.add(c.clone()).ok()
-}
 
 /// The two client configs of one trust setting. `fresh` never resumes a session, so its handshake
 /// always carries the server's current certificate (a resumed session reports the one cached
@@ -241,6 +182,8 @@ pub(crate) mod testcerts;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tls::{parse_pem_certs, read_ca_file};
+    use std::path::{Path, PathBuf};
     use testcerts::{Ca, leaf_days};
 
     #[test]

@@ -12,11 +12,21 @@
 //!
 //! "Closed" is `shutdown(SHUT_RDWR)` on the duplicate: tiny_http's blocked read or write returns,
 //! and it closes its descriptor and ends the connection's thread as for any client that went away.
+//!
+//! A connection can also be silent through no fault of its client: tiny_http hands each accepted
+//! connection to a pool thread that serves it until it closes, and starts a new thread only when
+//! it counts no idle one. In a burst of new connections (wrk opening 50 right after start-up) it
+//! counts threads that earlier connections of the burst have already claimed, so later ones wait
+//! in its queue, their first request unread, for as long as the pool's connections stay open. Such
+//! a connection has a complete request head waiting in its socket and nothing of ours unsent: the
+//! guard never closes it, and un-sticks it by connecting to the port and closing at once. That
+//! new connection finds no idle thread, so tiny_http starts one, which ends with it and then takes
+//! the waiting connection from the queue.
 
 use crate::os::Inode;
 use crate::shutdown::Waker;
 use std::collections::{HashMap, HashSet};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,19 +43,30 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// A connection silent this long is looked at for a request waiting unread.
+const WAITING_AFTER_MS: u32 = 100;
+/// At most this many connections opened per scan to un-stick waiting ones.
+const NUDGES_PER_SCAN: usize = 16;
+/// Request heads over this are refused anyway (see `server.rs`); a peek reads no more.
+const HEAD_MAX: usize = 16 * 1024;
+
 /// One connection accepted on our port, as the kernel sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seen {
     pub inode: Inode,
     /// Milliseconds since data was last sent on it (from its start when none was).
     pub since_sent_ms: u32,
+    /// A complete request head waits unread on it and nothing of ours is unsent: the client has
+    /// done its part and the connection waits for a tiny_http thread.
+    pub waiting: bool,
 }
 
 /// What to close: indexes into `conns`. `first_seen` maps an inode to the scan that first saw
 /// it (larger is newer).
 pub fn decide(conns: &[Seen], first_seen: &HashMap<Inode, u64>, limits: Limits) -> (Vec<usize>, Vec<usize>) {
     let limit_ms = limits.header_timeout.as_millis().min(u128::from(u32::MAX)) as u32;
-    let (slow, mut rest): (Vec<usize>, Vec<usize>) = (0..conns.len()).partition(|&i| conns[i].since_sent_ms > limit_ms);
+    let (slow, mut rest): (Vec<usize>, Vec<usize>) =
+        (0..conns.len()).partition(|&i| conns[i].since_sent_ms > limit_ms && !conns[i].waiting);
     let mut over = Vec::new();
     if rest.len() > limits.max_connections {
         // Newest first: by the scan that first saw it, then by inode (allocated increasingly).
@@ -59,8 +80,8 @@ pub fn decide(conns: &[Seen], first_seen: &HashMap<Inode, u64>, limits: Limits) 
 }
 
 /// The connection sockets accepted on `port` that are open now, each with a descriptor number
-/// that referred to it while it was read.
-fn scan(port: u16) -> Vec<(Seen, RawFd)> {
+/// that referred to it while it was read. `buf` is room to peek at a waiting request.
+fn scan(port: u16, buf: &mut [u8]) -> Vec<(Seen, RawFd)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
@@ -86,10 +107,47 @@ fn scan(port: u16) -> Vec<(Seen, RawFd)> {
         // client already closed is tiny_http's to close.
         if let Some((TCP_ESTABLISHED, since_sent_ms)) = crate::os::tcp_info(stream.as_fd()) {
             inodes.insert(inode);
-            found.push((Seen { inode, since_sent_ms }, fd));
+            let waiting = since_sent_ms > WAITING_AFTER_MS && waiting_for_us(&stream, buf);
+            found.push((
+                Seen {
+                    inode,
+                    since_sent_ms,
+                    waiting,
+                },
+                fd,
+            ));
         }
     }
     found
+}
+
+/// True when a complete request head waits unread on `stream` and nothing we wrote to it is
+/// still unsent: the connection waits for us, not we for it.
+fn waiting_for_us(stream: &TcpStream, buf: &mut [u8]) -> bool {
+    if crate::os::unsent_bytes(stream.as_fd()) != Some(0) {
+        return false;
+    }
+    let n = crate::os::peek(stream.as_fd(), buf).unwrap_or(0);
+    buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
+}
+
+/// Makes tiny_http start a pool thread, which takes a waiting connection from its queue once
+/// this connection (closed at once) has ended. See the module's comment.
+fn nudge(addr: SocketAddr) {
+    if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+/// Where the guard itself connects to the listening address (its loopback when it listens on
+/// every address).
+fn loopback(mut addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => {}
+    }
+    addr
 }
 
 /// A duplicate of descriptor `fd` if it still refers to socket `inode`. The descriptor may have
@@ -98,6 +156,27 @@ fn scan(port: u16) -> Vec<(Seen, RawFd)> {
 fn pin(fd: RawFd, inode: Inode) -> Option<TcpStream> {
     let dup = crate::os::dup(fd)?;
     (crate::os::socket_inode(std::os::fd::AsRawFd::as_raw_fd(&dup)) == Some(inode)).then(|| TcpStream::from(dup))
+}
+
+/// Ends the connection from `peer` to our `port`, if there is one. For a body whose end is the
+/// close (HTTP/1.0): tiny_http keeps a connection open for another request when an HTTP/1.0
+/// client asked for keep-alive, and that client would wait for the close until the timeout.
+pub fn close_connection(port: u16, peer: std::net::SocketAddr) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        let Some(stream) = crate::os::socket_inode(fd).and_then(|inode| pin(fd, inode)) else {
+            continue;
+        };
+        if stream.peer_addr().ok() == Some(peer) && stream.local_addr().map(|a| a.port()).ok() == Some(port) {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
 }
 
 /// Ends the connection on socket `inode` (listed as `fd`), unless that socket is gone.
@@ -121,8 +200,9 @@ fn describe(slow: usize, over: usize, limits: Limits) -> String {
     format!("closed HTTP connections: {}", parts.join("; "))
 }
 
-/// Starts the guard thread for connections accepted on `port`; it stops with `waker`.
-pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
+/// Starts the guard thread for connections accepted on `addr`; it stops with `waker`.
+pub fn start(addr: SocketAddr, limits: Limits, waker: Arc<Waker>) {
+    let (port, own) = (addr.port(), loopback(addr));
     if let Err(e) = std::fs::read_dir("/proc/self/fd") {
         log::warn!(
             "cannot list /proc/self/fd ({e}): HTTP connections have no {} deadline and no cap",
@@ -130,6 +210,8 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
         );
         return;
     }
+    // A poll on purpose: the kernel announces no event for a connection that sends nothing, so
+    // the scan looks at every socket this often (a stop still ends the sleep at once).
     let every = (limits.header_timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let started = std::thread::Builder::new()
         .name("http-guard".into())
@@ -139,9 +221,10 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
             let (mut slow_total, mut over_total) = (0usize, 0usize);
             let mut logged = Instant::now();
             let mut round: u64 = 0;
+            let mut buf = vec![0u8; HEAD_MAX];
             while waker.sleep(every) {
                 round += 1;
-                let found = scan(port);
+                let found = scan(port, &mut buf);
                 let seen: Vec<Seen> = found.iter().map(|(s, _)| *s).collect();
                 let present: HashSet<Inode> = seen.iter().map(|s| s.inode).collect();
                 first_seen.retain(|inode, _| present.contains(inode));
@@ -151,6 +234,11 @@ pub fn start(port: u16, limits: Limits, waker: Arc<Waker>) {
                 let (slow, over) = decide(&seen, &first_seen, limits);
                 for &i in slow.iter().chain(&over) {
                     close(found[i].1, found[i].0.inode);
+                }
+                let waiting = seen.iter().filter(|s| s.waiting).count();
+                if waiting > 0 {
+                    log::debug!("{waiting} HTTP connection(s) wait for a server thread; starting more");
+                    (0..waiting.min(NUDGES_PER_SCAN)).for_each(|_| nudge(own));
                 }
                 slow_total += slow.len();
                 over_total += over.len();
@@ -171,7 +259,11 @@ mod tests {
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
     fn seen(inode: Inode, since_sent_ms: u32) -> Seen {
-        Seen { inode, since_sent_ms }
+        Seen {
+            inode,
+            since_sent_ms,
+            waiting: false,
+        }
     }
 
     const LIMITS: Limits = Limits {
@@ -192,6 +284,16 @@ mod tests {
             },
         );
         assert_eq!((slow, over), (vec![0], vec![]));
+    }
+
+    #[test]
+    fn a_connection_whose_request_waits_for_a_thread_is_never_closed() {
+        let waiting = Seen {
+            waiting: true,
+            ..seen(1, 60_000)
+        };
+        let (slow, _) = decide(&[waiting, seen(2, 60_000)], &HashMap::new(), LIMITS);
+        assert_eq!(slow, vec![1]);
     }
 
     #[test]
@@ -263,21 +365,29 @@ mod tests {
         std::io::Write::write_all(&mut client, b"GET / HT").unwrap();
         std::thread::sleep(Duration::from_millis(300));
         let _second_descriptor = served.try_clone().unwrap();
-        let found = scan(port);
+        let mut buf = vec![0u8; HEAD_MAX];
+        let found = scan(port, &mut buf);
         // The accepted side only (the client's local port is an ephemeral one), and once
         // however many descriptors it has.
         assert_eq!(found.len(), 1, "{:?}", found.iter().map(|f| f.0).collect::<Vec<_>>());
         let s = found[0].0;
         assert!(s.since_sent_ms >= 250, "nothing sent yet: {s:?}");
+        assert!(!s.waiting, "half a head is not a request");
+        std::io::Write::write_all(&mut client, b"TP/1.1\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(scan(port, &mut buf)[0].0.waiting, "a whole head unread: waiting for us");
         std::io::Write::write_all(&mut &served, b"HTTP/1.1 200 OK\r\n").unwrap();
-        let s = scan(port)[0].0;
+        let s = scan(port, &mut buf)[0].0;
         assert!(s.since_sent_ms < 250, "just sent: {s:?}");
         // Shutting a duplicate down ends the connection for its real owner too.
         close(found[0].1, s.inode);
         let mut rest = Vec::new();
         served.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         std::io::Read::read_to_end(&mut &served, &mut rest).unwrap();
-        assert_eq!(rest, b"GET / HT", "the owner reads what was there, then the end");
+        assert_eq!(
+            rest, b"GET / HTTP/1.1\r\n\r\n",
+            "the owner reads what was there, then the end"
+        );
         client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut got = Vec::new();
         std::io::Read::read_to_end(&mut client, &mut got).unwrap();

@@ -185,7 +185,7 @@ the previous configuration is still running.</strong> {}</p>",
         );
     }
     out.push_str("</header><main>");
-    let show_restarts = s.workers.iter().any(|w| w.restarts_enabled || w.restarts > 0);
+    let show_restarts = s.workers.iter().any(|w| w.restarts_enabled || w.counters.restarts > 0);
     // Down workers first so they jump out; config order otherwise.
     let mut order: Vec<&TargetView> = s.workers.iter().collect();
     order.sort_by_key(|w| match w.health {
@@ -217,7 +217,7 @@ the previous configuration is still running.</strong> {}</p>",
 /// A worker that needs a look: down, or up only after retries (a cold start or a flaky target).
 fn needs_a_look(w: &TargetView) -> bool {
     // A paused worker is not being checked: its last check is old news.
-    w.health == Health::Down || (!w.paused && w.last.as_ref().is_some_and(|r| r.ok && r.attempts > 1))
+    w.health == Health::Down || (!w.counters.paused && w.last.as_ref().is_some_and(|r| r.ok && r.attempts > 1))
 }
 
 /// Full rows for the workers that need a look (at most `MAX_FULL_ROWS`), then every other
@@ -366,7 +366,12 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     match &w.last {
         Some(r) => {
             let at = from_unix_millis(r.at_ms);
-            let status = r.status.map_or("no response".to_string(), |c| c.to_string());
+            let status = match (&w.push, r.status) {
+                // A heartbeat's check is a report (or a missed one), never a response.
+                (Some(_), _) if r.error.as_deref().is_some_and(|e| e.starts_with("no report")) => "missed".to_string(),
+                (Some(_), _) => "report".to_string(),
+                (None, status) => status.map_or("no response".to_string(), |c| c.to_string()),
+            };
             let _ = write!(
                 out,
                 "<td data-label=\"Last check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time><br><small>{2} · {3} ms</small></td>",
@@ -397,7 +402,7 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     let _ = write!(
         out,
         "<td data-label=\"Failures\" class=\"num\">{}</td>",
-        w.consecutive_failures
+        w.counters.consecutive_failures
     );
     match w
         .last
@@ -420,6 +425,7 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
     }
     if show_restarts {
         let last = w
+            .counters
             .last_restart_at_ms
             .map(|ms| {
                 let at = from_unix_millis(ms);
@@ -433,7 +439,7 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         let _ = write!(
             out,
             "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>",
-            w.restarts
+            w.counters.restarts
         );
     }
     out.push_str("</tr>");
@@ -657,7 +663,7 @@ mod tests {
     fn a_paused_worker_and_a_failed_reload_show() {
         let mut s = snapshot();
         s.workers[1].health = Health::Paused;
-        s.workers[1].paused = true;
+        s.workers[1].counters.paused = true;
         s.config_error = Some("pinger.json: workers[0].url: <bad>".into());
         let page = render(&s);
         assert!(page.contains("<span class=\"pill paused\">paused</span>"));
@@ -704,7 +710,7 @@ mod tests {
         let mut s = fleet(1000, 10, false);
         for w in s.workers.iter_mut().skip(1).step_by(10).take(5) {
             w.health = Health::Paused;
-            w.paused = true;
+            w.counters.paused = true;
         }
         let page = render(&s);
         assert!(

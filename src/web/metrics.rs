@@ -1,6 +1,6 @@
 //! `/metrics`: Prometheus text exposition format 0.0.4 rendered from a snapshot.
 
-use crate::state::{Health, Snapshot, TargetView, WINDOWS};
+use crate::state::{Health, SavePlace, Snapshot, TargetView, WINDOWS};
 use crate::timefmt::unix_millis;
 use std::fmt::Write;
 
@@ -54,7 +54,7 @@ const FAMILIES: &[Family] = &[
         name: "pinger_paused",
         kind: "gauge",
         help: "1 while the worker is paused, else 0.",
-        sample: |w| vec![(String::new(), f64::from(u8::from(w.paused)))],
+        sample: |w| vec![(String::new(), f64::from(u8::from(w.counters.paused)))],
     },
     Family {
         name: "pinger_check_duration_seconds",
@@ -80,10 +80,10 @@ const FAMILIES: &[Family] = &[
         help: "Checks by result.",
         sample: |w| {
             vec![
-                (",result=\"success\"".to_string(), w.successes as f64),
+                (",result=\"success\"".to_string(), w.counters.successes as f64),
                 (
                     ",result=\"failure\"".to_string(),
-                    (w.checks - w.successes.min(w.checks)) as f64,
+                    (w.counters.checks - w.counters.successes.min(w.counters.checks)) as f64,
                 ),
             ]
         },
@@ -117,19 +117,19 @@ const FAMILIES: &[Family] = &[
         name: "pinger_attempts_total",
         kind: "counter",
         help: "HTTP attempts, retries included.",
-        sample: |w| vec![(String::new(), w.attempts as f64)],
+        sample: |w| vec![(String::new(), w.counters.attempts as f64)],
     },
     Family {
         name: "pinger_skipped_total",
         kind: "counter",
         help: "Deadlines skipped because a check overran its slot.",
-        sample: |w| vec![(String::new(), w.skipped as f64)],
+        sample: |w| vec![(String::new(), w.counters.skipped as f64)],
     },
     Family {
         name: "pinger_restarts_total",
         kind: "counter",
         help: "Hugging Face Space restarts requested.",
-        sample: |w| vec![(String::new(), w.restarts as f64)],
+        sample: |w| vec![(String::new(), w.counters.restarts as f64)],
     },
     Family {
         name: "pinger_tls_cert_expiry_timestamp_seconds",
@@ -187,6 +187,35 @@ pub fn render(s: &Snapshot, alerts: &[(String, u64, u64)]) -> String {
 pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_total{{result=\"failure\"}} {}",
         s.reloads.0, s.reloads.1
     );
+    let _ = writeln!(
+        out,
+        "# HELP pinger_state_saves_total State saves by place and result.\n# TYPE pinger_state_saves_total counter"
+    );
+    for place in SavePlace::ALL {
+        let saves = &s.saves[place as usize];
+        for (result, n) in [("success", saves.succeeded), ("failure", saves.failed)] {
+            let _ = writeln!(
+                out,
+                "pinger_state_saves_total{{place=\"{}\",result=\"{result}\"}} {n}",
+                place.label()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pinger_last_state_save_timestamp_seconds Unix time of the last good state save.\n\
+# TYPE pinger_last_state_save_timestamp_seconds gauge"
+    );
+    for place in SavePlace::ALL {
+        if let Some(at) = s.saves[place as usize].last_ok {
+            let _ = writeln!(
+                out,
+                "pinger_last_state_save_timestamp_seconds{{place=\"{}\"}} {}",
+                place.label(),
+                number(unix_millis(at) as f64 / 1000.0)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",
@@ -253,10 +282,27 @@ mod tests {
     }
 
     #[test]
+    fn state_saves_by_place() {
+        let mut s = snapshot();
+        s.saves[SavePlace::Remote as usize] = crate::state::Saves {
+            succeeded: 4,
+            failed: 2,
+            last_ok: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_863_600)),
+        };
+        let text = render(&s, &[]);
+        assert!(text.contains("# TYPE pinger_state_saves_total counter\n"), "{text}");
+        assert!(text.contains("pinger_state_saves_total{place=\"remote\",result=\"success\"} 4\n"));
+        assert!(text.contains("pinger_state_saves_total{place=\"remote\",result=\"failure\"} 2\n"));
+        assert!(text.contains("pinger_state_saves_total{place=\"file\",result=\"success\"} 0\n"));
+        assert!(text.contains("pinger_last_state_save_timestamp_seconds{place=\"remote\"} 1795863600\n"));
+        assert!(!text.contains("pinger_last_state_save_timestamp_seconds{place=\"file\"}"));
+    }
+
+    #[test]
     fn a_paused_worker_has_pinger_paused_and_no_pinger_up() {
         let mut s = snapshot();
         s.workers[0].health = Health::Paused;
-        s.workers[0].paused = true;
+        s.workers[0].counters.paused = true;
         s.reloads = (3, 1);
         let text = render(&s, &[]);
         assert!(text.contains("pinger_paused{worker=\"api\"} 1\n"));

@@ -67,6 +67,9 @@ pub struct Reply {
     pub vary: bool,
     /// Seconds after which a refused request may be tried again (`Retry-After`).
     pub retry_after: Option<u32>,
+    /// The connection ends after this answer (`Connection: close`): the request's body was left
+    /// unread, so nothing after it on the connection can be read as a request.
+    pub close: bool,
 }
 
 impl Reply {
@@ -80,6 +83,7 @@ impl Reply {
             gzip: false,
             vary: false,
             retry_after: None,
+            close: false,
         }
     }
 

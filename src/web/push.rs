@@ -21,6 +21,9 @@ pub const ALLOW: &str = "GET, POST, HEAD";
 /// Bytes of a body read past the kept message and thrown away, so the connection can carry its
 /// next request. What is left past this, tiny_http skips before reading the next request.
 const DRAIN_MAX: u64 = 1024 * 1024;
+
+/// How much of a report's body `read_body` reads at most; past it the connection is closed.
+pub const BODY_READ_MAX: usize = MESSAGE_MAX + DRAIN_MAX as usize;
 /// What an unknown name's "token" is compared with, so it costs what a known name's does.
 const DUMMY_TOKEN: &str = "no-such-push-worker-0123456789abcdef0123456789abcdef";
 
@@ -84,7 +87,16 @@ fn text(status: u16, body: &'static str) -> Reply {
 }
 
 /// The answer to a report at `url` (which starts with `PREFIX`).
-pub fn answer(app: &App, method: &str, url: &str, authorization: Option<&str>, message: Option<Arc<str>>) -> Reply {
+///
+/// `message` reads the report's body; it is called only once the report is authenticated, so
+/// that a client without the token cannot hold a thread by declaring a body it never sends.
+pub fn answer(
+    app: &App,
+    method: &str,
+    url: &str,
+    authorization: Option<&str>,
+    message: impl FnOnce() -> Option<Arc<str>>,
+) -> Reply {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let not_found = || Reply::error(404, "not found");
     let Some((name, kind, code)) = path.strip_prefix(PREFIX).and_then(parse) else {
@@ -104,7 +116,7 @@ pub fn answer(app: &App, method: &str, url: &str, authorization: Option<&str>, m
         Some(inbox) if matches && given.is_some() => inbox,
         _ => return not_found(),
     };
-    match inbox.deliver(Report::new(kind, code, message)) {
+    match inbox.deliver(Report::new(kind, code, message())) {
         Delivery::Accepted => text(200, "OK\n"),
         Delivery::Paused => text(200, "OK (paused: report ignored)\n"),
         Delivery::TooMany(wait) => Reply {

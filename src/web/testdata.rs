@@ -1,6 +1,6 @@
 //! Hand-made snapshots for the renderers' unit tests.
 
-use crate::state::{CertInfo, CheckRecord, Health, Snapshot, TargetView};
+use crate::state::{CertInfo, CheckRecord, Counters, Health, Snapshot, TargetView};
 use std::time::{Duration, UNIX_EPOCH};
 
 pub const START: u64 = 1_795_860_000; // 2026-11-28T10:00:00Z
@@ -27,15 +27,18 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         is_self: name == "self",
         restarts_enabled: false,
         health,
-        paused: health == Health::Paused,
         maintenance_until_ms: None,
-        checks,
-        successes,
-        skipped: 0,
-        attempts: checks,
-        consecutive_failures: history.iter().rev().take_while(|r| !r.ok).count() as u32,
-        restarts: 0,
-        last_restart_at_ms: None,
+        counters: Counters {
+            paused: health == Health::Paused,
+            checks,
+            successes,
+            skipped: 0,
+            attempts: checks,
+            consecutive_failures: history.iter().rev().take_while(|r| !r.ok).count() as u32,
+            restarts: 0,
+            last_restart_at_ms: None,
+            push: Default::default(),
+        },
         last: history.last().cloned(),
         next_check_at_ms: Some((START + 3900) * 1000),
         uptime: if checks == 0 {
@@ -53,8 +56,8 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
 pub fn snapshot() -> Snapshot {
     let mut db = view("db", Health::Down, vec![rec(0, true), rec(1, false), rec(2, false)]);
     db.restarts_enabled = true;
-    db.restarts = 1;
-    db.last_restart_at_ms = Some((START + 3100) * 1000);
+    db.counters.restarts = 1;
+    db.counters.last_restart_at_ms = Some((START + 3100) * 1000);
     // db's certificate is unverified (tls.insecure) and expires in 2 days and an hour.
     db.tls = Some(CertInfo {
         expires_at: (START + 3600 + 2 * 86_400 + 3600) as i64,
@@ -74,6 +77,7 @@ pub fn snapshot() -> Snapshot {
         workers: vec![api, db, new],
         self_ping: Some(view("self", Health::Up, vec![rec(0, true)])),
         persistence_error: None,
+        saves: Default::default(),
         config_error: None,
         reloads: (0, 0),
     }

@@ -27,8 +27,18 @@ impl Moto {
         Moto::start_on(free_port())
     }
 
-    /// `start` on a given port (a store that was down and comes back there).
+    /// `start` on a given port.
     pub fn start_on(port: u16) -> Option<Moto> {
+        Moto::launch(port, true)
+    }
+
+    /// A server that checks no signature (any key works), with `BUCKET`: a store that was down
+    /// and comes back on `port`, for a pinger started before it with keys of its own.
+    pub fn start_open_on(port: u16) -> Option<Moto> {
+        Moto::launch(port, false)
+    }
+
+    fn launch(port: u16, auth: bool) -> Option<Moto> {
         let python = python();
         let installed = Command::new(&python)
             .args(["-c", "import moto.server, flask, werkzeug"])
@@ -42,7 +52,14 @@ impl Moto {
         }
         let child = Command::new(&python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
+            .env(
+                "INITIAL_NO_AUTH_ACTION_COUNT",
+                if auth {
+                    SETUP_ACTIONS.to_string()
+                } else {
+                    "inf".to_string()
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -55,7 +72,13 @@ impl Moto {
             secret_access_key: String::new(),
         };
         moto.wait_ready();
-        moto.setup();
+        if auth {
+            moto.setup();
+        } else {
+            moto.access_key_id = "AKIAOPENOPENOPENOPEN".into();
+            moto.secret_access_key = "open-secret".into();
+            moto.create_bucket();
+        }
         Some(moto)
     }
 
@@ -107,6 +130,10 @@ impl Moto {
                 ("PolicyDocument", policy),
             ],
         );
+        self.create_bucket();
+    }
+
+    fn create_bucket(&self) {
         let (status, _, body) = super::request_with(
             "PUT",
             &format!("{}/{BUCKET}", self.endpoint()),
@@ -174,6 +201,28 @@ fn form_encode(v: &str) -> String {
 fn python() -> std::path::PathBuf {
     let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/moto/bin/python3");
     if venv.exists() { venv } else { "python3".into() }
+}
+
+/// Forwards every connection to 127.0.0.1:`port` on to 127.0.0.1:`to`, from now on: a store
+/// that comes back at an address where nothing answered, already holding its objects.
+pub fn forward(port: u16, to: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the forwarder");
+    thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut from, mut into) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
 }
 
 pub fn free_port() -> u16 {

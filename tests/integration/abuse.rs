@@ -376,3 +376,66 @@ fn status_readers_do_not_delay_200_workers() {
         busy.worst
     );
 }
+
+/// The head of the answer to `bytes` sent on a fresh connection, read until the blank line.
+fn answer_head(port: u16, bytes: &[u8]) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(10 * SEC)).expect("timeout");
+    s.write_all(bytes).expect("send");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[test]
+fn a_declared_body_that_is_huge_or_never_sent_neither_kills_nor_blocks_the_server() {
+    // header_timeout far above the waits below: the guard must not be what frees the threads.
+    let mut p = Pinger::start(r#"{"self_ping": false, "header_timeout": "60s"}"#, &[]);
+    // tiny_http 0.12 drained an unread body into a buffer of the declared size: this aborted.
+    let (_s, head) = answer_head(
+        p.port,
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\nabc",
+    );
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    // Bodies declared and never sent, more of them than the server has handler threads: each
+    // is answered, and no thread is left waiting for the body, so /health still answers.
+    let mut stalled = Vec::new();
+    for path in ["/health", "/status", "/", "/metrics", "/push/nobody"]
+        .iter()
+        .cycle()
+        .take(16)
+    {
+        let req = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n");
+        let (s, head) = answer_head(p.port, req.as_bytes());
+        assert!(head.starts_with("HTTP/1.1 4"), "{path}: {head}");
+        assert!(head.contains("Connection: close\r\n"), "{path}: {head}");
+        stalled.push(s);
+    }
+    // Within 10 s, not the 60 s the guard would take: a blocked handler would stall this.
+    let (_s, head) = answer_head(p.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.contains("Connection: close"), "{head}");
+    // A small body (read by tiny_http itself) keeps the connection: no close for it.
+    let (_s, head) = answer_head(
+        p.port,
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 405") && !head.contains("Connection: close"),
+        "{head}"
+    );
+    assert_eq!(
+        p.child.try_wait().expect("wait"),
+        None,
+        "the pinger exited:\n{}",
+        p.log()
+    );
+    drop(stalled);
+}

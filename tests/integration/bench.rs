@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 mod aged;
 mod once;
+mod push;
 
 struct Table(Vec<(String, String)>);
 

@@ -565,3 +565,246 @@ fn check_shows_every_value_from_a_variable_redacted() {
     );
     assert!(!err.contains("pr1vate"), "{err}");
 }
+
+/// A pids cgroup of the test's own, under this process's cgroup, holding at most `max` tasks;
+/// `None` when the machine does not let the test make one.
+struct PidsCgroup(std::path::PathBuf);
+
+impl PidsCgroup {
+    fn new(max: u64) -> Option<PidsCgroup> {
+        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let mut dirs = Vec::new();
+        for line in cgroups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let rel = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "pids") {
+                dirs.push(std::path::Path::new("/sys/fs/cgroup/pids").join(rel));
+            } else if controllers.is_empty() {
+                dirs.push(std::path::Path::new("/sys/fs/cgroup").join(rel));
+            }
+        }
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        dirs.into_iter().find_map(|parent| {
+            let dir = parent.join(format!("mp-test-{}-{n}", std::process::id()));
+            std::fs::create_dir(&dir).ok()?;
+            let cg = PidsCgroup(dir);
+            std::fs::write(cg.0.join("pids.max"), max.to_string()).ok()?;
+            Some(cg)
+        })
+    }
+
+    /// The pinger started inside this cgroup (a shell moves itself in, then becomes the pinger).
+    fn command(&self, dir: &std::path::PathBuf, args: &str) -> std::process::Command {
+        let procs = self.0.join("cgroup.procs");
+        let mut c = std::process::Command::new("sh");
+        c.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        c.arg("-c").arg(format!(
+            "echo $$ > '{}' && exec '{}' {args}",
+            procs.display(),
+            crate::common::BIN
+        ));
+        c
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // The processes in it have ended by now; a cgroup with none left can be removed.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn http_fleet(target: &FakeServer, n: usize) -> String {
+    let list: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"name": "w{i}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                target.url("/")
+            )
+        })
+        .collect();
+    format!(r#"{{"self_ping": false, "workers": [{}]}}"#, list.join(", "))
+}
+
+#[test]
+fn a_fleet_past_the_cgroups_pids_max_is_refused_at_start_and_on_reload() {
+    let Some(cg) = PidsCgroup::new(80) else {
+        crate::common::skip("cannot make a pids cgroup under this process's own");
+        return;
+    };
+    let target = FakeServer::always(ok());
+    let dir = crate::common::temp_dir("pids-max");
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 40)).unwrap();
+    let started = Instant::now();
+    let out = cg.command(&dir, "--listen 127.0.0.1:0").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(started.elapsed() < 10 * SEC, "at once");
+    let cg_file = cg.0.join("pids.max");
+    for what in [
+        "needs about 88 threads".to_string(),
+        format!("the cgroup's pids.max ({}) is 80", cg_file.display()),
+        "TasksMax=".to_string(),
+        "--pids-limit".to_string(),
+        "--shard".to_string(),
+    ] {
+        assert!(err.contains(&what), "no {what:?} in:\n{err}");
+    }
+    assert_eq!(target.count(), 0, "no worker started");
+
+    // Five workers fit; a reload to forty is refused and the five keep running.
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 5)).unwrap();
+    let p = Pinger::spawn(cg.command(&dir, "--listen 127.0.0.1:0"), dir.clone());
+    for i in 0..5 {
+        p.wait_worker(&format!("w{i}"), 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    }
+    std::fs::write(dir.join("pinger.json"), http_fleet(&target, 40)).unwrap();
+    p.signal("HUP");
+    wait_log(&p, "configuration reload failed: this fleet needs about 88 threads", 1);
+    let before = p.worker("w4")["checks"].as_u64().unwrap();
+    p.wait_worker("w4", 15 * SEC, |w| w["checks"].as_u64() >= Some(before + 2));
+    let s = p.status();
+    assert_eq!(s["workers"].as_array().unwrap().len(), 5, "the running fleet is kept");
+    assert!(s["config_error"].as_str().unwrap_or("").contains("pids.max"), "{s:#}");
+}
+
+/// What one kept-alive client connection saw: answers, and how it ended early if it did.
+#[derive(Debug, Default)]
+struct KeptAlive {
+    answers: usize,
+    error: Option<String>,
+}
+
+/// A wrk-like client on one connection: `GET path` again and again until `until`, reading each
+/// whole answer, pausing `pause` after each.
+fn keep_asking(port: u16, path: &str, until: Instant, pause: Duration) -> KeptAlive {
+    use std::io::{BufReader, Read, Write};
+    let mut out = KeptAlive::default();
+    let stream = match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error = Some(format!("connect: {e}"));
+            return out;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(5 * SEC));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    while Instant::now() < until {
+        if let Err(e) = writer.write_all(request.as_bytes()) {
+            out.error = Some(format!("write: {e}"));
+            return out;
+        }
+        let Some(head) = crate::common::read_head(&mut reader) else {
+            out.error = Some("closed or timed out before an answer".into());
+            return out;
+        };
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if let Err(e) = reader.read_exact(&mut body) {
+            out.error = Some(format!("body: {e}"));
+            return out;
+        }
+        out.answers += 1;
+        thread::sleep(pause);
+    }
+    out
+}
+
+#[test]
+fn kept_alive_connections_are_never_closed_under_load_right_after_start_up() {
+    // header_timeout 1 s: every connection below lives three times as long.
+    let p = Pinger::start(r#"{"self_ping": false, "header_timeout": "1s"}"#, &[]);
+    let port = p.port;
+    let until = Instant::now() + 3 * SEC;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(56));
+    let clients: Vec<_> = (0..56)
+        .map(|i| {
+            let start = std::sync::Arc::clone(&start);
+            thread::spawn(move || {
+                start.wait();
+                // Fifty as fast as they can (wrk -c50), six pausing near header_timeout.
+                let pause = if i < 50 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(750)
+                };
+                keep_asking(port, "/health", until, pause)
+            })
+        })
+        .collect();
+    let seen: Vec<KeptAlive> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let failed: Vec<(usize, &KeptAlive)> = seen.iter().enumerate().filter(|(_, k)| k.error.is_some()).collect();
+    let answers: usize = seen.iter().map(|k| k.answers).sum();
+    assert!(
+        failed.is_empty(),
+        "{} of 56 connections failed: {failed:?}\n{}",
+        failed.len(),
+        p.log()
+    );
+    assert!(
+        seen.iter().all(|k| k.answers >= 3),
+        "every connection was answered: {seen:?}"
+    );
+    assert!(!p.log().contains("closed HTTP connections"), "{}", p.log());
+    eprintln!("56 kept-alive connections, {answers} answers in 3 s, no connection closed");
+}
+
+#[test]
+fn twenty_reloads_that_add_and_remove_a_worker_and_a_channel_leave_the_threads_as_they_were() {
+    let target = FakeServer::always(ok());
+    let hook = FakeServer::always(ok());
+    let cfg = |more: bool| {
+        let worker = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "url": "{}", "interval": "1s"}}"#,
+                target.url(&format!("/{n}"))
+            )
+        };
+        let channel = |n: &str| {
+            format!(
+                r#"{{"name": "{n}", "type": "json", "webhook_url": "{}"}}"#,
+                hook.url("/")
+            )
+        };
+        let (workers, channels) = if more {
+            (
+                format!("{}, {}", worker("a"), worker("b")),
+                format!("{}, {}", channel("c1"), channel("c2")),
+            )
+        } else {
+            (worker("a"), channel("c1"))
+        };
+        format!(r#"{{"self_ping": false, "watch_config": false, "alerts": [{channels}], "workers": [{workers}]}}"#)
+    };
+    let p = Pinger::start(&cfg(false), &[]);
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let threads = || crate::common::proc_status(p.child.id(), "Threads:");
+    let before = threads();
+    for i in 1..=20 {
+        reload(&p, &cfg(i % 2 == 1), i);
+    }
+    let end = Instant::now() + 5 * SEC;
+    while threads() != before && Instant::now() < end {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(threads(), before, "{:?}", threads_named(&p, ""));
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+}

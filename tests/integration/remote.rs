@@ -3,13 +3,15 @@
 
 use crate::common::hub::{FakeHub, READ_TOKEN, REGULAR_MAX, WRITE_TOKEN};
 use crate::common::s3::{BUCKET, Moto};
+use crate::common::{FakeServer, Pinger, SEC, ok, request, run, temp_dir};
+use master_pinger::config::proxy::Proxies;
 use master_pinger::net::Net;
 use master_pinger::persist::remote::hub;
 use master_pinger::persist::remote::s3::{Client, Condition, S3Settings};
 use master_pinger::persist::remote::sigv4::Credentials;
 use master_pinger::persist::remote::{Error, ErrorKind};
-use master_pinger::proxy::Proxies;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub fn s3_client(moto: &Moto, secret: &str) -> Client {
     let settings = S3Settings {
@@ -198,4 +200,521 @@ fn hub_client_words_each_refusal() {
         assert!(!format!("{e:?}").contains(secret));
     }
     assert_eq!(fake.problems(), Vec::<String>::new());
+}
+
+// --- The service with its state in S3 (moto) -------------------------------------------------
+
+const KEY: &str = "pinger/state.json";
+
+fn state_url() -> String {
+    format!("s3://{BUCKET}/{KEY}")
+}
+
+/// One worker `t` checked every second, the remote copy written every `every`.
+fn config(target: &FakeServer, every: &str, extra: &str) -> String {
+    format!(
+        r#"{{"self_ping": false, "remote_save_interval": "{every}", {extra}
+            "workers": [{{"name": "t", "url": "{}", "interval": "1s", "retries": 0}}]}}"#,
+        target.url("/")
+    )
+}
+
+fn start(dir: PathBuf, cfg: &str, env: &[(&str, String)]) -> Pinger {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Pinger::start_in(dir, cfg, &env)
+}
+
+fn s3_env(moto: &Moto) -> Vec<(&'static str, String)> {
+    let mut env = moto.env();
+    env.push(("PINGER_STATE_URL", state_url()));
+    env
+}
+
+/// The copy in the store, parsed.
+fn stored(moto: &Moto) -> Option<serde_json::Value> {
+    let object = s3_client(moto, &moto.secret_access_key).get(BUCKET, KEY).unwrap()?;
+    Some(serde_json::from_slice(&object.body).expect("the stored state is JSON"))
+}
+
+fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a log line holding `text` (the remote copy is read just after "listening").
+fn wait_log(p: &Pinger, text: &str) -> String {
+    let end = Instant::now() + 15 * SEC;
+    loop {
+        let log = p.log();
+        if log.contains(text) {
+            return log;
+        }
+        if Instant::now() > end {
+            let lines: Vec<&str> = log.lines().collect();
+            panic!(
+                "no {text:?} in the log; its end:\n{}",
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of one series in /metrics (0 when absent).
+fn metric(p: &Pinger, series: &str) -> f64 {
+    let text = p.get("/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const REMOTE_OK: &str = r#"pinger_state_saves_total{place="remote",result="success"}"#;
+const REMOTE_FAILED: &str = r#"pinger_state_saves_total{place="remote",result="failure"}"#;
+
+#[test]
+fn first_start_without_a_copy_is_fresh_then_the_state_is_written() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let p = start(temp_dir("s3-first"), &config(&target, "200ms", ""), &s3_env(&moto));
+    wait_log(&p, "no copy yet; a fresh start");
+    let saved = wait_until("a saved state with a check", 15 * SEC, || {
+        stored(&moto).filter(|s| s["workers"]["t"]["checks"].as_u64() >= Some(1))
+    });
+    assert_eq!(saved["version"], 2);
+    assert!(metric(&p, REMOTE_OK) >= 1.0);
+    assert!(metric(&p, r#"pinger_last_state_save_timestamp_seconds{place="remote"}"#) > 1.0e9);
+    assert!(p.status()["persistence_error"].is_null(), "{}", p.status());
+    for secret in [&moto.secret_access_key, &moto.access_key_id] {
+        assert!(!p.log().contains(secret.as_str()));
+        assert!(!p.get("/metrics").body.contains(secret.as_str()));
+    }
+}
+
+#[test]
+fn checks_uptime_and_pauses_survive_a_restart_through_s3() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let cfg = format!(
+        r#"{{"self_ping": false, "remote_save_interval": "1h",
+            "workers": [{{"name": "a", "url": "{}", "interval": "1s", "retries": 0}},
+                        {{"name": "b", "url": "{}", "interval": "1s", "retries": 0}}]}}"#,
+        target.url("/a"),
+        target.url("/b")
+    );
+    let mut env = s3_env(&moto);
+    env.push(("PINGER_ADMIN_TOKEN", "adm1n".into()));
+    let mut p = start(temp_dir("s3-restart-1"), &cfg, &env);
+    p.wait_worker("a", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    let r = request("POST", &p.url("/api/workers/b/pause"), Some("Bearer adm1n"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0), "{}", p.log());
+    let saved = stored(&moto).expect("the state written at SIGTERM");
+    let checks = saved["workers"]["a"]["checks"].as_u64().unwrap();
+    assert!(checks >= 2, "{saved}");
+    drop(p);
+
+    // A new instance on a host with no disk: a fresh folder, the same store.
+    let p = start(temp_dir("s3-restart-2"), &cfg, &env);
+    wait_log(&p, "restored 2 target(s)");
+    let a = p.worker("a");
+    assert!(a["checks"].as_u64().unwrap() >= checks, "{a}");
+    assert_eq!(a["uptime_percent"]["24h"].as_f64(), Some(100.0), "{a}");
+    assert!(a["history"].as_array().unwrap().len() as u64 >= checks);
+    assert_eq!(p.worker("b")["state"], "paused", "the pause was kept");
+}
+
+#[test]
+fn a_wrong_secret_key_is_named_and_never_shown() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let wrong = "wrongSECRETwrongSECRETwrongSECRET0000000".to_string();
+    let mut env = s3_env(&moto);
+    env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY", wrong.clone()));
+    let p = start(temp_dir("s3-wrong-key"), &config(&target, "200ms", ""), &env);
+    let error = wait_until("persistence_error", 10 * SEC, || {
+        p.status()["persistence_error"].as_str().map(str::to_string)
+    });
+    assert!(
+        error.contains("AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID"),
+        "{error}"
+    );
+    assert!(error.starts_with(&format!("remote state {}", state_url())), "{error}");
+    // Checks go on meanwhile.
+    p.wait_worker("t", 10 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    wait_until("a counted failure", 10 * SEC, || {
+        (metric(&p, REMOTE_FAILED) >= 1.0).then_some(())
+    });
+    assert!(p.get("/").body.contains("AWS_SECRET_ACCESS_KEY does not match"));
+    for text in [p.log(), p.get("/").body, p.get("/status").body, p.get("/metrics").body] {
+        assert!(!text.contains(&wrong) && !text.contains(&moto.access_key_id), "{text}");
+    }
+}
+
+#[test]
+fn a_store_down_at_start_up_is_read_when_it_comes_back_and_its_history_kept() {
+    let target = FakeServer::always(ok());
+    // A history saved earlier (by an instance with a state file).
+    let dir = temp_dir("s3-down-0");
+    let file = dir.join("state.json");
+    let mut p = Pinger::start_in(
+        dir.clone(),
+        &config(&target, "1h", &format!(r#""state_file": "{}","#, file.display())),
+        &[],
+    );
+    p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(3));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(5 * SEC), Some(0));
+    let saved = std::fs::read(&file).unwrap();
+    let saved_checks = serde_json::from_slice::<serde_json::Value>(&saved).unwrap()["workers"]["t"]["checks"]
+        .as_u64()
+        .unwrap();
+    drop(p);
+
+    let port = crate::common::s3::free_port();
+    let env = vec![
+        ("PINGER_STATE_URL", state_url()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ACCESS_KEY_ID", "AKIAOPENOPENOPENOPEN".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "open-secret".to_string()),
+    ];
+    let p = start(temp_dir("s3-down-1"), &config(&target, "300ms", ""), &env);
+    wait_log(&p, "cannot read it at start-up; starting fresh");
+    // The checks are not held up by the store.
+    p.wait_worker("t", 10 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    let error = p.status()["persistence_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("connection refused"), "{error}");
+
+    // The store comes back at that address holding the saved state (it is filled before it
+    // answers there: an object that appeared between this instance's read and its first write
+    // would be another writer's, a conflict).
+    let Some(moto) = Moto::start_open_on(crate::common::s3::free_port()) else {
+        return;
+    };
+    s3_client(&moto, &moto.secret_access_key)
+        .put(BUCKET, KEY, &saved, "application/json", &Condition::None)
+        .unwrap();
+    crate::common::s3::forward(port, moto.port);
+    wait_log(&p, "put before the checks made since start-up");
+    let w = p.worker("t");
+    assert!(w["checks"].as_u64().unwrap() >= saved_checks + 2, "{w}");
+    let written = wait_until("a write with both histories", 15 * SEC, || {
+        stored(&moto).filter(|s| s["workers"]["t"]["checks"].as_u64() >= Some(saved_checks + 2))
+    });
+    assert!(written["workers"]["t"]["history"].as_array().unwrap().len() as u64 >= saved_checks + 2);
+    wait_until("the error cleared", 10 * SEC, || {
+        p.status()["persistence_error"].is_null().then_some(())
+    });
+}
+
+#[test]
+fn two_instances_on_one_object_find_out_and_the_loser_stops_writing() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let cfg = config(&target, "300ms", "");
+    let a = start(temp_dir("s3-two-a"), &cfg, &s3_env(&moto));
+    let b = start(temp_dir("s3-two-b"), &cfg, &s3_env(&moto));
+    let (loser, winner) = wait_until("a conflict", 20 * SEC, || {
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            if x.status()["persistence_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("another instance wrote it"))
+            {
+                return Some((x, y));
+            }
+        }
+        None
+    });
+    let error = loser.status()["persistence_error"].as_str().unwrap().to_string();
+    assert!(error.contains("remote saving stopped until a restart"), "{error}");
+    assert!(loser.log().contains("another instance wrote it"), "{}", loser.log());
+    assert!(loser.get("/").body.contains("another instance wrote it"));
+    let failed = metric(loser, REMOTE_FAILED);
+    let won = metric(winner, REMOTE_OK);
+    // Several intervals later: the loser wrote nothing more, the winner went on.
+    wait_until("the winner's next saves", 10 * SEC, || {
+        (metric(winner, REMOTE_OK) >= won + 2.0).then_some(())
+    });
+    assert_eq!(metric(loser, REMOTE_FAILED), failed, "no more tries after the conflict");
+    assert!(winner.status()["persistence_error"].is_null());
+}
+
+#[test]
+fn sigterm_writes_the_last_state_within_the_budget() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let mut p = start(temp_dir("s3-term"), &config(&target, "1h", ""), &s3_env(&moto));
+    let w = p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    assert!(stored(&moto).is_none(), "nothing written before the hour is up");
+    let t0 = Instant::now();
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0), "{}", p.log());
+    assert!(
+        t0.elapsed() < 7 * SEC,
+        "2 s plus at most 5 s for the remote save: {:?}",
+        t0.elapsed()
+    );
+    let saved = stored(&moto).expect("written at SIGTERM");
+    assert!(
+        saved["workers"]["t"]["checks"].as_u64() >= w["checks"].as_u64(),
+        "{saved}"
+    );
+}
+
+#[test]
+fn an_unreadable_copy_is_kept_aside_and_the_state_starts_fresh() {
+    let Some(moto) = Moto::start() else { return };
+    let c = s3_client(&moto, &moto.secret_access_key);
+    c.put(BUCKET, KEY, b"{not json", "application/json", &Condition::None)
+        .unwrap();
+    let target = FakeServer::always(ok());
+    let p = start(temp_dir("s3-corrupt"), &config(&target, "200ms", ""), &s3_env(&moto));
+    let log = wait_log(&p, "it is not a valid state file");
+    let aside = log
+        .split(&format!("kept it as s3://{BUCKET}/"))
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no set-aside line in {log}"));
+    assert!(aside.starts_with(&format!("{KEY}.corrupt-")), "{aside}");
+    assert_eq!(c.get(BUCKET, aside).unwrap().unwrap().body, b"{not json");
+    wait_until("the fresh state written over it", 15 * SEC, || {
+        stored_raw(&c).filter(|b| b.starts_with(b"{\"version\":2"))
+    });
+}
+
+fn stored_raw(c: &Client) -> Option<Vec<u8>> {
+    c.get(BUCKET, KEY).unwrap().map(|o| o.body)
+}
+
+#[test]
+fn the_state_file_wins_and_the_remote_copy_is_the_fallback() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let dir = temp_dir("s3-both");
+    let file = dir.join("state.json");
+    let cfg = config(&target, "1h", &format!(r#""state_file": "{}","#, file.display()));
+    let mut p = start(dir.clone(), &cfg, &s3_env(&moto));
+    p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0));
+    let remote_checks = stored(&moto).unwrap()["workers"]["t"]["checks"].as_u64().unwrap();
+    drop(p);
+
+    // The file is there: it is loaded, and the remote copy is not read (only its version).
+    let mut p = start(dir.clone(), &cfg, &s3_env(&moto));
+    wait_log(&p, "state file");
+    // The remote copy's version is learnt quietly; it is never read or logged as restored.
+    p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() > Some(remote_checks));
+    assert!(!p.log().contains("remote state s3://"), "{}", p.log());
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0));
+    drop(p);
+    assert!(stored(&moto).unwrap()["workers"]["t"]["checks"].as_u64() >= Some(remote_checks));
+
+    // The file is gone (a host that lost its disk): the remote copy is read.
+    std::fs::remove_file(&file).unwrap();
+    let p = start(dir, &cfg, &s3_env(&moto));
+    wait_log(&p, &format!("remote state {}: restored 1 target(s)", state_url()));
+    assert!(p.worker("t")["checks"].as_u64() >= Some(remote_checks));
+}
+
+#[test]
+fn check_says_where_the_state_lives_and_whether_keys_are_set() {
+    let dir = temp_dir("s3-check");
+    let secret = "SECRETkeySECRETkey";
+    let (code, out, err) = run(
+        &dir,
+        &["check"],
+        &[
+            ("PINGER_STATE_URL", "s3://my-bucket/pinger/state.json"),
+            ("AWS_ENDPOINT_URL", "https://acct.r2.cloudflarestorage.com"),
+            ("AWS_REGION", "auto"),
+            ("AWS_ACCESS_KEY_ID", "AKIAVISIBLEIFLEAKED"),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "remote state: s3://my-bucket/pinger/state.json (endpoint https://acct.r2.cloudflarestorage.com, \
+             region auto, path-style addressing; credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY set); \
+             written every 5m"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains(secret) && !out.contains("AKIAVISIBLEIFLEAKED") && !err.contains(secret));
+
+    let (code, out, err) = run(
+        &dir,
+        &["check"],
+        &[("PINGER_STATE_URL", "hf://datasets/me/pinger-state/state.json")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("remote state: hf://datasets/me/pinger-state/state.json (Hub https://huggingface.co; credentials: MISSING (HF_TOKEN))"), "{out}");
+    assert!(
+        err.contains("HF_TOKEN is not set: the state cannot be saved there"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&dir, &["check"], &[("PINGER_STATE_URL", "hf://spaces/me/app/s.json")]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("PINGER_STATE_URL") && err.contains("must live in a dataset"),
+        "{err}"
+    );
+}
+
+// --- The service with its state in a Hugging Face dataset (the fake Hub) ---------------------
+
+const REPO: &str = "datasets/me/pinger-state";
+const HF_URL: &str = "hf://datasets/me/pinger-state/pinger/state.json";
+const HF_PATH: &str = "pinger/state.json";
+
+fn hub_env(hub: &FakeHub, url: &str, token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PINGER_STATE_URL", url.to_string()),
+        ("HF_ENDPOINT", hub.endpoint()),
+        ("HF_TOKEN", token.to_string()),
+    ]
+}
+
+/// The pinger's own commits (the fake's other writer uses another summary).
+fn our_commits(hub: &FakeHub) -> Vec<crate::common::hub::Commit> {
+    hub.repo(REPO)
+        .commits
+        .into_iter()
+        .filter(|c| c.summary == "master-pinger state")
+        .collect()
+}
+
+#[test]
+fn history_survives_a_restart_through_a_hugging_face_dataset() {
+    let hub = FakeHub::with_repo(REPO);
+    let first_head = hub.repo(REPO).head;
+    let target = FakeServer::always(ok());
+    let cfg = config(&target, "300ms", "");
+    let env = hub_env(&hub, HF_URL, WRITE_TOKEN);
+    let mut p = start(temp_dir("hf-1"), &cfg, &env);
+    wait_log(&p, "no copy yet; a fresh start");
+    let commits = wait_until("a commit", 15 * SEC, || {
+        let c = our_commits(&hub);
+        (!c.is_empty()).then_some(c)
+    });
+    assert_eq!(
+        commits[0].parent.as_deref(),
+        Some(first_head.as_str()),
+        "on top of the head read"
+    );
+    assert_eq!(commits[0].paths, [HF_PATH]);
+    p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0), "{}", p.log());
+    let repo = hub.repo(REPO);
+    let saved: serde_json::Value = serde_json::from_slice(&repo.files[HF_PATH]).unwrap();
+    let checks = saved["workers"]["t"]["checks"].as_u64().unwrap();
+    // Each commit names the one before it: no write went over another.
+    let ours = our_commits(&hub);
+    assert!(ours.len() >= 2, "{ours:?}");
+    assert!(!p.log().contains(WRITE_TOKEN));
+    drop(p);
+
+    let p = start(temp_dir("hf-2"), &cfg, &env);
+    wait_log(&p, "restored 1 target(s)");
+    assert!(p.worker("t")["checks"].as_u64() >= Some(checks));
+    assert_eq!(hub.problems(), Vec::<String>::new());
+    assert!(
+        hub.requests()
+            .iter()
+            .any(|r| r == &format!("GET /{REPO}/resolve/main/{HF_PATH}")),
+        "{:?}",
+        hub.requests()
+    );
+}
+
+#[test]
+fn another_commit_to_the_dataset_is_no_conflict_but_a_changed_state_file_is() {
+    let hub = FakeHub::with_repo(REPO);
+    let target = FakeServer::always(ok());
+    let p = start(
+        temp_dir("hf-conflict"),
+        &config(&target, "300ms", ""),
+        &hub_env(&hub, HF_URL, WRITE_TOKEN),
+    );
+    wait_until("a first commit", 15 * SEC, || {
+        (!our_commits(&hub).is_empty()).then_some(())
+    });
+    // Someone edits the dataset's README on the Hub: the branch moves, the state file does not.
+    hub.commit_elsewhere(REPO, "README.md", b"# pinger state");
+    let before = our_commits(&hub).len();
+    wait_until("a commit on top of the README edit", 15 * SEC, || {
+        (our_commits(&hub).len() >= before + 2).then_some(())
+    });
+    assert!(p.status()["persistence_error"].is_null(), "{}", p.status());
+
+    // Another instance writes the state file: that is a conflict.
+    hub.commit_elsewhere(REPO, HF_PATH, br#"{"version":2,"workers":{}}"#);
+    let error = wait_until("the conflict", 15 * SEC, || {
+        p.status()["persistence_error"]
+            .as_str()
+            .filter(|e| e.contains("another instance wrote it"))
+            .map(str::to_string)
+    });
+    assert!(error.contains("A commit has happened since"), "{error}");
+    let stopped = our_commits(&hub).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(our_commits(&hub).len(), stopped, "no commit after the conflict");
+    assert_eq!(hub.repo(REPO).files[HF_PATH], br#"{"version":2,"workers":{}}"#);
+    assert_eq!(hub.problems(), Vec::<String>::new());
+}
+
+#[test]
+fn hub_refusals_are_worded_and_a_throttle_is_waited_out() {
+    let hub = FakeHub::with_repo(REPO);
+    let target = FakeServer::always(ok());
+    let cfg = config(&target, "300ms", "");
+    let error_of = |p: &Pinger, says: &str| {
+        wait_until(&format!("an error saying {says:?}"), 15 * SEC, || {
+            p.status()["persistence_error"]
+                .as_str()
+                .filter(|e| e.contains(says))
+                .map(str::to_string)
+        })
+    };
+    let wrong = "hf_wrongTOKENwrongTOKEN";
+    let p = start(temp_dir("hf-401"), &cfg, &hub_env(&hub, HF_URL, wrong));
+    error_of(&p, "HF_TOKEN was refused (invalid or expired)");
+    for text in [p.log(), p.get("/status").body, p.get("/").body] {
+        assert!(!text.contains(wrong), "{text}");
+    }
+    drop(p);
+    let p = start(temp_dir("hf-403"), &cfg, &hub_env(&hub, HF_URL, READ_TOKEN));
+    error_of(&p, "HF_TOKEN may not write datasets/me/pinger-state");
+    drop(p);
+    let p = start(
+        temp_dir("hf-404"),
+        &cfg,
+        &hub_env(&hub, "hf://datasets/me/missing/s.json", WRITE_TOKEN),
+    );
+    error_of(&p, "there is no dataset me/missing");
+    drop(p);
+
+    let p = start(temp_dir("hf-429"), &cfg, &hub_env(&hub, HF_URL, WRITE_TOKEN));
+    wait_until("a first commit", 15 * SEC, || {
+        (!our_commits(&hub).is_empty()).then_some(())
+    });
+    hub.state.lock().unwrap().throttle = 1;
+    error_of(&p, "the Hub asks to slow down (status 429)");
+    let after = our_commits(&hub).len();
+    wait_until("a commit after the Retry-After", 15 * SEC, || {
+        (our_commits(&hub).len() > after && p.status()["persistence_error"].is_null()).then_some(())
+    });
+    assert!(metric(&p, REMOTE_FAILED) >= 1.0);
+    assert_eq!(hub.problems(), Vec::<String>::new());
 }

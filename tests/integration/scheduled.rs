@@ -530,3 +530,44 @@ fn heartbeat_workers_are_listed_not_checked() {
     assert!(!format!("{out}{err}").contains("push-secret-1"));
     assert_eq!(up.count(), 1);
 }
+
+#[test]
+fn a_remote_state_carries_history_across_runs_without_a_file() {
+    use crate::common::hub::{FakeHub, WRITE_TOKEN};
+    let hub = FakeHub::with_repo("datasets/me/state");
+    let up = FakeServer::always(ok());
+    let hook = any_webhook();
+    let d = temp_dir("scheduled-remote");
+    std::fs::write(
+        d.join("pinger.json"),
+        format!(
+            r#"{{"workers": [{{"name": "api", "url": "{}", "retries": 0}}],
+                "alerts": {{"webhook_url": "{}", "format": "json", "failure_threshold": 2}}}}"#,
+            up.url("/"),
+            hook.url("/h")
+        ),
+    )
+    .unwrap();
+    let endpoint = hub.endpoint();
+    let env = [
+        ("HF_TOKEN", WRITE_TOKEN),
+        ("HF_ENDPOINT", endpoint.as_str()),
+        ("PINGER_STATE_URL", "hf://datasets/me/state/pinger-state.json"),
+    ];
+    for n in 1..=3 {
+        let (code, out, err) = run(&d, &["once", "--json"], &env);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(!err.contains("alerts are off"), "a remote state is a state: {err}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            doc["workers"][0]["checks"], n,
+            "run {n}: the history comes from the dataset"
+        );
+    }
+    let repo = hub.repo("datasets/me/state");
+    assert_eq!(repo.commits.len(), 3, "one write a run");
+    let saved: Value = serde_json::from_slice(&repo.files["pinger-state.json"]).unwrap();
+    assert_eq!(saved["workers"]["api"]["checks"], 3);
+    assert!(!d.join("pinger-state.json").exists(), "no local file");
+    assert_eq!(hub.problems(), Vec::<String>::new());
+}

@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         let c = Client::new(
             &net,
             "https://huggingface.co/",
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn hub_errors_are_worded_by_cause() {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         let c = Client::new(&net, DEFAULT_ENDPOINT, Some("hf_x".into()), Duration::from_secs(1));
         let repo = Repo {
             kind: RepoKind::Dataset,

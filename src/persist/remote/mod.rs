@@ -7,6 +7,7 @@
 pub mod hub;
 pub mod s3;
 pub mod sigv4;
+pub mod store;
 
 use std::fmt;
 use std::time::Duration;

@@ -12,18 +12,7 @@ use std::time::{Duration, SystemTime};
 pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
 const ERROR_BODY_BYTES: u64 = 64 << 10;
 
-/// Where and how to reach the store, from the standard AWS variables.
-#[derive(Debug, Clone)]
-pub struct S3Settings {
-    /// `AWS_ENDPOINT_URL`; `None`: AWS itself.
-    pub endpoint: Option<String>,
-    /// `AWS_REGION` (`us-east-1` when unset; R2 uses `auto`).
-    pub region: String,
-    /// `None`: none set, so requests cannot be signed.
-    pub credentials: Option<Credentials>,
-    /// `None`: as the AWS SDKs choose (virtual-hosted on AWS, path-style elsewhere).
-    pub path_style: Option<bool>,
-}
+pub use crate::config::S3Settings;
 
 /// A conditional PUT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +42,7 @@ pub struct Client {
     prefix: String,
     region: String,
     credentials: Option<Credentials>,
-    path_style: Option<bool>,
-    aws: bool,
+    settings: S3Settings,
     timeout: Duration,
 }
 
@@ -77,7 +65,6 @@ impl Client {
         }
         let scheme = scheme.to_ascii_lowercase();
         let host = strip_default_port(&scheme, &authority.to_ascii_lowercase());
-        let aws = host_only(&host).ends_with(".amazonaws.com");
         Ok(Client {
             agent: net.agent_for(&endpoint),
             scheme,
@@ -85,8 +72,7 @@ impl Client {
             prefix: path.trim_end_matches('/').to_string(),
             region: settings.region.clone(),
             credentials: settings.credentials.clone(),
-            path_style: settings.path_style,
-            aws,
+            settings: settings.clone(),
             timeout,
         })
     }
@@ -99,18 +85,9 @@ impl Client {
         }
     }
 
-    /// Path-style (`endpoint/bucket/key`) or virtual-hosted (`bucket.endpoint/key`) as the SDKs
-    /// choose by default: virtual-hosted on AWS for a bucket name that is a plain DNS label (a
-    /// dot would break the wildcard certificate), path-style for any other endpoint.
+    /// Path-style or virtual-hosted (see `S3Settings::uses_path_style`).
     pub fn uses_path_style(&self, bucket: &str) -> bool {
-        self.path_style.unwrap_or_else(|| {
-            let dns_label = !bucket.is_empty()
-                && bucket.len() <= 63
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            !(self.aws && dns_label)
-        })
+        self.settings.uses_path_style(bucket)
     }
 
     /// Host header and path of the object.
@@ -313,13 +290,6 @@ fn xml_field(body: &[u8], name: &str) -> Option<String> {
     )
 }
 
-fn host_only(authority: &str) -> &str {
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => authority,
-    }
-}
-
 /// The Host header ureq would send: no port when it is the scheme's default.
 fn strip_default_port(scheme: &str, authority: &str) -> String {
     let default = if scheme == "https" { ":443" } else { ":80" };
@@ -331,7 +301,7 @@ mod tests {
     use super::*;
 
     fn client(endpoint: Option<&str>, path_style: Option<bool>) -> Client {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         Client::new(
             &net,
             &S3Settings {
@@ -374,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_bad_endpoint_is_named() {
-        let net = Net::new(None, crate::proxy::Proxies::default());
+        let net = Net::new(None, crate::config::proxy::Proxies::default());
         for bad in ["ftp://x", "s3.example.com", "https://user:pw@host", "https://h/?q=1"] {
             let settings = S3Settings {
                 endpoint: Some(bad.into()),

@@ -6,7 +6,8 @@
 
 use super::{Table, min_checks, percentile, wait_checks};
 use crate::common::aged;
-use crate::common::{BIN, FakeServer, Pinger, SEC, build_static, ok, proc_status, temp_dir};
+use crate::common::{BIN, FakeServer, Pinger, SEC, build_static, lateness_ms, ok, proc_status, temp_dir};
+use crate::integration::flood;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,11 +37,15 @@ fn config(target: &FakeServer, state: Option<&Path>) -> String {
 }
 
 fn start(bin: &Path, dir: &Path, config: &str) -> Pinger {
+    start_logging(bin, dir, config, "info")
+}
+
+fn start_logging(bin: &Path, dir: &Path, config: &str, log: &str) -> Pinger {
     std::fs::write(dir.join("pinger.json"), config).unwrap();
     let mut c = Command::new(bin);
     c.env_clear()
         .current_dir(dir)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log)
         .args(["--listen", "127.0.0.1:0"]);
     Pinger::spawn(c, dir.to_path_buf())
 }
@@ -162,6 +167,97 @@ pub fn rows(bin: &Path, target: &FakeServer, t: &mut Table) {
     }
 }
 
+/// Every endpoint and query form a reader may use.
+const VARIANTS: [&str; 9] = [
+    "/",
+    "/metrics",
+    "/status",
+    "/status?history=0",
+    "/status?history=100",
+    "/status?state=up&history=50",
+    "/status?worker=w7",
+    "/status?worker=w7&history=100",
+    "/badge/w7.svg",
+];
+
+/// Lateness of the checks logged in `log`: max and p99.
+fn lateness(log: &str) -> String {
+    let mut v = lateness_ms(log);
+    v.sort_by(f64::total_cmp);
+    format!(
+        "max {:.1} ms, p99 {:.1} ms ({} checks)",
+        v.last().copied().unwrap_or(f64::NAN),
+        percentile(&v, 0.99),
+        v.len()
+    )
+}
+
+/// The flood rows: 1,000 workers 30 days old (migrated from 0.1's file), every variant read
+/// plain and gzipped, then 10 s of 8 connections asking cache-busting `/status` queries.
+pub fn flood_rows(bin: &Path, target: &FakeServer, t: &mut Table) {
+    let dir = temp_dir("bench-flood");
+    let state = dir.join("state.json");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let targets: Vec<(String, String)> = (0..N)
+        .map(|i| (format!("w{i}"), target.url(&format!("/w{i}"))))
+        .collect();
+    std::fs::write(&state, aged::state_file_0_1(&targets, now_ms)).unwrap();
+    // Debug level: each check logs how late it started.
+    let p = start_logging(bin, &dir, &config(target, Some(&state)), "debug");
+    wait_checks(&p, min_checks(&p) + 1, 60 * SEC);
+    std::thread::sleep(5 * SEC);
+    let pid = p.child.id();
+    let (before, _) = sample_rss(pid, 5 * SEC);
+    reset_peak(pid);
+    for path in VARIANTS {
+        for gzip in [false, true] {
+            let headers: &[(&str, &str)] = if gzip { &[("Accept-Encoding", "gzip")] } else { &[] };
+            let (code, _, _) = crate::common::request_with("GET", &p.url(path), headers);
+            assert_eq!(code, 200, "{path}");
+        }
+    }
+    let read_peak = proc_status(pid, "VmHWM:");
+    let (after_reads, _) = sample_rss(pid, 5 * SEC);
+    t.row(
+        "30 days old, 1,000 workers: every variant read once, plain and gzipped",
+        format!(
+            "VmRSS median {:.1} MiB before, {:.1} MiB after; peak while read {:.1} MiB",
+            mib(before),
+            mib(after_reads),
+            mib(read_peak)
+        ),
+    );
+    reset_peak(pid);
+    let log_before = p.log().len();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counts = std::sync::Arc::new(flood::Counts::default());
+    let clients = flood::flood(p.port, N, stop.clone(), counts.clone());
+    let (during, during_max) = sample_rss(pid, 10 * SEC);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    let flood_peak = proc_status(pid, "VmHWM:");
+    let log = p.log();
+    let late = lateness(log.get(log_before..).unwrap_or(""));
+    std::thread::sleep(2 * SEC);
+    let (steady, _) = sample_rss(pid, 10 * SEC);
+    let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    t.row(
+        "30 days old, 1,000 workers: 10 s flood of cache-busting /status?history=N[&worker=wK], 8 connections",
+        format!(
+            "{} answered, {} busy (503), {} other; VmRSS median {:.1} MiB, max sampled {:.1} MiB during;              peak {:.1} MiB (VmHWM); steady {:.1} MiB from 2 s after; checks during the flood: {late}",
+            load(&counts.ok),
+            load(&counts.busy),
+            load(&counts.other),
+            mib(during),
+            mib(during_max),
+            mib(flood_peak),
+            mib(steady)
+        ),
+    );
+}
+
 #[test]
 #[ignore = "benchmark: cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_30_days_old --nocapture"]
 fn bench_30_days_old() {
@@ -169,5 +265,19 @@ fn bench_30_days_old() {
     let target = FakeServer::always(ok());
     let mut t = Table(Vec::new());
     rows(&bin, &target, &mut t);
+    flood_rows(&bin, &target, &mut t);
+    super::print(&t);
+}
+
+/// The flood rows alone (about a minute):
+///
+///     cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_flood --nocapture
+#[test]
+#[ignore = "benchmark: cargo test --release --test integration -- --ignored --exact integration::bench::aged::bench_flood --nocapture"]
+fn bench_flood() {
+    let bin = build_static().unwrap_or_else(|| PathBuf::from(BIN));
+    let target = FakeServer::always(ok());
+    let mut t = Table(Vec::new());
+    flood_rows(&bin, &target, &mut t);
     super::print(&t);
 }

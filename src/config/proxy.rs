@@ -5,7 +5,7 @@
 //! tests and `check` see the same thing) and the choice is made per URL. A proxy URL's userinfo
 //! is a secret: only `shown` (without it) is ever printed.
 
-use crate::config::Env;
+use super::Env;
 use crate::target_url;
 
 #[derive(Clone)]

@@ -7,18 +7,22 @@
 //! is down. SIGTERM or SIGINT (a scheduler's timeout) ends the wait for checks still running:
 //! what has finished is recorded and saved.
 
+use super::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::alert::Alerter;
-use crate::config::{Config, Env, Target};
+use crate::cli::OnceOptions;
+use crate::config::{Config, Remote, Target};
 use crate::net::Net;
 use crate::persist::Persister;
+use crate::persist::remote::store::RemoteStore;
 use crate::probe::{self, Outcome};
 use crate::publish::{self, Destination, Published};
+use crate::remote_saver::RemoteSaver;
 use crate::shutdown::{Shutdown, Waker};
-use crate::state::{CertInfo, Health, Snapshot, State};
+use crate::state::{CertInfo, Health, SavePlace, Snapshot, State};
 use crate::timefmt::from_unix_millis;
 use crate::tls::expiry::Watch;
+use crate::web;
 use crate::worker::{self, Alerting};
-use crate::{EXIT_FAILURE, EXIT_OK, EXIT_USAGE, web};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -30,16 +34,10 @@ pub const MAX_PARALLEL: usize = 32;
 /// How long the alerts of a run may take to be delivered before it exits (each delivery is
 /// bounded by its channel's `timeout` and retries too).
 const ALERT_GRACE: Duration = Duration::from_secs(30);
+/// `once` writes the remote copy only at its end, through the saver's final save.
+const NO_PERIODIC_SAVE: Duration = Duration::from_secs(365 * 86_400);
 /// After SIGTERM: the alerts already queued get this long, as the service's shutdown does.
 const ALERT_GRACE_STOPPING: Duration = Duration::from_secs(2);
-
-/// What `once` was asked for besides the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Print the `/status` document instead of one line per worker.
-    pub json: bool,
-    pub publish: Option<String>,
-}
 
 /// One check to run: a worker's target and its id in the state.
 struct Job {
@@ -58,7 +56,7 @@ enum Msg {
 }
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
-pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
+pub fn run(cfg: &Config, opts: &OnceOptions) -> u8 {
     // Heartbeat (push) workers report to a running service; there is nothing here to check. They
     // are listed, and left out of the state and the page.
     let push: Vec<String> = cfg
@@ -80,33 +78,69 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     };
     // Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
     let level = cfg.settings.log_level;
-    crate::init_logging(if level >= log::LevelFilter::Debug {
+    super::run::init_logging(if level >= log::LevelFilter::Debug {
         level
     } else {
         log::LevelFilter::Warn
     });
     let started = SystemTime::now();
-    let infos = cfg.workers.iter().map(crate::target_info).collect();
-    let state = State::new(infos, cfg.settings.history, started);
-    let persister = cfg.settings.state_file.clone().map(|path| {
-        let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
-        let shown = cfg.settings.scrub(&path.display().to_string());
-        Persister::new(path, &urls).shown_as(shown)
-    });
-    if let Some(p) = &persister {
+    let infos = cfg.workers.iter().map(crate::state::target_info).collect();
+    let state = Arc::new(State::new(infos, cfg.settings.history, started));
+    // The state as the service keeps it: a file, a remote copy (`state_url`), or both, in the
+    // same format, and the file wins when both exist.
+    let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
+    let persister = match (&cfg.settings.state_file, &cfg.settings.remote.state_url) {
+        (Some(path), _) => {
+            let shown = cfg.settings.scrub(&path.display().to_string());
+            Some(Arc::new(Persister::new(path.clone(), &urls).shown_as(shown)))
+        }
+        (None, Some(_)) => Some(Arc::new(Persister::without_file(&urls))),
+        (None, None) => None,
+    };
+    let file = persister.clone().filter(|_| cfg.settings.state_file.is_some());
+    if let Some(p) = &file {
         p.load(&state);
         if let Err(e) = p.probe_writable() {
             eprintln!("warning: state file: {e}; this run's results will not be kept");
             state.set_persistence_error(Some(e));
         }
     }
+    let net = Arc::new(Net::from_settings(&cfg.settings));
+    // The remote copy is read now, before any check (unless the file was loaded), and written
+    // once at the end: the service's remote saver, stopped as at a shutdown.
+    let local_loaded = file.as_ref().is_some_and(|p| p.file_exists());
+    let remote_stop = Arc::new(Waker::default());
+    let mut failed = false;
+    let remote = match (&cfg.settings.remote.state_url, &persister) {
+        (Some(url), Some(p)) => {
+            let settings = cfg.settings.clone();
+            let saver = RemoteStore::new(&net, &cfg.settings.remote, url).map(|store| RemoteSaver {
+                store,
+                persister: Arc::clone(p),
+                state: Arc::clone(&state),
+                shown: cfg.settings.scrub(&url.to_string()),
+                // Never on a timer: the one write is the final save, when `remote_stop` stops it.
+                interval: NO_PERIODIC_SAVE,
+                timeout: cfg.settings.remote.timeout,
+                scrub: Box::new(move |text| settings.scrub(text)),
+            });
+            match saver.and_then(|s| s.start(local_loaded, Arc::clone(&remote_stop))) {
+                Ok(running) => Some(running),
+                Err(e) => {
+                    eprintln!("error: remote state: {e}");
+                    failed = true;
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     // No admin endpoint can pause or resume between runs: the configuration alone says which
     // workers are paused (a pause saved by the service is not kept).
     for (slot, t) in cfg.workers.iter().enumerate() {
         state.set_paused(slot, t.paused);
     }
 
-    let net = Net::from_settings(&cfg.settings);
     // Alerts announce transitions, which only a state carried from the last run can show: without
     // one, a worker that stays down would alert at every run.
     // Stops the alert senders once the alerts are out (or the wait for them is over).
@@ -115,7 +149,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         (_, true) => None,
         (None, false) => {
             eprintln!(
-                "warning: alerts are off: once sends them on transitions, which need a state file (--state-file) to count across runs"
+                "warning: alerts are off: once sends them on transitions, which need a state (--state-file or state_url) to count across runs"
             );
             None
         }
@@ -132,7 +166,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         .workers
         .iter()
         .enumerate()
-        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.paused))
+        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.counters.paused))
         .map(|(slot, t)| Job {
             slot,
             target: t.clone(),
@@ -144,7 +178,7 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
             Some(a) => {
                 let saved = state.record_of(j.slot).unwrap_or_default();
                 Alerting {
-                    streaks: a.streaks(&j.target, saved.consecutive_failures, &saved.streaks),
+                    streaks: a.streaks(&j.target, saved.counters.consecutive_failures, &saved.streaks),
                     cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
                 }
             }
@@ -157,7 +191,10 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
     let signals = watch_signals(Arc::clone(&checks), tx.clone());
     let jobs = Arc::new(jobs);
     let cert_every = cfg.settings.cert_check_interval;
-    let running = start_checks(&jobs, &checks, &tx, move |t, waker| check(&net, t, cert_every, waker));
+    let for_checks = Arc::clone(&net);
+    let running = start_checks(&jobs, &checks, &tx, move |t, waker| {
+        check(&for_checks, t, cert_every, waker)
+    });
     drop(tx);
 
     let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
@@ -192,20 +229,22 @@ pub fn run(cfg: &Config, opts: &Options, env: &Env) -> u8 {
         );
     }
 
-    let mut failed = false;
-    if let Some(p) = &persister {
-        match p.save(&state) {
-            Ok(()) => state.set_persistence_error(None),
-            Err(e) => {
-                eprintln!("error: state file: {e}");
-                state.set_persistence_error(Some(e));
-                failed = true;
-            }
-        }
+    if let Some(p) = &file {
+        let result = p.save(&state);
+        state.record_save(SavePlace::File, result.is_ok(), SystemTime::now());
+        state.set_persistence_error(result.err());
+    }
+    if let Some(running) = &remote {
+        // The saver's final save, bounded as at the service's shutdown.
+        remote_stop.stop();
+        running.wait();
+    }
+    if let Some(e) = state.snapshot(0, SystemTime::now()).persistence_error {
+        eprintln!("error: {e}");
+        failed = true;
     }
     if let (Some(to), false) = (&publish_to, interrupted) {
-        let remote = publish::Remote::from_env(env, Net::from_settings(&cfg.settings));
-        match publish_site(&state, to, &remote) {
+        match publish_site(&state, to, &net, &cfg.settings.remote) {
             Ok(Published::Unchanged) => eprintln!("published: nothing changed since the last run"),
             Ok(Published::Written) => {}
             Err(e) => {
@@ -384,7 +423,7 @@ fn wait_for_alerts(alerter: &Alerter, stop: &Waker, deadline: Instant) -> bool {
 
 /// The page, `status.json` and the badges, as of the newest check recorded (not the wall clock),
 /// so that a run which changed nothing publishes the very same files.
-fn publish_site(state: &State, to: &Destination, remote: &publish::Remote) -> Result<Published, String> {
+fn publish_site(state: &State, to: &Destination, net: &Net, remote: &Remote) -> Result<Published, String> {
     let at = |s: &Snapshot| {
         s.workers
             .iter()
@@ -403,7 +442,7 @@ fn publish_site(state: &State, to: &Destination, remote: &publish::Remote) -> Re
     let status = pinned(state.snapshot(web::DEFAULT_STATUS_HISTORY, made));
     let files = web::site::files(&page, &status);
     let summary = format!("master-pinger: status as of {}", crate::timefmt::rfc3339(made));
-    publish::publish(to, &files, remote, &summary)
+    publish::publish(to, &files, net, remote, &summary)
 }
 
 /// One line per worker: name, up/down, status, latency, attempts and the error, in columns; a
