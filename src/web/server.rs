@@ -324,8 +324,17 @@ fn run_handlers(running: &Running, app: &Arc<App>, renders: &Arc<Renders>, shutd
             Err(e) => log::warn!("cannot start HTTP handler thread {i}: {e}"),
         }
     }
-    // One `fstat` per request or tick: far less than the request costs.
-    while !shutdown.is_triggered() && running.accepting() {
+    // Whether the accept thread is still there is an `fstat`: asked once a tick, not once a
+    // request (a kept-alive connection keeps bringing requests after the accept thread ended,
+    // so the tick is counted by the clock, not by a quiet queue).
+    let mut checked = Instant::now();
+    while !shutdown.is_triggered() {
+        if checked.elapsed() >= TICK {
+            if !running.accepting() {
+                break;
+            }
+            checked = Instant::now();
+        }
         match running.server.recv_timeout(TICK) {
             Ok(Some(request)) => handle(app, renders, request),
             Ok(None) => {}

@@ -271,6 +271,21 @@ pub struct Pinger {
     pub dir: PathBuf,
 }
 
+/// `{"name": "a", "url": TARGET/a, "interval": "1s", "retries": 0}, ...`: workers named `names`,
+/// each checking its own path of `target` every second.
+pub fn named_workers(target: &FakeServer, names: &[&str]) -> String {
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                r#"{{"name": "{n}", "url": "{}", "interval": "1s", "retries": 0}}"#,
+                target.url(&format!("/{n}"))
+            )
+        })
+        .collect();
+    list.join(", ")
+}
+
 /// A fresh folder for one test.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

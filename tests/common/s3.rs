@@ -203,12 +203,14 @@ fn python() -> std::path::PathBuf {
     if venv.exists() { venv } else { "python3".into() }
 }
 
-/// Forwards every connection to 127.0.0.1:`port` on to 127.0.0.1:`to`, from now on: a store
-/// that comes back at an address where nothing answered, already holding its objects.
-pub fn forward(port: u16, to: u16) {
+/// Forwards every connection to 127.0.0.1:`port` on to 127.0.0.1:`to`, from now on, each after
+/// `delay`: a store that comes back at an address where nothing answered, already holding its
+/// objects, or a slow one.
+pub fn forward(port: u16, to: u16, delay: Duration) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the forwarder");
     thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
+            thread::sleep(delay);
             let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
                 continue;
             };

@@ -324,19 +324,10 @@ fn a_reload_that_reorders_and_removes_workers_keeps_each_ones_history_across_a_r
     });
     let dir = crate::common::temp_dir("reorder");
     let cfg = |names: &[&str]| {
-        let list: Vec<String> = names
-            .iter()
-            .map(|n| {
-                format!(
-                    r#"{{"name": "{n}", "url": "{}", "interval": "1s", "retries": 0}}"#,
-                    target.url(&format!("/{n}"))
-                )
-            })
-            .collect();
         format!(
             r#"{{"self_ping": false, "state_file": "{}", "save_interval": "200ms", "workers": [{}]}}"#,
             dir.join("state.json").display(),
-            list.join(", ")
+            crate::common::named_workers(&target, names)
         )
     };
     let code = |n: &str| 200 + u64::from(n.as_bytes()[0] - b'a');

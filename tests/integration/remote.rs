@@ -401,7 +401,7 @@ fn a_store_down_at_start_up_is_read_when_it_comes_back_and_its_history_kept() {
     s3_client(&moto, &moto.secret_access_key)
         .put(BUCKET, KEY, &saved, "application/json", &Condition::None)
         .unwrap();
-    crate::common::s3::forward(port, moto.port);
+    crate::common::s3::forward(port, moto.port, Duration::ZERO);
     wait_log(&p, "put before the checks made since start-up");
     let w = p.worker("t");
     assert!(w["checks"].as_u64().unwrap() >= saved_checks + 2, "{w}");
@@ -449,8 +449,16 @@ fn two_instances_on_one_object_find_out_and_the_loser_stops_writing() {
 #[test]
 fn sigterm_writes_the_last_state_within_the_budget() {
     let Some(moto) = Moto::start() else { return };
+    // A slow store: each connection waits 700 ms, longer than the rest of the shutdown takes, so
+    // the last write is there only if the shutdown waits for it.
+    let port = crate::common::s3::free_port();
+    crate::common::s3::forward(port, moto.port, Duration::from_millis(700));
+    let mut env = s3_env(&moto);
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
     let target = FakeServer::always(ok());
-    let mut p = start(temp_dir("s3-term"), &config(&target, "1h", ""), &s3_env(&moto));
+    let mut p = start(temp_dir("s3-term"), &config(&target, "1h", ""), &env);
+    wait_log(&p, "no copy yet; a fresh start");
     let w = p.wait_worker("t", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
     assert!(stored(&moto).is_none(), "nothing written before the hour is up");
     let t0 = Instant::now();
@@ -717,4 +725,40 @@ fn hub_refusals_are_worded_and_a_throttle_is_waited_out() {
     });
     assert!(metric(&p, REMOTE_FAILED) >= 1.0);
     assert_eq!(hub.problems(), Vec::<String>::new());
+}
+
+#[test]
+fn a_reload_changes_what_is_written_and_a_restart_restores_it_by_name() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let workers = |names: &[&str]| {
+        format!(
+            r#"{{"self_ping": false, "remote_save_interval": "300ms", "watch_config": false, "workers": [{}]}}"#,
+            crate::common::named_workers(&target, names)
+        )
+    };
+    let dir = temp_dir("s3-reload");
+    let mut p = start(dir.clone(), &workers(&["a", "b"]), &s3_env(&moto));
+    p.wait_worker("b", 15 * SEC, |w| w["checks"].as_u64() >= Some(2));
+    // Reordered, one removed, one added.
+    std::fs::write(dir.join("pinger.json"), workers(&["c", "a"])).unwrap();
+    p.signal("HUP");
+    p.wait_worker("c", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let saved = wait_until("a copy with the new fleet", 15 * SEC, || {
+        stored(&moto).filter(|s| s["workers"]["c"]["checks"].as_u64() >= Some(1))
+    });
+    assert!(
+        saved["workers"]["b"].is_null(),
+        "a removed worker is not written: {saved}"
+    );
+    let a_checks = saved["workers"]["a"]["checks"].as_u64().unwrap();
+    assert!(a_checks >= 2, "{saved}");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(8 * SEC), Some(0));
+    drop(p);
+
+    let p = start(temp_dir("s3-reload-2"), &workers(&["c", "a"]), &s3_env(&moto));
+    wait_log(&p, "restored 2 target(s)");
+    assert!(p.worker("a")["checks"].as_u64() >= Some(a_checks));
+    assert!(p.worker("c")["checks"].as_u64() >= Some(1));
 }

@@ -246,7 +246,7 @@ pub fn flood_rows(bin: &Path, target: &FakeServer, t: &mut Table) {
     t.row(
         "30 days old, 1,000 workers: 10 s flood of cache-busting /status?history=N[&worker=wK], 8 connections",
         format!(
-            "{} answered, {} busy (503), {} other; VmRSS median {:.1} MiB, max sampled {:.1} MiB during;              peak {:.1} MiB (VmHWM); steady {:.1} MiB from 2 s after; checks during the flood: {late}",
+            "{} answered, {} busy (503), {} other; VmRSS median {:.1} MiB, max sampled {:.1} MiB during; peak {:.1} MiB (VmHWM); steady {:.1} MiB from 2 s after; checks during the flood: {late}",
             load(&counts.ok),
             load(&counts.busy),
             load(&counts.other),
