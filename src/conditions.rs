@@ -71,7 +71,11 @@ pub fn check_body(c: &Conditions, body: &[u8], cut: bool) -> Result<(), String> 
     if c.json.is_empty() {
         return Ok(());
     }
-    let doc: Value = match serde_json::from_slice(body) {
+    // Read as text, as the configuration is: one JSON parser in the binary, not two.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err("body is not JSON (not UTF-8)".to_string());
+    };
+    let doc: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(_) if cut => return Err("body is not JSON within its first 1 MiB".to_string()),
         Err(e) => return Err(format!("body is not JSON (line {} column {})", e.line(), e.column())),

@@ -125,6 +125,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.header_timeout != new.header_timeout || old.max_connections != new.max_connections {
         out.push("header_timeout or max_connections");
     }
+    let (r, n) = (&old.remote, &new.remote);
+    if r.state_url != n.state_url || r.save_interval != n.save_interval || r.timeout != n.timeout {
+        out.push("state_url, remote_save_interval or remote_timeout");
+    }
     out
 }
 
@@ -139,8 +143,19 @@ mod tests {
     #[test]
     fn restart_only_settings_are_named() {
         let a = cfg(r#"{"self_ping": false, "listen": "127.0.0.1:1"}"#);
-        let b = cfg(r#"{"self_ping": false, "listen": "127.0.0.1:2", "state_file": "/tmp/x", "history": 20}"#);
-        assert_eq!(needs_restart(&a, &b), ["listen", "state_file", "history"]);
+        let b = cfg(
+            r#"{"self_ping": false, "listen": "127.0.0.1:2", "state_file": "/tmp/x", "history": 20,
+                "state_url": "s3://b/k"}"#,
+        );
+        assert_eq!(
+            needs_restart(&a, &b),
+            [
+                "listen",
+                "state_file",
+                "history",
+                "state_url, remote_save_interval or remote_timeout"
+            ]
+        );
         assert!(needs_restart(&a, &a.clone()).is_empty());
     }
 }
