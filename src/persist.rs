@@ -16,7 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -105,7 +105,7 @@ impl Persister {
                 return 0;
             }
         };
-        match self.restore(BufReader::new(file), state, Restore::Replace) {
+        match self.restore(&mut BufReader::new(file), state, Restore::Replace) {
             Ok(loaded) => {
                 log::info!("state file {}: {}", self.shown, loaded.summary());
                 loaded.count
@@ -120,7 +120,9 @@ impl Persister {
     /// Reads a saved state from `reader` into `state`: each saved target whose worker is still
     /// configured with the same URL replaces (or, with `Restore::Merge`, goes before) what the
     /// state holds for it. `Err`: the text is not a state file (nothing was changed).
-    pub fn restore(&self, reader: impl Read, state: &State, how: Restore) -> Result<Loaded, String> {
+    ///
+    /// One reader type for the file and the remote copy alike: this is compiled once, not twice.
+    pub fn restore(&self, reader: &mut dyn BufRead, state: &State, how: Restore) -> Result<Loaded, String> {
         let cap = state.history_cap();
         let mut restored: Vec<(usize, Record)> = Vec::new();
         let (mut dropped, mut fresh) = (Vec::new(), Vec::new());

@@ -105,7 +105,7 @@ impl RemoteSaver {
     fn read(&self, how: Restore, timeout: Duration) -> Result<(), Error> {
         match self.store.fetch(timeout)? {
             Fetched::Missing => log::info!("remote state {}: no copy yet; a fresh start", self.shown),
-            Fetched::Found(bytes) => match self.persister.restore(bytes.as_slice(), &self.state, how) {
+            Fetched::Found(bytes) => match self.persister.restore(&mut bytes.as_slice(), &self.state, how) {
                 Ok(loaded) => log::info!(
                     "remote state {}: {}{}",
                     self.shown,
