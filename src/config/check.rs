@@ -10,7 +10,7 @@
 //! in `Target`, mod.rs), and one `if let` in `parse`.
 
 use super::TlsSettings;
-use super::ctx::{Ctx, join, show};
+use super::ctx::{Ctx, join, show, valid_header_name};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
 use super::{StatusSet, Target};
 use crate::target_url;
@@ -192,14 +192,6 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     } else {
         Some((s, !secrets.is_empty()))
     }
-}
-
-/// A header name as HTTP allows it (a token).
-pub(super) fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).

@@ -8,7 +8,7 @@
 //! shows, so a value from `${VAR}` (a secret) is refused here.
 
 use super::Target;
-use super::ctx::{Ctx, join, kind, show};
+use super::ctx::{Ctx, join, kind, show, valid_header_name};
 use super::limits::{CONDITION_ITEMS, EXPECT_BODY_MAX_BYTES, EXPECT_LATENCY, MAINTENANCE_EVERY, MAINTENANCE_ONCE};
 use crate::conditions::{JsonCheck, JsonTest};
 use crate::maintenance::{self, When, Window};
@@ -192,7 +192,7 @@ fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (name, value) in obj {
         let path = join(field, name);
-        if !super::check::valid_header_name(name) {
+        if !valid_header_name(name) {
             ctx.err(&path, "is not a valid HTTP header name");
         } else if let Some(want) = literal(ctx, value, &path) {
             out.push((name.to_ascii_lowercase(), want.to_ascii_lowercase()));

@@ -224,6 +224,14 @@ pub fn show(v: &Value) -> String {
     s
 }
 
+/// A header name as HTTP allows it (a token).
+pub fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Replaces each `${VAR}` with the variable's value. Returns the text and the values substituted
 /// (secrets, to be kept out of anything displayed).
 pub fn expand(text: &str, env: &Env) -> Result<(String, Vec<String>), String> {
