@@ -225,16 +225,57 @@ mod tests {
     #[test]
     fn down_reads_like_the_spec() {
         let n = Notice::new(&event(Transition::Down), Some("https://me.hf.space/"));
-        assert_eq!(n.title, "🔴 rag is DOWN");
         assert_eq!(
-            n.text(Markup::Markdown),
-            "🔴 **rag** is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)\nStatus: https://me.hf.space/"
-        );
-        assert_eq!(
-            n.body,
-            "status 503\nhttps://rag.hf.space/health\ndown since 2026-11-28T10:50:00Z (5 min)"
+            words(&n, Markup::Markdown),
+            (
+                "🔴 rag is DOWN",
+                "🔴 **rag** is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)\nStatus: https://me.hf.space/".into(),
+                "status 503\nhttps://rag.hf.space/health\ndown since 2026-11-28T10:50:00Z (5 min)"
+            )
         );
         assert_eq!((n.state, n.at.as_str()), ("down", "2026-11-28T10:55:00Z"));
+    }
+
+    /// The title, the one-line text in `markup` and the body.
+    fn words(n: &Notice, markup: Markup) -> (&str, String, &str) {
+        (&n.title, n.text(markup), &n.body)
+    }
+
+    #[test]
+    fn degraded_and_its_end_read_like_down_and_up() {
+        let mut e = event(Transition::Degraded);
+        e.error = Some("slower than 500 ms".into());
+        let n = Notice::new(&e, None);
+        assert_eq!(n.state, "degraded");
+        assert_eq!(
+            words(&n, Markup::Slack),
+            (
+                "🟠 rag is DEGRADED",
+                "🟠 *rag* is DEGRADED: slower than 500 ms (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)"
+                    .into(),
+                "slower than 500 ms\nhttps://rag.hf.space/health\ndegraded since 2026-11-28T10:50:00Z"
+            )
+        );
+        let n = notice(Transition::DegradedResolved);
+        assert_eq!(n.state, "degraded_resolved");
+        assert_eq!(
+            words(&n, Markup::Plain),
+            (
+                "🟢 rag is no longer degraded",
+                "🟢 rag is no longer degraded, after 5 min (https://rag.hf.space/health)".into(),
+                "was degraded for 5 min\nhttps://rag.hf.space/health"
+            )
+        );
+        let mut e = event(Transition::DegradedResolved);
+        e.since = None;
+        assert_eq!(
+            words(&Notice::new(&e, None), Markup::Plain),
+            (
+                "🟢 rag is no longer degraded",
+                "🟢 rag is no longer degraded (https://rag.hf.space/health)".into(),
+                "https://rag.hf.space/health"
+            )
+        );
     }
 
     #[test]
@@ -274,14 +315,13 @@ mod tests {
         };
         let n = cert(6);
         assert_eq!((n.state, n.days_left), ("cert_expiring", Some(6)));
-        assert_eq!(n.title, "🟠 rag: TLS certificate expires in 6 days");
         assert_eq!(
-            n.text(Markup::Markdown),
-            "🟠 **rag**: TLS certificate expires in 6 days (2026-12-04T10:00:00Z)"
-        );
-        assert_eq!(
-            n.body,
-            "TLS certificate expires in 6 days: 2026-12-04T10:00:00Z\nhttps://rag.hf.space/health"
+            words(&n, Markup::Markdown),
+            (
+                "🟠 rag: TLS certificate expires in 6 days",
+                "🟠 **rag**: TLS certificate expires in 6 days (2026-12-04T10:00:00Z)".into(),
+                "TLS certificate expires in 6 days: 2026-12-04T10:00:00Z\nhttps://rag.hf.space/health"
+            )
         );
         assert_eq!(cert(1).title, "🟠 rag: TLS certificate expires in 1 day");
         assert!(cert(0).title.ends_with("expires today"));
