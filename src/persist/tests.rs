@@ -184,6 +184,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                         ..ChannelStreak::default()
                     })
                     .to_vec(),
+                degraded: Vec::new(),
                 cert_warned: vec![("telegram".into(), crate::state::Warned::restored(1_797_000_000, 14))],
             },
         );
@@ -275,11 +276,17 @@ fn every_field_round_trips_through_format_2() {
             ..ChannelStreak::default()
         },
     ];
-    s.set_streaks(1, streaks.clone());
+    let slow = vec![ChannelStreak {
+        channel: "ops".into(),
+        fails: 1,
+        ..ChannelStreak::default()
+    }];
+    s.set_streaks(1, streaks.clone(), slow.clone());
     p.save(&s).unwrap();
     let back = state_with_cap(&["a", "b", "pending"], 50);
     assert_eq!(p.load(&back), 3);
     assert_eq!(back.record_of(1).unwrap().streaks, streaks, "alert streaks are kept");
+    assert_eq!(back.record_of(1).unwrap().degraded, slow, "and the slow-check ones");
     assert!(back.record_of(0).unwrap().streaks.is_empty());
     let now = base + 70 * 61_000;
     assert_eq!(views(&back, now), views(&s, now));
