@@ -182,10 +182,11 @@ impl Stored {
                 (None, true)
             }
         };
-        // No admin endpoint can pause or resume between runs: the configuration alone says which
-        // workers are paused (a pause saved by the service is not kept).
+        // As at the service's start: a pause or resume saved by the service stands until the
+        // configuration's `paused` changes.
         for (slot, t) in cfg.workers.iter().enumerate() {
-            state.set_paused(slot, t.paused);
+            let saved = state.record_of(slot).map(|r| r.counters).unwrap_or_default();
+            state.set_paused(slot, saved.paused_now(t.paused), t.paused);
         }
         Stored {
             state,
