@@ -378,17 +378,9 @@ impl Worker {
             (Some(_), None) => {
                 log::info!("{}: maintenance over", t.name);
                 if run.was_ok == Some(false) {
-                    // One failure with a threshold of one: down now, on every streak not down yet.
-                    let at_once = Thresholds {
-                        failure: 1,
-                        success: s.thresholds.success,
-                    };
-                    run.streak.observe(false, now, &at_once);
-                    if let Some(alerter) = &s.alerter {
-                        alerter.observe_now(&mut run.alerting.streaks, t, run.last_error.as_deref(), now);
-                        self.state
-                            .set_streaks(self.slot, alerter.saved_streaks(&run.alerting.streaks));
-                    }
+                    let last_error = run.last_error.as_deref();
+                    let (streak, streaks) = (&mut run.streak, &mut run.alerting.streaks);
+                    outage_outlasted_window(&self.state, self.slot, &s, streak, streaks, last_error, now);
                 }
             }
             _ => {}
@@ -415,6 +407,28 @@ impl Worker {
             space_id: space_id.clone(),
             token: token.clone(),
         });
+    }
+}
+
+/// A maintenance window ended with target `slot` down (`last_error` its last failure's text):
+/// one failure with a threshold of one, so every streak not down yet is down now and alerts.
+pub fn outage_outlasted_window(
+    state: &State,
+    slot: usize,
+    s: &Settings,
+    streak: &mut Streak,
+    streaks: &mut Streaks,
+    last_error: Option<&str>,
+    now: SystemTime,
+) {
+    let at_once = Thresholds {
+        failure: 1,
+        success: s.thresholds.success,
+    };
+    streak.observe(false, now, &at_once);
+    if let Some(alerter) = &s.alerter {
+        alerter.observe_now(streaks, &s.target, last_error, now);
+        state.set_streaks(slot, alerter.saved_streaks(streaks));
     }
 }
 
