@@ -406,7 +406,10 @@ impl Beat {
         if run.in_window.is_some() && active.is_none() && run.was_ok == Some(false) {
             let (streak, streaks) = (&mut run.streak, &mut run.alert_streaks);
             let last_error = run.last_error.as_deref();
-            crate::worker::outage_outlasted_window(&self.state, self.slot, &s, streak, streaks, last_error, now);
+            if let Some(alerter) = crate::worker::outage_outlasted_window(&s, streak, streaks, last_error, now) {
+                let saved = alerter.saved_streaks(&run.alert_streaks);
+                self.state.set_streaks(self.slot, saved, Vec::new());
+            }
         }
         run.in_window = active;
         let next = crate::maintenance::next_change(&s.target.maintenance, now_ms)?;
@@ -437,7 +440,7 @@ impl Beat {
         if let (Some(alerter), false) = (&s.alerter, planned) {
             alerter.observe(&mut run.alert_streaks, t, ok, error, at);
             self.state
-                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks));
+                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks), Vec::new());
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct Record {
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The slow-check streak on each channel that announces a degraded worker, by channel name:
+    /// saved for the same reasons.
+    pub degraded: Vec<ChannelStreak>,
     /// The certificate warnings already sent, by alert channel name; saved, so a restart does
     /// not send one again.
     pub cert_warned: Vec<(String, Warned)>,
@@ -222,6 +225,7 @@ impl Record {
             history,
             uptime: self.uptime,
             streaks: self.streaks.clone(),
+            degraded: self.degraded.clone(),
             cert_warned: self.cert_warned.clone(),
         }
     }
@@ -625,9 +629,11 @@ impl State {
         }
     }
 
-    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+    /// A worker's alert streaks (`degraded`: its slow-check ones) after a check.
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>, degraded: Vec<ChannelStreak>) {
         if let Some(s) = self.change().slot(slot) {
             s.record.streaks = streaks;
+            s.record.degraded = degraded;
         }
     }
 

@@ -299,15 +299,9 @@ fn plan(cfg: &Config, state: &State, alerter: Option<&Alerter>) -> (Vec<Job>, Ve
         .collect();
     let alerting = jobs
         .iter()
-        .map(|j| match alerter {
-            Some(a) => {
-                let saved = state.record_of(j.slot).unwrap_or_default();
-                Alerting {
-                    streaks: a.streaks(&j.target, saved.counters.consecutive_failures, &saved.streaks),
-                    cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
-                }
-            }
-            None => Alerting::default(),
+        .map(|j| {
+            let saved = state.record_of(j.slot).unwrap_or_default();
+            Alerting::resumed(alerter, &j.target, saved.counters.consecutive_failures, &saved)
         })
         .collect();
     (jobs, alerting)

@@ -185,6 +185,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                         ..ChannelStreak::default()
                     })
                     .to_vec(),
+                degraded: Vec::new(),
                 cert_warned: vec![("telegram".into(), crate::state::Warned::restored(1_797_000_000, 14))],
             },
         );
@@ -276,11 +277,17 @@ fn every_field_round_trips_through_format_2() {
             ..ChannelStreak::default()
         },
     ];
-    s.set_streaks(1, streaks.clone());
+    let slow = vec![ChannelStreak {
+        channel: "ops".into(),
+        fails: 1,
+        ..ChannelStreak::default()
+    }];
+    s.set_streaks(1, streaks.clone(), slow.clone());
     p.save(&s).unwrap();
     let back = state_with_cap(&["a", "b", "pending"], 50);
     assert_eq!(p.load(&back), 3);
     assert_eq!(back.record_of(1).unwrap().streaks, streaks, "alert streaks are kept");
+    assert_eq!(back.record_of(1).unwrap().degraded, slow, "and the slow-check ones");
     assert!(back.record_of(0).unwrap().streaks.is_empty());
     let now = base + 70 * 61_000;
     assert_eq!(views(&back, now), views(&s, now));
@@ -486,6 +493,27 @@ fn workers_before_version_still_load_and_a_newer_format_is_set_aside() {
     fs::write(&path, r#"{"version": 3, "workers": {}}"#).unwrap();
     assert_eq!(p.load(&state(&["a"])), 0);
     assert!(names_in(&d).iter().any(|n| n.starts_with("s.json.corrupt-")));
+}
+
+#[test]
+fn a_damaged_target_before_version_is_named_with_its_position_in_the_file() {
+    let p = Persister::without_file(&["http://a"]);
+    let text = format!(
+        r#"{{"workers": {{"a": {{"url_hash": "{}", "checks": "many"}}}}, "version": 2}}"#,
+        url_hash("http://a")
+    );
+    let err = p
+        .restore(&mut text.as_bytes(), &state(&["a"]), Restore::Replace)
+        .unwrap_err();
+    // The position is the file's (its end, where the held-back targets are read), as when the
+    // target was read from the `Value` itself, not one inside the text it is re-read from.
+    assert!(
+        err.ends_with(&format!(
+            "invalid type: string \"many\", expected u64 at line 1 column {}",
+            text.len()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
