@@ -234,10 +234,9 @@ pub fn run(cfg: &Config, opts: &OnceOptions) -> u8 {
         state.record_save(SavePlace::File, result.is_ok(), SystemTime::now());
         state.set_persistence_error(result.err());
     }
-    if let Some(running) = &remote {
+    if let Some(running) = remote {
         // The saver's final save, bounded as at the service's shutdown.
-        remote_stop.stop();
-        running.wait();
+        running.finish();
     }
     if let Some(e) = state.snapshot(0, SystemTime::now()).persistence_error {
         eprintln!("error: {e}");
