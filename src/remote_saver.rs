@@ -51,19 +51,20 @@ enum Need {
 
 /// The running saver: its thread ends after its last save.
 pub struct Running {
-    thread: Thread,
+    thread: std::sync::Mutex<Option<Thread>>,
     waker: Arc<Waker>,
 }
 
 impl Running {
-    /// Starts the last save and waits for it, at most the SPEC's 5 s, then joins the thread.
-    /// Not at the process's stop but after the workers have ended and the file was saved, so
-    /// that the copy holds their last checks.
-    pub fn finish(self) {
+    /// Starts the last save (if its waker was not stopped already) and waits for it, at most
+    /// the SPEC's 5 s, then joins the thread. The service calls it after the workers have ended
+    /// and the file was saved, so that the copy holds their last checks.
+    pub fn wait(&self) {
         self.waker.stop();
-        let _ = self
-            .thread
-            .join_by(Instant::now() + REMOTE_FINAL_SAVE + Duration::from_millis(200));
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join_by(Instant::now() + REMOTE_FINAL_SAVE + Duration::from_millis(200));
+        }
     }
 }
 
@@ -76,7 +77,10 @@ impl RemoteSaver {
         let stop = Arc::clone(&waker);
         let thread = crate::shutdown::spawn("remote-saver".into(), 256 * 1024, move || self.run(need, &stop))
             .map_err(|e| format!("cannot start the remote saver thread: {e}"))?;
-        Ok(Running { thread, waker })
+        Ok(Running {
+            thread: std::sync::Mutex::new(Some(thread)),
+            waker,
+        })
     }
 
     fn start_up(&self, local_loaded: bool) -> Need {

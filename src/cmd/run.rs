@@ -19,15 +19,7 @@ pub(crate) fn init_logging(level: log::LevelFilter) {
         let thread = std::thread::current();
         log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
     }));
-    // A second init (tests calling run twice) fails harmlessly.
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .with_utc_timestamps()
-        .with_module_level("rustls", log::LevelFilter::Warn)
-        .with_module_level("ureq", log::LevelFilter::Warn)
-        .with_module_level("ureq_proto", log::LevelFilter::Warn)
-        .with_module_level("tiny_http", log::LevelFilter::Warn)
-        .init();
+    super::logging::init(level);
 }
 
 /// The shutdown's budget (the SPEC: exit within 2 s, the remote copy's last write aside), each
@@ -97,7 +89,7 @@ impl Services {
             save_now(p, state);
         }
         if let Some(r) = self.remote {
-            r.finish();
+            r.wait();
         }
         if let Some(server) = self.server {
             server.finish(Instant::now() + SERVER_END);
