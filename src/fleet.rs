@@ -148,8 +148,9 @@ impl Fleet {
         let all = targets(cfg);
         let start = Instant::now();
         for (i, target) in all.iter().enumerate() {
-            let paused = target.paused || fleet.state.record_of(i).is_some_and(|r| r.counters.paused);
-            fleet.state.set_paused(i, paused);
+            let saved = fleet.state.record_of(i).map(|r| r.counters).unwrap_or_default();
+            let paused = saved.paused_now(target.paused);
+            fleet.state.set_paused(i, paused, target.paused);
             let first = start + schedule::stagger(i, all.len(), target.interval);
             let member = fleet.spawn(i, target.clone(), first, paused, &inner.shared)?;
             inner.members.push(member);
@@ -346,7 +347,7 @@ impl Fleet {
                 }
                 None => {
                     let id = self.state.add(crate::state::target_info(target), Record::default());
-                    self.state.set_paused(id, target.paused);
+                    self.state.set_paused(id, target.paused, target.paused);
                     match self.spawn(id, target.clone(), first, target.paused, &inner.shared) {
                         Ok(m) => kept.push(m),
                         Err(e) => {
@@ -405,12 +406,16 @@ impl Fleet {
             plan.schedule += 1;
             if target.url != m.target.url {
                 // Another URL is another target: its history starts over (a pause stays).
-                let paused = self.state.record_of(m.id).is_some_and(|r| r.counters.paused);
+                let (paused, paused_config) = self
+                    .state
+                    .record_of(m.id)
+                    .map_or((false, None), |r| (r.counters.paused, r.counters.paused_config));
                 self.state.import(
                     m.id,
                     Record {
                         counters: Counters {
                             paused,
+                            paused_config,
                             ..Counters::default()
                         },
                         ..Record::default()
@@ -426,17 +431,18 @@ impl Fleet {
         if !same {
             m.waker.reschedule();
         }
-        if target.paused != m.target.paused {
+        let pause_changed = target.paused != m.target.paused;
+        m.target = target.clone();
+        if pause_changed {
             // The configuration's `paused` changed: it wins over an earlier pause or resume.
             self.set_paused_member(m, target.paused);
         }
-        let changed = !same || target.paused != m.target.paused;
-        m.target = target.clone();
-        changed
+        !same || pause_changed
     }
 
+    /// Pauses or resumes a member under its configuration as it is now (`m.target`).
     fn set_paused_member(&self, m: &Member, paused: bool) {
-        self.state.set_paused(m.id, paused);
+        self.state.set_paused(m.id, paused, m.target.paused);
         m.waker.set_paused(paused);
     }
 

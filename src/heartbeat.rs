@@ -408,7 +408,7 @@ impl Beat {
         if let (Some(alerter), false) = (&s.alerter, planned) {
             alerter.observe(&mut run.alert_streaks, t, ok, error, at);
             self.state
-                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks));
+                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks), Vec::new());
         }
     }
 }

@@ -182,10 +182,11 @@ impl Stored {
                 (None, true)
             }
         };
-        // No admin endpoint can pause or resume between runs: the configuration alone says which
-        // workers are paused (a pause saved by the service is not kept).
+        // As at the service's start: a pause or resume saved by the service stands until the
+        // configuration's `paused` changes.
         for (slot, t) in cfg.workers.iter().enumerate() {
-            state.set_paused(slot, t.paused);
+            let saved = state.record_of(slot).map(|r| r.counters).unwrap_or_default();
+            state.set_paused(slot, saved.paused_now(t.paused), t.paused);
         }
         Stored {
             state,
@@ -298,15 +299,9 @@ fn plan(cfg: &Config, state: &State, alerter: Option<&Alerter>) -> (Vec<Job>, Ve
         .collect();
     let alerting = jobs
         .iter()
-        .map(|j| match alerter {
-            Some(a) => {
-                let saved = state.record_of(j.slot).unwrap_or_default();
-                Alerting {
-                    streaks: a.streaks(&j.target, saved.counters.consecutive_failures, &saved.streaks),
-                    cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
-                }
-            }
-            None => Alerting::default(),
+        .map(|j| {
+            let saved = state.record_of(j.slot).unwrap_or_default();
+            Alerting::resumed(alerter, &j.target, saved.counters.consecutive_failures, &saved)
         })
         .collect();
     (jobs, alerting)
