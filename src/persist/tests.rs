@@ -496,6 +496,27 @@ fn workers_before_version_still_load_and_a_newer_format_is_set_aside() {
 }
 
 #[test]
+fn a_damaged_target_before_version_is_named_with_its_position_in_the_file() {
+    let p = Persister::without_file(&["http://a"]);
+    let text = format!(
+        r#"{{"workers": {{"a": {{"url_hash": "{}", "checks": "many"}}}}, "version": 2}}"#,
+        url_hash("http://a")
+    );
+    let err = p
+        .restore(&mut text.as_bytes(), &state(&["a"]), Restore::Replace)
+        .unwrap_err();
+    // The position is the file's (its end, where the held-back targets are read), as when the
+    // target was read from the `Value` itself, not one inside the text it is re-read from.
+    assert!(
+        err.ends_with(&format!(
+            "invalid type: string \"many\", expected u64 at line 1 column {}",
+            text.len()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_damaged_format_2_target_sets_the_file_aside_and_restores_nothing() {
     let cases = [
         r#"{"url_hash": "H", "history": [[1, 0, 0, 0, 0, 1, 2]], "errors": ["x"]}"#,
