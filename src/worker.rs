@@ -424,14 +424,9 @@ impl Worker {
             (Some(_), None) => {
                 log::info!("{}: maintenance over", t.name);
                 if run.was_ok == Some(false) {
-                    // One failure with a threshold of one: down now, on every streak not down yet.
-                    let at_once = Thresholds {
-                        failure: 1,
-                        success: s.thresholds.success,
-                    };
-                    run.streak.observe(false, now, &at_once);
-                    if let Some(alerter) = &s.alerter {
-                        alerter.observe_now(&mut run.alerting.streaks, t, run.last_error.as_deref(), now);
+                    let (streak, streaks) = (&mut run.streak, &mut run.alerting.streaks);
+                    if let Some(alerter) = outage_outlasted_window(&s, streak, streaks, run.last_error.as_deref(), now)
+                    {
                         run.alerting.save(alerter, &self.state, self.slot);
                     }
                 }
@@ -461,6 +456,26 @@ impl Worker {
             token: token.clone(),
         });
     }
+}
+
+/// A maintenance window ended with the target down (`last_error` its last failure's text): one
+/// failure with a threshold of one, so every streak not down yet is down now and alerts. The
+/// alerter, if any, whose streaks the caller saves.
+pub fn outage_outlasted_window<'a>(
+    s: &'a Settings,
+    streak: &mut Streak,
+    streaks: &mut Streaks,
+    last_error: Option<&str>,
+    now: SystemTime,
+) -> Option<&'a Alerter> {
+    let at_once = Thresholds {
+        failure: 1,
+        success: s.thresholds.success,
+    };
+    streak.observe(false, now, &at_once);
+    let alerter = s.alerter.as_deref()?;
+    alerter.observe_now(streaks, &s.target, last_error, now);
+    Some(alerter)
 }
 
 /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the loop's
