@@ -250,6 +250,12 @@ pub struct Thread {
 
 /// Starts the thread `name` with a stack of `stack` bytes, listed until it is joined.
 pub fn spawn(name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<Thread> {
+    spawn_boxed(name, stack, Box::new(f))
+}
+
+/// `spawn`'s body, compiled once: std's thread start-up is generic over the closure, and a copy
+/// for each kind of thread was KiBs of the binary. One allocation a thread start pays for it.
+fn spawn_boxed(name: String, stack: usize, f: Box<dyn FnOnce() + Send>) -> std::io::Result<Thread> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let ended = Arc::new(Ended::default());
     let mark = EndMark(Arc::clone(&ended));
