@@ -143,8 +143,9 @@ impl Fleet {
         let all = targets(cfg);
         let start = Instant::now();
         for (i, target) in all.iter().enumerate() {
-            let paused = target.paused || fleet.state.record_of(i).is_some_and(|r| r.counters.paused);
-            fleet.state.set_paused(i, paused);
+            let saved = fleet.state.record_of(i).map(|r| r.counters).unwrap_or_default();
+            let paused = saved.paused_now(target.paused);
+            fleet.state.set_paused(i, paused, target.paused);
             let first = start + schedule::stagger(i, all.len(), target.interval);
             let member = fleet.spawn(i, target.clone(), first, paused, &inner.shared)?;
             inner.members.push(member);
@@ -333,7 +334,7 @@ impl Fleet {
                 }
                 None => {
                     let id = self.state.add(crate::state::target_info(target), Record::default());
-                    self.state.set_paused(id, target.paused);
+                    self.state.set_paused(id, target.paused, target.paused);
                     match self.spawn(id, target.clone(), first, target.paused, &inner.shared) {
                         Ok(m) => kept.push(m),
                         Err(e) => {
@@ -392,12 +393,16 @@ impl Fleet {
             plan.schedule += 1;
             if target.url != m.target.url {
                 // Another URL is another target: its history starts over (a pause stays).
-                let paused = self.state.record_of(m.id).is_some_and(|r| r.counters.paused);
+                let (paused, paused_config) = self
+                    .state
+                    .record_of(m.id)
+                    .map_or((false, None), |r| (r.counters.paused, r.counters.paused_config));
                 self.state.import(
                     m.id,
                     Record {
                         counters: Counters {
                             paused,
+                            paused_config,
                             ..Counters::default()
                         },
                         ..Record::default()
@@ -413,17 +418,18 @@ impl Fleet {
         if !same {
             m.waker.reschedule();
         }
-        if target.paused != m.target.paused {
+        let pause_changed = target.paused != m.target.paused;
+        m.target = target.clone();
+        if pause_changed {
             // The configuration's `paused` changed: it wins over an earlier pause or resume.
             self.set_paused_member(m, target.paused);
         }
-        let changed = !same || target.paused != m.target.paused;
-        m.target = target.clone();
-        changed
+        !same || pause_changed
     }
 
+    /// Pauses or resumes a member under its configuration as it is now (`m.target`).
     fn set_paused_member(&self, m: &Member, paused: bool) {
-        self.state.set_paused(m.id, paused);
+        self.state.set_paused(m.id, paused, m.target.paused);
         m.waker.set_paused(paused);
     }
 
@@ -575,19 +581,26 @@ mod tests {
     #[test]
     fn reload_keeps_unchanged_restarts_changed_adds_and_removes() {
         let t = target200();
-        // First checks 0, 1.3 and 2.7 s after the start, the next ones 4 s after each.
-        let (fleet, state, shutdown) = start(&config(t.port, "4s", &[("a", ""), ("b", ""), ("c", "")]));
-        wait("first checks", || {
-            ["a", "b", "c"].iter().all(|n| checks(&state, n) == 1)
+        // First checks 0, 1.3 and 2.7 s after the start, the next ones 4 s after each: `a`,
+        // last, is due again 6.7 s after the start.
+        let (fleet, state, shutdown) = start(&config(t.port, "4s", &[("b", ""), ("c", ""), ("a", "")]));
+        let a_now = || {
+            let snap = state.snapshot(0, std::time::SystemTime::now());
+            snap.workers.into_iter().find(|w| w.name == "a").unwrap()
+        };
+        wait("first checks and a's next deadline", || {
+            let a = a_now();
+            ["a", "b", "c"].iter().all(|n| checks(&state, n) == 1) && a.next_check_at_ms > a.last.map(|r| r.at_ms)
         });
         let a_id = state.slot_of("a");
-        let next_a = state.snapshot(0, std::time::SystemTime::now()).workers[0].next_check_at_ms;
+        let next_a = a_now().next_check_at_ms.unwrap();
 
+        // `a` moves to the front, where a new schedule would check it at once.
         let changes = fleet
             .apply(&config(
                 t.port,
                 "4s",
-                &[("d", ""), ("a", ""), ("b", r#", "method": "HEAD""#)],
+                &[("a", ""), ("d", ""), ("b", r#", "method": "HEAD""#)],
             ))
             .unwrap();
         assert_eq!(
@@ -600,20 +613,25 @@ mod tests {
             }
         );
         assert_eq!(changes.to_string(), "1 added, 1 removed, 1 changed, 1 unchanged");
+        // 1.3 and 2.7 s after the reload: before a's deadline unless the machine stalled.
         wait("d's first check and b's new schedule", || {
             checks(&state, "d") == 1 && checks(&state, "b") == 2
         });
         let snap = state.snapshot(10, std::time::SystemTime::now());
         let names: Vec<&str> = snap.workers.iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(names, ["d", "a", "b"], "configuration order, c gone");
+        assert_eq!(names, ["a", "d", "b"], "configuration order, c gone");
         assert_eq!(state.slot_of("a"), a_id);
-        let a_second = snap.workers[1]
-            .history
-            .get(1)
-            .map(|r| r.at_ms)
-            .or(snap.workers[1].next_check_at_ms);
-        let late = a_second.unwrap_or(0).abs_diff(next_a.unwrap_or(0));
-        assert!(late < 1000, "a keeps its deadline (off by {late} ms)");
+        // Kept, `a` sleeps on to the deadline it had: until it is checked again that deadline
+        // stays the same instant, and its check comes no earlier.
+        let a = &snap.workers[0];
+        match &a.last {
+            Some(last) if a.counters.checks > 1 => assert!(
+                last.at_ms + 5 >= next_a,
+                "a was checked {} ms before the deadline it kept",
+                next_a - last.at_ms
+            ),
+            _ => assert_eq!(a.next_check_at_ms, Some(next_a), "a keeps its deadline"),
+        }
         assert_eq!(snap.workers[2].counters.checks, 2, "b kept its history (same URL)");
         wait("c's thread to end", || fleet.threads() == 3);
         shutdown.trigger();

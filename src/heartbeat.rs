@@ -210,6 +210,10 @@ struct Run {
     streak: Streak,
     alert_streaks: Streaks,
     was_ok: Option<bool>,
+    /// The last failure's text, for the alert when a maintenance window ends on it.
+    last_error: Option<String>,
+    /// The end of the maintenance window it is in (Unix ms).
+    in_window: Option<i64>,
 }
 
 impl Run {
@@ -271,14 +275,19 @@ impl Beat {
                 &saved.streaks,
             ),
             was_ok: saved.last().map(|r| r.ok),
+            last_error: saved.last().and_then(|r| r.error),
+            in_window: None,
             plan,
         };
         loop {
             self.adopt(&mut run);
             let due = run.due();
             self.state.set_next_check(self.slot, due);
-            match self.waker.sleep_until(instant_of(due), true) {
+            // A maintenance window's start or end comes first: note it, then sleep on.
+            let boundary = self.window_changes(&mut run, SystemTime::now()).filter(|b| *b < due);
+            match self.waker.sleep_until(instant_of(boundary.unwrap_or(due)), true) {
                 Wake::Stop => return,
+                Wake::Deadline if boundary.is_some() => {}
                 Wake::Reschedule => {}
                 Wake::Resumed => {
                     // Reports were ignored while paused: the clock starts again now.
@@ -388,6 +397,25 @@ impl Beat {
         self.observe(run, &s, false, Some(&error), now);
     }
 
+    /// Notes a maintenance window's start or end (an outage still on when one ends alerts
+    /// then, as for a pulled worker); the next start or end, just past it.
+    fn window_changes(&self, run: &mut Run, now: SystemTime) -> Option<SystemTime> {
+        let s = Arc::clone(&run.plan.settings);
+        let now_ms = i64::try_from(unix_millis(now)).unwrap_or(i64::MAX);
+        let active = crate::maintenance::active_until(&s.target.maintenance, now_ms);
+        if run.in_window.is_some() && active.is_none() && run.was_ok == Some(false) {
+            let (streak, streaks) = (&mut run.streak, &mut run.alert_streaks);
+            let last_error = run.last_error.as_deref();
+            if let Some(alerter) = crate::worker::outage_outlasted_window(&s, streak, streaks, last_error, now) {
+                let saved = alerter.saved_streaks(&run.alert_streaks);
+                self.state.set_streaks(self.slot, saved, Vec::new());
+            }
+        }
+        run.in_window = active;
+        let next = crate::maintenance::next_change(&s.target.maintenance, now_ms)?;
+        Some(from_unix_millis(u64::try_from(next).unwrap_or(0) + 1))
+    }
+
     fn observe(&self, run: &mut Run, s: &Settings, ok: bool, error: Option<&str>, at: SystemTime) {
         let t = &s.target;
         match (run.was_ok, ok) {
@@ -404,6 +432,7 @@ impl Beat {
             ),
         }
         run.was_ok = Some(ok);
+        run.last_error = error.map(str::to_string);
         run.streak.observe(ok, at, &s.thresholds);
         // Planned work: no alert inside a maintenance window.
         let at_ms = i64::try_from(crate::timefmt::unix_millis(at)).unwrap_or(i64::MAX);
@@ -411,7 +440,7 @@ impl Beat {
         if let (Some(alerter), false) = (&s.alerter, planned) {
             alerter.observe(&mut run.alert_streaks, t, ok, error, at);
             self.state
-                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks));
+                .set_streaks(self.slot, alerter.saved_streaks(&run.alert_streaks), Vec::new());
         }
     }
 }

@@ -373,11 +373,27 @@ impl<'de> Visitor<'de> for FileVisitor<'_> {
         }
         let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
         for (name, value) in early.into_iter().flatten() {
-            let saved = Saved::deserialize(version, value).map_err(de::Error::custom)?;
+            let saved = reread(version, &value).map_err(de::Error::custom)?;
             sink(name, saved).map_err(de::Error::custom)?;
         }
         Ok(Header { version, saved_at })
     }
+}
+
+/// A target held back as a `Value` (its `workers` came before `version`), read again from its
+/// text with the reader type of the file itself: the formats' readers are then compiled for one
+/// reader, not two (the second was about 25 KiB of the binary). The error is worded as the
+/// `Value`'s own would be, without a position inside the re-written text.
+fn reread(version: u32, value: &serde_json::Value) -> Result<Saved, String> {
+    let text = value.to_string();
+    let mut bytes = text.as_bytes();
+    let reader: &mut dyn BufRead = &mut bytes;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    Saved::deserialize(version, &mut de).map_err(|e| {
+        let message = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        message.strip_suffix(&at).unwrap_or(&message).to_string()
+    })
 }
 
 struct Workers<'a> {

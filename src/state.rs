@@ -91,9 +91,33 @@ pub struct Counters {
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// The configuration's `paused` when the pause or resume in effect was made (see
+    /// `paused_now`). Left out when neither was paused, which reads back the same; files
+    /// written by 0.3.0 and earlier have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_config: Option<bool>,
     /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
     #[serde(skip_serializing_if = "PushCounts::is_empty")]
     pub push: PushCounts,
+}
+
+impl Counters {
+    pub fn set_paused(&mut self, paused: bool, configured: bool) {
+        self.paused = paused;
+        self.paused_config = (paused || configured).then_some(configured);
+    }
+
+    /// Whether a target whose configuration now says `configured` is paused, given what was
+    /// saved: a change of the configured value wins; otherwise the pause or resume in effect
+    /// (made by the configuration or the admin endpoint) stands. A file from 0.3.0 or earlier does
+    /// not say which configuration its pause was made under: paused there stays paused.
+    pub fn paused_now(&self, configured: bool) -> bool {
+        match self.paused_config {
+            Some(then) if then != configured => configured,
+            Some(_) => self.paused,
+            None => self.paused || configured,
+        }
+    }
 }
 
 /// What the state remembers about one target: counters, the recent checks and uptime buckets,
@@ -107,6 +131,9 @@ pub struct Record {
     /// The target's streak on each alert channel, by channel name: saved, so a threshold counts
     /// across restarts and `once` runs, and a down alert already sent is not sent again.
     pub streaks: Vec<ChannelStreak>,
+    /// The slow-check streak on each channel that announces a degraded worker, by channel name:
+    /// saved for the same reasons.
+    pub degraded: Vec<ChannelStreak>,
     /// The certificate warnings already sent, by alert channel name; saved, so a restart does
     /// not send one again.
     pub cert_warned: Vec<(String, Warned)>,
@@ -198,6 +225,7 @@ impl Record {
             history,
             uptime: self.uptime,
             streaks: self.streaks.clone(),
+            degraded: self.degraded.clone(),
             cert_warned: self.cert_warned.clone(),
         }
     }
@@ -506,9 +534,10 @@ impl State {
         inner.slots.sort_by_key(|s| rank(s.id));
     }
 
-    pub fn set_paused(&self, id: usize, paused: bool) {
+    /// Pauses or resumes a target while its configuration says `configured`.
+    pub fn set_paused(&self, id: usize, paused: bool, configured: bool) {
         if let Some(s) = self.change().slot(id) {
-            s.record.counters.paused = paused;
+            s.record.counters.set_paused(paused, configured);
         }
     }
 
@@ -600,9 +629,11 @@ impl State {
         }
     }
 
-    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>) {
+    /// A worker's alert streaks (`degraded`: its slow-check ones) after a check.
+    pub fn set_streaks(&self, slot: usize, streaks: Vec<ChannelStreak>, degraded: Vec<ChannelStreak>) {
         if let Some(s) = self.change().slot(slot) {
             s.record.streaks = streaks;
+            s.record.degraded = degraded;
         }
     }
 
@@ -935,18 +966,49 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_the_configured_pause_wins_and_otherwise_the_last_pause_or_resume_stands() {
+        let saved = |paused, configured| {
+            let mut c = Counters::default();
+            c.set_paused(paused, configured);
+            c
+        };
+        // (paused, under configured value) -> paused with the configuration saying false, true.
+        for ((paused, configured), want) in [
+            ((false, false), [false, true]),
+            ((true, true), [false, true]),
+            // Paused through the API, then resumed through the API.
+            ((true, false), [true, true]),
+            ((false, true), [false, false]),
+        ] {
+            let c = saved(paused, configured);
+            assert_eq!(
+                [c.paused_now(false), c.paused_now(true)],
+                want,
+                "paused {paused} under configured {configured}"
+            );
+        }
+        assert_eq!(saved(false, false).paused_config, None, "nothing to remember");
+        let old = Counters {
+            paused: true,
+            ..Counters::default()
+        };
+        assert!(old.paused_now(false), "a pause from an older file stays");
+        assert!(Counters::default().paused_now(true));
+    }
+
+    #[test]
     fn a_paused_target_shows_paused_and_no_next_check() {
         let s = State::new(vec![TargetInfo::test("a"), TargetInfo::test("b")], 10, UNIX_EPOCH);
         s.record_check(0, rec(1, false));
         s.set_next_check(0, UNIX_EPOCH + Duration::from_secs(5));
-        s.set_paused(0, true);
+        s.set_paused(0, true, false);
         let now = UNIX_EPOCH + Duration::from_secs(10);
         let snap = s.snapshot(0, now);
         assert_eq!(snap.workers[0].health, Health::Paused);
         assert!(snap.workers[0].counters.paused);
         assert_eq!(snap.workers[0].next_check_at_ms, None);
         assert_eq!(snap.overall(), "ok", "a paused worker is not down");
-        s.set_paused(0, false);
+        s.set_paused(0, false, false);
         assert_eq!(s.snapshot(0, now).workers[0].health, Health::Down);
     }
 

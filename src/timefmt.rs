@@ -27,6 +27,15 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// `2026-11-28T10:55:00.123Z` (milliseconds, truncated, UTC): the log's timestamps.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_millis();
+    let mut s = rfc3339(t);
+    s.pop();
+    s.push_str(&format!(".{ms:03}Z"));
+    s
+}
+
 /// `Sat, 28 Nov 2026 10:55:00 GMT`: the HTTP `Date` format (IMF-fixdate, RFC 9110).
 pub fn http_date(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -87,6 +96,14 @@ pub fn relative(t: SystemTime, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_timestamps_have_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_860_000_007);
+        assert_eq!(rfc3339_millis(t), "2026-11-28T10:00:00.007Z");
+        let t = UNIX_EPOCH + Duration::from_nanos(951_825_599_999_999_999);
+        assert_eq!(rfc3339_millis(t), "2000-02-29T11:59:59.999Z");
+    }
 
     #[test]
     fn http_dates() {

@@ -10,11 +10,11 @@ use crate::probe::{self, Outcome};
 use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
 use crate::shutdown::{Wake, Waker};
-use crate::state::{CheckRecord, State};
+use crate::state::{CheckRecord, Record, State};
 use crate::streak::{ChannelStreak, Streak, Thresholds};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
 use crate::tls::connector::PeerCapture;
-use crate::tls::expiry::{CertInfo, Warned, Watch};
+use crate::tls::expiry::{CertInfo, Watch};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,12 +23,35 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// inside it, and a thousand workers must not reserve 2 MiB each.
 pub const STACK_SIZE: usize = 256 * 1024;
 
-/// What a worker's alerting carries from one check to the next: its streak and its certificate
-/// warnings on each channel that speaks for it.
+/// What a worker's alerting carries from one check to the next: its streak, its slow-check
+/// streak and its certificate warnings on each channel that speaks for it.
 #[derive(Debug, Default)]
 pub struct Alerting {
     pub streaks: Streaks,
+    pub degraded: DegradedStreaks,
     pub cert_warnings: CertWarnings,
+}
+
+impl Alerting {
+    /// Resumed from what the state saved for the target, by channel name, so that a restart,
+    /// the next `once` run or a reload that kept a channel goes on where it stopped. A channel
+    /// with no saved streak resumes its down streak from `failures`.
+    pub fn resumed(alerter: Option<&Alerter>, target: &Target, failures: u32, saved: &Record) -> Alerting {
+        let Some(a) = alerter else {
+            return Alerting::default();
+        };
+        Alerting {
+            streaks: a.streaks(target, failures, &saved.streaks),
+            degraded: a.degraded_streaks(target, &saved.degraded),
+            cert_warnings: a.cert_warnings(target, &saved.cert_warned),
+        }
+    }
+
+    /// Hands the streaks to the state, which saves them.
+    fn save(&self, alerter: &Alerter, state: &State, slot: usize) {
+        let degraded = alerter.saved_degraded(&self.degraded);
+        state.set_streaks(slot, alerter.saved_streaks(&self.streaks), degraded);
+    }
 }
 
 /// Everything a finished check leaves behind, the same in the service and in `once`: the result
@@ -55,7 +78,12 @@ pub fn take_result(
     // Planned work: no alert inside a maintenance window; its end tells what is still down
     // (`Worker::window_changes`).
     if maintenance::active_until(&target.maintenance, now_ms).is_none() {
-        alerter.observe(&mut alerting.streaks, target, outcome.ok, outcome.error.as_deref(), now);
+        let why = outcome.error.as_deref();
+        alerter.observe(&mut alerting.streaks, target, outcome.ok, why, now);
+        if outcome.ok {
+            // Failed checks count for neither side of the degraded alert: down is its own.
+            alerter.observe_degraded(&mut alerting.degraded, target, outcome.degraded(), why, now);
+        }
     }
     if let Some(info) = cert {
         if alerter.observe_cert(&mut alerting.cert_warnings, target, info, now) {
@@ -63,7 +91,7 @@ pub fn take_result(
             state.set_cert_warned(slot, alerter.warned_by_name(&alerting.cert_warnings));
         }
     }
-    state.set_streaks(slot, alerter.saved_streaks(&alerting.streaks));
+    alerting.save(alerter, state, slot);
 }
 
 /// What a check and its aftermath need; replaced as a whole by a reload.
@@ -123,8 +151,6 @@ struct Run {
     was_ok: Option<bool>,
     /// The last check's error text, for an alert sent when a maintenance window ends.
     last_error: Option<String>,
-    /// The slow-check streaks on the channels that announce a degraded worker.
-    degraded_streaks: DegradedStreaks,
     /// The end (Unix ms) of the maintenance window this thread last saw on.
     in_window: Option<i64>,
 }
@@ -198,14 +224,10 @@ impl Worker {
             first: plan.first,
             pending: 0,
             streak: Streak::resume(saved.counters.consecutive_failures, plan.settings.thresholds.failure),
-            alerting: Alerting {
-                streaks: streaks_on(&plan.settings, saved.counters.consecutive_failures, &saved.streaks),
-                cert_warnings: cert_warnings_on(&plan.settings, &saved.cert_warned),
-            },
+            alerting: alerting_on(&plan.settings, saved.counters.consecutive_failures, &saved),
             cert: watch_of(&plan.settings),
             was_ok: saved.last().map(|r| r.ok),
             last_error: saved.last().and_then(|r| r.error),
-            degraded_streaks: degraded_streaks_on(&plan.settings),
             in_window: None,
             plan,
         };
@@ -288,10 +310,6 @@ impl Worker {
                 // Planned work inside a window: the result is recorded, and nobody is told or
                 // restarted (take_result skips the alerts).
                 run.streak.observe(outcome.ok, now, &s.thresholds);
-                if let (Some(alerter), true) = (&s.alerter, outcome.ok) {
-                    let why = outcome.error.as_deref();
-                    alerter.observe_degraded(&mut run.degraded_streaks, t, outcome.degraded(), why, now);
-                }
             }
             if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
                 self.maybe_restart(&s, &mut cooldown);
@@ -333,25 +351,20 @@ impl Worker {
         if rescheduled {
             // New settings for this worker: its streak on each channel starts from its current
             // run of failures, as after a restart of the pinger.
-            let record = self.state.record_of(self.slot).unwrap_or_default();
+            let mut record = self.state.record_of(self.slot).unwrap_or_default();
             let failures = if new_url {
                 0
             } else {
                 record.counters.consecutive_failures
             };
-            run.alerting = Alerting {
-                streaks: streaks_on(&next.settings, failures, &[]),
-                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
-            };
+            record.streaks.clear();
+            record.degraded.clear();
+            run.alerting = alerting_on(&next.settings, failures, &record);
         } else if !same_alerter {
             // The channels changed. Each channel's streak and certificate warnings are in the
             // state by channel name, so a channel that the reload kept goes on where it was.
             let record = self.state.record_of(self.slot).unwrap_or_default();
-            run.alerting = Alerting {
-                streaks: streaks_on(&next.settings, record.counters.consecutive_failures, &record.streaks),
-                cert_warnings: cert_warnings_on(&next.settings, &record.cert_warned),
-            };
-            run.degraded_streaks = degraded_streaks_on(&next.settings);
+            run.alerting = alerting_on(&next.settings, record.counters.consecutive_failures, &record);
         }
         let same_capture = match (&next.settings.capture, &run.plan.settings.capture) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -378,16 +391,10 @@ impl Worker {
             (Some(_), None) => {
                 log::info!("{}: maintenance over", t.name);
                 if run.was_ok == Some(false) {
-                    // One failure with a threshold of one: down now, on every streak not down yet.
-                    let at_once = Thresholds {
-                        failure: 1,
-                        success: s.thresholds.success,
-                    };
-                    run.streak.observe(false, now, &at_once);
-                    if let Some(alerter) = &s.alerter {
-                        alerter.observe_now(&mut run.alerting.streaks, t, run.last_error.as_deref(), now);
-                        self.state
-                            .set_streaks(self.slot, alerter.saved_streaks(&run.alerting.streaks));
+                    let (streak, streaks) = (&mut run.streak, &mut run.alerting.streaks);
+                    if let Some(alerter) = outage_outlasted_window(&s, streak, streaks, run.last_error.as_deref(), now)
+                    {
+                        run.alerting.save(alerter, &self.state, self.slot);
                     }
                 }
             }
@@ -416,6 +423,26 @@ impl Worker {
             token: token.clone(),
         });
     }
+}
+
+/// A maintenance window ended with the target down (`last_error` its last failure's text): one
+/// failure with a threshold of one, so every streak not down yet is down now and alerts. The
+/// alerter, if any, whose streaks the caller saves.
+pub fn outage_outlasted_window<'a>(
+    s: &'a Settings,
+    streak: &mut Streak,
+    streaks: &mut Streaks,
+    last_error: Option<&str>,
+    now: SystemTime,
+) -> Option<&'a Alerter> {
+    let at_once = Thresholds {
+        failure: 1,
+        success: s.thresholds.success,
+    };
+    streak.observe(false, now, &at_once);
+    let alerter = s.alerter.as_deref()?;
+    alerter.observe_now(streaks, &s.target, last_error, now);
+    Some(alerter)
 }
 
 /// The check in a frame of its own: its deep stack use (HTTP, DNS, TLS) stays below the loop's
@@ -481,20 +508,9 @@ fn watch_of(s: &Settings) -> Option<(Arc<PeerCapture>, Watch)> {
     Some((Arc::clone(capture), Watch::new(s.cert_every, !s.target.tls.insecure)))
 }
 
-/// The certificate warnings the worker's channels have sent (`saved`: by channel name).
-fn cert_warnings_on(s: &Settings, saved: &[(String, Warned)]) -> CertWarnings {
-    s.alerter
-        .as_ref()
-        .map(|a| a.cert_warnings(&s.target, saved))
-        .unwrap_or_default()
-}
-
-/// The worker's slow-check streaks on the channels that announce a degraded worker.
-fn degraded_streaks_on(s: &Settings) -> DegradedStreaks {
-    s.alerter
-        .as_ref()
-        .map(|a| a.degraded_streaks(&s.target))
-        .unwrap_or_default()
+/// The worker's alerting under settings `s`, resumed from `saved`.
+fn alerting_on(s: &Settings, failures: u32, saved: &Record) -> Alerting {
+    Alerting::resumed(s.alerter.as_deref(), &s.target, failures, saved)
 }
 
 /// The worker's streaks on the channels that speak for it: those saved for a channel of the same

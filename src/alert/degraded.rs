@@ -7,7 +7,7 @@
 
 use super::{Alerter, Event, Transition};
 use crate::config::Target;
-use crate::streak::Streak;
+use crate::streak::{ChannelStreak, Streak};
 use std::time::SystemTime;
 
 /// A worker's slow-check streak on each channel that announces it, owned by the worker's thread.
@@ -15,17 +15,30 @@ use std::time::SystemTime;
 pub struct DegradedStreaks(Vec<(u64, Streak)>);
 
 impl Alerter {
-    /// The degraded streaks of `target` on the channels with `degraded: true` that speak for it.
-    pub fn degraded_streaks(&self, target: &Target) -> DegradedStreaks {
+    /// The degraded streaks of `target` on the channels with `degraded: true` that speak for it,
+    /// each resumed from the one `saved` for a channel of the same name (a restart, the next
+    /// `once` run, or a reload that kept the channel), else starting afresh.
+    pub fn degraded_streaks(&self, target: &Target, saved: &[ChannelStreak]) -> DegradedStreaks {
         if target.conditions.latency.is_none() {
             return DegradedStreaks::default();
         }
         DegradedStreaks(
             self.speaking_for(target)
                 .filter(|c| c.channel.degraded)
-                .map(|c| (c.id, Streak::default()))
+                .map(|c| {
+                    let streak = saved
+                        .iter()
+                        .find(|s| s.channel == c.channel.name)
+                        .map_or_else(Streak::default, Streak::from_saved);
+                    (c.id, streak)
+                })
                 .collect(),
         )
+    }
+
+    /// The degraded streaks as the state keeps them, by channel name.
+    pub fn saved_degraded(&self, streaks: &DegradedStreaks) -> Vec<ChannelStreak> {
+        self.saved_by_name(&streaks.0)
     }
 
     /// Counts one successful check (`slow`: over `expect_latency`, with `why` its text) on each

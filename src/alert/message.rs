@@ -42,116 +42,60 @@ pub struct Notice {
     emoji: &'static str,
 }
 
+/// What one transition says, before the facts common to every notice are added.
+struct Words {
+    state: &'static str,
+    emoji: &'static str,
+    title: String,
+    /// The one-line text after the worker's name.
+    line_rest: String,
+    body: String,
+}
+
 impl Notice {
     pub fn new(event: &Event, status_page: Option<&str>) -> Notice {
-        let w = &event.worker;
-        let since = event.since.unwrap_or(event.at);
-        let (state, emoji, title, line_rest, body) = match event.transition {
+        let words = match event.transition {
             Transition::Down => {
-                let error = event.error.as_deref().unwrap_or("check failed");
-                (
-                    "down",
-                    "🔴",
-                    format!("🔴 {w} is DOWN"),
-                    format!(" is DOWN: {error} ({}, since {})", event.url, timefmt::rfc3339(since)),
-                    format!(
-                        "{error}\n{}\ndown since {} ({})",
-                        event.url,
-                        timefmt::rfc3339(since),
-                        for_how_long(event.at.duration_since(since).unwrap_or_default())
-                    ),
-                )
+                let mut words = began(event, "down", "🔴", "DOWN", "check failed");
+                let since = event.since.unwrap_or(event.at);
+                let lasted = for_how_long(event.at.duration_since(since).unwrap_or_default());
+                words.body.push_str(&format!(" ({lasted})"));
+                words
             }
-            Transition::Up => {
-                let was = event
-                    .since
-                    .and_then(|s| event.at.duration_since(s).ok())
-                    .map(for_how_long);
-                (
-                    "up",
-                    "🟢",
-                    format!("🟢 {w} is back UP"),
-                    match &was {
-                        Some(d) => format!(" is back UP after {d} ({})", event.url),
-                        None => format!(" is back UP ({})", event.url),
-                    },
-                    match &was {
-                        Some(d) => format!("was down for {d}\n{}", event.url),
-                        None => event.url.clone(),
-                    },
-                )
-            }
-            Transition::CertExpiring { days_left, expires_at } => {
-                let when = expires_in(days_left);
-                (
-                    "cert_expiring",
-                    "🟠",
-                    format!("🟠 {w}: TLS certificate {when}"),
-                    format!(": TLS certificate {when} ({})", timefmt::rfc3339(expires_at)),
-                    format!(
-                        "TLS certificate {when}: {}\n{}",
-                        timefmt::rfc3339(expires_at),
-                        event.url
-                    ),
-                )
-            }
-            Transition::Degraded => {
-                let error = event.error.as_deref().unwrap_or("slow");
-                (
-                    "degraded",
-                    "🟠",
-                    format!("🟠 {w} is DEGRADED"),
-                    format!(
-                        " is DEGRADED: {error} ({}, since {})",
-                        event.url,
-                        timefmt::rfc3339(since)
-                    ),
-                    format!("{error}\n{}\ndegraded since {}", event.url, timefmt::rfc3339(since)),
-                )
-            }
-            Transition::DegradedResolved => {
-                let was = event
-                    .since
-                    .and_then(|s| event.at.duration_since(s).ok())
-                    .map(for_how_long);
-                (
-                    "degraded_resolved",
-                    "🟢",
-                    format!("🟢 {w} is no longer degraded"),
-                    match &was {
-                        Some(d) => format!(" is no longer degraded, after {d} ({})", event.url),
-                        None => format!(" is no longer degraded ({})", event.url),
-                    },
-                    match &was {
-                        Some(d) => format!("was degraded for {d}\n{}", event.url),
-                        None => event.url.clone(),
-                    },
-                )
-            }
-            Transition::Test => (
-                "test",
-                "🔔",
-                "🔔 master-pinger test".to_string(),
-                String::new(),
-                test_text(),
+            Transition::Degraded => began(event, "degraded", "🟠", "DEGRADED", "slow"),
+            Transition::Up => ended(event, "up", "is back UP", " after", "down"),
+            Transition::DegradedResolved => ended(
+                event,
+                "degraded_resolved",
+                "is no longer degraded",
+                ", after",
+                "degraded",
             ),
+            Transition::CertExpiring { days_left, expires_at } => cert_expiring(event, days_left, expires_at),
+            Transition::Test => Words {
+                state: "test",
+                emoji: "🔔",
+                title: "🔔 master-pinger test".to_string(),
+                line_rest: String::new(),
+                body: test_text(),
+            },
         };
         Notice {
             worker: event.worker.clone(),
             url: event.url.clone(),
-            state,
+            state: words.state,
             error: event.error.clone(),
             at: timefmt::rfc3339(event.at),
             days_left: match event.transition {
                 Transition::CertExpiring { days_left, .. } => Some(days_left),
                 _ => None,
             },
-            title,
-            body,
+            title: words.title,
+            body: words.body,
             status_page: status_page.map(str::to_string),
-            line_name: w.clone(),
-            line_rest,
-            emoji,
+            line_name: event.worker.clone(),
+            line_rest: words.line_rest,
+            emoji: words.emoji,
         }
     }
 
@@ -171,6 +115,57 @@ impl Notice {
             text.push_str(&format!("\nStatus: {page}"));
         }
         text
+    }
+}
+
+/// A problem that began: `🔴 rag is DOWN`, the error (`fallback` when none was given), the URL
+/// and since when; `state` is also the word the body uses (`down since ...`).
+fn began(event: &Event, state: &'static str, emoji: &'static str, what: &str, fallback: &str) -> Words {
+    let (w, url) = (&event.worker, &event.url);
+    let error = event.error.as_deref().unwrap_or(fallback);
+    let since = timefmt::rfc3339(event.since.unwrap_or(event.at));
+    Words {
+        state,
+        emoji,
+        title: format!("{emoji} {w} is {what}"),
+        line_rest: format!(" is {what}: {error} ({url}, since {since})"),
+        body: format!("{error}\n{url}\n{state} since {since}"),
+    }
+}
+
+/// A problem that ended: `🟢 rag is back UP`, and for how long it `was` down when that is known.
+/// `after` leads from `phrase` to the duration in the one-line text.
+fn ended(event: &Event, state: &'static str, phrase: &str, after: &str, was: &str) -> Words {
+    let (w, url) = (&event.worker, &event.url);
+    let lasted = event
+        .since
+        .and_then(|s| event.at.duration_since(s).ok())
+        .map(for_how_long);
+    Words {
+        state,
+        emoji: "🟢",
+        title: format!("🟢 {w} {phrase}"),
+        line_rest: match &lasted {
+            Some(d) => format!(" {phrase}{after} {d} ({url})"),
+            None => format!(" {phrase} ({url})"),
+        },
+        body: match &lasted {
+            Some(d) => format!("was {was} for {d}\n{url}"),
+            None => url.clone(),
+        },
+    }
+}
+
+/// `🟠 rag: TLS certificate expires in 6 days`, with the date it expires.
+fn cert_expiring(event: &Event, days_left: i64, expires_at: std::time::SystemTime) -> Words {
+    let when = expires_in(days_left);
+    let expires_at = timefmt::rfc3339(expires_at);
+    Words {
+        state: "cert_expiring",
+        emoji: "🟠",
+        title: format!("🟠 {}: TLS certificate {when}", event.worker),
+        line_rest: format!(": TLS certificate {when} ({expires_at})"),
+        body: format!("TLS certificate {when}: {expires_at}\n{}", event.url),
     }
 }
 
@@ -230,16 +225,57 @@ mod tests {
     #[test]
     fn down_reads_like_the_spec() {
         let n = Notice::new(&event(Transition::Down), Some("https://me.hf.space/"));
-        assert_eq!(n.title, "🔴 rag is DOWN");
         assert_eq!(
-            n.text(Markup::Markdown),
-            "🔴 **rag** is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)\nStatus: https://me.hf.space/"
-        );
-        assert_eq!(
-            n.body,
-            "status 503\nhttps://rag.hf.space/health\ndown since 2026-11-28T10:50:00Z (5 min)"
+            words(&n, Markup::Markdown),
+            (
+                "🔴 rag is DOWN",
+                "🔴 **rag** is DOWN: status 503 (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)\nStatus: https://me.hf.space/".into(),
+                "status 503\nhttps://rag.hf.space/health\ndown since 2026-11-28T10:50:00Z (5 min)"
+            )
         );
         assert_eq!((n.state, n.at.as_str()), ("down", "2026-11-28T10:55:00Z"));
+    }
+
+    /// The title, the one-line text in `markup` and the body.
+    fn words(n: &Notice, markup: Markup) -> (&str, String, &str) {
+        (&n.title, n.text(markup), &n.body)
+    }
+
+    #[test]
+    fn degraded_and_its_end_read_like_down_and_up() {
+        let mut e = event(Transition::Degraded);
+        e.error = Some("slower than 500 ms".into());
+        let n = Notice::new(&e, None);
+        assert_eq!(n.state, "degraded");
+        assert_eq!(
+            words(&n, Markup::Slack),
+            (
+                "🟠 rag is DEGRADED",
+                "🟠 *rag* is DEGRADED: slower than 500 ms (https://rag.hf.space/health, since 2026-11-28T10:50:00Z)"
+                    .into(),
+                "slower than 500 ms\nhttps://rag.hf.space/health\ndegraded since 2026-11-28T10:50:00Z"
+            )
+        );
+        let n = notice(Transition::DegradedResolved);
+        assert_eq!(n.state, "degraded_resolved");
+        assert_eq!(
+            words(&n, Markup::Plain),
+            (
+                "🟢 rag is no longer degraded",
+                "🟢 rag is no longer degraded, after 5 min (https://rag.hf.space/health)".into(),
+                "was degraded for 5 min\nhttps://rag.hf.space/health"
+            )
+        );
+        let mut e = event(Transition::DegradedResolved);
+        e.since = None;
+        assert_eq!(
+            words(&Notice::new(&e, None), Markup::Plain),
+            (
+                "🟢 rag is no longer degraded",
+                "🟢 rag is no longer degraded (https://rag.hf.space/health)".into(),
+                "https://rag.hf.space/health"
+            )
+        );
     }
 
     #[test]
@@ -279,14 +315,13 @@ mod tests {
         };
         let n = cert(6);
         assert_eq!((n.state, n.days_left), ("cert_expiring", Some(6)));
-        assert_eq!(n.title, "🟠 rag: TLS certificate expires in 6 days");
         assert_eq!(
-            n.text(Markup::Markdown),
-            "🟠 **rag**: TLS certificate expires in 6 days (2026-12-04T10:00:00Z)"
-        );
-        assert_eq!(
-            n.body,
-            "TLS certificate expires in 6 days: 2026-12-04T10:00:00Z\nhttps://rag.hf.space/health"
+            words(&n, Markup::Markdown),
+            (
+                "🟠 rag: TLS certificate expires in 6 days",
+                "🟠 **rag**: TLS certificate expires in 6 days (2026-12-04T10:00:00Z)".into(),
+                "TLS certificate expires in 6 days: 2026-12-04T10:00:00Z\nhttps://rag.hf.space/health"
+            )
         );
         assert_eq!(cert(1).title, "🟠 rag: TLS certificate expires in 1 day");
         assert!(cert(0).title.ends_with("expires today"));

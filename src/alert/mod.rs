@@ -362,8 +362,12 @@ impl Alerter {
 
     /// The streaks as the state keeps them, by channel name.
     pub fn saved_streaks(&self, streaks: &Streaks) -> Vec<ChannelStreak> {
+        self.saved_by_name(&streaks.0)
+    }
+
+    /// Streaks held by channel id, as the state keeps them: by channel name.
+    fn saved_by_name(&self, streaks: &[(u64, Streak)]) -> Vec<ChannelStreak> {
         streaks
-            .0
             .iter()
             .filter_map(|(id, s)| Some(s.saved(&self.channel(*id)?.channel.name)))
             .collect()

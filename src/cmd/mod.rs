@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod healthcheck;
+mod logging;
 pub mod notify_test;
 pub mod once;
 pub mod run;

@@ -16,7 +16,7 @@ use crate::persist::Persister;
 use crate::persist::remote::store::RemoteStore;
 use crate::probe::{self, Outcome};
 use crate::publish::{self, Destination, Published};
-use crate::remote_saver::RemoteSaver;
+use crate::remote_saver::{RemoteSaver, Running};
 use crate::shutdown::{Shutdown, Waker};
 use crate::state::{CertInfo, Health, SavePlace, Snapshot, State};
 use crate::timefmt::from_unix_millis;
@@ -57,18 +57,7 @@ enum Msg {
 
 /// Runs `once` for a loaded configuration: prints the result, returns the exit status.
 pub fn run(cfg: &Config, opts: &OnceOptions) -> u8 {
-    // Heartbeat (push) workers report to a running service; there is nothing here to check. They
-    // are listed, and left out of the state and the page.
-    let push: Vec<String> = cfg
-        .workers
-        .iter()
-        .filter(|t| t.is_push())
-        .map(|t| t.name.clone())
-        .collect();
-    let cfg = &Config {
-        workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
-        ..cfg.clone()
-    };
+    let (cfg, push) = &without_push_workers(cfg);
     let publish_to = match opts.publish.as_deref().map(Destination::parse).transpose() {
         Ok(d) => d,
         Err(message) => {
@@ -76,182 +65,34 @@ pub fn run(cfg: &Config, opts: &OnceOptions) -> u8 {
             return EXIT_USAGE;
         }
     };
-    // Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
-    let level = cfg.settings.log_level;
-    super::run::init_logging(if level >= log::LevelFilter::Debug {
-        level
-    } else {
-        log::LevelFilter::Warn
-    });
-    let started = SystemTime::now();
-    let infos = cfg.workers.iter().map(crate::state::target_info).collect();
-    let state = Arc::new(State::new(infos, cfg.settings.history, started));
-    // The state as the service keeps it: a file, a remote copy (`state_url`), or both, in the
-    // same format, and the file wins when both exist.
-    let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
-    let persister = match (&cfg.settings.state_file, &cfg.settings.remote.state_url) {
-        (Some(path), _) => {
-            let shown = cfg.settings.scrub(&path.display().to_string());
-            Some(Arc::new(Persister::new(path.clone(), &urls).shown_as(shown)))
-        }
-        (None, Some(_)) => Some(Arc::new(Persister::without_file(&urls))),
-        (None, None) => None,
-    };
-    let file = persister.clone().filter(|_| cfg.settings.state_file.is_some());
-    if let Some(p) = &file {
-        p.load(&state);
-        if let Err(e) = p.probe_writable() {
-            eprintln!("warning: state file: {e}; this run's results will not be kept");
-            state.set_persistence_error(Some(e));
-        }
-    }
-    let net = Arc::new(Net::from_settings(&cfg.settings));
-    // The remote copy is read now, before any check (unless the file was loaded), and written
-    // once at the end: the service's remote saver, stopped as at a shutdown.
-    let local_loaded = file.as_ref().is_some_and(|p| p.file_exists());
-    let remote_stop = Arc::new(Waker::default());
-    let mut failed = false;
-    let remote = match (&cfg.settings.remote.state_url, &persister) {
-        (Some(url), Some(p)) => {
-            let settings = cfg.settings.clone();
-            let saver = RemoteStore::new(&net, &cfg.settings.remote, url).map(|store| RemoteSaver {
-                store,
-                persister: Arc::clone(p),
-                state: Arc::clone(&state),
-                shown: cfg.settings.scrub(&url.to_string()),
-                // Never on a timer: the one write is the final save, when `remote_stop` stops it.
-                interval: NO_PERIODIC_SAVE,
-                timeout: cfg.settings.remote.timeout,
-                scrub: Box::new(move |text| settings.scrub(text)),
-            });
-            match saver.and_then(|s| s.start(local_loaded, Arc::clone(&remote_stop))) {
-                Ok(running) => Some(running),
-                Err(e) => {
-                    eprintln!("error: remote state: {e}");
-                    failed = true;
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    // No admin endpoint can pause or resume between runs: the configuration alone says which
-    // workers are paused (a pause saved by the service is not kept).
-    for (slot, t) in cfg.workers.iter().enumerate() {
-        state.set_paused(slot, t.paused);
-    }
-
-    // Alerts announce transitions, which only a state carried from the last run can show: without
-    // one, a worker that stays down would alert at every run.
+    quiet_logging(cfg.settings.log_level);
+    let stored = Stored::open(cfg);
+    let mut failed = stored.failed;
     // Stops the alert senders once the alerts are out (or the wait for them is over).
     let alert_stop = Shutdown::default();
-    let alerter = match (&persister, cfg.alerts.channels.is_empty()) {
-        (_, true) => None,
-        (None, false) => {
-            eprintln!(
-                "warning: alerts are off: once sends them on transitions, which need a state (--state-file or state_url) to count across runs"
-            );
-            None
-        }
-        (Some(_), false) => match Alerter::start(&cfg.alerts.channels, None, &net, &alert_stop) {
-            Ok(a) => Some(a),
-            Err(e) => {
-                eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
-                None
-            }
-        },
-    };
-
-    let jobs: Vec<Job> = cfg
-        .workers
-        .iter()
-        .enumerate()
-        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.counters.paused))
-        .map(|(slot, t)| Job {
-            slot,
-            target: t.clone(),
-        })
-        .collect();
-    let mut alerting: Vec<Alerting> = jobs
-        .iter()
-        .map(|j| match &alerter {
-            Some(a) => {
-                let saved = state.record_of(j.slot).unwrap_or_default();
-                Alerting {
-                    streaks: a.streaks(&j.target, saved.counters.consecutive_failures, &saved.streaks),
-                    cert_warnings: a.cert_warnings(&j.target, &saved.cert_warned),
-                }
-            }
-            None => Alerting::default(),
-        })
-        .collect();
+    let alerter = start_alerts(cfg, stored.persister.is_some(), &stored.net, &alert_stop);
+    let (jobs, mut alerting) = plan(cfg, &stored.state, alerter.as_deref());
 
     let checks = Arc::new(Waker::default());
     let (tx, rx) = mpsc::channel();
     let signals = watch_signals(Arc::clone(&checks), tx.clone());
     let jobs = Arc::new(jobs);
     let cert_every = cfg.settings.cert_check_interval;
-    let for_checks = Arc::clone(&net);
+    let for_checks = Arc::clone(&stored.net);
     let running = start_checks(&jobs, &checks, &tx, move |t, waker| {
         check(&for_checks, t, cert_every, waker)
     });
     drop(tx);
+    let recorder = Recorder {
+        state: &stored.state,
+        jobs: &jobs,
+        alerter: alerter.as_deref(),
+    };
+    let (outcomes, interrupted) = recorder.collect(&rx, &running, &mut alerting);
 
-    let mut outcomes: Vec<Option<Outcome>> = (0..jobs.len()).map(|_| None).collect();
-    let mut left = jobs.len();
-    let mut interrupted = false;
-    while left > 0 {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Msg::Done { job, outcome, cert }) => {
-                left -= 1;
-                let (Some(j), Some(a)) = (jobs.get(job), alerting.get_mut(job)) else {
-                    continue;
-                };
-                let now = SystemTime::now();
-                worker::take_result(&state, j.slot, &j.target, alerter.as_deref(), a, &outcome, cert, now);
-                outcomes[job] = Some(outcome);
-            }
-            Ok(Msg::Stop) => {
-                interrupted = true;
-                break;
-            }
-            // A thread that ended without sending (it cannot, short of a bug) leaves its check
-            // missing rather than this loop waiting forever.
-            Err(mpsc::RecvTimeoutError::Timeout) if running.load(Ordering::Acquire) > 0 => {}
-            Err(_) => break,
-        }
-    }
-    if interrupted {
-        eprintln!(
-            "interrupted: {} of {} check(s) finished; saving those",
-            jobs.len() - left,
-            jobs.len()
-        );
-    }
-
-    if let Some(p) = &file {
-        let result = p.save(&state);
-        state.record_save(SavePlace::File, result.is_ok(), SystemTime::now());
-        state.set_persistence_error(result.err());
-    }
-    if let Some(running) = &remote {
-        // The saver's final save, bounded as at the service's shutdown.
-        remote_stop.stop();
-        running.wait();
-    }
-    if let Some(e) = state.snapshot(0, SystemTime::now()).persistence_error {
-        eprintln!("error: {e}");
-        failed = true;
-    }
+    failed |= !stored.save();
     if let (Some(to), false) = (&publish_to, interrupted) {
-        match publish_site(&state, to, &net, &cfg.settings.remote) {
-            Ok(Published::Unchanged) => eprintln!("published: nothing changed since the last run"),
-            Ok(Published::Written) => {}
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
+        failed |= !publish_and_say(&stored, to, &cfg.settings.remote);
     }
     if let Some(a) = &alerter {
         let grace = if interrupted { ALERT_GRACE_STOPPING } else { ALERT_GRACE };
@@ -264,38 +105,298 @@ pub fn run(cfg: &Config, opts: &OnceOptions) -> u8 {
         handle.close();
     }
 
-    let snap = state.snapshot(web::DEFAULT_STATUS_HISTORY, SystemTime::now());
-    if opts.json {
-        println!("{}", web::json::render(&snap));
-    } else {
-        print!("{}", lines(&snap, &jobs, &outcomes));
-        let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
-        for name in &push {
-            println!("{name:<width$}  push  not checked: heartbeats report to the service");
-        }
-    }
-    let checked: Vec<&Outcome> = outcomes.iter().flatten().collect();
-    let up = checked.iter().filter(|o| o.ok).count();
-    let paused = cfg.workers.len() - jobs.len();
-    if cfg.workers.is_empty() && push.is_empty() {
-        eprintln!("no workers configured: nothing to check");
-    } else {
-        eprintln!(
-            "{up} of {} worker(s) up{}",
-            jobs.len(),
-            match (paused, push.len()) {
-                (0, 0) => String::new(),
-                (p, 0) => format!(", {p} paused"),
-                (0, h) => format!(", {h} push (not checked)"),
-                (p, h) => format!(", {p} paused, {h} push (not checked)"),
-            }
-        );
-    }
+    let snap = stored.state.snapshot(web::DEFAULT_STATUS_HISTORY, SystemTime::now());
+    print_workers(&snap, opts.json, &jobs, &outcomes, push);
+    let up = outcomes.iter().flatten().filter(|o| o.ok).count();
+    summary(up, jobs.len(), cfg.workers.len() - jobs.len(), push.len());
     if up == jobs.len() && !failed && !interrupted {
         EXIT_OK
     } else {
         EXIT_FAILURE
     }
+}
+
+/// The configuration without its heartbeat (push) workers, and their names. They report to a
+/// running service; there is nothing here to check. They are listed, and left out of the state
+/// and the page.
+fn without_push_workers(cfg: &Config) -> (Config, Vec<String>) {
+    let push = cfg
+        .workers
+        .iter()
+        .filter(|t| t.is_push())
+        .map(|t| t.name.clone())
+        .collect();
+    let cfg = Config {
+        workers: cfg.workers.iter().filter(|t| !t.is_push()).cloned().collect(),
+        ..cfg.clone()
+    };
+    (cfg, push)
+}
+
+/// Warnings and errors only (a corrupt state file, an alert that failed), unless debugging.
+fn quiet_logging(level: log::LevelFilter) {
+    super::run::init_logging(if level >= log::LevelFilter::Debug {
+        level
+    } else {
+        log::LevelFilter::Warn
+    });
+}
+
+/// The state a run records into, and where it is kept: a file, a remote copy (`state_url`), or
+/// both, in the same format as the service keeps it; the file wins when both exist.
+struct Stored {
+    state: Arc<State>,
+    net: Arc<Net>,
+    persister: Option<Arc<Persister>>,
+    /// The persister, when it has a file.
+    file: Option<Arc<Persister>>,
+    /// The service's remote saver, stopped as at a shutdown: its final save is the one write.
+    remote: Option<Running>,
+    remote_stop: Arc<Waker>,
+    /// The remote copy could not be set up.
+    failed: bool,
+}
+
+impl Stored {
+    /// Loads the state from the file, or reads the remote copy (unless the file was loaded),
+    /// before any check.
+    fn open(cfg: &Config) -> Stored {
+        let infos = cfg.workers.iter().map(crate::state::target_info).collect();
+        let state = Arc::new(State::new(infos, cfg.settings.history, SystemTime::now()));
+        let persister = persister(cfg);
+        let file = persister.clone().filter(|_| cfg.settings.state_file.is_some());
+        if let Some(p) = &file {
+            p.load(&state);
+            if let Err(e) = p.probe_writable() {
+                eprintln!("warning: state file: {e}; this run's results will not be kept");
+                state.set_persistence_error(Some(e));
+            }
+        }
+        let net = Arc::new(Net::from_settings(&cfg.settings));
+        let local_loaded = file.as_ref().is_some_and(|p| p.file_exists());
+        let remote_stop = Arc::new(Waker::default());
+        let (remote, failed) = match start_remote(cfg, &state, &net, persister.as_ref(), local_loaded, &remote_stop) {
+            Ok(remote) => (remote, false),
+            Err(e) => {
+                eprintln!("error: remote state: {e}");
+                (None, true)
+            }
+        };
+        // As at the service's start: a pause or resume saved by the service stands until the
+        // configuration's `paused` changes.
+        for (slot, t) in cfg.workers.iter().enumerate() {
+            let saved = state.record_of(slot).map(|r| r.counters).unwrap_or_default();
+            state.set_paused(slot, saved.paused_now(t.paused), t.paused);
+        }
+        Stored {
+            state,
+            net,
+            persister,
+            file,
+            remote,
+            remote_stop,
+            failed,
+        }
+    }
+
+    /// Saves to the file, then the remote saver's final save, bounded as at the service's
+    /// shutdown. False when the state could not be kept.
+    fn save(&self) -> bool {
+        if let Some(p) = &self.file {
+            let result = p.save(&self.state);
+            self.state
+                .record_save(SavePlace::File, result.is_ok(), SystemTime::now());
+            self.state.set_persistence_error(result.err());
+        }
+        if let Some(running) = &self.remote {
+            self.remote_stop.stop();
+            running.wait();
+        }
+        match self.state.snapshot(0, SystemTime::now()).persistence_error {
+            Some(e) => {
+                eprintln!("error: {e}");
+                false
+            }
+            None => true,
+        }
+    }
+}
+
+fn persister(cfg: &Config) -> Option<Arc<Persister>> {
+    let urls: Vec<&str> = cfg.workers.iter().map(|t| t.url.as_str()).collect();
+    match (&cfg.settings.state_file, &cfg.settings.remote.state_url) {
+        (Some(path), _) => {
+            let shown = cfg.settings.scrub(&path.display().to_string());
+            Some(Arc::new(Persister::new(path.clone(), &urls).shown_as(shown)))
+        }
+        (None, Some(_)) => Some(Arc::new(Persister::without_file(&urls))),
+        (None, None) => None,
+    }
+}
+
+/// The remote saver, when there is a `state_url`: it reads the remote copy now, and writes it
+/// never on a timer, only when `stop` stops it.
+fn start_remote(
+    cfg: &Config,
+    state: &Arc<State>,
+    net: &Arc<Net>,
+    persister: Option<&Arc<Persister>>,
+    local_loaded: bool,
+    stop: &Arc<Waker>,
+) -> Result<Option<Running>, String> {
+    let (Some(url), Some(p)) = (&cfg.settings.remote.state_url, persister) else {
+        return Ok(None);
+    };
+    let settings = cfg.settings.clone();
+    let store = RemoteStore::new(net, &cfg.settings.remote, url)?;
+    RemoteSaver {
+        store,
+        persister: Arc::clone(p),
+        state: Arc::clone(state),
+        shown: cfg.settings.scrub(&url.to_string()),
+        interval: NO_PERIODIC_SAVE,
+        timeout: cfg.settings.remote.timeout,
+        scrub: Box::new(move |text| settings.scrub(text)),
+    }
+    .start(local_loaded, Arc::clone(stop))
+    .map(Some)
+}
+
+/// The alert senders, when there are channels and a state. Alerts announce transitions, which
+/// only a state carried from the last run can show: without one, a worker that stays down would
+/// alert at every run.
+fn start_alerts(cfg: &Config, has_state: bool, net: &Net, stop: &Shutdown) -> Option<Arc<Alerter>> {
+    if cfg.alerts.channels.is_empty() {
+        return None;
+    }
+    if !has_state {
+        eprintln!(
+            "warning: alerts are off: once sends them on transitions, which need a state (--state-file or state_url) to count across runs"
+        );
+        return None;
+    }
+    match Alerter::start(&cfg.alerts.channels, None, net, stop) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            eprintln!("warning: cannot start the alert senders ({e}); no alerts this run");
+            None
+        }
+    }
+}
+
+/// The checks to run (every worker not paused) and each one's alert streaks, carried on from
+/// the saved state.
+fn plan(cfg: &Config, state: &State, alerter: Option<&Alerter>) -> (Vec<Job>, Vec<Alerting>) {
+    let jobs: Vec<Job> = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .filter(|(slot, _)| !state.record_of(*slot).is_some_and(|r| r.counters.paused))
+        .map(|(slot, t)| Job {
+            slot,
+            target: t.clone(),
+        })
+        .collect();
+    let alerting = jobs
+        .iter()
+        .map(|j| {
+            let saved = state.record_of(j.slot).unwrap_or_default();
+            Alerting::resumed(alerter, &j.target, saved.counters.consecutive_failures, &saved)
+        })
+        .collect();
+    (jobs, alerting)
+}
+
+/// Records each result as it comes in, exactly as the service does.
+struct Recorder<'a> {
+    state: &'a State,
+    jobs: &'a [Job],
+    alerter: Option<&'a Alerter>,
+}
+
+impl Recorder<'_> {
+    /// Every job's outcome (none for a check that did not finish), and whether SIGTERM or SIGINT
+    /// cut the wait short.
+    fn collect(
+        &self,
+        rx: &mpsc::Receiver<Msg>,
+        running: &AtomicUsize,
+        alerting: &mut [Alerting],
+    ) -> (Vec<Option<Outcome>>, bool) {
+        let mut outcomes: Vec<Option<Outcome>> = (0..self.jobs.len()).map(|_| None).collect();
+        let mut left = self.jobs.len();
+        let mut interrupted = false;
+        while left > 0 {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(Msg::Done { job, outcome, cert }) => {
+                    left -= 1;
+                    let (Some(j), Some(a)) = (self.jobs.get(job), alerting.get_mut(job)) else {
+                        continue;
+                    };
+                    let now = SystemTime::now();
+                    worker::take_result(self.state, j.slot, &j.target, self.alerter, a, &outcome, cert, now);
+                    outcomes[job] = Some(outcome);
+                }
+                Ok(Msg::Stop) => {
+                    interrupted = true;
+                    break;
+                }
+                // A thread that ended without sending (it cannot, short of a bug) leaves its check
+                // missing rather than this loop waiting forever.
+                Err(mpsc::RecvTimeoutError::Timeout) if running.load(Ordering::Acquire) > 0 => {}
+                Err(_) => break,
+            }
+        }
+        if interrupted {
+            eprintln!(
+                "interrupted: {} of {} check(s) finished; saving those",
+                self.jobs.len() - left,
+                self.jobs.len()
+            );
+        }
+        (outcomes, interrupted)
+    }
+}
+
+/// Publishes the site and says when nothing changed. False when it failed.
+fn publish_and_say(stored: &Stored, to: &Destination, remote: &Remote) -> bool {
+    match publish_site(&stored.state, to, &stored.net, remote) {
+        Ok(Published::Unchanged) => eprintln!("published: nothing changed since the last run"),
+        Ok(Published::Written) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    }
+    true
+}
+
+/// The result on stdout: the `/status` document, or a line per worker and one per push worker.
+fn print_workers(snap: &Snapshot, json: bool, jobs: &[Job], outcomes: &[Option<Outcome>], push: &[String]) {
+    if json {
+        println!("{}", web::json::render(snap));
+        return;
+    }
+    print!("{}", lines(snap, jobs, outcomes));
+    let width = snap.workers.iter().map(|w| w.name.chars().count()).max().unwrap_or(0);
+    for name in push {
+        println!("{name:<width$}  push  not checked: heartbeats report to the service");
+    }
+}
+
+/// The count on stderr: `2 of 3 worker(s) up, 1 paused, 1 push (not checked)`.
+fn summary(up: usize, checked: usize, paused: usize, push: usize) {
+    if checked + paused == 0 && push == 0 {
+        eprintln!("no workers configured: nothing to check");
+        return;
+    }
+    let aside = match (paused, push) {
+        (0, 0) => String::new(),
+        (p, 0) => format!(", {p} paused"),
+        (0, h) => format!(", {h} push (not checked)"),
+        (p, h) => format!(", {p} paused, {h} push (not checked)"),
+    };
+    eprintln!("{up} of {checked} worker(s) up{aside}");
 }
 
 /// One worker's check as the service makes it: its own agent (trust settings, proxy), retries

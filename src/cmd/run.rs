@@ -19,15 +19,7 @@ pub(crate) fn init_logging(level: log::LevelFilter) {
         let thread = std::thread::current();
         log::error!("panic in thread {}: {info}", thread.name().unwrap_or("unnamed"));
     }));
-    // A second init (tests calling run twice) fails harmlessly.
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(level)
-        .with_utc_timestamps()
-        .with_module_level("rustls", log::LevelFilter::Warn)
-        .with_module_level("ureq", log::LevelFilter::Warn)
-        .with_module_level("ureq_proto", log::LevelFilter::Warn)
-        .with_module_level("tiny_http", log::LevelFilter::Warn)
-        .init();
+    super::logging::init(level);
 }
 
 /// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the

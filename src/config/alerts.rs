@@ -229,12 +229,16 @@ fn defaults() -> Common {
 }
 
 fn webhook_channel(type_name: &str, url: String, c: &Common, field: &str) -> Channel {
-    let kind = match type_name {
+    finish(chat_kind(type_name, url), c, field)
+}
+
+/// A chat service's webhook (`discord`, `slack`) or a plain JSON one.
+fn chat_kind(type_name: &str, url: String) -> Kind {
+    match type_name {
         "discord" => Kind::Discord { webhook_url: url },
         "slack" => Kind::Slack { webhook_url: url },
         _ => Kind::Json { webhook_url: url },
-    };
-    finish(kind, c, field)
+    }
 }
 
 fn finish(kind: Kind, c: &Common, field: &str) -> Channel {
@@ -279,6 +283,18 @@ fn channel(
         return None;
     };
     let declared = declared_type(ctx, raw, path);
+    let obj = ctx.object(v, path, &allowed_fields(declared))?;
+    let c = common(ctx, obj, path);
+    if let Some(t) = thresholds {
+        *t = (c.failure_threshold, c.success_threshold);
+    }
+    let type_name = resolve_type(ctx, declared, obj, path, env_url.as_deref())?;
+    let kind = destination(ctx, &Fields { obj, path, type_name }, env_url)?;
+    Some((c.name.clone(), finish(kind, &c, path)))
+}
+
+/// The fields a channel object may have: every channel's, and its type's own.
+fn allowed_fields(declared: Option<Result<&str, ()>>) -> Vec<&'static str> {
     let own: Vec<&str> = match declared {
         Some(Ok(t)) => TYPES
             .iter()
@@ -289,14 +305,21 @@ fn channel(
         Some(Err(())) => TYPES.iter().flat_map(|(_, f)| f.iter().copied()).collect(),
         None => vec!["webhook_url"],
     };
-    let allowed: Vec<&str> = COMMON.iter().copied().chain(own).collect();
-    let obj = ctx.object(v, path, &allowed)?;
-    let c = common(ctx, obj, path);
-    if let Some(t) = thresholds {
-        *t = (c.failure_threshold, c.success_threshold);
-    }
-    let type_name = match declared {
-        Some(Ok(t)) => t,
+    COMMON.iter().copied().chain(own).collect()
+}
+
+/// The channel's type: the declared one, or the one its webhook URL tells. `None` for an
+/// unknown type or no way to tell (both reported), and for the single object with thresholds
+/// only, which is no channel, as before.
+fn resolve_type(
+    ctx: &mut Ctx,
+    declared: Option<Result<&'static str, ()>>,
+    obj: &Map<String, Value>,
+    path: &str,
+    env_url: Option<&str>,
+) -> Option<&'static str> {
+    match declared {
+        Some(Ok(t)) => Some(t),
         Some(Err(())) => {
             // Still check the destination, so one run reports every problem.
             if obj.contains_key("webhook_url") {
@@ -307,62 +330,39 @@ fn channel(
                 }
                 .url(ctx, "webhook_url");
             }
-            return None;
+            None
         }
-        None => match env_url
-            .as_deref()
-            .or_else(|| obj.get("webhook_url").and_then(|v| v.as_str()))
-        {
-            Some(u) => guess_type(u),
-            // A single object with thresholds only, as before: no channel.
-            None if path == "alerts" => return None,
+        None => match env_url.or_else(|| obj.get("webhook_url").and_then(|v| v.as_str())) {
+            Some(u) => Some(guess_type(u)),
+            None if path == "alerts" => None,
             None => {
                 ctx.err(
                     &format!("{path}.type"),
                     format!("expected a type ({}) or a webhook_url", type_list()),
                 );
-                return None;
+                None
             }
         },
-    };
-    let f = Fields { obj, path, type_name };
-    let kind = match type_name {
+    }
+}
+
+/// Where a channel of a known type sends, with its credentials.
+fn destination(ctx: &mut Ctx, f: &Fields, env_url: Option<String>) -> Option<Kind> {
+    match f.type_name {
         "discord" | "slack" | "json" => {
             let url = match env_url {
                 Some(u) => u,
                 None => f.url(ctx, "webhook_url")?,
             };
-            return Some((c.name.clone(), webhook_channel(type_name, url, &c, path)));
+            Some(chat_kind(f.type_name, url))
         }
-        "webhook" => webhook_kind(ctx, &f)?,
-        "telegram" => telegram_kind(ctx, &f)?,
-        "ntfy" => {
-            let url = f.url(ctx, "url")?;
-            let token = match obj.get("token") {
-                None => None,
-                Some(t) => Some(secret_string(ctx, t, &f.at("token"), true)?),
-            };
-            Kind::Ntfy(ntfy::Settings { url, token })
-        }
-        "gotify" => {
-            let (url, token) = (f.url(ctx, "url"), f.need(ctx, "token", true));
-            Kind::Gotify(gotify::Settings {
-                url: url?,
-                token: token?,
-            })
-        }
-        "pushover" => {
-            let (user_key, app_token) = (f.need(ctx, "user_key", true), f.need(ctx, "app_token", true));
-            let api_url = api_url(ctx, obj, &f.at("api_url"), pushover::DEFAULT_API_URL)?;
-            Kind::Pushover(pushover::Settings {
-                user_key: user_key?,
-                app_token: app_token?,
-                api_url,
-            })
-        }
-        _ => return None,
-    };
-    Some((c.name.clone(), finish(kind, &c, path)))
+        "webhook" => webhook_kind(ctx, f),
+        "telegram" => telegram_kind(ctx, f),
+        "ntfy" => ntfy_kind(ctx, f),
+        "gotify" => gotify_kind(ctx, f),
+        "pushover" => pushover_kind(ctx, f),
+        _ => None,
+    }
 }
 
 /// One channel object of a known type, read field by field.
@@ -439,6 +439,36 @@ fn webhook_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
         method,
         headers,
         body,
+    }))
+}
+
+/// `ntfy`: the topic's URL and an optional access token.
+fn ntfy_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
+    let url = f.url(ctx, "url")?;
+    let token = match f.obj.get("token") {
+        None => None,
+        Some(t) => Some(secret_string(ctx, t, &f.at("token"), true)?),
+    };
+    Some(Kind::Ntfy(ntfy::Settings { url, token }))
+}
+
+/// `gotify`: the server's URL and an application token.
+fn gotify_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
+    let (url, token) = (f.url(ctx, "url"), f.need(ctx, "token", true));
+    Some(Kind::Gotify(gotify::Settings {
+        url: url?,
+        token: token?,
+    }))
+}
+
+/// `pushover`: the user key, the application token and the API's base URL.
+fn pushover_kind(ctx: &mut Ctx, f: &Fields) -> Option<Kind> {
+    let (user_key, app_token) = (f.need(ctx, "user_key", true), f.need(ctx, "app_token", true));
+    let api_url = api_url(ctx, f.obj, &f.at("api_url"), pushover::DEFAULT_API_URL)?;
+    Some(Kind::Pushover(pushover::Settings {
+        user_key: user_key?,
+        app_token: app_token?,
+        api_url,
     }))
 }
 

@@ -10,7 +10,7 @@
 //! in `Target`, mod.rs), and one `if let` in `parse`.
 
 use super::TlsSettings;
-use super::ctx::{Ctx, join, show};
+use super::ctx::{Ctx, each_header, join, show};
 use super::limits::{self, DEFAULT_METHOD, DEFAULT_STATUS, EXPECT_BODY_MAX_BYTES, INTERVAL, METHODS, STATUS_CODES};
 use super::{StatusSet, Target};
 use crate::target_url;
@@ -194,45 +194,23 @@ fn expect_body(ctx: &mut Ctx, v: &Value, path: &str) -> Option<(String, bool)> {
     }
 }
 
-/// A header name as HTTP allows it (a token).
-pub(super) fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// Request headers (`headers` of a worker or `defaults`, and of a `webhook` alert channel).
 pub(super) fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
-    let Some(obj) = v.as_object() else {
-        ctx.err(
-            field,
-            format!(
-                "expected an object of header names to values, got {}",
-                super::ctx::kind(v)
-            ),
-        );
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (name, value) in obj {
-        let path = join(field, name);
-        if !valid_header_name(name) {
-            ctx.err(&path, "is not a valid HTTP header name");
-            continue;
+    each_header(ctx, v, field, "values", |ctx, path, name, value| {
+        let Some(value) = ctx.text(value, &path) else {
+            return;
+        };
+        // The value is a secret: the message never quotes it.
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            ctx.err(
+                &path,
+                "the value contains a line break or NUL, which HTTP does not allow",
+            );
+        } else {
+            out.push((name.clone(), value));
         }
-        if let Some(value) = ctx.text(value, &path) {
-            // The value is a secret: the message never quotes it.
-            if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                ctx.err(
-                    &path,
-                    "the value contains a line break or NUL, which HTTP does not allow",
-                );
-            } else {
-                out.push((name.clone(), value));
-            }
-        }
-    }
+    });
     out
 }
 

@@ -8,7 +8,7 @@
 //! shows, so a value from `${VAR}` (a secret) is refused here.
 
 use super::Target;
-use super::ctx::{Ctx, join, kind, show};
+use super::ctx::{Ctx, each_header, join, kind, show};
 use super::limits::{CONDITION_ITEMS, EXPECT_BODY_MAX_BYTES, EXPECT_LATENCY, MAINTENANCE_EVERY, MAINTENANCE_ONCE};
 use crate::conditions::{JsonCheck, JsonTest};
 use crate::maintenance::{self, When, Window};
@@ -179,25 +179,18 @@ fn pointer(ctx: &mut Ctx, v: &Value, path: &str) -> Option<String> {
 /// `{"content-type": "application/json"}`: names and values lowercased for a case-insensitive
 /// comparison.
 fn headers(ctx: &mut Ctx, v: &Value, field: &str) -> Vec<(String, String)> {
-    let Some(obj) = v.as_object() else {
-        ctx.err(
-            field,
-            format!(
-                "expected an object of header names to text their value must contain, got {}",
-                kind(v)
-            ),
-        );
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for (name, value) in obj {
-        let path = join(field, name);
-        if !super::check::valid_header_name(name) {
-            ctx.err(&path, "is not a valid HTTP header name");
-        } else if let Some(want) = literal(ctx, value, &path) {
-            out.push((name.to_ascii_lowercase(), want.to_ascii_lowercase()));
-        }
-    }
+    each_header(
+        ctx,
+        v,
+        field,
+        "text their value must contain",
+        |ctx, path, name, value| {
+            if let Some(want) = literal(ctx, value, &path) {
+                out.push((name.to_ascii_lowercase(), want.to_ascii_lowercase()));
+            }
+        },
+    );
     out
 }
 

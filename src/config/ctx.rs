@@ -224,6 +224,41 @@ pub fn show(v: &Value) -> String {
     s
 }
 
+/// Walks an object of HTTP header names to `values` (the words its message uses when it is not
+/// an object): `each` gets every entry's path, name and value; a name HTTP does not allow is
+/// reported and skipped.
+pub fn each_header(
+    ctx: &mut Ctx,
+    v: &Value,
+    field: &str,
+    values: &str,
+    mut each: impl FnMut(&mut Ctx, String, &String, &Value),
+) {
+    let Some(obj) = v.as_object() else {
+        ctx.err(
+            field,
+            format!("expected an object of header names to {values}, got {}", kind(v)),
+        );
+        return;
+    };
+    for (name, value) in obj {
+        let path = join(field, name);
+        if valid_header_name(name) {
+            each(ctx, path, name, value);
+        } else {
+            ctx.err(&path, "is not a valid HTTP header name");
+        }
+    }
+}
+
+/// A header name as HTTP allows it (a token).
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Replaces each `${VAR}` with the variable's value. Returns the text and the values substituted
 /// (secrets, to be kept out of anything displayed).
 pub fn expand(text: &str, env: &Env) -> Result<(String, Vec<String>), String> {

@@ -171,6 +171,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                     restarts: 2,
                     last_restart_at_ms: Some(now_ms - 86_400_000),
                     paused: false,
+                    paused_config: None,
                     push: Default::default(),
                 },
                 history,
@@ -184,6 +185,7 @@ fn aged_state(names: &[String], now_ms: u64) -> State {
                         ..ChannelStreak::default()
                     })
                     .to_vec(),
+                degraded: Vec::new(),
                 cert_warned: vec![("telegram".into(), crate::state::Warned::restored(1_797_000_000, 14))],
             },
         );
@@ -275,11 +277,17 @@ fn every_field_round_trips_through_format_2() {
             ..ChannelStreak::default()
         },
     ];
-    s.set_streaks(1, streaks.clone());
+    let slow = vec![ChannelStreak {
+        channel: "ops".into(),
+        fails: 1,
+        ..ChannelStreak::default()
+    }];
+    s.set_streaks(1, streaks.clone(), slow.clone());
     p.save(&s).unwrap();
     let back = state_with_cap(&["a", "b", "pending"], 50);
     assert_eq!(p.load(&back), 3);
     assert_eq!(back.record_of(1).unwrap().streaks, streaks, "alert streaks are kept");
+    assert_eq!(back.record_of(1).unwrap().degraded, slow, "and the slow-check ones");
     assert!(back.record_of(0).unwrap().streaks.is_empty());
     let now = base + 70 * 61_000;
     assert_eq!(views(&back, now), views(&s, now));
@@ -323,6 +331,7 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                     restarts: 1,
                     last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
                     paused: false,
+                    paused_config: None,
                     push: Default::default(),
                 },
                 last: history.last().cloned(),
@@ -487,6 +496,27 @@ fn workers_before_version_still_load_and_a_newer_format_is_set_aside() {
 }
 
 #[test]
+fn a_damaged_target_before_version_is_named_with_its_position_in_the_file() {
+    let p = Persister::without_file(&["http://a"]);
+    let text = format!(
+        r#"{{"workers": {{"a": {{"url_hash": "{}", "checks": "many"}}}}, "version": 2}}"#,
+        url_hash("http://a")
+    );
+    let err = p
+        .restore(&mut text.as_bytes(), &state(&["a"]), Restore::Replace)
+        .unwrap_err();
+    // The position is the file's (its end, where the held-back targets are read), as when the
+    // target was read from the `Value` itself, not one inside the text it is re-read from.
+    assert!(
+        err.ends_with(&format!(
+            "invalid type: string \"many\", expected u64 at line 1 column {}",
+            text.len()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_damaged_format_2_target_sets_the_file_aside_and_restores_nothing() {
     let cases = [
         r#"{"url_hash": "H", "history": [[1, 0, 0, 0, 0, 1, 2]], "errors": ["x"]}"#,
@@ -566,14 +596,38 @@ fn a_pause_is_saved_and_restored() {
     let d = dir("paused");
     let path = d.join("s.json");
     let s = state(&["a", "b"]);
-    s.set_paused(1, true);
+    s.set_paused(1, true, false);
     Persister::new(path.clone(), &["http://a", "http://b"])
         .save(&s)
         .unwrap();
     let s2 = state(&["a", "b"]);
     assert_eq!(Persister::new(path, &["http://a", "http://b"]).load(&s2), 2);
     assert!(!s2.record_of(0).unwrap().counters.paused);
-    assert!(s2.record_of(1).unwrap().counters.paused);
+    let b = s2.record_of(1).unwrap().counters;
+    assert_eq!(
+        (b.paused, b.paused_config),
+        (true, Some(false)),
+        "paused through the API"
+    );
+    // Neither paused nor configured paused: nothing about it is written.
+    let text = std::fs::read_to_string(d.join("s.json")).unwrap();
+    assert_eq!(text.matches("paused_config").count(), 1, "{text}");
+}
+
+#[test]
+fn a_pause_saved_before_its_configuration_was_recorded_still_holds() {
+    let d = dir("paused-old");
+    let path = d.join("s.json");
+    let s = state(&["a"]);
+    s.set_paused(0, true, false);
+    Persister::new(path.clone(), &["http://a"]).save(&s).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(r#","paused_config":false"#, "")).unwrap();
+    let s2 = state(&["a"]);
+    assert_eq!(Persister::new(path, &["http://a"]).load(&s2), 1);
+    let a = s2.record_of(0).unwrap().counters;
+    assert_eq!((a.paused, a.paused_config), (true, None));
+    assert!(a.paused_now(false) && a.paused_now(true));
 }
 
 #[test]

@@ -85,6 +85,7 @@ impl Target {
             history,
             uptime,
             streaks: Vec::new(),
+            degraded: Vec::new(),
             cert_warned: Vec::new(),
         }
     }

@@ -44,6 +44,10 @@ pub struct Target {
     /// from `consecutive_failures`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     streaks: Vec<ChannelStreak>,
+    /// Each channel's slow-check streak, for the degraded alert (added in 0.3.1; absent in older
+    /// files, which start those streaks afresh).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    degraded: Vec<ChannelStreak>,
     /// Certificate warnings sent: channel name -> [notAfter, lowest threshold warned] (added in
     /// 0.3; older files load with none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -126,6 +130,7 @@ impl Target {
             hours: SavedRing::of(&r.uptime.hours),
             days: SavedRing::of(&r.uptime.days),
             streaks: r.streaks.clone(),
+            degraded: r.degraded.clone(),
             cert_warned: r
                 .cert_warned
                 .iter()
@@ -185,6 +190,7 @@ impl Target {
             history,
             uptime,
             streaks: self.streaks,
+            degraded: self.degraded,
             cert_warned,
         })
     }

@@ -102,11 +102,29 @@ pub fn render(s: &Snapshot) -> String {
 
 pub fn render_for(s: &Snapshot, site: Site) -> String {
     let mut out = String::with_capacity(4096 + s.workers.len() * 4096);
+    page_head(&mut out, s, site);
+    about(&mut out, s, site);
+    problems(&mut out, s);
+    out.push_str("</header><main>");
+    workers(&mut out, s);
+    if let Some(sp) = &s.self_ping {
+        out.push_str("<h2 id=\"self\">Self-ping</h2>");
+        table(&mut out, &[sp], s.now, false, "self");
+    }
+    let _ = write!(
+        out,
+        "</main><footer class=\"muted\">Rendered <time datetime=\"{0}\">{0}</time>.</footer></body></html>",
+        rfc3339(s.now)
+    );
+    out
+}
+
+/// `All 3 workers up`, `1 of 3 workers down (1 degraded)`: the page's title and first line.
+fn headline(s: &Snapshot) -> String {
     let down = s.down_count();
     let total = s.workers.len();
     let pending = s.workers.iter().filter(|w| w.health == Health::Pending).count();
     let paused = s.workers.iter().filter(|w| w.health == Health::Paused).count();
-    let overall = s.overall();
     let headline = if total == 0 {
         "No workers configured: only keeping itself awake".to_string()
     } else if down == 0 && paused == total {
@@ -126,7 +144,12 @@ pub fn render_for(s: &Snapshot, site: Site) -> String {
     } else {
         format!("{down} of {total} worker{} down", plural(total))
     };
-    let headline = headline + &aside(s);
+    headline + &aside(s)
+}
+
+/// The document's head (refreshing, styled) and the header's title and overall state.
+fn page_head(out: &mut String, s: &Snapshot, site: Site) {
+    let headline = headline(s);
     let refresh = match site {
         Site::Served => REFRESH_SECONDS,
         Site::Published => PUBLISHED_REFRESH_SECONDS,
@@ -139,10 +162,16 @@ pub fn render_for(s: &Snapshot, site: Site) -> String {
 <meta name=\"color-scheme\" content=\"light dark\">\
 <title>{} · master-pinger</title><style>{STYLE}</style></head><body>\
 <header><h1>master-pinger</h1>\
-<p class=\"overall {overall}\" role=\"status\">{}</p>",
+<p class=\"overall {}\" role=\"status\">{}</p>",
         escape(&headline),
+        s.overall(),
         escape(&headline),
     );
+}
+
+/// The line under the headline: the version and uptime with links to the other views, or for a
+/// published page, the run it is as of.
+fn about(out: &mut String, s: &Snapshot, site: Site) {
     match site {
         Site::Served => {
             let uptime = duration::format(std::time::Duration::from_secs(
@@ -169,6 +198,10 @@ checked by scheduled runs, not continuously: this page changes when a later run 
             );
         }
     }
+}
+
+/// A configuration that could not be reloaded, and a state file that cannot be written.
+fn problems(out: &mut String, s: &Snapshot) {
     if let Some(e) = &s.config_error {
         let _ = write!(
             out,
@@ -184,9 +217,12 @@ the previous configuration is still running.</strong> {}</p>",
             escape(e)
         );
     }
-    out.push_str("</header><main>");
+}
+
+/// The workers, down ones first so they jump out (config order otherwise): a table, or for a
+/// large fleet, the ones that need a look and a grid of the rest.
+fn workers(out: &mut String, s: &Snapshot) {
     let show_restarts = s.workers.iter().any(|w| w.restarts_enabled || w.counters.restarts > 0);
-    // Down workers first so they jump out; config order otherwise.
     let mut order: Vec<&TargetView> = s.workers.iter().collect();
     order.sort_by_key(|w| match w.health {
         Health::Down => 0,
@@ -198,20 +234,10 @@ the previous configuration is still running.</strong> {}</p>",
     });
     out.push_str("<h2 id=\"workers\">Workers</h2>");
     if order.len() <= ROWS_UP_TO {
-        table(&mut out, &order, s.now, show_restarts, "workers");
+        table(out, &order, s.now, show_restarts, "workers");
     } else {
-        large_fleet(&mut out, &order, s.now, show_restarts);
+        large_fleet(out, &order, s.now, show_restarts);
     }
-    if let Some(sp) = &s.self_ping {
-        out.push_str("<h2 id=\"self\">Self-ping</h2>");
-        table(&mut out, &[sp], s.now, false, "self");
-    }
-    let _ = write!(
-        out,
-        "</main><footer class=\"muted\">Rendered <time datetime=\"{0}\">{0}</time>.</footer></body></html>",
-        rfc3339(s.now)
-    );
-    out
 }
 
 /// A worker that needs a look: down, or up only after retries (a cold start or a flaky target).
@@ -335,6 +361,31 @@ fn table(out: &mut String, rows: &[&TargetView], now: SystemTime, show_restarts:
 }
 
 fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
+    name_and_state(out, w, now);
+    let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
+    out.push_str("<td data-label=\"Recent checks\">");
+    heartbeat(out, recent);
+    out.push_str("</td>");
+    uptime(out, w);
+    out.push_str("<td data-label=\"Latency\">");
+    sparkline(out, recent);
+    out.push_str("</td>");
+    last_check(out, w, now);
+    next_check(out, w.next_check_at_ms, now);
+    let _ = write!(
+        out,
+        "<td data-label=\"Failures\" class=\"num\">{}</td>",
+        w.counters.consecutive_failures
+    );
+    last_error(out, w);
+    if show_restarts {
+        restarts(out, w, now);
+    }
+    out.push_str("</tr>");
+}
+
+/// The row's start: the name, URL, schedule and certificate, then the state.
+fn name_and_state(out: &mut String, w: &TargetView, now: SystemTime) {
     let state = w.health.as_str();
     let name = escape(&w.name);
     let _ = write!(
@@ -346,10 +397,10 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         tls_note(w, now),
         maintenance_note(w),
     );
-    let recent = &w.history[w.history.len().saturating_sub(BAR_CELLS)..];
-    out.push_str("<td data-label=\"Recent checks\">");
-    heartbeat(out, recent);
-    out.push_str("</td>");
+}
+
+/// `99.5%` over 24 hours; 7 and 30 days beside it on a wide screen.
+fn uptime(out: &mut String, w: &TargetView) {
     let uptimes: Vec<String> = w
         .uptime
         .iter()
@@ -360,30 +411,33 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         "<td data-label=\"Uptime\" class=\"num\" aria-label=\"Uptime: {0} over 24 hours, {1} over 7 days, {2} over 30 days\">{0}<span class=\"wk\"> / {1} / {2}</span></td>",
         uptimes[0], uptimes[1], uptimes[2],
     );
-    out.push_str("<td data-label=\"Latency\">");
-    sparkline(out, recent);
-    out.push_str("</td>");
-    match &w.last {
-        Some(r) => {
-            let at = from_unix_millis(r.at_ms);
-            let status = match (&w.push, r.status) {
-                // A heartbeat's check is a report (or a missed one), never a response.
-                (Some(_), _) if r.error.as_deref().is_some_and(|e| e.starts_with("no report")) => "missed".to_string(),
-                (Some(_), _) => "report".to_string(),
-                (None, status) => status.map_or("no response".to_string(), |c| c.to_string()),
-            };
-            let _ = write!(
-                out,
-                "<td data-label=\"Last check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time><br><small>{2} · {3} ms</small></td>",
-                rfc3339(at),
-                escape(&relative(at, now)),
-                escape(&status),
-                r.latency_ms
-            );
-        }
-        None => out.push_str("<td data-label=\"Last check\" class=\"muted\">not yet</td>"),
-    }
-    match w.next_check_at_ms {
+}
+
+/// When the last check was, what it got (a status, or a heartbeat's report) and its latency.
+fn last_check(out: &mut String, w: &TargetView, now: SystemTime) {
+    let Some(r) = &w.last else {
+        out.push_str("<td data-label=\"Last check\" class=\"muted\">not yet</td>");
+        return;
+    };
+    let at = from_unix_millis(r.at_ms);
+    let status = match (&w.push, r.status) {
+        // A heartbeat's check is a report (or a missed one), never a response.
+        (Some(_), _) if r.error.as_deref().is_some_and(|e| e.starts_with("no report")) => "missed".to_string(),
+        (Some(_), _) => "report".to_string(),
+        (None, status) => status.map_or("no response".to_string(), |c| c.to_string()),
+    };
+    let _ = write!(
+        out,
+        "<td data-label=\"Last check\" class=\"num\"><time datetime=\"{0}\" title=\"{0}\">{1}</time><br><small>{2} · {3} ms</small></td>",
+        rfc3339(at),
+        escape(&relative(at, now)),
+        escape(&status),
+        r.latency_ms
+    );
+}
+
+fn next_check(out: &mut String, next_check_at_ms: Option<u64>, now: SystemTime) {
+    match next_check_at_ms {
         // The deadline has passed: the check is running (retries and timeouts take a while).
         Some(ms) if from_unix_millis(ms) + std::time::Duration::from_secs(1) < now => {
             out.push_str("<td data-label=\"Next check\">in progress</td>");
@@ -399,11 +453,10 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         }
         None => out.push_str("<td data-label=\"Next check\" class=\"muted\">–</td>"),
     }
-    let _ = write!(
-        out,
-        "<td data-label=\"Failures\" class=\"num\">{}</td>",
-        w.counters.consecutive_failures
-    );
+}
+
+/// The last check's error, or the newest one in the history, with a heartbeat's message.
+fn last_error(out: &mut String, w: &TargetView) {
     match w
         .last
         .as_ref()
@@ -423,26 +476,27 @@ fn row(out: &mut String, w: &TargetView, now: SystemTime, show_restarts: bool) {
         }
         None => out.push_str("<td data-label=\"Last error\" class=\"muted\">none</td>"),
     }
-    if show_restarts {
-        let last = w
-            .counters
-            .last_restart_at_ms
-            .map(|ms| {
-                let at = from_unix_millis(ms);
-                format!(
-                    "<br><small><time datetime=\"{0}\" title=\"{0}\">{1}</time></small>",
-                    rfc3339(at),
-                    escape(&relative(at, now))
-                )
-            })
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>",
-            w.counters.restarts
-        );
-    }
-    out.push_str("</tr>");
+}
+
+/// How many restarts were requested, and when the last one was.
+fn restarts(out: &mut String, w: &TargetView, now: SystemTime) {
+    let last = w
+        .counters
+        .last_restart_at_ms
+        .map(|ms| {
+            let at = from_unix_millis(ms);
+            format!(
+                "<br><small><time datetime=\"{0}\" title=\"{0}\">{1}</time></small>",
+                rfc3339(at),
+                escape(&relative(at, now))
+            )
+        })
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        "<td data-label=\"Restarts\" class=\"num\">{}{last}</td>",
+        w.counters.restarts
+    );
 }
 
 /// The end of the maintenance window that is on: `until 2026-12-25T00:00:00Z`.

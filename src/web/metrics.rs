@@ -1,6 +1,6 @@
 //! `/metrics`: Prometheus text exposition format 0.0.4 rendered from a snapshot.
 
-use crate::state::{Health, SavePlace, Snapshot, TargetView, WINDOWS};
+use crate::state::{Health, SavePlace, Saves, Snapshot, TargetView, WINDOWS};
 use crate::timefmt::unix_millis;
 use std::fmt::Write;
 
@@ -154,6 +154,16 @@ const FAMILIES: &[Family] = &[
 /// The exposition text for `s` and the alert channels' `(name, sent, failed)` counts.
 pub fn render(s: &Snapshot, alerts: &[(String, u64, u64)]) -> String {
     let mut out = String::with_capacity(256 + s.workers.len() * 900);
+    worker_families(&mut out, s);
+    alert_family(&mut out, alerts);
+    reload_family(&mut out, s.reloads);
+    save_families(&mut out, &s.saves);
+    process_families(&mut out, s);
+    out
+}
+
+/// Every `FAMILIES` entry, a sample per worker (the self-ping last).
+fn worker_families(out: &mut String, s: &Snapshot) {
     let targets: Vec<&TargetView> = s.workers.iter().chain(s.self_ping.iter()).collect();
     for f in FAMILIES {
         let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {}", f.name, f.help, f.name, f.kind);
@@ -164,35 +174,47 @@ pub fn render(s: &Snapshot, alerts: &[(String, u64, u64)]) -> String {
             }
         }
     }
-    if !alerts.is_empty() {
-        let _ = writeln!(
-            out,
-            "# HELP pinger_alerts_total Alert deliveries per channel (failed: after the retries).\n# TYPE pinger_alerts_total counter"
-        );
-        for (channel, sent, failed) in alerts {
-            let channel = label(channel);
-            let _ = writeln!(
-                out,
-                "pinger_alerts_total{{channel=\"{channel}\",result=\"sent\"}} {sent}"
-            );
-            let _ = writeln!(
-                out,
-                "pinger_alerts_total{{channel=\"{channel}\",result=\"failed\"}} {failed}"
-            );
-        }
+}
+
+/// `pinger_alerts_total`, absent when no channel is configured.
+fn alert_family(out: &mut String, alerts: &[(String, u64, u64)]) {
+    if alerts.is_empty() {
+        return;
     }
     let _ = writeln!(
         out,
-        "# HELP pinger_config_reloads_total Configuration reloads by result.\n# TYPE pinger_config_reloads_total counter\n\
-pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_total{{result=\"failure\"}} {}",
-        s.reloads.0, s.reloads.1
+        "# HELP pinger_alerts_total Alert deliveries per channel (failed: after the retries).\n# TYPE pinger_alerts_total counter"
     );
+    for (channel, sent, failed) in alerts {
+        let channel = label(channel);
+        let _ = writeln!(
+            out,
+            "pinger_alerts_total{{channel=\"{channel}\",result=\"sent\"}} {sent}"
+        );
+        let _ = writeln!(
+            out,
+            "pinger_alerts_total{{channel=\"{channel}\",result=\"failed\"}} {failed}"
+        );
+    }
+}
+
+fn reload_family(out: &mut String, (succeeded, failed): (u64, u64)) {
+    let _ = writeln!(
+        out,
+        "# HELP pinger_config_reloads_total Configuration reloads by result.\n# TYPE pinger_config_reloads_total counter"
+    );
+    let _ = writeln!(out, "pinger_config_reloads_total{{result=\"success\"}} {succeeded}");
+    let _ = writeln!(out, "pinger_config_reloads_total{{result=\"failure\"}} {failed}");
+}
+
+/// `pinger_state_saves_total` and `pinger_last_state_save_timestamp_seconds`, by place.
+fn save_families(out: &mut String, saves: &[Saves; 2]) {
     let _ = writeln!(
         out,
         "# HELP pinger_state_saves_total State saves by place and result.\n# TYPE pinger_state_saves_total counter"
     );
     for place in SavePlace::ALL {
-        let saves = &s.saves[place as usize];
+        let saves = &saves[place as usize];
         for (result, n) in [("success", saves.succeeded), ("failure", saves.failed)] {
             let _ = writeln!(
                 out,
@@ -207,7 +229,7 @@ pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_tota
 # TYPE pinger_last_state_save_timestamp_seconds gauge"
     );
     for place in SavePlace::ALL {
-        if let Some(at) = s.saves[place as usize].last_ok {
+        if let Some(at) = saves[place as usize].last_ok {
             let _ = writeln!(
                 out,
                 "pinger_last_state_save_timestamp_seconds{{place=\"{}\"}} {}",
@@ -216,6 +238,10 @@ pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_tota
             );
         }
     }
+}
+
+/// `pinger_build_info` and `process_start_time_seconds`.
+fn process_families(out: &mut String, s: &Snapshot) {
     let _ = writeln!(
         out,
         "# HELP pinger_build_info Build information; always 1.\n# TYPE pinger_build_info gauge\npinger_build_info{{version=\"{}\"}} 1",
@@ -226,7 +252,6 @@ pinger_config_reloads_total{{result=\"success\"}} {}\npinger_config_reloads_tota
         "# HELP process_start_time_seconds Unix time the process started.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
         number(unix_millis(s.started_at) as f64 / 1000.0)
     );
-    out
 }
 
 fn number(v: f64) -> String {

@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod metrics;
 pub mod push;
+pub mod send;
 pub mod server;
 pub mod site;
 pub mod stream;

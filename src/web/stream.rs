@@ -176,7 +176,7 @@ impl<W: Write> Response<W> {
                 .conn
                 .take()
                 .ok_or_else(|| io::Error::other("the response was sent already"))?;
-            let head = super::server::head(&self.reply, self.http, false);
+            let head = super::send::head(&self.reply, self.http, false);
             let chunks = Chunked::new(conn, &head, self.http >= (1, 1));
             let mut sink = if self.reply.gzip {
                 // Level 1: on the fly, the CPU per request matters more than the last few percent.
@@ -212,7 +212,7 @@ impl<W: Write> Response<W> {
                     ..self.reply.clone()
                 };
                 // `head` holds a body this small.
-                conn.write_all(&super::server::head(&reply, self.http, false))?;
+                conn.write_all(&super::send::head(&reply, self.http, false))?;
                 conn.flush()?;
                 Ok(conn)
             }
@@ -334,13 +334,13 @@ pub fn start(app: Arc<App>, limits: Limits, port: u16) -> Renders {
 /// Writes `reply` (a `Body::Stream`) to `request`'s connection; 503 when it waited too long.
 fn answer(app: &App, request: tiny_http::Request, reply: Reply, late: bool, port: u16) {
     if !matches!(reply.body, Body::Stream(_)) {
-        return super::server::respond(request, reply);
+        return super::send::respond(request, reply);
     }
     if late {
-        return super::server::respond(request, Reply::busy());
+        return super::send::respond(request, Reply::busy());
     }
     let mut reply = reply;
-    reply.close |= super::server::body_left_unread(&request);
+    reply.close |= super::send::body_left_unread(&request);
     let tiny_http::HTTPVersion(major, minor) = *request.http_version();
     // Without chunks, the close ends the body; tiny_http closes after an HTTP/1.0 request
     // unless the client asked for keep-alive.

@@ -30,6 +30,7 @@ fn view(name: &str, health: Health, history: Vec<CheckRecord>) -> TargetView {
         maintenance_until_ms: None,
         counters: Counters {
             paused: health == Health::Paused,
+            paused_config: None,
             checks,
             successes,
             skipped: 0,

@@ -32,6 +32,13 @@ fn health_ms(p: &Pinger) -> u128 {
     t.elapsed().as_millis()
 }
 
+/// `n` `/health` times in milliseconds, sorted.
+fn health_times(p: &Pinger, n: usize) -> Vec<u128> {
+    let mut ms: Vec<u128> = (0..n).map(|_| health_ms(p)).collect();
+    ms.sort();
+    ms
+}
+
 fn quiet_pinger(extra: &str) -> Pinger {
     Pinger::start(
         &format!(r#"{{"self_ping": false, "header_timeout": "1s" {extra}}}"#),
@@ -41,35 +48,43 @@ fn quiet_pinger(extra: &str) -> Pinger {
 
 #[test]
 fn idle_connections_do_not_starve_health_and_are_closed() {
-    // Above the 2,000 opened here: this is about silence, not the cap.
-    let p = quiet_pinger(r#", "max_connections": 4096"#);
+    // Above the 2,000 opened here: this is about silence, not the cap. A starved /health would
+    // wait for the idle connections to be closed, header_timeout (2 s here) after they opened.
+    let p = Pinger::start(
+        r#"{"self_ping": false, "header_timeout": "2s", "max_connections": 4096}"#,
+        &[],
+    );
     let pid = p.child.id();
     std::thread::sleep(Duration::from_millis(300));
     let base = threads(pid);
+    // The same request on the same server with no idle connection: what this machine, loaded
+    // or not, takes for it now. The bounds below are generous multiples of it, with a floor,
+    // and stay under the 2 s a starved request would take on a machine that is not crawling.
+    let quiet = health_times(&p, 21);
     let idle: Vec<TcpStream> = (0..2000)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", p.port)).ok())
         .collect();
     assert!(idle.len() > 1900, "opened {}", idle.len());
-    // The median, not the worst: a loaded test machine can stall any one request (the HTTP
-    // threads run at nice 10), which is not what this is about.
-    let mut ms: Vec<u128> = (0..21).map(|_| health_ms(&p)).collect();
-    ms.sort();
+    let ms = health_times(&p, 21);
     eprintln!(
-        "/health next to 2,000 idle connections: median {} ms, worst {} ms",
-        ms[10], ms[20]
+        "/health alone: median {} ms, worst {} ms; next to 2,000 idle connections: median {} ms, worst {} ms",
+        quiet[10], quiet[20], ms[10], ms[20]
     );
-    // Starved, /health would wait for idle connections to time out (1 s here).
+    let median_bound = (10 * quiet[10]).max(100);
     assert!(
-        ms[10] < 250,
-        "/health took a median {} ms next to 2,000 idle connections",
-        ms[10]
+        ms[10] < median_bound,
+        "/health took a median {} ms next to 2,000 idle connections, {} ms alone",
+        ms[10],
+        quiet[10]
     );
+    let worst_bound = (10 * quiet[20]).max(1000);
     assert!(
-        ms[20] < 2000,
-        "/health took {} ms next to 2,000 idle connections",
-        ms[20]
+        ms[20] < worst_bound,
+        "/health took {} ms next to 2,000 idle connections, at worst {} ms alone",
+        ms[20],
+        quiet[20]
     );
-    // Silent connections are closed after header_timeout (1 s here), and their threads end.
+    // Silent connections are closed after header_timeout, and their threads end.
     let end = Instant::now() + 15 * SEC;
     while threads(pid) > base + 10 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
@@ -81,13 +96,19 @@ fn idle_connections_do_not_starve_health_and_are_closed() {
     );
     let mut closed = 0;
     for mut s in idle {
+        // A read that times out is an open connection, not a closed one.
         let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
-        if matches!(s.read(&mut [0u8; 1]), Ok(0) | Err(_)) {
-            closed += 1;
+        match s.read(&mut [0u8; 1]) {
+            Ok(0) => closed += 1,
+            Err(e) if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => closed += 1,
+            _ => {}
         }
     }
     assert!(closed > 1900, "only {closed} idle connections were closed");
-    assert!(health_ms(&p) < 1000);
+    assert!(
+        health_ms(&p) < worst_bound,
+        "/health after the idle connections were closed"
+    );
 }
 
 /// True when the server has closed `s` (end of stream or reset) within `wait`.
@@ -375,18 +396,21 @@ fn status_readers_do_not_delay_200_workers() {
         busy.count
     );
     // A check that waited on the HTTP side (a worker blocked behind readers or renders for a
-    // good part of its interval) starts late. The bounds are generous because this machine's
-    // own load (and the readers' CPU, in this process) makes checks late in both phases alike:
-    // the strict figures on a quiet machine are the benchmark's. A state lock held through each
-    // render (simulated up to 100 ms) does not show here: a worker takes that lock before it
-    // sleeps to its deadline, so only a wait longer than the rest of its interval makes it late.
+    // good part of its interval) starts late. The readers load this machine too (their CPU is
+    // in this process), so the bounds are multiples of the lateness measured without them in
+    // this run, with floors; the strict figures on a quiet machine are the benchmark's. A state
+    // lock held through each render (simulated up to 100 ms) does not show here: a worker takes
+    // that lock before it sleeps to its deadline, so only a wait longer than the rest of its
+    // interval makes it late.
+    let median_bound = (5.0 * quiet.median).max(100.0);
     assert!(
-        busy.median < 100.0,
+        busy.median < median_bound,
         "checks were late by a median {:.1} ms under the readers (without them: {quiet})",
         busy.median
     );
+    let worst_bound = (3.0 * quiet.worst).max(1000.0);
     assert!(
-        busy.worst < 1000.0,
+        busy.worst < worst_bound,
         "a check missed its 1 s slot by {:.1} ms under the readers (without them: {quiet})",
         busy.worst
     );

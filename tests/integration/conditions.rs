@@ -1,7 +1,7 @@
 //! Conditions beyond the status code (expect_json, expect_header, expect_body_absent,
 //! expect_latency and the `degraded` state), against fake targets; across a reload and a restart.
 
-use crate::common::{Action, FakeServer, Pinger, SEC, temp_dir, typed};
+use crate::common::{Action, FakeServer, Pinger, SEC, run, temp_dir, typed};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -222,4 +222,82 @@ fn a_changed_condition_applies_on_reload_and_the_state_file_keeps_degraded() {
     assert_eq!(w["state"], "degraded", "{w:#}");
     assert!(error_of(&w).ends_with("over 0.02 s"), "{w:#}");
     p.wait_metric("pinger_degraded", "a", 1.0);
+}
+
+/// A channel that asks for degraded alerts (`failure_threshold` 2), for one slow worker "w" whose
+/// checks run hourly: each process, or each `once` run, makes exactly one check.
+fn slow_fleet_config(target: &Json, hook: &FakeServer, state_file: &str) -> String {
+    format!(
+        r#"{{"self_ping": false, "state_file": "{state_file}", "watch_config": false,
+            "workers": [{{"name": "w", "url": "{}", "interval": "1h", "retries": 0, "expect_latency": "50ms"}}],
+            "alerts": [{{"name": "asks", "type": "json", "webhook_url": "{}", "degraded": true,
+                         "failure_threshold": 2, "success_threshold": 1}}]}}"#,
+        target.server.url("/"),
+        hook.url("/hook")
+    )
+}
+
+fn states_sent(hook: &FakeServer) -> Vec<String> {
+    hook.seen()
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["state"].to_string())
+        .collect()
+}
+
+#[test]
+fn once_counts_slow_checks_across_runs_and_announces_degraded_on_the_threshold() {
+    let target = json_target("UP", 200);
+    let hook = FakeServer::always(Action::Respond {
+        status: 204,
+        body: vec![],
+    });
+    let dir = temp_dir("once-degraded");
+    std::fs::write(dir.join("pinger.json"), slow_fleet_config(&target, &hook, "state.json")).unwrap();
+    // slow, slow (the threshold: degraded), slow, fast (resolved).
+    let mut sent_after = Vec::new();
+    for delay in [200, 200, 200, 0] {
+        target.delay_ms.store(delay, Ordering::SeqCst);
+        let (code, _, err) = run(&dir, &["once", "--state-file", "state.json"], &[]);
+        assert_eq!(code, 0, "degraded is up: {err}");
+        sent_after.push(hook.count());
+    }
+    assert_eq!(sent_after, [0, 1, 1, 2], "{:?}", states_sent(&hook));
+    assert_eq!(states_sent(&hook), [r#""degraded""#, r#""degraded_resolved""#]);
+    let state = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    assert!(
+        state.contains("\"degraded\""),
+        "the slow-check streaks are saved: {state}"
+    );
+}
+
+#[test]
+fn a_slow_check_streak_survives_a_restart_of_the_service() {
+    let target = json_target("UP", 200);
+    let hook = FakeServer::always(Action::Respond {
+        status: 204,
+        body: vec![],
+    });
+    let dir = temp_dir("degraded-restart");
+    let state = dir.join("state.json");
+    let cfg = slow_fleet_config(&target, &hook, &state.display().to_string());
+    let mut p = Pinger::start_in(dir.clone(), &cfg, &[]);
+    p.wait_worker("w", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(10 * SEC), Some(0));
+    drop(p);
+    assert_eq!(hook.count(), 0, "one slow check is under the threshold");
+
+    // The second slow check, in the next process, reaches the threshold of two.
+    let p = Pinger::start_in(dir, &cfg, &[]);
+    assert_eq!(
+        hook.wait_for(1, 20 * SEC).len(),
+        1,
+        "no degraded alert after the restart"
+    );
+    assert_eq!(states_sent(&hook), [r#""degraded""#]);
+    assert_eq!(
+        p.worker("w")["checks"],
+        2,
+        "announced on the restarted process's first check"
+    );
 }

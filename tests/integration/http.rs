@@ -108,32 +108,37 @@ fn get_kept_alive(conn: &mut BufReader<TcpStream>, path: &str) -> (u16, usize) {
 #[test]
 fn requests_on_one_kept_alive_connection_are_not_held_back_by_delayed_acks() {
     let (_t, p) = pinger();
-    let stream = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut conn = BufReader::new(stream);
-    assert_eq!(get_kept_alive(&mut conn, "/status").0, 200);
     // Sent in two writes, head and then body, with Nagle's algorithm on, the body would wait for
-    // the ACK of the head, which the client delays (~40 ms on Linux). The head and a body this
-    // size leave in one write (wire.rs), and TCP_NODELAY covers bodies sent apart.
-    // Held back, EVERY request waits ~40 ms; the median ignores the few a loaded machine delays
-    // for other reasons, so the test tells the two apart on a busy CI machine too.
-    let mut times: Vec<Duration> = (0..50)
-        .map(|_| {
-            let started = Instant::now();
-            let (status, length) = get_kept_alive(&mut conn, "/status");
-            assert!(status == 200 && length > 0, "{status} {length}");
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    let median = times[times.len() / 2];
-    eprintln!(
-        "/status on one kept-alive connection: median {median:?}, worst {:?}",
-        times[49]
-    );
+    // the ACK of the head, which the client delays (~40 ms on Linux) once a connection has
+    // carried a few exchanges; a new connection ACKs at once. The head and a body this size
+    // leave in one write (wire.rs), and TCP_NODELAY covers bodies sent apart.
+    // Held back, EVERY request on the kept-alive connection waits ~40 ms more than the same
+    // request on a new connection; the medians ignore the few a loaded machine delays for other
+    // reasons, and the baseline is this machine's own figure, measured now.
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let timed = |conn: &mut BufReader<TcpStream>| {
+        let started = Instant::now();
+        let (status, length) = get_kept_alive(conn, "/status");
+        assert!(status == 200 && length > 0, "{status} {length}");
+        started.elapsed()
+    };
+    let connect = || {
+        let stream = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        BufReader::new(stream)
+    };
+    let fresh = median((0..25).map(|_| timed(&mut connect())).collect());
+    let mut conn = connect();
+    assert_eq!(get_kept_alive(&mut conn, "/status").0, 200);
+    let kept = median((0..50).map(|_| timed(&mut conn)).collect());
+    eprintln!("/status median: {kept:?} on one kept-alive connection, {fresh:?} on new connections");
+    let bound = (3 * fresh).max(Duration::from_millis(10));
     assert!(
-        median < Duration::from_millis(20),
-        "a /status request on a kept-alive connection took {median:?} (median of 50)"
+        kept < bound,
+        "a /status request on a kept-alive connection took {kept:?} (median of 50), {fresh:?} on a new connection"
     );
 }
 
@@ -263,12 +268,15 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
     };
     // "At most once a second" (a unit test in web::cache checks it with time given; this checks
     // it end to end): a body rendered at t0 or later is served, unchanged, until a second after
-    // it, whatever changes meanwhile. The time is taken before the request that
-    // renders, so a loaded machine can make a round inconclusive (it is tried again), never
-    // wrong.
+    // it, whatever changes meanwhile. Each round changes the state between two requests. The
+    // second answer is either the first body again (same ETag, the old count) or a new render;
+    // a new one must come at least a second after the first request was sent, which took place
+    // before the first render. A loaded machine only makes the two further apart, so it can turn
+    // a round into a new render, never make a correct one fail; a round that does fit in a second
+    // shows a service rendering per change.
     let mut checks = 1;
-    let mut shown = None;
-    for _ in 0..5 {
+    let (mut held, mut last) = (0, None);
+    for _ in 0..3 {
         // A second after the last render of /status, with the state changed since.
         std::thread::sleep(Duration::from_millis(1100));
         checks += 1;
@@ -279,20 +287,25 @@ fn cached_bodies_with_etag_and_304_until_a_check_changes_them() {
         checks += 1;
         check_now(checks);
         let (again, shows_then) = status();
-        if t0.elapsed() < Duration::from_millis(1000) {
-            shown = Some((tag, again, shows_then));
-            break;
+        if again == tag {
+            assert_eq!(shows_then, checks - 1, "one ETag, one body");
+            held += 1;
+        } else {
+            assert!(
+                t0.elapsed() >= Duration::from_millis(1000),
+                "rendered again {:?} after the last render, under a second",
+                t0.elapsed()
+            );
+            assert_eq!(shows_then, checks, "a new render shows the state as it is");
         }
+        last = again;
     }
-    let (tag, again, shows_then) = shown.expect("no round fitted in a second: the machine is too loaded");
-    assert_eq!(
-        (again.as_ref(), shows_then),
-        (tag.as_ref(), serde_json::json!(checks - 1)),
-        "rendered again at most once a second"
-    );
+    eprintln!("{held} of 3 rounds served the cached body");
+    checks += 1;
+    check_now(checks);
     std::thread::sleep(Duration::from_millis(1100));
     let (tag_later, shows) = status();
-    assert_ne!(tag_later, tag, "a check makes a new body");
+    assert_ne!(tag_later, last, "a check makes a new body");
     assert_eq!(shows, checks);
 }
 

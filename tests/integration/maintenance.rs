@@ -25,7 +25,7 @@ fn rfc3339_ms(t: SystemTime) -> String {
 }
 
 /// A one-off window from `from` for `len`, as JSON.
-fn window(from: SystemTime, len: Duration) -> String {
+pub fn window(from: SystemTime, len: Duration) -> String {
     format!(
         r#"{{"start": "{}", "duration": "{}ms"}}"#,
         rfc3339_ms(from),

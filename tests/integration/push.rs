@@ -289,6 +289,69 @@ fn a_post_body_is_the_message_cut_at_10_kb_and_escaped_on_the_page() {
     assert!(!page.contains("<script>alert(1)"));
 }
 
+#[test]
+fn a_heartbeat_outage_that_outlasts_a_maintenance_window_alerts_when_it_ends() {
+    use crate::integration::maintenance::window;
+    use std::time::SystemTime;
+    let hook = FakeServer::always(ok());
+    // A threshold no test reaches: every down alert here comes from a window's end. Never
+    // reported, `backup` misses a deadline 1 s after start-up and every 500 ms after that.
+    let cfg = |windows: &str| {
+        format!(
+            r#"{{"self_ping": false, "workers": [{}],
+                "alerts": {{"webhook_url": "{}", "format": "json", "failure_threshold": 1000}}}}"#,
+            push("backup", "500ms", "500ms").replace(r#""token""#, &format!(r#""maintenance": [{windows}], "token""#)),
+            hook.url("/hook")
+        )
+    };
+    // On from before start-up until 5 s from now.
+    let end = SystemTime::now() + 5 * SEC;
+    let mut p = Pinger::start(&cfg(&window(SystemTime::now() - SEC, 6 * SEC)), ENV);
+    let w = p.wait_worker("backup", 10 * SEC, |w| w["checks"].as_u64() >= Some(1));
+    let mut alerts = 0;
+    if SystemTime::now() < end {
+        assert_eq!(w["state"], "maintenance", "{w:#}");
+        assert_eq!(hook.count(), 0, "no alert inside the window");
+        let seen = hook.wait_for(1, 20 * SEC);
+        assert_eq!(seen.len(), 1, "the window ended with the heartbeat still late");
+        // The window's start is written to the millisecond.
+        assert!(
+            SystemTime::now() + Duration::from_millis(5) >= end,
+            "no alert before the window ends"
+        );
+        let down: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+        assert_eq!(
+            (down["worker"].as_str(), down["state"].as_str(), down["error"].as_str()),
+            (Some("backup"), Some("down"), Some("no report for 1s"))
+        );
+        alerts = 2;
+    } else {
+        eprintln!("the machine was too slow to see the window; the reload below still runs");
+    }
+    // A report ends the outage (and announces it, when it was announced). A window added by a
+    // reload holds the next outage; removing it ends the window, and the outage alerts at once.
+    assert_eq!(report(&p, "/push/backup"), 200);
+    p.wait_worker("backup", 5 * SEC, |w| w["last_check"]["ok"] == true);
+    assert_eq!(hook.wait_for(alerts, 10 * SEC).len(), alerts);
+    let long = window(SystemTime::now() - SEC, 3600 * SEC);
+    reload(&p, &cfg(&long), "configuration reloaded: 0 added, 0 removed, 1 changed");
+    p.wait_worker("backup", 10 * SEC, |w| {
+        w["state"] == "maintenance" && w["last_check"]["ok"] == false
+    });
+    assert_eq!(hook.count(), alerts, "no alert inside the window");
+    p.rewrite_config(&cfg(""));
+    p.signal("HUP");
+    let seen = hook.wait_for(alerts + 1, 15 * SEC);
+    assert_eq!(seen.len(), alerts + 1, "the outage alerts when the window is removed");
+    let down: serde_json::Value = serde_json::from_str(&seen[alerts].body).unwrap();
+    assert_eq!(
+        (down["worker"].as_str(), down["state"].as_str()),
+        (Some("backup"), Some("down"))
+    );
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(5 * SEC), Some(0));
+}
+
 fn reload(p: &Pinger, text: &str, line: &str) {
     let tmp = p.dir.join("pinger.json.tmp");
     std::fs::write(&tmp, text).unwrap();

@@ -286,6 +286,72 @@ fn a_pause_survives_reloads_and_restarts_and_the_config_can_start_paused() {
     p.wait_worker("b", 10 * SEC, |w| w["state"] == "up");
 }
 
+/// Workers `b`, `a`, `c` every hour (so a check after the first one comes only from a resume),
+/// `paused` as given, saving to `state.json` in the test's folder.
+fn paused_config(target: &FakeServer, state: &std::path::Path, paused: [bool; 3], c_interval: &str) -> String {
+    let w = |name: &str, paused: bool, interval: &str| {
+        format!(
+            r#"{{"name": "{name}", "url": "{}", "interval": "{interval}", "paused": {paused}}}"#,
+            target.url(&format!("/{name}"))
+        )
+    };
+    format!(
+        r#"{{"self_ping": false, "state_file": "{}", "save_interval": "100ms", "workers": [{}, {}, {}]}}"#,
+        state.display(),
+        w("b", paused[0], "1h"),
+        w("a", paused[1], "1h"),
+        w("c", paused[2], c_interval)
+    )
+}
+
+#[test]
+fn the_configured_pause_applies_when_it_changes_and_an_api_pause_until_then() {
+    let target = FakeServer::always(ok());
+    let dir = temp_dir("pause-config");
+    let state = dir.join("state.json");
+    let env = [("PINGER_ADMIN_TOKEN", "adm1n-s3cret")];
+    let state_of = |p: &Pinger, name: &str| p.worker(name)["state"].as_str().unwrap_or("").to_string();
+    // b, a (configured paused), c.
+    let mut p = Pinger::start_in(
+        dir.clone(),
+        &paused_config(&target, &state, [false, true, false], "1h"),
+        &env,
+    );
+    p.wait_worker("b", 10 * SEC, |w| w["checks"] == 1);
+    assert_eq!(state_of(&p, "a"), "paused");
+    assert_eq!(request("POST", &p.url("/api/workers/c/pause"), Some(TOKEN)).status, 200);
+
+    // a: true -> false, b: false -> true, c: paused through the API, another interval.
+    p.write_config(&paused_config(&target, &state, [true, false, false], "2h"));
+    p.signal("HUP");
+    p.wait_log("configuration reloaded: 0 added, 0 removed, 3 changed", 1, 5 * SEC);
+    // Every hour: this check is the resume's, at once.
+    p.wait_worker("a", 5 * SEC, |w| w["checks"] == 1);
+    assert_eq!(hits(&target, "a"), 1);
+    assert_eq!(state_of(&p, "b"), "paused", "false -> true pauses");
+    assert_eq!(
+        state_of(&p, "c"),
+        "paused",
+        "a reload that changes something else keeps the pause"
+    );
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(5 * SEC), Some(0), "{}", p.log());
+    drop(p);
+
+    // b: true -> false while the pinger was down; c as configured when it was paused.
+    let b_hits = hits(&target, "b");
+    let p = Pinger::start_in(dir, &paused_config(&target, &state, [false, false, false], "2h"), &env);
+    assert_eq!(state_of(&p, "c"), "paused", "the API pause survived the restart");
+    p.wait_worker("b", 10 * SEC, |w| w["checks"] == 2);
+    assert!(hits(&target, "b") > b_hits, "true -> false across a restart resumes");
+    assert_ne!(state_of(&p, "a"), "paused");
+    assert_eq!(
+        request("POST", &p.url("/api/workers/c/resume"), Some(TOKEN)).status,
+        200
+    );
+    p.wait_worker("c", 5 * SEC, |w| w["checks"] == 1);
+}
+
 /// The issue's test: 50 reloads with random adds, removes and changes while checks run.
 #[test]
 fn fifty_random_reloads_leave_exactly_the_configured_workers_running() {

@@ -306,6 +306,61 @@ fn publish_writes_the_page_status_json_and_badges_with_relative_links() {
 }
 
 #[test]
+fn a_pause_or_resume_made_in_the_service_holds_in_once_until_the_configuration_changes() {
+    let target = FakeServer::always(ok());
+    let d = temp_dir("scheduled-api-pause");
+    let hits = |path: &str| target.seen().iter().filter(|s| s.path == path).count();
+    let config = |w: bool, v: bool| {
+        format!(
+            r#"{{"self_ping": false, "state_file": "s.json", "workers": [
+                {{"name": "w", "url": "{}", "interval": "1h", "paused": {w}}},
+                {{"name": "v", "url": "{}", "interval": "1h", "paused": {v}}}]}}"#,
+            target.url("/w"),
+            target.url("/v")
+        )
+    };
+    let token = "Bearer adm1n-s3cret";
+    let mut p = Pinger::start_in(
+        d.clone(),
+        &config(false, true),
+        &[("PINGER_ADMIN_TOKEN", "adm1n-s3cret")],
+    );
+    p.wait_worker("w", 10 * SEC, |w| w["checks"] == 1);
+    assert_eq!(
+        crate::common::request("POST", &p.url("/api/workers/w/pause"), Some(token)).status,
+        200
+    );
+    assert_eq!(
+        crate::common::request("POST", &p.url("/api/workers/v/resume"), Some(token)).status,
+        200
+    );
+    p.wait_worker("v", 5 * SEC, |w| w["checks"] == 1);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(5 * SEC), Some(0), "{}", p.log());
+    drop(p);
+
+    let once = |w: bool, v: bool| {
+        std::fs::write(d.join("pinger.json"), config(w, v)).unwrap();
+        let (hits_w, hits_v) = (hits("/w"), hits("/v"));
+        let (code, out, err) = run(&d, &["once", "--state-file", "s.json"], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        (hits("/w") - hits_w, hits("/v") - hits_v)
+    };
+    assert_eq!(
+        once(false, true),
+        (0, 1),
+        "the configuration as it was: the API's pause and resume hold"
+    );
+    assert_eq!(once(false, true), (0, 1), "and go on holding");
+    assert_eq!(once(true, false), (0, 1), "a changed configuration wins");
+    assert_eq!(
+        once(false, true),
+        (1, 0),
+        "changed back: the configuration still decides"
+    );
+}
+
+#[test]
 fn a_run_that_changes_nothing_publishes_the_same_files() {
     let up = FakeServer::always(ok());
     let d = temp_dir("scheduled-same");
