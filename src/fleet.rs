@@ -11,12 +11,11 @@ use crate::net::Net;
 use crate::persist::Persister;
 use crate::restart::Restarter;
 use crate::schedule;
-use crate::shutdown::{Shutdown, Waker};
+use crate::shutdown::{self, Shutdown, Thread, Waker};
 use crate::state::{Counters, Record, State, TargetInfo};
 use crate::streak::Thresholds;
 use crate::worker::{Plan, PlanCell, Settings, Worker};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// One running worker.
@@ -27,7 +26,7 @@ struct Member {
     target: Target,
     waker: Arc<Waker>,
     plan: Arc<PlanCell>,
-    handle: JoinHandle<()>,
+    handle: Thread,
     /// A push worker's reports go here (it is on the `Board` under its name).
     inbox: Option<Arc<Inbox>>,
 }
@@ -48,8 +47,9 @@ struct Inner {
     /// Configuration order, self-ping last.
     members: Vec<Member>,
     shared: Shared,
-    /// Threads told to stop, joined once they have ended (no handle is dropped unjoined).
-    retired: Vec<JoinHandle<()>>,
+    /// Threads told to stop (workers, alert channels, restart queues a reload replaced), joined
+    /// once they have ended (no handle is dropped unjoined).
+    retired: Vec<Thread>,
 }
 
 /// What a reload did, for its log line.
@@ -74,6 +74,9 @@ impl std::fmt::Display for Changes {
 pub struct Fleet {
     state: Arc<State>,
     shutdown: Arc<Shutdown>,
+    /// Stops the alert and restart senders. Not the process's: at shutdown they stop after the
+    /// workers, once the alerts already queued have had their time (`stop`).
+    senders: Shutdown,
     /// Trust and proxies for every outbound request (from the environment: fixed).
     net: Net,
     persister: Option<Arc<Persister>>,
@@ -121,6 +124,7 @@ impl Fleet {
         let fleet = Arc::new(Fleet {
             state,
             shutdown,
+            senders: Shutdown::default(),
             net,
             persister,
             board: Arc::default(),
@@ -138,8 +142,9 @@ impl Fleet {
                 retired: Vec::new(),
             }),
         });
-        let mut inner = fleet.lock();
-        fleet.refresh_senders(&mut inner.shared, cfg, true)?;
+        let mut guard = fleet.lock();
+        let inner = &mut *guard;
+        fleet.refresh_senders(&mut inner.shared, &mut inner.retired, cfg, true)?;
         let all = targets(cfg);
         let start = Instant::now();
         for (i, target) in all.iter().enumerate() {
@@ -150,7 +155,7 @@ impl Fleet {
             let member = fleet.spawn(i, target.clone(), first, paused, &inner.shared)?;
             inner.members.push(member);
         }
-        drop(inner);
+        drop(guard);
         Ok(fleet)
     }
 
@@ -237,7 +242,13 @@ impl Fleet {
 
     /// (Re)starts the alert and restart threads when their settings changed, or all of them when
     /// `rebuild` (at start-up, and when the trusted certificates changed).
-    fn refresh_senders(&self, shared: &mut Shared, cfg: &Config, rebuild: bool) -> Result<(), String> {
+    fn refresh_senders(
+        &self,
+        shared: &mut Shared,
+        retired: &mut Vec<Thread>,
+        cfg: &Config,
+        rebuild: bool,
+    ) -> Result<(), String> {
         let page = cfg
             .self_ping
             .as_ref()
@@ -246,18 +257,23 @@ impl Fleet {
             // Only the channels that changed start again (see `Alerter::reload`).
             let next = match (&shared.alerter, cfg.alerts.channels.is_empty()) {
                 (Some(old), true) => {
-                    old.stop(&self.shutdown);
+                    old.stop(&self.senders, retired);
                     None
                 }
                 (None, true) => None,
-                (Some(old), false) => {
-                    Some(old.reload(&cfg.alerts.channels, page.clone(), &self.net, &self.shutdown, rebuild))
-                }
+                (Some(old), false) => Some(old.reload(
+                    &cfg.alerts.channels,
+                    page.clone(),
+                    &self.net,
+                    &self.senders,
+                    rebuild,
+                    retired,
+                )),
                 (None, false) => Some(Alerter::start(
                     &cfg.alerts.channels,
                     page.clone(),
                     &self.net,
-                    &self.shutdown,
+                    &self.senders,
                 )),
             };
             shared.alerter = next
@@ -269,12 +285,14 @@ impl Fleet {
         let wants_restarter = cfg.workers.iter().any(|w| w.space_id.is_some());
         let api = &cfg.settings.hf_api_url;
         if rebuild || wants_restarter != shared.restarter.is_some() || *api != shared.hf_api_url {
-            if let Some((_, waker)) = shared.restarter.take() {
-                self.stop_sender(&waker);
+            if let Some((r, waker)) = shared.restarter.take() {
+                waker.stop();
+                self.senders.forget(&waker);
+                retired.extend(r.thread());
             }
             shared.hf_api_url = api.clone();
             if wants_restarter {
-                let waker = self.shutdown.waker();
+                let waker = self.senders.waker();
                 let r = Restarter::start(
                     api.clone(),
                     self.net.agent_for(api),
@@ -290,11 +308,6 @@ impl Fleet {
         Ok(())
     }
 
-    fn stop_sender(&self, waker: &Arc<Waker>) {
-        waker.stop();
-        self.shutdown.forget(waker);
-    }
-
     /// Applies a new, valid configuration. Never blocks on a worker: removed ones are told to
     /// stop and joined later, once they have ended.
     pub fn apply(&self, cfg: &Config) -> Result<Changes, String> {
@@ -305,7 +318,7 @@ impl Fleet {
         // SSL_CERT_FILE is read again by every reload: when its certificates changed, every
         // agent (checks, alerts, restarts) is built again to trust them.
         let trust_changed = self.net.set_ssl_cert_file(cfg.settings.ssl_cert_file.as_ref());
-        self.refresh_senders(&mut inner.shared, cfg, trust_changed)?;
+        self.refresh_senders(&mut inner.shared, &mut inner.retired, cfg, trust_changed)?;
         let wanted = targets(cfg);
         let mut changes = Changes::default();
         let mut kept: Vec<Member> = Vec::with_capacity(wanted.len());
@@ -370,7 +383,7 @@ impl Fleet {
 
     /// Stops a member that a reload removed: its thread ends (joined later), its slot and
     /// endpoint go at once.
-    fn retire(&self, m: Member, retired: &mut Vec<JoinHandle<()>>) {
+    fn retire(&self, m: Member, retired: &mut Vec<Thread>) {
         m.waker.stop();
         self.shutdown.forget(&m.waker);
         self.state.remove(m.id);
@@ -472,6 +485,29 @@ impl Fleet {
             .unwrap_or_default()
     }
 
+    /// Ends every thread of the fleet (the process's shutdown has been triggered), in an order
+    /// that loses nothing: the workers end (a check still running is abandoned; those still in
+    /// one at `workers_by` are left running), then the alerts they queued get until `alerts_by`
+    /// to go out, then the alert and restart senders stop and are joined by `end_by`.
+    pub fn stop(&self, workers_by: Instant, alerts_by: Instant, end_by: Instant) {
+        let mut inner = self.lock();
+        let members = std::mem::take(&mut inner.members);
+        let mut retired = std::mem::take(&mut inner.retired);
+        let alerter = inner.shared.alerter.take();
+        let restarter = inner.shared.restarter.take();
+        drop(inner);
+        shutdown::join_all(members.into_iter().map(|m| m.handle), workers_by);
+        if let Some(a) = &alerter {
+            if !a.wait_delivered(alerts_by) {
+                log::warn!("shutting down with alerts not yet delivered");
+            }
+            retired.extend(a.threads());
+        }
+        retired.extend(restarter.and_then(|(r, _)| r.thread()));
+        self.senders.trigger();
+        shutdown::join_all(retired, end_by);
+    }
+
     /// How many worker threads run now (stopped ones that have not ended included).
     pub fn threads(&self) -> usize {
         let mut inner = self.lock();
@@ -481,13 +517,10 @@ impl Fleet {
 }
 
 /// Joins the stopped threads that have ended; the others are looked at again next time.
-fn reap(retired: &mut Vec<JoinHandle<()>>) {
+fn reap(retired: &mut Vec<Thread>) {
     let (done, running): (Vec<_>, Vec<_>) = retired.drain(..).partition(|h| h.is_finished());
     *retired = running;
-    for h in done {
-        // A worker thread catches its own panics; a join error has nothing left to report.
-        let _ = h.join();
-    }
+    shutdown::join_all(done, Instant::now());
 }
 
 #[cfg(test)]

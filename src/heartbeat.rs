@@ -19,11 +19,11 @@
 
 use crate::alert::Streaks;
 use crate::config::Target;
-use crate::shutdown::{Wake, Waker};
+use crate::shutdown::{Thread, Wake, Waker};
 use crate::state::{CheckRecord, ReportKind, State};
 use crate::streak::Streak;
 use crate::timefmt::{from_unix_millis, unix_millis};
-use crate::worker::{Plan, PlanCell, STACK_SIZE, Settings};
+use crate::worker::{Plan, PlanCell, Settings};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -252,12 +252,9 @@ fn first_base(last_report: Option<SystemTime>, target: &Target, started: SystemT
 }
 
 impl Beat {
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let name = format!("p-{}", self.plan.get().settings.target.name);
-        std::thread::Builder::new()
-            .name(name)
-            .stack_size(STACK_SIZE)
-            .spawn(move || self.run())
+    pub fn spawn(self) -> std::io::Result<Thread> {
+        let plan = Arc::clone(&self.plan);
+        crate::worker::start("p", &plan, move || self.run())
     }
 
     fn run(self) {

@@ -5,7 +5,7 @@
 
 use crate::config::{self, Config, Env, Flags};
 use crate::fleet::Fleet;
-use crate::shutdown::{Wake, Waker};
+use crate::shutdown::{Thread, Wake, Waker};
 use crate::state::State;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,16 +31,13 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn spawn(self) -> std::io::Result<Thread> {
         // Only a file the service started with is watched; SIGHUP reloads in any case. Its
         // version is noted here, not when the new thread first runs, which on a busy machine
         // can be after the file changed.
         let path = config::file_path(&self.flags, &self.env);
         let seen = path.as_ref().map(stamp);
-        std::thread::Builder::new()
-            .name("reload".into())
-            .stack_size(256 * 1024)
-            .spawn(move || self.run(path, seen))
+        crate::shutdown::spawn("reload".into(), 256 * 1024, move || self.run(path, seen))
     }
 
     fn run(mut self, path: Option<PathBuf>, mut seen: Option<Stamp>) {

@@ -16,10 +16,9 @@ use crate::config::limits::REMOTE_FINAL_SAVE;
 use crate::persist::remote::store::{Fetched, RemoteStore, Written};
 use crate::persist::remote::{Error, ErrorKind};
 use crate::persist::{Persister, Restore};
-use crate::shutdown::Waker;
+use crate::shutdown::{Thread, Waker};
 use crate::state::{SavePlace, State};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The first pause after a failed request; it doubles up to the save interval.
@@ -50,33 +49,38 @@ enum Need {
     Stopped,
 }
 
-/// The running saver: its thread says when its last save is done.
+/// The running saver: its thread ends after its last save.
 pub struct Running {
-    done: mpsc::Receiver<()>,
+    thread: std::sync::Mutex<Option<Thread>>,
+    waker: Arc<Waker>,
 }
 
 impl Running {
-    /// Waits for the last save after shutdown was triggered, at most the SPEC's 5 s.
+    /// Starts the last save (if its waker was not stopped already) and waits for it, at most
+    /// the SPEC's 5 s, then joins the thread. The service calls it after the workers have ended
+    /// and the file was saved, so that the copy holds their last checks.
     pub fn wait(&self) {
-        let _ = self.done.recv_timeout(REMOTE_FINAL_SAVE + Duration::from_millis(200));
+        self.waker.stop();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join_by(Instant::now() + REMOTE_FINAL_SAVE + Duration::from_millis(200));
+        }
     }
 }
 
 impl RemoteSaver {
     /// Start-up, before the first check: restores the state from the remote copy unless the
-    /// state file was loaded (`local_loaded`). Then starts the thread, woken by `waker`.
+    /// state file was loaded (`local_loaded`). Then starts the thread, which makes its last
+    /// save when `waker` is stopped (by `Running::finish`).
     pub fn start(self, local_loaded: bool, waker: Arc<Waker>) -> Result<Running, String> {
         let need = self.start_up(local_loaded);
-        let (tx, done) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("remote-saver".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                self.run(need, &waker);
-                let _ = tx.send(());
-            })
+        let stop = Arc::clone(&waker);
+        let thread = crate::shutdown::spawn("remote-saver".into(), 256 * 1024, move || self.run(need, &stop))
             .map_err(|e| format!("cannot start the remote saver thread: {e}"))?;
-        Ok(Running { done })
+        Ok(Running {
+            thread: std::sync::Mutex::new(Some(thread)),
+            waker,
+        })
     }
 
     fn start_up(&self, local_loaded: bool) -> Need {

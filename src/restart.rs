@@ -59,6 +59,11 @@ impl Restarter {
         Ok(Arc::new(Restarter { queue }))
     }
 
+    /// The restart thread, to be joined once it is stopped.
+    pub fn thread(&self) -> Option<crate::shutdown::Thread> {
+        self.queue.take_thread()
+    }
+
     pub fn send(&self, job: RestartJob) {
         self.queue.push(job);
     }

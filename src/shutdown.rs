@@ -1,9 +1,12 @@
-//! Interruptible sleeps. Every thread that waits (workers between checks and between retries,
-//! the self-ping, the saver, the senders) sleeps on a `Waker` instead of `thread::sleep`, so that
-//! shutdown, an admin's "check now", a pause, or a new schedule from a reload reaches it at once.
+//! Interruptible sleeps, and the threads that sleep on them. Every thread that waits (workers
+//! between checks and between retries, the self-ping, the saver, the senders) sleeps on a
+//! `Waker` instead of `thread::sleep`, so that shutdown, an admin's "check now", a pause, or a new
+//! schedule from a reload reaches it at once. Every thread the service starts is started by
+//! `spawn`, which keeps a list of those not joined yet: at the end of `run` that list is empty.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Default)]
@@ -155,11 +158,15 @@ impl Waker {
     }
 }
 
+/// What a stop must also do for a thread that does not sleep on a `Waker` (the HTTP server's).
+type Hook = Box<dyn Fn() + Send>;
+
 /// The process-wide stop switch: one `Waker` per sleeping thread, all stopped together.
 #[derive(Default)]
 pub struct Shutdown {
     stopped: AtomicBool,
     wakers: Mutex<Vec<Arc<Waker>>>,
+    hooks: Mutex<Vec<Hook>>,
 }
 
 impl Shutdown {
@@ -184,6 +191,17 @@ impl Shutdown {
             .retain(|w| !Arc::ptr_eq(w, waker));
     }
 
+    /// Runs `hook` at the trigger (at once if that happened already).
+    pub fn on_trigger(&self, hook: impl Fn() + Send + 'static) {
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_triggered() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push(Box::new(hook));
+        }
+    }
+
     pub fn trigger(&self) {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
@@ -192,11 +210,105 @@ impl Shutdown {
         for w in wakers {
             w.stop();
         }
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for hook in hooks {
+            hook();
+        }
     }
 
     pub fn is_triggered(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
+}
+
+/// The threads started by `spawn` and not joined yet, by name.
+static UNJOINED: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// Set when a thread ends (its closure returned or unwound), for a join with a deadline.
+#[derive(Default)]
+struct Ended {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// Marks its thread ended when dropped, at the end of its closure even when it panicked.
+struct EndMark(Arc<Ended>);
+
+impl Drop for EndMark {
+    fn drop(&mut self) {
+        *self.0.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.cv.notify_all();
+    }
+}
+
+/// A thread that can be joined with a deadline (std's `join` waits for ever).
+pub struct Thread {
+    handle: JoinHandle<()>,
+    ended: Arc<Ended>,
+    id: u64,
+}
+
+/// Starts the thread `name` with a stack of `stack` bytes, listed until it is joined.
+pub fn spawn(name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<Thread> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ended = Arc::new(Ended::default());
+    let mark = EndMark(Arc::clone(&ended));
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let handle = std::thread::Builder::new()
+        .name(name.clone())
+        .stack_size(stack)
+        .spawn(move || {
+            let _mark = mark;
+            f();
+        })?;
+    UNJOINED.lock().unwrap_or_else(|e| e.into_inner()).push((id, name));
+    Ok(Thread { handle, ended, id })
+}
+
+impl Thread {
+    /// Joins the thread if it ends by `deadline`; otherwise gives it back, still running.
+    pub fn join_by(self, deadline: Instant) -> Result<(), Thread> {
+        let mut done = self.ended.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                drop(done);
+                return Err(self);
+            }
+            done = self
+                .ended
+                .cv
+                .wait_timeout(done, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(done);
+        // Its closure has returned: what is left is the thread's exit, which does not block.
+        // A panic in it was logged by the hook already.
+        let _ = self.handle.join();
+        UNJOINED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.id);
+        Ok(())
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// Joins each of `threads` that ends by `deadline`; the others are left running (and listed).
+pub fn join_all(threads: impl IntoIterator<Item = Thread>, deadline: Instant) {
+    for t in threads {
+        let _ = t.join_by(deadline);
+    }
+}
+
+/// The names of the threads started by `spawn` and not joined.
+pub fn unjoined() -> Vec<String> {
+    let list = UNJOINED.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter().map(|(_, name)| name.clone()).collect()
 }
 
 #[cfg(test)]
@@ -255,6 +367,29 @@ mod tests {
             w.sleep_until(Instant::now() + Duration::from_secs(60), true),
             Wake::Reschedule
         );
+    }
+
+    #[test]
+    fn a_thread_is_joined_by_its_deadline_or_given_back() {
+        let w = Arc::new(Waker::default());
+        let w2 = Arc::clone(&w);
+        let t = spawn("test-join".into(), 64 * 1024, move || {
+            w2.sleep(Duration::from_secs(60));
+        })
+        .unwrap();
+        let t = t
+            .join_by(Instant::now() + Duration::from_millis(20))
+            .expect_err("a sleeping thread is not joined");
+        assert!(unjoined().contains(&"test-join".to_string()));
+        w.stop();
+        assert!(t.join_by(Instant::now() + Duration::from_secs(10)).is_ok());
+        assert!(!unjoined().contains(&"test-join".to_string()));
+        let hooked = Arc::new(AtomicBool::new(false));
+        let sd = Shutdown::default();
+        let h = Arc::clone(&hooked);
+        sd.on_trigger(move || h.store(true, Ordering::SeqCst));
+        sd.trigger();
+        assert!(hooked.load(Ordering::SeqCst));
     }
 
     #[test]

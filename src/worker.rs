@@ -9,7 +9,7 @@ use crate::maintenance;
 use crate::probe::{self, Outcome};
 use crate::restart::{Cooldown, RestartJob, Restarter};
 use crate::schedule;
-use crate::shutdown::{Wake, Waker};
+use crate::shutdown::{Thread, Wake, Waker};
 use crate::state::{CheckRecord, Record, State};
 use crate::streak::{ChannelStreak, Streak, Thresholds};
 use crate::timefmt::{from_unix_millis, rfc3339, unix_millis};
@@ -208,19 +208,64 @@ fn system_time_of(deadline: Instant) -> SystemTime {
     }
 }
 
+/// Starts a worker's thread, named after its target (`w-NAME` pulled, `p-NAME` push), on the
+/// small stack: the one way either kind of worker starts.
+pub fn start(prefix: &str, plan: &PlanCell, run: impl FnOnce() + Send + 'static) -> std::io::Result<Thread> {
+    let name = format!("{prefix}-{}", plan.get().settings.target.name);
+    crate::shutdown::spawn(name, STACK_SIZE, run)
+}
+
+/// What a worker does after a sleep.
+enum Step {
+    Check,
+    /// Back to sleep (a new schedule, a resume, a maintenance boundary).
+    Sleep,
+    Stop,
+}
+
 impl Worker {
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let name = format!("w-{}", self.plan.get().settings.target.name);
-        std::thread::Builder::new()
-            .name(name)
-            .stack_size(STACK_SIZE)
-            .spawn(move || self.run())
+    pub fn spawn(self) -> std::io::Result<Thread> {
+        let plan = Arc::clone(&self.plan);
+        start("w", &plan, move || self.run())
     }
 
     fn run(self) {
+        let (mut run, mut cooldown) = self.resume();
+        let stack = crate::os::current_stack();
+        loop {
+            match self.sleep(&mut run) {
+                Step::Stop => return,
+                Step::Sleep => continue,
+                Step::Check => {}
+            }
+            let s = Arc::clone(&run.plan.settings);
+            if let Some((capture, watch)) = &run.cert {
+                if watch.due(Instant::now()) {
+                    capture.request();
+                }
+            }
+            let outcome = check_once(&s.agent, &s.target, &self.waker);
+            if self.waker.is_stopped() {
+                // Shutting down or removed: an abandoned check is not a result.
+                return;
+            }
+            if self.waker.is_paused() || !self.adopt(&mut run) {
+                // Paused (no results, no alerts) or replaced while it ran: not this plan's result.
+                continue;
+            }
+            self.take(&mut run, &s.target, &outcome, &mut cooldown);
+            if let Some(stack) = &stack {
+                crate::os::release_stack_below_here(stack);
+            }
+        }
+    }
+
+    /// Where the thread starts from: what the state holds for its target (restored from the state
+    /// file, or left by a thread this one replaces).
+    fn resume(&self) -> (Run, Cooldown) {
         let saved = self.state.record_of(self.slot).unwrap_or_default();
         let plan = self.plan.get();
-        let mut run = Run {
+        let run = Run {
             first: plan.first,
             pending: 0,
             streak: Streak::resume(saved.counters.consecutive_failures, plan.settings.thresholds.failure),
@@ -231,99 +276,87 @@ impl Worker {
             in_window: None,
             plan,
         };
-        let mut cooldown = Cooldown::resumed(
+        let cooldown = Cooldown::resumed(
             saved.counters.last_restart_at_ms.map(from_unix_millis),
             SystemTime::now(),
             Instant::now(),
         );
-        let stack = crate::os::current_stack();
-        loop {
-            self.adopt(&mut run);
-            let s = Arc::clone(&run.plan.settings);
-            let t = &s.target;
-            let deadline = run.first + schedule::offset_of(t.interval, run.pending);
-            self.state.set_next_check(self.slot, system_time_of(deadline));
-            // A maintenance window's start or end comes first: note it, then sleep on.
-            let boundary = self
-                .window_changes(&mut run, SystemTime::now())
-                .filter(|b| *b < deadline);
-            match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
-                Wake::Stop => return,
-                Wake::Deadline if boundary.is_some() => continue,
-                Wake::Reschedule => continue,
-                Wake::Resumed => {
-                    // The next check starts now, and the schedule runs on from it.
-                    run.first = Instant::now();
-                    run.pending = 0;
-                    continue;
-                }
-                Wake::Deadline => {
-                    log::debug!(
-                        "{}: check {} started {:.3} ms after its deadline",
-                        t.name,
-                        run.pending,
-                        deadline.elapsed().as_secs_f64() * 1000.0
-                    );
-                    run.pending += 1;
-                }
-                Wake::CheckNow => log::info!("{}: check requested", t.name),
+        (run, cooldown)
+    }
+
+    /// Sleeps until the next check is due (or a check-now), noting maintenance windows on the
+    /// way.
+    fn sleep(&self, run: &mut Run) -> Step {
+        self.adopt(run);
+        let s = Arc::clone(&run.plan.settings);
+        let t = &s.target;
+        let deadline = run.first + schedule::offset_of(t.interval, run.pending);
+        self.state.set_next_check(self.slot, system_time_of(deadline));
+        // A maintenance window's start or end comes first: note it, then sleep on.
+        let boundary = self.window_changes(run, SystemTime::now()).filter(|b| *b < deadline);
+        match self.waker.sleep_until(boundary.unwrap_or(deadline), true) {
+            Wake::Stop => return Step::Stop,
+            Wake::Deadline if boundary.is_some() => return Step::Sleep,
+            Wake::Reschedule => return Step::Sleep,
+            Wake::Resumed => {
+                // The next check starts now, and the schedule runs on from it.
+                run.first = Instant::now();
+                run.pending = 0;
+                return Step::Sleep;
             }
-            if !self.adopt(&mut run) {
-                // A new schedule arrived just as this one's deadline came.
-                continue;
+            Wake::Deadline => {
+                log::debug!(
+                    "{}: check {} started {:.3} ms after its deadline",
+                    t.name,
+                    run.pending,
+                    deadline.elapsed().as_secs_f64() * 1000.0
+                );
+                run.pending += 1;
             }
-            let s = Arc::clone(&run.plan.settings);
-            let t = &s.target;
-            if let Some((capture, watch)) = &run.cert {
-                if watch.due(Instant::now()) {
-                    capture.request();
-                }
-            }
-            let outcome = check_once(&s.agent, t, &self.waker);
-            if self.waker.is_stopped() {
-                // Shutting down or removed: an abandoned check is not a result.
-                return;
-            }
-            if self.waker.is_paused() || !self.adopt(&mut run) {
-                // Paused (no results, no alerts) or replaced while it ran: not this plan's result.
-                continue;
-            }
-            // Settings swapped while the check ran (new alert channels) take this result.
-            let s = Arc::clone(&run.plan.settings);
-            let now = SystemTime::now();
-            self.window_changes(&mut run, now);
-            log_outcome(t, &outcome, run.was_ok);
-            run.was_ok = Some(outcome.ok);
-            run.last_error.clone_from(&outcome.error);
-            let cert = run.cert.as_mut().and_then(|(c, w)| read_cert(&t.name, c, w));
-            take_result(
-                &self.state,
-                self.slot,
-                t,
-                s.alerter.as_deref(),
-                &mut run.alerting,
-                &outcome,
-                cert,
-                now,
-            );
-            if run.in_window.is_none() {
-                // Planned work inside a window: the result is recorded, and nobody is told or
-                // restarted (take_result skips the alerts).
-                run.streak.observe(outcome.ok, now, &s.thresholds);
-            }
-            if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
-                self.maybe_restart(&s, &mut cooldown);
-            }
-            let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
-            if skipped > 0 {
-                log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
-                self.state.record_skipped(self.slot, skipped);
-            }
-            run.pending = next;
-            if let Some(stack) = &stack {
-                crate::os::release_stack_below_here(stack);
-            }
+            Wake::CheckNow => log::info!("{}: check requested", t.name),
         }
+        if self.adopt(run) {
+            Step::Check
+        } else {
+            // A new schedule arrived just as this one's deadline came.
+            Step::Sleep
+        }
+    }
+
+    /// Records the outcome of a check of `t`, then alerts, restarts and moves the schedule on.
+    /// Settings swapped while the check ran (new alert channels) take this result.
+    fn take(&self, run: &mut Run, t: &Target, outcome: &Outcome, cooldown: &mut Cooldown) {
+        let s = Arc::clone(&run.plan.settings);
+        let now = SystemTime::now();
+        self.window_changes(run, now);
+        log_outcome(t, outcome, run.was_ok);
+        run.was_ok = Some(outcome.ok);
+        run.last_error.clone_from(&outcome.error);
+        let cert = run.cert.as_mut().and_then(|(c, w)| read_cert(&t.name, c, w));
+        take_result(
+            &self.state,
+            self.slot,
+            t,
+            s.alerter.as_deref(),
+            &mut run.alerting,
+            outcome,
+            cert,
+            now,
+        );
+        if run.in_window.is_none() {
+            // Planned work inside a window: the result is recorded, and nobody is told or
+            // restarted (take_result skips the alerts).
+            run.streak.observe(outcome.ok, now, &s.thresholds);
+        }
+        if run.streak.is_down() && !outcome.ok && run.in_window.is_none() {
+            self.maybe_restart(&s, cooldown);
+        }
+        let (next, skipped) = schedule::advance(run.pending, run.first.elapsed(), t.interval);
+        if skipped > 0 {
+            log::warn!("{}: check overran its slot; skipped {skipped} deadline(s)", t.name);
+            self.state.record_skipped(self.slot, skipped);
+        }
+        run.pending = next;
     }
 
     /// Takes up the plan the fleet set last. False when its schedule starts over (the target

@@ -26,5 +26,6 @@ mod integration {
     pub mod remote;
     pub mod scheduled;
     pub mod shard;
+    pub mod shutdown;
     pub mod tls;
 }

@@ -22,7 +22,7 @@ pub mod webhook;
 
 use crate::config::{Channel, Kind, Target};
 use crate::net::Net;
-use crate::shutdown::{Shutdown, Waker};
+use crate::shutdown::{Shutdown, Thread, Waker};
 use crate::streak::{ChannelStreak, Streak, Thresholds, Transition};
 use crate::timefmt::unix_secs;
 use crate::tls::expiry::{CertInfo, Warned, days_left, should_warn};
@@ -254,6 +254,7 @@ impl Alerter {
         net: &Net,
         shutdown: &Shutdown,
         rebuild: bool,
+        retired: &mut Vec<Thread>,
     ) -> std::io::Result<Arc<Alerter>> {
         let old = (!rebuild).then_some(self);
         let new = Alerter::replace(old, channels, status_page, net, shutdown)?;
@@ -262,6 +263,7 @@ impl Alerter {
                 continue;
             }
             let queued = r.stop(shutdown);
+            retired.extend(r.queue.take_thread());
             let name = &r.channel.name;
             match new.channels.iter().find(|n| n.channel.name == *name) {
                 Some(next) => queued.into_iter().for_each(|e| next.queue.push(e)),
@@ -324,10 +326,12 @@ impl Alerter {
         }))
     }
 
-    /// Stops every channel (the configuration has none left), logging what was still queued.
-    pub fn stop(&self, shutdown: &Shutdown) {
+    /// Stops every channel (the configuration has none left), logging what was still queued;
+    /// their threads go to `retired`.
+    pub fn stop(&self, shutdown: &Shutdown, retired: &mut Vec<Thread>) {
         for r in &self.channels {
             let queued = r.stop(shutdown);
+            retired.extend(r.queue.take_thread());
             if !queued.is_empty() {
                 log::warn!(
                     "alert channel {} removed by the reload: {} queued alert(s) dropped",
@@ -336,6 +340,11 @@ impl Alerter {
                 );
             }
         }
+    }
+
+    /// The channels' sender threads, to be joined once they are stopped.
+    pub fn threads(&self) -> Vec<Thread> {
+        self.channels.iter().filter_map(|r| r.queue.take_thread()).collect()
     }
 
     pub fn counts(&self) -> Arc<Counts> {
@@ -830,7 +839,14 @@ mod tests {
         let mut changed = change.clone();
         changed.timeout = Duration::from_secs(2);
         let b = a
-            .reload(&[changed, keep, channel("new", 1, None)], None, &net, &sd, false)
+            .reload(
+                &[changed, keep, channel("new", 1, None)],
+                None,
+                &net,
+                &sd,
+                false,
+                &mut Vec::new(),
+            )
             .expect("reload");
         assert!(
             Arc::ptr_eq(&a.channels[0], &b.channels[1]),
@@ -861,7 +877,7 @@ mod tests {
         );
 
         let c = b
-            .reload(&[channel("keep", 2, None)], None, &net, &sd, true)
+            .reload(&[channel("keep", 2, None)], None, &net, &sd, true, &mut Vec::new())
             .expect("rebuild");
         assert!(
             !Arc::ptr_eq(&b.channels[1], &c.channels[0]),

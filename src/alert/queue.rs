@@ -4,7 +4,7 @@
 
 use super::Request;
 use crate::probe;
-use crate::shutdown::Waker;
+use crate::shutdown::{Thread, Waker};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
@@ -26,6 +26,8 @@ pub struct Queue<T> {
     finished: Condvar,
     /// The consumer's waker: a push wakes it (as a check-now), and so does a stop.
     waker: Arc<Waker>,
+    /// The consumer's thread, until whoever stops it takes it to join it.
+    thread: Mutex<Option<Thread>>,
 }
 
 impl<T> Queue<T> {
@@ -36,7 +38,13 @@ impl<T> Queue<T> {
             unfinished: Mutex::new(0),
             finished: Condvar::new(),
             waker,
+            thread: Mutex::new(None),
         }
+    }
+
+    /// The consumer's thread (once: the caller joins it).
+    pub fn take_thread(&self) -> Option<Thread> {
+        self.thread.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Adds an item; when full, the oldest is dropped (newer news matters more).
@@ -122,15 +130,13 @@ pub fn start<T: Send + 'static>(
 ) -> std::io::Result<Arc<Queue<T>>> {
     let queue = Arc::new(Queue::new(what, Arc::clone(&waker)));
     let q = Arc::clone(&queue);
-    std::thread::Builder::new()
-        .name(thread.into())
-        .stack_size(STACK_SIZE)
-        .spawn(move || {
-            while let Some(item) = q.pop() {
-                handle(item, &waker);
-                q.finish_one();
-            }
-        })?;
+    let consumer = crate::shutdown::spawn(thread.into(), STACK_SIZE, move || {
+        while let Some(item) = q.pop() {
+            handle(item, &waker);
+            q.finish_one();
+        }
+    })?;
+    *queue.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(consumer);
     Ok(queue)
 }
 

@@ -1,13 +1,13 @@
 //! `run`: the service. Loads the state (the file, else its remote copy), starts the workers, the
-//! savers and the reload thread, serves HTTP on this thread until SIGTERM or SIGINT, then saves
-//! once more.
+//! savers and the reload thread, serves HTTP on this thread until SIGTERM or SIGINT, then ends
+//! every thread in order, saving once more on the way.
 
 use crate::config::{Config, Env, Flags};
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::{self, Shutdown, Thread};
 use crate::state::{SavePlace, State};
 use crate::{fleet, net, os, persist, reload, remote_saver, web};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Nice value of the HTTP-serving threads (workers keep 0).
 const HTTP_NICE: i32 = 10;
@@ -22,16 +22,161 @@ pub(crate) fn init_logging(level: log::LevelFilter) {
     super::logging::init(level);
 }
 
+/// The shutdown's budget (the SPEC: exit within 2 s, the remote copy's last write aside), each
+/// counted from the stop. Threads still busy at their step's end are left running, and named.
+/// The workers: a sleeping one ends at once; one in a check is abandoned at this point.
+const WORKERS_END: Duration = Duration::from_millis(500);
+/// The alerts the workers queued before they ended get until here to go out.
+const ALERTS_END: Duration = Duration::from_millis(1000);
+/// The alert and restart senders, stopped after the alerts, are joined by here.
+const SENDERS_END: Duration = Duration::from_millis(1250);
+/// After the last save, the HTTP server's threads get this long to end.
+const SERVER_END: Duration = Duration::from_millis(250);
+
 /// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the
-/// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1).
+/// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1). However it ends,
+/// every thread it started has ended and been joined when it returns (see `Services::stop`).
 pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     init_logging(cfg.settings.log_level);
     for w in &cfg.warnings {
         log::warn!("{w}");
     }
-    let started = SystemTime::now();
-    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, started));
+    if let Some((old, new)) = os::raise_nofile() {
+        if new > old {
+            log::debug!("open-files limit raised from {old} to {new}");
+        }
+    }
+    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
+    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
+    let shutdown = Arc::new(Shutdown::default());
+    let reload_waker = shutdown.waker();
+    let signals = Signals::install(&shutdown, &reload_waker)?;
+    let mut services = Services::default();
+    let result = start_and_serve(cfg, flags, env, &shutdown, reload_waker, &mut services);
+    shutdown.trigger();
+    services.stop(Instant::now());
+    signals.close();
+    log_threads_left();
+    if result.is_ok() {
+        log::info!("stopped");
+    }
+    result
+}
 
+/// What `run` started, ended in this order by `stop`.
+#[derive(Default)]
+struct Services {
+    reload: Option<Thread>,
+    /// The file saver's thread, and what it saves.
+    saver: Option<Thread>,
+    file: Option<(Arc<persist::Persister>, Arc<State>)>,
+    fleet: Option<Arc<fleet::Fleet>>,
+    remote: Option<remote_saver::Running>,
+    server: Option<web::server::Stopped>,
+}
+
+impl Services {
+    /// Ends everything in an order that loses nothing: no reload or periodic save runs on; the
+    /// workers end, and the alerts they queued get their time; then the last save (the file,
+    /// then the remote copy's, which has at most 5 s); then the HTTP server's threads.
+    fn stop(self, stopped_at: Instant) {
+        let workers_by = stopped_at + WORKERS_END;
+        shutdown::join_all(self.reload.into_iter().chain(self.saver), workers_by);
+        if let Some(fleet) = &self.fleet {
+            fleet.stop(workers_by, stopped_at + ALERTS_END, stopped_at + SENDERS_END);
+        }
+        if let Some((p, state)) = &self.file {
+            save_now(p, state);
+        }
+        if let Some(r) = self.remote {
+            r.wait();
+        }
+        if let Some(server) = self.server {
+            server.finish(Instant::now() + SERVER_END);
+        }
+    }
+}
+
+/// The service from its state to its last request; what it starts goes into `services`.
+fn start_and_serve(
+    cfg: Config,
+    flags: Flags,
+    env: Env,
+    shutdown: &Arc<Shutdown>,
+    reload_waker: Arc<shutdown::Waker>,
+    services: &mut Services,
+) -> Result<(), String> {
+    let state = Arc::new(State::new(fleet::infos(&cfg), cfg.settings.history, SystemTime::now()));
+    let (persister, local_loaded) = open_state(&cfg, &state);
+    let listener = web::server::bind(&cfg.settings.listen).map_err(|e| {
+        cfg.settings
+            .scrub(&format!("cannot listen on {}: {e}", cfg.settings.listen))
+    })?;
+    match listener.local_addr() {
+        Ok(addr) => log::info!(
+            "listening on http://{} ({} worker(s){})",
+            cfg.settings.scrub(&addr.to_string()),
+            cfg.workers.len(),
+            shard_note(&cfg)
+        ),
+        Err(_) => log::info!("listening on {}", cfg.settings.scrub(&cfg.settings.listen)),
+    }
+    let net = net::Net::from_settings(&cfg.settings);
+    for line in net.proxies().describe() {
+        log::info!("{line}");
+    }
+    // Before the first check: the remote copy is read now (unless the state file was loaded).
+    if let (Some(url), Some(p)) = (&cfg.settings.remote.state_url, &persister) {
+        services.remote = Some(start_remote(&cfg, &net, url, p, &state, local_loaded)?);
+    }
+    let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(shutdown), net, persister.clone())?;
+    services.fleet = Some(Arc::clone(&fleet));
+    if let Some(p) = persister.filter(|_| cfg.settings.state_file.is_some()) {
+        let saved = (Arc::clone(&p), Arc::clone(&state));
+        services.saver = Some(start_file_saver(
+            p,
+            Arc::clone(&state),
+            shutdown.waker(),
+            cfg.settings.save_interval,
+        )?);
+        services.file = Some(saved);
+    }
+    let app = Arc::new(web::App {
+        state: Arc::clone(&state),
+        fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
+        admin_token: cfg.settings.admin_token.clone(),
+        cache: web::cache::Cache::default(),
+    });
+    let limits = web::guard::Limits {
+        header_timeout: cfg.settings.header_timeout,
+        max_connections: cfg.settings.max_connections,
+    };
+    let reloader = reload::Reloader {
+        fleet,
+        state,
+        current: cfg,
+        flags,
+        env,
+        waker: reload_waker,
+    };
+    services.reload = Some(
+        reloader
+            .spawn()
+            .map_err(|e| format!("cannot start the reload thread: {e}"))?,
+    );
+    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
+    // lower priority, so client load cannot push a worker past its deadline.
+    if !os::nice_current_thread(HTTP_NICE) {
+        log::debug!("could not lower the HTTP threads' priority");
+    }
+    services.server = Some(web::server::serve(listener, app, Arc::clone(shutdown), limits));
+    Ok(())
+}
+
+/// The state's persister (for the file, the remote copy, or both), with the state file loaded
+/// into `state`; and whether it was (a corrupt file was set aside by `load`: then the remote
+/// copy is the fallback).
+fn open_state(cfg: &Config, state: &State) -> (Option<Arc<persist::Persister>>, bool) {
     // The state's format and the targets' URL hashes, for the file and the remote copy alike.
     let urls: Vec<&str> = cfg
         .workers
@@ -47,122 +192,78 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
         (None, Some(_)) => Some(Arc::new(persist::Persister::without_file(&urls))),
         (None, None) => None,
     };
-    // The file saver's: only with a state file.
-    let file = persister.clone().filter(|_| cfg.settings.state_file.is_some());
-    if let Some(p) = &file {
-        p.load(&state);
-        if let Err(e) = p.probe_writable() {
-            log::warn!("state file: {e}; history will not survive a restart until this is fixed");
-            state.set_persistence_error(Some(e));
-        }
-    }
-    // A corrupt file was set aside by `load`: then the remote copy is the fallback.
-    let local_loaded = file.as_ref().is_some_and(|p| p.file_exists());
-
-    if let Some((old, new)) = os::raise_nofile() {
-        if new > old {
-            log::debug!("open-files limit raised from {old} to {new}");
-        }
-    }
-    // Before "listening" is logged: a supervisor (or a test) that signals as soon as it reads
-    // that line must get a clean shutdown, not the default action of SIGTERM/SIGINT.
-    let shutdown = Arc::new(Shutdown::default());
-    let reload_waker = shutdown.waker();
-    install_signal_handlers(&shutdown, &reload_waker)?;
-    let listener = web::server::bind(&cfg.settings.listen).map_err(|e| {
-        cfg.settings
-            .scrub(&format!("cannot listen on {}: {e}", cfg.settings.listen))
-    })?;
-    match listener.local_addr() {
-        Ok(addr) => log::info!(
-            "listening on http://{} ({} worker(s){})",
-            cfg.settings.scrub(&addr.to_string()),
-            cfg.workers.len(),
-            shard_note(&cfg)
-        ),
-        Err(_) => log::info!("listening on {}", cfg.settings.scrub(&cfg.settings.listen)),
-    }
-
-    let net = net::Net::from_settings(&cfg.settings);
-    for line in net.proxies().describe() {
-        log::info!("{line}");
-    }
-    // Before the first check: the remote copy is read now (unless the state file was loaded).
-    let remote = match (&cfg.settings.remote.state_url, &persister) {
-        (Some(url), Some(p)) => {
-            let store = persist::remote::store::RemoteStore::new(&net, &cfg.settings.remote, url)?;
-            let settings = cfg.settings.clone();
-            let saver = remote_saver::RemoteSaver {
-                store,
-                persister: Arc::clone(p),
-                state: Arc::clone(&state),
-                shown: cfg.settings.scrub(&url.to_string()),
-                interval: cfg.settings.remote.save_interval,
-                timeout: cfg.settings.remote.timeout,
-                scrub: Box::new(move |text| settings.scrub(text)),
-            };
-            Some(saver.start(local_loaded, shutdown.waker())?)
-        }
-        _ => None,
+    let Some(p) = persister.as_ref().filter(|_| cfg.settings.state_file.is_some()) else {
+        return (persister, false);
     };
-    let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(&shutdown), net, persister.clone())?;
-
-    if let Some(p) = &file {
-        let (p, state, waker, every) = (
-            Arc::clone(p),
-            Arc::clone(&state),
-            shutdown.waker(),
-            cfg.settings.save_interval,
-        );
-        std::thread::Builder::new()
-            .name("saver".into())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                while waker.sleep(every) {
-                    save_now(&p, &state);
-                }
-            })
-            .map_err(|e| format!("cannot start the saver thread: {e}"))?;
+    p.load(state);
+    if let Err(e) = p.probe_writable() {
+        log::warn!("state file: {e}; history will not survive a restart until this is fixed");
+        state.set_persistence_error(Some(e));
     }
+    let loaded = p.file_exists();
+    (persister, loaded)
+}
 
-    let app = Arc::new(web::App {
-        state: Arc::clone(&state),
-        fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
-        admin_token: cfg.settings.admin_token.clone(),
-        cache: web::cache::Cache::default(),
-    });
-    let limits = web::guard::Limits {
-        header_timeout: cfg.settings.header_timeout,
-        max_connections: cfg.settings.max_connections,
+/// Reads the remote copy (unless the state file was loaded) and starts the remote saver.
+fn start_remote(
+    cfg: &Config,
+    net: &net::Net,
+    url: &crate::config::remote::StateUrl,
+    p: &Arc<persist::Persister>,
+    state: &Arc<State>,
+    local_loaded: bool,
+) -> Result<remote_saver::Running, String> {
+    let store = persist::remote::store::RemoteStore::new(net, &cfg.settings.remote, url)?;
+    let settings = cfg.settings.clone();
+    let saver = remote_saver::RemoteSaver {
+        store,
+        persister: Arc::clone(p),
+        state: Arc::clone(state),
+        shown: cfg.settings.scrub(&url.to_string()),
+        interval: cfg.settings.remote.save_interval,
+        timeout: cfg.settings.remote.timeout,
+        scrub: Box::new(move |text| settings.scrub(text)),
     };
-    reload::Reloader {
-        fleet,
-        state: Arc::clone(&state),
-        current: cfg,
-        flags,
-        env,
-        waker: reload_waker,
-    }
-    .spawn()
-    .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    // Not the process's stop: the last save comes after the workers' (`Services::stop`).
+    saver.start(local_loaded, Arc::new(shutdown::Waker::default()))
+}
 
-    // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
-    // lower priority, so client load cannot push a worker past its deadline.
-    if !os::nice_current_thread(HTTP_NICE) {
-        log::debug!("could not lower the HTTP threads' priority");
-    }
-    web::server::serve(listener, app, Arc::clone(&shutdown), limits);
+/// Saves the state file every `every` until stopped (the last save is `Services::stop`'s).
+fn start_file_saver(
+    p: Arc<persist::Persister>,
+    state: Arc<State>,
+    waker: Arc<shutdown::Waker>,
+    every: Duration,
+) -> Result<Thread, String> {
+    shutdown::spawn("saver".into(), 256 * 1024, move || {
+        while waker.sleep(every) {
+            save_now(&p, &state);
+        }
+    })
+    .map_err(|e| format!("cannot start the saver thread: {e}"))
+}
 
-    // Shutting down: workers are stopped (in-flight checks abandoned); keep what was recorded.
-    if let Some(p) = &file {
-        save_now(p, &state);
+/// At the very end: the threads still alive (the main thread is one), by name, and those
+/// started and not joined. More than the main thread is a warning naming them: a check or a
+/// delivery that outlasted the shutdown's budget, or a thread nobody ends.
+fn log_threads_left() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let alive: Vec<String> = tasks
+        .flatten()
+        .map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            comm.trim_end().to_string()
+        })
+        .collect();
+    let unjoined = shutdown::unjoined();
+    let line = format!("threads left at exit: {} ({})", alive.len(), alive.join(", "));
+    if alive.len() > 1 || !unjoined.is_empty() {
+        log::warn!("{line}; not joined: {}", unjoined.join(", "));
+    } else {
+        log::debug!("{line}");
     }
-    // The remote saver was woken by the same trigger and makes its last save (at most 5 s more).
-    if let Some(r) = &remote {
-        r.wait();
-    }
-    log::info!("stopped");
-    Ok(())
 }
 
 /// For the start-up line: which shard this is and of how many workers, when sharded.
@@ -184,16 +285,21 @@ fn save_now(p: &persist::Persister, state: &State) {
     }
 }
 
-/// SIGTERM and SIGINT shut down; SIGHUP wakes the reload thread (through `reload`).
-fn install_signal_handlers(shutdown: &Arc<Shutdown>, reload: &Arc<shutdown::Waker>) -> Result<(), String> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let (shutdown, reload) = (Arc::clone(shutdown), Arc::clone(reload));
-    std::thread::Builder::new()
-        .name("signals".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
+/// The thread that turns signals into a shutdown or a reload, and the handle that ends it.
+struct Signals {
+    thread: Thread,
+    handle: signal_hook::iterator::Handle,
+}
+
+impl Signals {
+    /// SIGTERM and SIGINT shut down; SIGHUP wakes the reload thread (through `reload`).
+    fn install(shutdown: &Arc<Shutdown>, reload: &Arc<shutdown::Waker>) -> Result<Signals, String> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let handle = signals.handle();
+        let (shutdown, reload) = (Arc::clone(shutdown), Arc::clone(reload));
+        let thread = shutdown::spawn("signals".into(), 128 * 1024, move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
                     reload.check_now();
@@ -204,9 +310,17 @@ fn install_signal_handlers(shutdown: &Arc<Shutdown>, reload: &Arc<shutdown::Wake
                     if sig == SIGTERM { "SIGTERM" } else { "SIGINT" }
                 );
                 shutdown.trigger();
+                // The handlers go with `signals`: a second SIGTERM or SIGINT ends the process.
                 break;
             }
         })
-        .map(|_| ())
-        .map_err(|e| format!("cannot start the signal thread: {e}"))
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        Ok(Signals { thread, handle })
+    }
+
+    /// Ends the thread (it has ended already after SIGTERM or SIGINT).
+    fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join_by(Instant::now() + SERVER_END);
+    }
 }

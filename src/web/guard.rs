@@ -24,7 +24,7 @@
 //! the waiting connection from the queue.
 
 use crate::os::Inode;
-use crate::shutdown::Waker;
+use crate::shutdown::{Thread, Waker};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, RawFd};
@@ -162,6 +162,17 @@ fn pin(fd: RawFd, inode: Inode) -> Option<TcpStream> {
 /// close (HTTP/1.0): tiny_http keeps a connection open for another request when an HTTP/1.0
 /// client asked for keep-alive, and that client would wait for the close until the timeout.
 pub fn close_connection(port: u16, peer: std::net::SocketAddr) {
+    close_matching(port, |p| p == peer, true);
+}
+
+/// Ends every connection to our `port` (at shutdown: tiny_http's thread for a kept-alive
+/// connection waits on it for the client's next request, and ends when it closes).
+pub fn close_all(port: u16) {
+    close_matching(port, |_| true, false);
+}
+
+/// Ends the connections to our `port` from a peer that `which` picks; only the first when `one`.
+fn close_matching(port: u16, which: impl Fn(SocketAddr) -> bool, one: bool) {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -172,9 +183,13 @@ pub fn close_connection(port: u16, peer: std::net::SocketAddr) {
         let Some(stream) = crate::os::socket_inode(fd).and_then(|inode| pin(fd, inode)) else {
             continue;
         };
-        if stream.peer_addr().ok() == Some(peer) && stream.local_addr().map(|a| a.port()).ok() == Some(port) {
+        // The listening socket has no peer.
+        let picked = stream.peer_addr().is_ok_and(&which);
+        if picked && stream.local_addr().map(|a| a.port()).ok() == Some(port) {
             let _ = stream.shutdown(Shutdown::Both);
-            return;
+            if one {
+                return;
+            }
         }
     }
 }
@@ -201,56 +216,53 @@ fn describe(slow: usize, over: usize, limits: Limits) -> String {
 }
 
 /// Starts the guard thread for connections accepted on `addr`; it stops with `waker`.
-pub fn start(addr: SocketAddr, limits: Limits, waker: Arc<Waker>) {
+pub fn start(addr: SocketAddr, limits: Limits, waker: Arc<Waker>) -> Option<Thread> {
     let (port, own) = (addr.port(), loopback(addr));
     if let Err(e) = std::fs::read_dir("/proc/self/fd") {
         log::warn!(
             "cannot list /proc/self/fd ({e}): HTTP connections have no {} deadline and no cap",
             crate::duration::format(limits.header_timeout)
         );
-        return;
+        return None;
     }
     // A poll on purpose: the kernel announces no event for a connection that sends nothing, so
     // the scan looks at every socket this often (a stop still ends the sleep at once).
     let every = (limits.header_timeout / 8).clamp(Duration::from_millis(50), Duration::from_millis(250));
-    let started = std::thread::Builder::new()
-        .name("http-guard".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
-            let mut first_seen: HashMap<Inode, u64> = HashMap::new();
-            let (mut slow_total, mut over_total) = (0usize, 0usize);
-            let mut logged = Instant::now();
-            let mut round: u64 = 0;
-            let mut buf = vec![0u8; HEAD_MAX];
-            while waker.sleep(every) {
-                round += 1;
-                let found = scan(port, &mut buf);
-                let seen: Vec<Seen> = found.iter().map(|(s, _)| *s).collect();
-                let present: HashSet<Inode> = seen.iter().map(|s| s.inode).collect();
-                first_seen.retain(|inode, _| present.contains(inode));
-                for s in &seen {
-                    first_seen.entry(s.inode).or_insert(round);
-                }
-                let (slow, over) = decide(&seen, &first_seen, limits);
-                for &i in slow.iter().chain(&over) {
-                    close(found[i].1, found[i].0.inode);
-                }
-                let waiting = seen.iter().filter(|s| s.waiting).count();
-                if waiting > 0 {
-                    log::debug!("{waiting} HTTP connection(s) wait for a server thread; starting more");
-                    (0..waiting.min(NUDGES_PER_SCAN)).for_each(|_| nudge(own));
-                }
-                slow_total += slow.len();
-                over_total += over.len();
-                if (slow_total > 0 || over_total > 0) && logged.elapsed() >= LOG_EVERY {
-                    log::warn!("{}", describe(slow_total, over_total, limits));
-                    (slow_total, over_total, logged) = (0, 0, Instant::now());
-                }
+    let started = crate::shutdown::spawn("http-guard".into(), 128 * 1024, move || {
+        let mut first_seen: HashMap<Inode, u64> = HashMap::new();
+        let (mut slow_total, mut over_total) = (0usize, 0usize);
+        let mut logged = Instant::now();
+        let mut round: u64 = 0;
+        let mut buf = vec![0u8; HEAD_MAX];
+        while waker.sleep(every) {
+            round += 1;
+            let found = scan(port, &mut buf);
+            let seen: Vec<Seen> = found.iter().map(|(s, _)| *s).collect();
+            let present: HashSet<Inode> = seen.iter().map(|s| s.inode).collect();
+            first_seen.retain(|inode, _| present.contains(inode));
+            for s in &seen {
+                first_seen.entry(s.inode).or_insert(round);
             }
-        });
-    if let Err(e) = started {
-        log::warn!("cannot start the HTTP connection guard: {e}");
-    }
+            let (slow, over) = decide(&seen, &first_seen, limits);
+            for &i in slow.iter().chain(&over) {
+                close(found[i].1, found[i].0.inode);
+            }
+            let waiting = seen.iter().filter(|s| s.waiting).count();
+            if waiting > 0 {
+                log::debug!("{waiting} HTTP connection(s) wait for a server thread; starting more");
+                (0..waiting.min(NUDGES_PER_SCAN)).for_each(|_| nudge(own));
+            }
+            slow_total += slow.len();
+            over_total += over.len();
+            if (slow_total > 0 || over_total > 0) && logged.elapsed() >= LOG_EVERY {
+                log::warn!("{}", describe(slow_total, over_total, limits));
+                (slow_total, over_total, logged) = (0, 0, Instant::now());
+            }
+        }
+    });
+    started
+        .map_err(|e| log::warn!("cannot start the HTTP connection guard: {e}"))
+        .ok()
 }
 
 #[cfg(test)]

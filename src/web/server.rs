@@ -16,7 +16,7 @@
 use super::send::{READ_BY_TINY_HTTP, respond};
 use super::stream::{self, Renders};
 use super::{App, Body, Reply, guard, route};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Thread};
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,10 +34,12 @@ fn handlers() -> usize {
 /// After the accept loop stopped, or a failed start (no descriptors, no threads), wait this long
 /// before the next try.
 const REBUILD_PAUSE: Duration = Duration::from_millis(200);
-/// How often the serving thread looks for an accept thread that has ended, and for a shutdown.
-/// A poll on purpose: tiny_http gives no event when its accept thread dies (only the listening
-/// socket's `fstat` tells), and a shutdown seen a tick late is still well inside its 2 s budget.
+/// How often the serving thread looks for an accept thread that has ended. A poll on purpose:
+/// tiny_http gives no event when its accept thread dies (only the listening socket's `fstat`
+/// tells). A shutdown does not wait for it: it unblocks the wait at once.
 const TICK: Duration = Duration::from_millis(200);
+/// How long the handlers get to finish the requests in hand when the server stops.
+const HANDLERS_END: Duration = Duration::from_millis(500);
 
 /// Binds the listening socket, with the options its connections inherit.
 pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
@@ -172,10 +174,11 @@ impl Running {
 }
 
 /// Serves on `listener` until shutdown, rebuilding the tiny_http server whenever its accept
-/// thread ends, with the connection guard beside it.
-pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limits: guard::Limits) {
+/// thread ends, with the connection guard beside it. What is left of the server is ended last,
+/// by `Stopped::finish`.
+pub fn serve(listener: TcpListener, app: Arc<App>, shutdown: Arc<Shutdown>, limits: guard::Limits) -> Stopped {
     let renders = stream::Limits::for_this_machine(limits.header_timeout);
-    serve_with(listener, app, shutdown, limits, renders);
+    serve_with(listener, app, shutdown, limits, renders)
 }
 
 /// `serve` with the large renders' limits given.
@@ -185,15 +188,24 @@ pub fn serve_with(
     shutdown: Arc<Shutdown>,
     limits: guard::Limits,
     render_limits: stream::Limits,
-) {
+) -> Stopped {
     let port = listener.local_addr().map_or(0, |a| a.port());
     let renders = Arc::new(stream::start(Arc::clone(&app), render_limits, port));
-    match listener.local_addr() {
+    let guard = match listener.local_addr() {
         Ok(addr) => guard::start(addr, limits, shutdown.waker()),
-        Err(e) => log::warn!("no connection guard: cannot read the listening address ({e})"),
-    }
+        Err(e) => {
+            log::warn!("no connection guard: cannot read the listening address ({e})");
+            None
+        }
+    };
+    let mut stopped = Stopped {
+        server: None,
+        renders,
+        threads: guard.into_iter().collect(),
+        port,
+    };
     let inline: tiny_http::Inline = {
-        let (app, renders, shutdown) = (Arc::clone(&app), Arc::clone(&renders), Arc::clone(&shutdown));
+        let (app, renders, shutdown) = (Arc::clone(&app), Arc::clone(&stopped.renders), Arc::clone(&shutdown));
         // After a shutdown nothing is answered, as when the handlers have stopped.
         Arc::new(move |request| {
             if shutdown.is_triggered() || !answered_inline(&request) {
@@ -212,20 +224,71 @@ pub fn serve_with(
                 continue;
             }
         };
-        run_handlers(&running, &app, &renders, &shutdown);
+        // A stop ends the wait for the next request at once, on this thread and every helper
+        // (an unblock wakes one of them).
+        let server = Arc::downgrade(&running.server);
+        shutdown.on_trigger(move || {
+            if let Some(s) = server.upgrade() {
+                (0..handlers()).for_each(|_| s.unblock());
+            }
+        });
+        run_handlers(&running, &app, &stopped.renders, &shutdown);
         if shutdown.is_triggered() {
-            // Its open connections are not served any more.
-            retire(running.server, app, renders, Duration::ZERO);
-            return;
+            stopped.server = Some(running.server);
+            break;
         }
-        retire(
-            running.server,
-            Arc::clone(&app),
-            Arc::clone(&renders),
-            limits.header_timeout,
-        );
+        let (ended, left) = std::mem::take(&mut stopped.threads)
+            .into_iter()
+            .partition(|t| t.is_finished());
+        crate::shutdown::join_all(ended, Instant::now());
+        stopped.threads = left;
+        let renders = Arc::clone(&stopped.renders);
+        let linger = limits.header_timeout;
+        stopped
+            .threads
+            .extend(retire(running.server, Arc::clone(&app), renders, linger, &shutdown));
         log::warn!("HTTP accept loop stopped; restarting it");
         std::thread::sleep(REBUILD_PAUSE);
+    }
+    stopped
+}
+
+/// What is left of the server after a shutdown stopped answering: tiny_http's server, the
+/// render threads, the guard and any retiring servers' threads.
+pub struct Stopped {
+    server: Option<Arc<Server>>,
+    renders: Arc<Renders>,
+    threads: Vec<Thread>,
+    port: u16,
+}
+
+impl Stopped {
+    /// Ends every thread the server started, joined by `deadline`. The connections are closed
+    /// first: tiny_http's thread for each waits on it for the client's next request.
+    pub fn finish(self, deadline: Instant) {
+        guard::close_all(self.port);
+        self.renders.stop(deadline);
+        let mut threads = self.threads;
+        if let Some(server) = self.server {
+            // tiny_http's `join` ends its accept thread and its connections' threads (see
+            // .patched/tiny_http/PATCHED.md). A request still queued holds its connection's
+            // thread, so the queue is emptied first. On a thread of its own: stopping connects
+            // to the listening socket, which can block (see `retire`).
+            let dropped = crate::shutdown::spawn("http-stop".into(), 256 * 1024, move || {
+                while let Ok(Some(request)) = server.try_recv() {
+                    drop(request);
+                }
+                // Only the last holder can join it; the others are gone by now.
+                if let Ok(server) = Arc::try_unwrap(server) {
+                    server.join();
+                }
+            });
+            match dropped {
+                Ok(t) => threads.push(t),
+                Err(e) => log::warn!("cannot start a thread to stop the HTTP server ({e})"),
+            }
+        }
+        crate::shutdown::join_all(threads, deadline);
     }
 }
 
@@ -233,36 +296,42 @@ pub fn serve_with(
 /// - tiny_http keeps a kept-alive connection bound to the server that accepted it: its next
 ///   request lands in that server's queue, and a request nobody pops is never answered. So the
 ///   old queue is still served until it has been quiet for `linger` (by then the guard has
-///   closed every idle connection), at most four times that;
+///   closed every idle connection), at most four times that, or until shutdown;
 /// - tiny_http's `Drop` makes a blocking `connect` to the listening address to wake its accept
 ///   thread. When that thread has died and the backlog is full, nothing accepts and the connect
 ///   waits out the SYN retries, about two minutes. Here it completes as soon as the next server
 ///   drains the backlog, and neither the rebuild nor a shutdown waits for it.
-fn retire(server: Arc<Server>, app: Arc<App>, renders: Arc<Renders>, linger: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("http-retire".into())
-        .stack_size(256 * 1024)
-        .spawn(move || {
-            let give_up = Instant::now() + 4 * linger;
-            let mut quiet_until = Instant::now() + linger;
-            loop {
-                let left = quiet_until.min(give_up).saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                // `Ok(None)` is also a leftover unblock, and `Err` the accept thread's last error:
-                // neither means the queue is empty for good.
-                if let Ok(Some(request)) = server.recv_timeout(left) {
-                    handle(&app, &renders, request);
-                    quiet_until = Instant::now() + linger;
-                }
+fn retire(
+    server: Arc<Server>,
+    app: Arc<App>,
+    renders: Arc<Renders>,
+    linger: Duration,
+    shutdown: &Shutdown,
+) -> Option<Thread> {
+    let wake = Arc::downgrade(&server);
+    shutdown.on_trigger(move || wake.upgrade().iter().for_each(|s| s.unblock()));
+    let stopping = shutdown.waker();
+    let spawned = crate::shutdown::spawn("http-retire".into(), 256 * 1024, move || {
+        let give_up = Instant::now() + 4 * linger;
+        let mut quiet_until = Instant::now() + linger;
+        while !stopping.is_stopped() {
+            let left = quiet_until.min(give_up).saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
             }
-            drop(server);
-        });
-    if let Err(e) = spawned {
-        // The closure, and the server with it, was dropped by the failed spawn.
-        log::warn!("cannot start a thread to retire the old HTTP server ({e}); it was dropped in place");
-    }
+            // `Ok(None)` is also a leftover unblock, and `Err` the accept thread's last error:
+            // neither means the queue is empty for good.
+            if let Ok(Some(request)) = server.recv_timeout(left) {
+                handle(&app, &renders, request);
+                quiet_until = Instant::now() + linger;
+            }
+        }
+        drop(server);
+    });
+    // The closure, and the server with it, was dropped by a failed spawn.
+    spawned
+        .map_err(|e| log::warn!("cannot start a thread to retire the old HTTP server ({e}); it was dropped in place"))
+        .ok()
 }
 
 /// Answers requests on this thread and `handlers() - 1` helpers until shutdown or until the
@@ -272,14 +341,11 @@ fn run_handlers(running: &Running, app: &Arc<App>, renders: &Arc<Renders>, shutd
     for i in 1..handlers() {
         let (server, app, renders) = (Arc::clone(&running.server), Arc::clone(app), Arc::clone(renders));
         // `recv` fails on an unblock (below) or on the accept thread's last error.
-        let spawned = std::thread::Builder::new()
-            .name(format!("http-{i}"))
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                while let Ok(request) = server.recv() {
-                    handle(&app, &renders, request);
-                }
-            });
+        let spawned = crate::shutdown::spawn(format!("http-{i}"), 256 * 1024, move || {
+            while let Ok(request) = server.recv() {
+                handle(&app, &renders, request);
+            }
+        });
         match spawned {
             Ok(h) => helpers.push(h),
             // Out of threads: serve with fewer handlers rather than not at all.
@@ -306,9 +372,8 @@ fn run_handlers(running: &Running, app: &Arc<App>, renders: &Arc<Renders>, shutd
     for _ in &helpers {
         running.server.unblock();
     }
-    for h in helpers {
-        let _ = h.join();
-    }
+    // A handler still writing to a client that does not read is left to finish on its own.
+    crate::shutdown::join_all(helpers, Instant::now() + HANDLERS_END);
 }
 
 #[cfg(test)]
@@ -362,14 +427,14 @@ mod tests {
     struct Serving {
         addr: std::net::SocketAddr,
         shutdown: Arc<Shutdown>,
-        thread: Option<std::thread::JoinHandle<()>>,
+        thread: Option<std::thread::JoinHandle<Stopped>>,
     }
 
     impl Drop for Serving {
         fn drop(&mut self) {
             self.shutdown.trigger();
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+            if let Some(Ok(stopped)) = self.thread.take().map(|t| t.join()) {
+                stopped.finish(Instant::now() + Duration::from_secs(5));
             }
         }
     }

@@ -13,6 +13,7 @@
 
 use super::cache::GZIP_MIN;
 use super::{App, Body, Reply, json};
+use crate::shutdown::Thread;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::{self, BufWriter, Write};
@@ -274,50 +275,66 @@ impl Limits {
 
 /// A few threads running jobs from a bounded queue.
 pub struct Pool<J> {
-    tx: SyncSender<(Instant, J)>,
+    /// Taken by `stop`: the threads end when the queue is empty and has no sender.
+    tx: Mutex<Option<SyncSender<(Instant, J)>>>,
+    threads: Mutex<Vec<Thread>>,
 }
 
 impl<J: Send + 'static> Pool<J> {
     /// Starts `limits.threads` threads calling `run(job, late)`; `late` is true for a job that
-    /// waited longer than `limits.max_wait`. The threads end when the pool is dropped.
+    /// waited longer than `limits.max_wait`. The threads end at `stop`, or when the pool is
+    /// dropped.
     pub fn start(name: &str, limits: Limits, run: impl Fn(J, bool) + Send + Sync + 'static) -> Pool<J> {
         let (tx, rx) = std::sync::mpsc::sync_channel(limits.queue);
         let rx: Arc<Mutex<Receiver<(Instant, J)>>> = Arc::new(Mutex::new(rx));
         let run = Arc::new(run);
+        let mut threads = Vec::new();
         for i in 0..limits.threads {
             let (rx, run) = (Arc::clone(&rx), Arc::clone(&run));
-            let spawned = std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .stack_size(STACK)
-                .spawn(move || {
-                    crate::os::nice_current_thread(NICE);
-                    let stack = crate::os::current_stack();
-                    loop {
-                        // A poisoned lock means another render thread panicked while waiting:
-                        // the receiver itself is intact.
-                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((queued, job)) = next else { return };
-                        let late = queued.elapsed() > limits.max_wait;
-                        // A panic in one render must not take the thread (and its share of
-                        // the pool) with it; the connection is dropped with the job.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job, late)));
-                        if let Some(s) = &stack {
-                            crate::os::release_stack_below_here(s);
-                        }
+            let spawned = crate::shutdown::spawn(format!("{name}-{i}"), STACK, move || {
+                crate::os::nice_current_thread(NICE);
+                let stack = crate::os::current_stack();
+                loop {
+                    // A poisoned lock means another render thread panicked while waiting:
+                    // the receiver itself is intact.
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((queued, job)) = next else { return };
+                    let late = queued.elapsed() > limits.max_wait;
+                    // A panic in one render must not take the thread (and its share of
+                    // the pool) with it; the connection is dropped with the job.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(job, late)));
+                    if let Some(s) = &stack {
+                        crate::os::release_stack_below_here(s);
                     }
-                });
-            if let Err(e) = spawned {
-                log::warn!("cannot start render thread {i}: {e}");
+                }
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => log::warn!("cannot start render thread {i}: {e}"),
             }
         }
-        Pool { tx }
+        Pool {
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+        }
     }
 
-    /// Queues `job`, or gives it back when the queue is full (or no thread could start).
+    /// Queues `job`, or gives it back when the queue is full (or no thread could start, or the
+    /// pool is stopped).
     pub fn submit(&self, job: J) -> Result<(), J> {
-        self.tx.try_send((Instant::now(), job)).map_err(|e| match e {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = tx.as_ref() else { return Err(job) };
+        tx.try_send((Instant::now(), job)).map_err(|e| match e {
             TrySendError::Full((_, j)) | TrySendError::Disconnected((_, j)) => j,
         })
+    }
+
+    /// Takes no more jobs; the threads end once the queued ones are done, and are joined by
+    /// `deadline`.
+    pub fn stop(&self, deadline: Instant) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        crate::shutdown::join_all(threads, deadline);
     }
 }
 

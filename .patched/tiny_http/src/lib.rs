@@ -140,6 +140,10 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // patched (see PATCHED.md): the accept thread and the task pool's threads, joined on drop
+    accept_thread: std::sync::Mutex<Option<thread::JoinHandle<()>>>,
+    pool_threads: util::PoolThreads,
 }
 
 /// master-pinger: see `Server::from_listener_inline`.
@@ -301,9 +305,11 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        let pool_threads = util::PoolThreads::default();
+        let inside_pool_threads = pool_threads.clone();
+        let accept_thread = thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::new(inside_pool_threads);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -377,6 +383,8 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            accept_thread: std::sync::Mutex::new(Some(accept_thread)),
+            pool_threads,
         })
     }
 
@@ -442,9 +450,30 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+impl Server {
+    /// Patched: stops the server as dropping it does, then waits for its accept thread and for
+    /// each connection's thread, which ends once its connection has ended.
+    pub fn join(self) {
+        if !self.wake_accept_thread() {
+            // The accept thread may still be blocked in `accept`.
+            return;
+        }
+        let accept = self.accept_thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(accept) = accept {
+            let _ = accept.join();
+            let threads = self.pool_threads.lock().map(|mut t| std::mem::take(&mut *t));
+            for h in threads.unwrap_or_default() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Tells the accept thread to end and wakes it; false if it could not be woken (or was told
+    /// already).
+    fn wake_accept_thread(&self) -> bool {
+        if self.close.swap(true, Relaxed) {
+            return false;
+        }
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
@@ -455,9 +484,19 @@ impl Drop for Server {
                 std::os::unix::net::UnixStream::connect(path).map(Connection::from)
             }
         };
-        if let Ok(stream) = maybe_stream {
-            let _ = stream.shutdown(Shutdown::Both);
+        match maybe_stream {
+            Ok(stream) => {
+                let _ = stream.shutdown(Shutdown::Both);
+                true
+            }
+            Err(_) => false,
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.wake_accept_thread();
 
         #[cfg(unix)]
         if let ListenAddr::Unix(addr) = &self.listening_addr {

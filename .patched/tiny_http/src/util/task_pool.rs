@@ -1,5 +1,5 @@
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -10,7 +10,12 @@ use std::time::Duration;
 /// Any idle thread will automatically die after a few seconds.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
+    // patched: the threads, for the server to join
+    threads: PoolThreads,
 }
+
+/// Patched: the pool's threads, shared with the server, which joins them when dropped.
+pub type PoolThreads = Arc<Mutex<Vec<thread::JoinHandle<()>>>>;
 
 struct Sharing {
     // list of the tasks to be done by worker threads
@@ -24,6 +29,9 @@ struct Sharing {
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // patched: set on drop, when idle threads end at once
+    closing: AtomicBool,
 }
 
 /// Minimum number of active threads.
@@ -47,14 +55,16 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    pub fn new(threads: PoolThreads) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
+                closing: AtomicBool::new(false),
             }),
+            threads,
         };
 
         for _ in 0..MIN_THREADS {
@@ -80,7 +90,7 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let handle = thread::spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -97,6 +107,9 @@ impl TaskPool {
                         if let Some(poped_task) = todo.pop_front() {
                             task = poped_task;
                             break;
+                        }
+                        if sharing.closing.load(Ordering::Acquire) {
+                            return;
                         }
                         let _waiting_guard = Registration::new(&sharing.waiting_tasks);
 
@@ -124,6 +137,9 @@ impl TaskPool {
                 task();
             }
         });
+        let mut threads = self.threads.lock().unwrap();
+        threads.retain(|h| !h.is_finished());
+        threads.push(handle);
     }
 }
 
@@ -132,6 +148,10 @@ impl Drop for TaskPool {
         self.sharing
             .active_tasks
             .store(999_999_999, Ordering::Release);
+        // patched: idle threads end at once, not after 5 s. Under the lock, so that a thread
+        // between its look at `closing` and its wait still gets the notification.
+        let _todo = self.sharing.todo.lock();
+        self.sharing.closing.store(true, Ordering::Release);
         self.sharing.condvar.notify_all();
     }
 }
