@@ -250,6 +250,12 @@ pub struct Thread {
 
 /// Starts the thread `name` with a stack of `stack` bytes, listed until it is joined.
 pub fn spawn(name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<Thread> {
+    spawn_boxed(name, stack, Box::new(f))
+}
+
+/// `spawn`'s body, compiled once for every kind of thread rather than once per closure (each
+/// copy of std's spawn costs about a kilobyte of binary).
+fn spawn_boxed(name: String, stack: usize, f: Box<dyn FnOnce() + Send>) -> std::io::Result<Thread> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let ended = Arc::new(Ended::default());
     let mark = EndMark(Arc::clone(&ended));
