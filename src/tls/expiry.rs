@@ -2,7 +2,8 @@
 //! is due. The warning rule is a pure function so it can be tested without a clock or a server.
 
 use std::time::{Duration, Instant};
-use x509_cert::der::Decode;
+use x509_cert::der::{self, Decode, Reader, SliceReader, Tag};
+use x509_cert::time::Validity;
 
 pub const DAY_SECS: i64 = 86_400;
 
@@ -17,9 +18,38 @@ pub struct CertInfo {
 
 /// The leaf certificate's notAfter as Unix seconds.
 pub fn not_after(der: &[u8]) -> Result<i64, String> {
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("unreadable certificate ({e})"))?;
-    let secs = cert.tbs_certificate().validity().not_after.to_unix_duration().as_secs();
+    let validity = validity(der).map_err(|e| format!("unreadable certificate ({e})"))?;
+    let secs = validity.not_after.to_unix_duration().as_secs();
     i64::try_from(secs).map_err(|_| "certificate expiry out of range".to_string())
+}
+
+/// The validity of `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature }`,
+/// `TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+/// validity, subject, ... }` (RFC 5280, 4.1). The other fields are taken as whole DER elements
+/// (tag and length checked, the certificate's end too) and not decoded: decoding names,
+/// extensions and the key for one date was about 30 KiB of the binary.
+fn validity(der: &[u8]) -> der::Result<Validity> {
+    let mut r = SliceReader::new(der)?;
+    let validity = r.sequence(|cert| {
+        let validity = cert.sequence(|tbs| {
+            if matches!(Tag::peek(tbs)?, Tag::ContextSpecific { .. }) {
+                tbs.tlv_bytes()?;
+            }
+            for _ in 0..3 {
+                tbs.tlv_bytes()?;
+            }
+            let validity = Validity::decode(tbs)?;
+            while !tbs.is_finished() {
+                tbs.tlv_bytes()?;
+            }
+            Ok::<_, der::Error>(validity)
+        })?;
+        cert.tlv_bytes()?;
+        cert.tlv_bytes()?;
+        Ok::<_, der::Error>(validity)
+    })?;
+    r.finish()?;
+    Ok(validity)
 }
 
 /// Whole days until `expires_at` (rounded down; negative once expired).
@@ -128,6 +158,19 @@ mod tests {
                 .starts_with("unreadable certificate")
         );
         assert!(not_after(&[]).is_err());
+        let mut trailing = leaf.der.to_vec();
+        trailing.push(0);
+        assert!(not_after(&trailing).is_err(), "data after the certificate");
+        assert!(not_after(&leaf.der[..leaf.der.len() - 1]).is_err(), "a cut certificate");
+        // The same notAfter as decoding the whole certificate.
+        let whole = x509_cert::Certificate::from_der(&leaf.der).unwrap();
+        let secs = whole
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration()
+            .as_secs();
+        assert_eq!(not_after(&leaf.der), Ok(secs as i64));
     }
 
     #[test]
