@@ -43,13 +43,14 @@ impl Resolver for CheckResolver {
         }
         let target = (host.to_string(), port);
         let (tx, rx) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("dns".into())
-            .stack_size(LOOKUP_STACK)
-            .spawn(move || {
+        crate::shutdown::start_unlisted(
+            "dns".into(),
+            LOOKUP_STACK,
+            Box::new(move || {
                 let _ = tx.send(target.to_socket_addrs().map(|a| a.take(16).collect::<Vec<_>>()));
-            })
-            .map_err(ureq::Error::Io)?;
+            }),
+        )
+        .map_err(ureq::Error::Io)?;
         let wait = if timeout.after.is_not_happening() {
             Duration::from_secs(3600)
         } else {

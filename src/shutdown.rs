@@ -250,6 +250,18 @@ pub struct Thread {
 
 /// Starts the thread `name` with a stack of `stack` bytes, listed until it is joined.
 pub fn spawn(name: String, stack: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<Thread> {
+    spawn_boxed(name, stack, Box::new(f))
+}
+
+/// Starts a thread that is not listed for joining (one that ends by itself: a DNS lookup,
+/// `once`'s checks) with the same one compiled start-up as `spawn`'s threads share.
+pub fn start_unlisted(name: String, stack: usize, f: Box<dyn FnOnce() + Send>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).stack_size(stack).spawn(f)
+}
+
+/// `spawn`'s body, compiled once: std's thread start-up is generic over the closure, and a copy
+/// for each kind of thread was KiBs of the binary. One allocation a thread start pays for it.
+fn spawn_boxed(name: String, stack: usize, f: Box<dyn FnOnce() + Send>) -> std::io::Result<Thread> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let ended = Arc::new(Ended::default());
     let mark = EndMark(Arc::clone(&ended));

@@ -18,7 +18,6 @@ use crate::maintenance::{self, Window};
 use crate::streak::ChannelStreak;
 use crate::timefmt::unix_millis;
 pub use crate::tls::expiry::{CertInfo, Warned};
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -75,10 +74,9 @@ impl Health {
     }
 }
 
-/// A target's counters: kept in its `Record`, saved by `persist` as they are (every format
-/// writes them under these names) and copied into its `TargetView`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// A target's counters: kept in its `Record`, saved by `persist` under these names (every format
+/// writes them beside the target's `url_hash`) and copied into its `TargetView`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub checks: u64,
     pub successes: u64,
@@ -86,18 +84,14 @@ pub struct Counters {
     pub attempts: u64,
     pub consecutive_failures: u32,
     pub restarts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_restart_at_ms: Option<u64>,
     /// Paused by the admin endpoint or the configuration; saved, so it survives restarts.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// The configuration's `paused` when the pause or resume in effect was made (see
     /// `paused_now`). Left out when neither was paused, which reads back the same; files
     /// written by 0.3.0 and earlier have none.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_config: Option<bool>,
     /// A heartbeat worker's reports (all zero for a pulled worker, and not saved then).
-    #[serde(skip_serializing_if = "PushCounts::is_empty")]
     pub push: PushCounts,
 }
 

@@ -448,13 +448,14 @@ fn start_checks(
     for i in 0..threads {
         let (work, tx, counted) = (Arc::clone(&work), tx.clone(), Arc::clone(&running));
         running.fetch_add(1, Ordering::AcqRel);
-        let spawned = std::thread::Builder::new()
-            .name(format!("once-{i}"))
-            .stack_size(worker::STACK_SIZE)
-            .spawn(move || {
+        let spawned = crate::shutdown::start_unlisted(
+            format!("once-{i}"),
+            worker::STACK_SIZE,
+            Box::new(move || {
                 let _done = Ending(&counted);
                 work(&tx);
-            });
+            }),
+        );
         if spawned.is_err() {
             running.fetch_sub(1, Ordering::AcqRel);
         }
@@ -487,19 +488,20 @@ fn watch_signals(checks: Arc<Waker>, tx: mpsc::Sender<Msg>) -> Option<signal_hoo
     };
     let handle = signals.handle();
     let tx = Mutex::new(tx);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .stack_size(128 * 1024)
-        .spawn(move || {
+    crate::shutdown::start_unlisted(
+        "signals".into(),
+        128 * 1024,
+        Box::new(move || {
             if let Some(sig) = signals.forever().next() {
                 let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
                 eprintln!("received {name}: recording the checks that finished, saving, exiting");
                 checks.stop();
                 let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Stop);
             }
-        })
-        .ok()
-        .map(|_| handle)
+        }),
+    )
+    .ok()
+    .map(|_| handle)
 }
 
 /// Waits for the queued alerts until `deadline`, or until SIGTERM (then `ALERT_GRACE_STOPPING`

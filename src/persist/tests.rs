@@ -322,18 +322,16 @@ fn format_1_file(names: &[String], now_ms: u64) -> (String, Vec<v1::Target>) {
                 .collect();
             v1::Target {
                 url_hash: url_hash(&format!("https://{name}.hf.space/health?token=x")),
-                counters: Counters {
-                    checks: 259_200 + slot as u64,
-                    successes: 258_000,
-                    skipped: slot as u64,
-                    attempts: 262_000,
-                    consecutive_failures: if history.last().is_some_and(|c| c.ok) { 0 } else { 1 },
-                    restarts: 1,
-                    last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
-                    paused: false,
-                    paused_config: None,
-                    push: Default::default(),
-                },
+                checks: 259_200 + slot as u64,
+                successes: 258_000,
+                skipped: slot as u64,
+                attempts: 262_000,
+                consecutive_failures: if history.last().is_some_and(|c| c.ok) { 0 } else { 1 },
+                restarts: 1,
+                last_restart_at_ms: Some(now_ms - 3 * 86_400_000),
+                paused: false,
+                paused_config: None,
+                push: Default::default(),
                 last: history.last().cloned(),
                 history,
                 buckets: (now_hour - 719..=now_hour)
@@ -391,7 +389,7 @@ fn a_format_1_file_migrates_with_nothing_lost() {
 
     let snap = s.snapshot(100, UNIX_EPOCH + Duration::from_millis(now));
     for (view, was) in snap.workers.iter().zip(&old) {
-        assert_eq!(view.counters, was.counters);
+        assert_eq!(view.counters, was.counters());
         let history: Vec<CheckRecord> = was.history.iter().cloned().map(CheckRecord::from).collect();
         assert_eq!(view.history, history);
         assert_eq!(view.last, was.last.clone().map(CheckRecord::from));

@@ -3,7 +3,7 @@
 //! only, and migrated into the compact record with nothing lost: counters and history as they
 //! were, every hourly bucket counted into the hour and day rings.
 
-use crate::state::{CheckRecord, Counters, History, Record, Tally, Uptime};
+use crate::state::{CheckRecord, Counters, History, PushCounts, Record, Tally, Uptime};
 use serde::Deserialize;
 
 /// One target as 0.1 saved it (its `url_hash` beside the flattened record).
@@ -12,8 +12,17 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct Target {
     pub url_hash: String,
-    #[serde(flatten)]
-    pub counters: Counters,
+    // The record's `Counters`, field by field (see format 2's `Target` for why not flattened).
+    pub checks: u64,
+    pub successes: u64,
+    pub skipped: u64,
+    pub attempts: u64,
+    pub consecutive_failures: u32,
+    pub restarts: u64,
+    pub last_restart_at_ms: Option<u64>,
+    pub paused: bool,
+    pub paused_config: Option<bool>,
+    pub push: PushCounts,
     pub last: Option<Check>,
     pub history: Vec<Check>,
     pub buckets: Vec<Bucket>,
@@ -57,7 +66,23 @@ impl From<Check> for CheckRecord {
 }
 
 impl Target {
+    pub fn counters(&self) -> Counters {
+        Counters {
+            checks: self.checks,
+            successes: self.successes,
+            skipped: self.skipped,
+            attempts: self.attempts,
+            consecutive_failures: self.consecutive_failures,
+            restarts: self.restarts,
+            last_restart_at_ms: self.last_restart_at_ms,
+            paused: self.paused,
+            paused_config: self.paused_config,
+            push: self.push,
+        }
+    }
+
     pub fn into_record(self, cap: usize) -> Record {
+        let counters = self.counters();
         let mut history = History::default();
         let checks = if self.history.is_empty() {
             // 0.1 kept the last check beside the history; alone, it is the history.
@@ -81,7 +106,7 @@ impl Target {
             );
         }
         Record {
-            counters: self.counters,
+            counters,
             history,
             uptime,
             streaks: Vec::new(),

@@ -19,7 +19,7 @@
 //! the epoch), `days` the 30 daily ones, oldest first. `streaks` is the target's streak on each
 //! alert channel, by name (absent before 0.3: resumed from `consecutive_failures`).
 
-use crate::state::{CheckRecord, Counters, DAYS, HOURS, History, Record, Ring, Tally, Uptime};
+use crate::state::{CheckRecord, Counters, DAYS, HOURS, History, PushCounts, Record, Ring, Tally, Uptime};
 use crate::streak::ChannelStreak;
 use crate::tls::expiry::Warned;
 use serde::{Deserialize, Serialize};
@@ -30,8 +30,29 @@ type Row = (i64, u8, u16, u64, i64, u32, u16);
 #[derive(Serialize, Deserialize)]
 pub struct Target {
     pub url_hash: String,
-    #[serde(flatten)]
-    counters: Counters,
+    // The record's `Counters`, field by field beside `url_hash` (the struct literals below make
+    // a new counter a compile error here until it is saved too). Not `#[serde(flatten)]`: that
+    // reads each whole target into an intermediate tree first, and cost KiBs of binary.
+    #[serde(default)]
+    checks: u64,
+    #[serde(default)]
+    successes: u64,
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    attempts: u64,
+    #[serde(default)]
+    consecutive_failures: u32,
+    #[serde(default)]
+    restarts: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_restart_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_config: Option<bool>,
+    #[serde(default, skip_serializing_if = "PushCounts::is_empty")]
+    push: PushCounts,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     errors: Vec<String>,
     #[serde(default)]
@@ -122,9 +143,30 @@ impl Target {
                 )
             })
             .collect();
+        let Counters {
+            checks,
+            successes,
+            skipped,
+            attempts,
+            consecutive_failures,
+            restarts,
+            last_restart_at_ms,
+            paused,
+            paused_config,
+            push,
+        } = r.counters.clone();
         Target {
             url_hash,
-            counters: r.counters.clone(),
+            checks,
+            successes,
+            skipped,
+            attempts,
+            consecutive_failures,
+            restarts,
+            last_restart_at_ms,
+            paused,
+            paused_config,
+            push,
             errors,
             history,
             hours: SavedRing::of(&r.uptime.hours),
@@ -186,7 +228,18 @@ impl Target {
             .map(|(channel, (newest, below))| (channel, Warned::restored(newest, below)))
             .collect();
         Ok(Record {
-            counters: self.counters,
+            counters: Counters {
+                checks: self.checks,
+                successes: self.successes,
+                skipped: self.skipped,
+                attempts: self.attempts,
+                consecutive_failures: self.consecutive_failures,
+                restarts: self.restarts,
+                last_restart_at_ms: self.last_restart_at_ms,
+                paused: self.paused,
+                paused_config: self.paused_config,
+                push: self.push,
+            },
             history,
             uptime,
             streaks: self.streaks,
