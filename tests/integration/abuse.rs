@@ -257,6 +257,21 @@ fn garbage_never_takes_it_down() {
 }
 
 #[test]
+fn a_request_line_of_http_2_or_3_gets_505_and_the_connection_closes() {
+    // tiny_http parses these versions, then used to answer on a writer that waited for the
+    // request it still held: no answer, and the connection's thread blocked for good.
+    let p = quiet_pinger("");
+    for version in ["HTTP/2.0", "HTTP/3.0"] {
+        let req = format!("GET /health {version}\r\nHost: x\r\n\r\n");
+        let (mut s, head) = answer_head(p.port, req.as_bytes());
+        assert!(head.starts_with("HTTP/1.1 505 "), "{version}: {head:?}");
+        let mut rest = Vec::new();
+        assert!(s.read_to_end(&mut rest).is_ok(), "{version}: the connection is closed");
+    }
+    assert_eq!(p.get("/health").status, 200);
+}
+
+#[test]
 fn running_out_of_file_descriptors_is_survived() {
     let d = temp_dir("fd");
     std::fs::write(d.join("pinger.json"), r#"{"self_ping": false, "header_timeout": "1s"}"#).unwrap();

@@ -360,16 +360,14 @@ impl Request {
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
         if self.must_send_continue {
-            let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
+            // master-pinger: see `write_bare`.
+            crate::response::write_bare(
                 self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                true,
-                None,
+                &self.http_version,
+                100,
+                false,
             )
             .ok();
-            self.response_writer.as_mut().unwrap().flush().ok();
             self.must_send_continue = false;
         }
 
@@ -488,8 +486,9 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
+            // master-pinger: see `write_bare`.
+            let writer = self.extract_writer_impl();
+            let _ = crate::response::write_bare(writer, &self.http_version, 500, false);
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
             }

@@ -572,3 +572,27 @@ impl Clone for Response<io::Empty> {
         }
     }
 }
+
+/// master-pinger: the few answers tiny_http gives on its own (400, 408 and 417 before closing, 505,
+/// 500 for a request dropped unanswered, `100 Continue`), written directly rather than through
+/// `Response::raw_print`. The embedding program writes every other response itself, so this
+/// leaves `Response`'s machinery (headers, `Date`, chunked encoding) out of its binary.
+pub(crate) fn write_bare<W: Write>(
+    mut writer: W,
+    version: &HTTPVersion,
+    status: u16,
+    close: bool,
+) -> IoResult<()> {
+    let reason = StatusCode(status).default_reason_phrase();
+    if status == 100 {
+        write!(writer, "HTTP/{} 100 {}\r\n\r\n", version, reason)?;
+    } else {
+        let close = if close { "Connection: close\r\n" } else { "" };
+        write!(
+            writer,
+            "HTTP/{} {} {}\r\nContent-Length: 0\r\n{}\r\n",
+            version, status, reason, close
+        )?;
+    }
+    writer.flush()
+}
