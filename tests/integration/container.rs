@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The SPEC's goal is 3 MB (3,000,000 bytes); this release's image is about 3.13 MB, over it by
-/// about 126 KB (README, "Limits": "Binary and image size"). Until that is won back, the image is
-/// held to the binary's own bound, 3 MiB, so that it cannot grow further unnoticed.
-const MAX_IMAGE_BYTES: u64 = 3 * 1024 * 1024;
+/// The SPEC's bound: 3 MB (Docker counts decimal bytes). The image is the binary and an empty
+/// folder, so this holds the x86_64 binary to it too (README, "Limits": "Binary and image size").
+const MAX_IMAGE_BYTES: u64 = 3_000_000;
 
 /// The Docker client: Debian's (`docker.io`, which `.ci/run` installs) when present. Its BuildKit
 /// is built in; a newer client without the buildx plugin refuses `DOCKER_BUILDKIT=1`.
