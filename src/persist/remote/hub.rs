@@ -7,7 +7,6 @@
 use super::sigv4::uri_encode;
 use super::{Call, Error, ErrorKind, Response, server_words};
 use crate::net::Net;
-use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
 
@@ -141,11 +140,7 @@ impl Client {
         if r.status != 200 {
             return Err(self.failure(&r, repo, "read"));
         }
-        #[derive(Deserialize)]
-        struct Info {
-            sha: String,
-        }
-        serde_json::from_slice::<Info>(&r.body).map(|i| i.sha).map_err(|_| {
+        text_field(&r.body, "sha").ok_or_else(|| {
             Error::new(
                 ErrorKind::Refused,
                 format!("the Hub's answer about {repo} had no commit id"),
@@ -183,19 +178,12 @@ impl Client {
         if r.status != 200 && r.status != 201 {
             return Err(self.failure(&r, repo, "write"));
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Committed {
-            commit_oid: String,
-        }
-        serde_json::from_slice::<Committed>(&r.body)
-            .map(|c| c.commit_oid)
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Refused,
-                    format!("the Hub's answer to the commit to {repo} had no commit id"),
-                )
-            })
+        text_field(&r.body, "commitOid").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Refused,
+                format!("the Hub's answer to the commit to {repo} had no commit id"),
+            )
+        })
     }
 
     /// Asks the Hub how each file would be stored: this client commits regular files only (base64
@@ -218,25 +206,13 @@ impl Client {
         if r.status != 200 {
             return Err(self.failure(&r, repo, "write"));
         }
-        #[derive(Deserialize)]
-        struct Modes {
-            files: Vec<Mode>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Mode {
-            path: String,
-            upload_mode: String,
-            #[serde(default)]
-            should_ignore: bool,
-        }
-        let modes: Modes = serde_json::from_slice(&r.body).map_err(|_| {
+        let modes = upload_modes(&r.body).ok_or_else(|| {
             Error::new(
                 ErrorKind::Refused,
                 format!("the Hub's answer to the upload check for {repo} was not understood"),
             )
         })?;
-        for m in modes.files {
+        for m in modes {
             let size = files.iter().find(|f| f.path == m.path).map_or(0, |f| f.content.len());
             if m.upload_mode == "lfs" {
                 return Err(Error::new(
@@ -355,6 +331,41 @@ impl Client {
         };
         Error::new(kind, format!("{what}{said}"))
     }
+}
+
+// The Hub's answers are read as a `serde_json::Value` (as its error bodies are) rather than into
+// structures of their own: one JSON reader for all of them is KiBs less binary.
+
+/// The string `key` of the JSON object `body`.
+fn text_field(body: &[u8], key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(v.get(key)?.as_str()?.to_string())
+}
+
+/// How the Hub would store each file: `{"files": [{"path", "uploadMode", "shouldIgnore"?}]}`.
+struct Mode {
+    path: String,
+    upload_mode: String,
+    should_ignore: bool,
+}
+
+fn upload_modes(body: &[u8]) -> Option<Vec<Mode>> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |m: &serde_json::Value, key| Some(m.get(key)?.as_str()?.to_string());
+    v.get("files")?
+        .as_array()?
+        .iter()
+        .map(|m| {
+            Some(Mode {
+                path: text(m, "path")?,
+                upload_mode: text(m, "uploadMode")?,
+                should_ignore: match m.get("shouldIgnore") {
+                    None => false,
+                    Some(b) => b.as_bool()?,
+                },
+            })
+        })
+        .collect()
 }
 
 /// The Hub's explanation: `X-Error-Message`, else the JSON body's `error`.
