@@ -40,7 +40,7 @@ WORKDIR /src
 # Dependencies first, in a layer of their own: editing src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY .cargo ./.cargo
-# tiny_http with one fix, used through [patch.crates-io] (see .patched/tiny_http/PATCHED.md).
+# tiny_http and ureq with their fixes, used through [patch.crates-io] (see .patched/*/PATCHED.md).
 COPY .patched ./.patched
 RUN t="$(cat /target)"; mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && cargo build --release --locked --target "$t" \
