@@ -4,7 +4,7 @@
 //! - sets `TCP_NODELAY` on the listening socket, which Linux copies to every accepted one: a
 //!   response sent in two writes (head, then a large body) must not wait for the client's
 //!   delayed ACK (~40 ms per request on a kept-alive connection);
-//! - writes each response itself (`send.rs`, `wire.rs`): the head and any body up to 256 KiB in
+//! - writes each response itself (`send.rs`, `wire.rs`): the head and any body up to 16 KiB in
 //!   one write;
 //! - starts the guard (`guard.rs`), which closes connections that get no complete request in
 //!   within `header_timeout` and those past `max_connections`;
