@@ -13,7 +13,7 @@
 //! - outbound: `tls/`, `net`, `resolve`, `probe` (one HTTP client setup for everything)
 //! - state:    `state/`, `persist/`
 //! - actors:   `alert/` (queues; each provider's request builder is pure), `restart`, `worker`,
-//!   `heartbeat` (push workers), `fleet`, `reload`, `remote_saver`, `remote_saver` (the state's remote copy)
+//!   `heartbeat` (push workers), `fleet`, `reload`, `remote_saver` (the state's remote copy)
 //! - web:      `web/` (server, guard, router, renderers, cache), `publish` (the page as files)
 //! - commands: `cmd/` (`run`, `check`, `once`, `healthcheck`, `notify-test`); this file only
 //!   dispatches to them.
