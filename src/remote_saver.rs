@@ -70,8 +70,9 @@ impl Running {
 
 impl RemoteSaver {
     /// Start-up, before the first check: restores the state from the remote copy unless the
-    /// state file was loaded (`local_loaded`). Then starts the thread, which makes its last
-    /// save when `waker` is stopped (by `Running::finish`).
+    /// state file was loaded (`local_loaded`; then the thread learns the copy's version). Then
+    /// starts the thread, which makes its last save when `waker` is stopped (by
+    /// `Running::finish`).
     pub fn start(self, local_loaded: bool, waker: Arc<Waker>) -> Result<Running, String> {
         let need = self.start_up(local_loaded);
         let stop = Arc::clone(&waker);
@@ -85,13 +86,8 @@ impl RemoteSaver {
 
     fn start_up(&self, local_loaded: bool) -> Need {
         if local_loaded {
-            return match self.store.learn_version(self.timeout) {
-                Ok(()) => Need::Nothing,
-                Err(e) => {
-                    self.failed(&e, "cannot reach it at start-up (the state file was loaded)");
-                    Need::Version
-                }
-            };
+            // Learnt on the saver's own thread (`run`): nothing waits for it.
+            return Need::Version;
         }
         match self.read(Restore::Replace, self.timeout) {
             Ok(()) => Need::Nothing,
@@ -133,6 +129,12 @@ impl RemoteSaver {
     }
 
     fn run(&self, mut need: Need, waker: &Waker) {
+        if need == Need::Version && !waker.is_stopped() {
+            match self.store.learn_version(self.timeout) {
+                Ok(()) => need = Need::Nothing,
+                Err(e) => self.failed(&e, "cannot reach it at start-up (the state file was loaded)"),
+            }
+        }
         let mut failures: u32 = 0;
         let mut delay = self.interval;
         loop {

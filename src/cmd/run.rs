@@ -6,7 +6,7 @@ use crate::config::{Config, Env, Flags};
 use crate::shutdown::{self, Shutdown, Thread};
 use crate::state::{SavePlace, State};
 use crate::{fleet, net, os, persist, reload, remote_saver, web};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Nice value of the HTTP-serving threads (workers keep 0).
@@ -52,9 +52,9 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     let reload_waker = shutdown.waker();
     let signals = Signals::install(&shutdown, &reload_waker)?;
     let mut services = Services::default();
-    let result = start_and_serve(cfg, flags, env, &shutdown, reload_waker, &mut services);
+    let served = start_and_serve(cfg, flags, env, &shutdown, reload_waker, &mut services);
     shutdown.trigger();
-    services.stop(Instant::now());
+    let result = served.and(services.stop(Instant::now()));
     signals.close();
     log_threads_left();
     if result.is_ok() {
@@ -66,6 +66,8 @@ pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
 /// What `run` started, ended in this order by `stop`.
 #[derive(Default)]
 struct Services {
+    /// The start-up still reading the remote copy when serving began (see `Starter`).
+    starter: Option<Starter>,
     reload: Option<Thread>,
     /// The file saver's thread, and what it saves.
     saver: Option<Thread>,
@@ -79,8 +81,17 @@ impl Services {
     /// Ends everything in an order that loses nothing: no reload or periodic save runs on; the
     /// workers end, and the alerts they queued get their time; then the last save (the file,
     /// then the remote copy's, which has at most 5 s); then the HTTP server's threads.
-    fn stop(self, stopped_at: Instant) {
+    /// `Err`: the start-up failed after serving began (the fleet could not start).
+    fn stop(mut self, stopped_at: Instant) -> Result<(), String> {
         let workers_by = stopped_at + WORKERS_END;
+        let mut error = None;
+        if let Some(starter) = self.starter.take() {
+            let (started, e) = starter.take(workers_by);
+            error = e;
+            if let Some(s) = started {
+                self.absorb(s);
+            }
+        }
         shutdown::join_all(self.reload.into_iter().chain(self.saver), workers_by);
         if let Some(fleet) = &self.fleet {
             fleet.stop(workers_by, stopped_at + ALERTS_END, stopped_at + SENDERS_END);
@@ -94,6 +105,16 @@ impl Services {
         if let Some(server) = self.server {
             server.finish(Instant::now() + SERVER_END);
         }
+        error.map_or(Ok(()), Err)
+    }
+
+    /// Takes over what the starter thread started.
+    fn absorb(&mut self, other: Services) {
+        self.reload = self.reload.take().or(other.reload);
+        self.saver = self.saver.take().or(other.saver);
+        self.file = self.file.take().or(other.file);
+        self.fleet = self.fleet.take().or(other.fleet);
+        self.remote = self.remote.take().or(other.remote);
     }
 }
 
@@ -125,25 +146,10 @@ fn start_and_serve(
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
-    // Before the first check: the remote copy is read now (unless the state file was loaded).
-    if let (Some(url), Some(p)) = (&cfg.settings.remote.state_url, &persister) {
-        services.remote = Some(start_remote(&cfg, &net, url, p, &state, local_loaded)?);
-    }
-    let fleet = fleet::Fleet::start(&cfg, Arc::clone(&state), Arc::clone(shutdown), net, persister.clone())?;
-    services.fleet = Some(Arc::clone(&fleet));
-    if let Some(p) = persister.filter(|_| cfg.settings.state_file.is_some()) {
-        let saved = (Arc::clone(&p), Arc::clone(&state));
-        services.saver = Some(start_file_saver(
-            p,
-            Arc::clone(&state),
-            shutdown.waker(),
-            cfg.settings.save_interval,
-        )?);
-        services.file = Some(saved);
-    }
+    let late = Arc::new(LateFleet::default());
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
-        fleet: Arc::clone(&fleet) as Arc<dyn web::Control>,
+        fleet: Arc::clone(&late) as Arc<dyn web::Control>,
         admin_token: cfg.settings.admin_token.clone(),
         cache: web::cache::Cache::default(),
     });
@@ -151,19 +157,28 @@ fn start_and_serve(
         header_timeout: cfg.settings.header_timeout,
         max_connections: cfg.settings.max_connections,
     };
-    let reloader = reload::Reloader {
-        fleet,
-        state,
-        current: cfg,
+    let rest = Rest {
+        reads_remote: cfg.settings.remote.state_url.is_some() && persister.is_some() && !local_loaded,
+        cfg,
         flags,
         env,
-        waker: reload_waker,
+        reload_waker,
+        state,
+        persister,
+        local_loaded,
+        net,
+        late,
     };
-    services.reload = Some(
-        reloader
-            .spawn()
-            .map_err(|e| format!("cannot start the reload thread: {e}"))?,
-    );
+    if rest.reads_remote {
+        // The remote copy is read before the first check, which takes up to `remote_timeout`
+        // when the store is slow or down: meanwhile the page and `/health` are served (remote
+        // I/O delays no page), the workers listed without checks, and admin calls and reports
+        // answered 503 until the fleet has started.
+        services.starter = Some(Starter::spawn(rest, shutdown)?);
+    } else {
+        rest.read_remote(services)?;
+        rest.start_threads(shutdown, services)?;
+    }
     // From here on this thread only serves HTTP; the tiny_http threads it starts inherit the
     // lower priority, so client load cannot push a worker past its deadline.
     if !os::nice_current_thread(HTTP_NICE) {
@@ -171,6 +186,167 @@ fn start_and_serve(
     }
     services.server = Some(web::server::serve(listener, app, Arc::clone(shutdown), limits));
     Ok(())
+}
+
+/// What starts after the state file is loaded and the socket is bound: the remote copy's saver
+/// (reading the copy first when the file did not load), then the workers, the file saver and the
+/// reload thread.
+struct Rest {
+    cfg: Config,
+    flags: Flags,
+    env: Env,
+    reload_waker: Arc<shutdown::Waker>,
+    state: Arc<State>,
+    persister: Option<Arc<persist::Persister>>,
+    local_loaded: bool,
+    net: net::Net,
+    late: Arc<LateFleet>,
+    /// Whether `read_remote` reads the copy (and so may take `remote_timeout`).
+    reads_remote: bool,
+}
+
+impl Rest {
+    /// Starts the remote saver, which reads the copy first when the state file was not loaded.
+    fn read_remote(&self, services: &mut Services) -> Result<(), String> {
+        if let (Some(url), Some(p)) = (&self.cfg.settings.remote.state_url, &self.persister) {
+            services.remote = Some(start_remote(
+                &self.cfg,
+                &self.net,
+                url,
+                p,
+                &self.state,
+                self.local_loaded,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Starts the workers, the file saver and the reload thread; the HTTP side sees the fleet
+    /// from then on.
+    fn start_threads(self, shutdown: &Arc<Shutdown>, services: &mut Services) -> Result<(), String> {
+        let cfg = self.cfg;
+        let fleet = fleet::Fleet::start(
+            &cfg,
+            Arc::clone(&self.state),
+            Arc::clone(shutdown),
+            self.net,
+            self.persister.clone(),
+        )?;
+        services.fleet = Some(Arc::clone(&fleet));
+        if let Some(p) = self.persister.filter(|_| cfg.settings.state_file.is_some()) {
+            let saved = (Arc::clone(&p), Arc::clone(&self.state));
+            services.saver = Some(start_file_saver(
+                p,
+                Arc::clone(&self.state),
+                shutdown.waker(),
+                cfg.settings.save_interval,
+            )?);
+            services.file = Some(saved);
+        }
+        let _ = self.late.0.set(Arc::clone(&fleet));
+        let reloader = reload::Reloader {
+            fleet,
+            state: self.state,
+            current: cfg,
+            flags: self.flags,
+            env: self.env,
+            waker: self.reload_waker,
+        };
+        services.reload = Some(
+            reloader
+                .spawn()
+                .map_err(|e| format!("cannot start the reload thread: {e}"))?,
+        );
+        Ok(())
+    }
+}
+
+/// The start-up that waits for the remote copy, on a thread of its own while HTTP is served.
+struct Starter {
+    thread: Thread,
+    handover: Arc<Mutex<Handover>>,
+}
+
+/// What the starter thread started, for `Services::stop`. Once `taken`, the thread starts
+/// nothing more and ends what it did start itself.
+#[derive(Default)]
+struct Handover {
+    taken: bool,
+    started: Option<Services>,
+    error: Option<String>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Starter {
+    fn spawn(rest: Rest, shutdown: &Arc<Shutdown>) -> Result<Starter, String> {
+        let handover = Arc::new(Mutex::new(Handover::default()));
+        let (h, stop) = (Arc::clone(&handover), Arc::clone(shutdown));
+        // It does the main thread's start-up work (the fleet, the reload thread): more stack than
+        // a worker's.
+        let thread = shutdown::spawn("starter".into(), 1024 * 1024, move || {
+            let mut started = Services::default();
+            let read = rest.read_remote(&mut started);
+            // Held while the threads start, so that a stop waits for them rather than missing them.
+            let mut h = lock(&h);
+            let result = read.and_then(|()| {
+                if h.taken || stop.is_triggered() {
+                    return Ok(());
+                }
+                rest.start_threads(&stop, &mut started)
+            });
+            if let Err(e) = result {
+                h.error = Some(e);
+                stop.trigger();
+            }
+            if h.taken {
+                drop(h);
+                let _ = started.stop(Instant::now());
+            } else {
+                h.started = Some(started);
+            }
+        })
+        .map_err(|e| format!("cannot start the start-up thread: {e}"))?;
+        Ok(Starter { thread, handover })
+    }
+
+    /// What the thread started (waiting for it until `by`), and its error. A thread still
+    /// reading the remote copy then is left to end on its own: nothing was checked yet.
+    fn take(self, by: Instant) -> (Option<Services>, Option<String>) {
+        let _ = self.thread.join_by(by);
+        let mut h = lock(&self.handover);
+        h.taken = true;
+        (h.started.take(), h.error.take())
+    }
+}
+
+/// The fleet as the HTTP side sees it: absent until it has started, which waits for the remote
+/// copy's start-up read when there is one.
+#[derive(Default)]
+struct LateFleet(OnceLock<Arc<fleet::Fleet>>);
+
+impl web::Control for LateFleet {
+    fn check_now(&self, name: &str) -> Option<bool> {
+        self.0.get().and_then(|f| f.check_now(name))
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> bool {
+        self.0.get().is_some_and(|f| f.set_paused(name, paused))
+    }
+
+    fn alert_counts(&self) -> Arc<crate::alert::Counts> {
+        self.0.get().map_or_else(Arc::default, |f| f.alert_counts())
+    }
+
+    fn push_inbox(&self, name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
+        self.0.get().and_then(|f| f.board().get(name))
+    }
+
+    fn starting(&self) -> bool {
+        self.0.get().is_none()
+    }
 }
 
 /// The state's persister (for the file, the remote copy, or both), with the state file loaded

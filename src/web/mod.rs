@@ -117,6 +117,11 @@ pub trait Control: Send + Sync {
     fn push_inbox(&self, _name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
         None
     }
+    /// True while the fleet has not started yet (the remote copy is being read): admin calls
+    /// and reports get 503 rather than a 404 for a worker that will be there in a moment.
+    fn starting(&self) -> bool {
+        false
+    }
 }
 
 impl Control for crate::fleet::Fleet {
@@ -456,6 +461,17 @@ fn status(app: &App, req: &Request, mut q: StatusQuery) -> Reply {
     }
 }
 
+/// 503 while the fleet starts (the remote copy is still being read), with a hint to retry.
+pub fn starting() -> Reply {
+    Reply {
+        retry_after: Some(STARTING_RETRY_SECS),
+        ..Reply::error(503, "starting: the saved state is still being read; try again shortly")
+    }
+}
+
+/// `Retry-After` while starting: a start-up read that waits on a slow store.
+const STARTING_RETRY_SECS: u32 = 5;
+
 fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Option<&str>) -> Reply {
     let Some(token) = &app.admin_token else {
         return Reply::error(404, "not found (admin endpoints are off: set PINGER_ADMIN_TOKEN)");
@@ -469,6 +485,9 @@ fn admin(app: &App, method: &str, name: &str, action: &str, authorization: Optio
     let given = authorization.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
     if !constant_time_eq(given.trim().as_bytes(), token.as_bytes()) {
         return Reply::error(401, "missing or wrong bearer token");
+    }
+    if app.fleet.starting() {
+        return starting();
     }
     let unknown = || Reply::error(404, "no worker by that name");
     if action != "check" {

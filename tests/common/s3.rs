@@ -207,10 +207,16 @@ fn python() -> std::path::PathBuf {
 /// `delay`: a store that comes back at an address where nothing answered, already holding its
 /// objects, or a slow one.
 pub fn forward(port: u16, to: u16, delay: Duration) {
+    forward_when(port, to, move || thread::sleep(delay));
+}
+
+/// `forward`, each connection held until `ready` returns (a store that answers when the test
+/// says so).
+pub fn forward_when(port: u16, to: u16, ready: impl Fn() + Send + 'static) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the forwarder");
     thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
-            thread::sleep(delay);
+            ready();
             let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
                 continue;
             };

@@ -414,6 +414,92 @@ fn a_store_down_at_start_up_is_read_when_it_comes_back_and_its_history_kept() {
     });
 }
 
+/// A history saved in moto by a first instance: the number of checks it holds.
+fn saved_in(moto: &Moto, target: &FakeServer) -> u64 {
+    let mut p = start(temp_dir("s3-held-0"), &config(target, "200ms", ""), &s3_env(moto));
+    wait_until("a saved state with checks", 15 * SEC, || {
+        stored(moto).filter(|s| s["workers"]["t"]["checks"].as_u64() >= Some(2))
+    });
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(10 * SEC), Some(0));
+    stored(moto).unwrap()["workers"]["t"]["checks"].as_u64().unwrap()
+}
+
+/// A store that answers only once the test opens it: (the environment pointing at it, the
+/// switch).
+fn held_store(
+    moto: &Moto,
+) -> (
+    Vec<(&'static str, String)>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let open = std::sync::Arc::new(AtomicBool::new(false));
+    let port = crate::common::s3::free_port();
+    let gate = std::sync::Arc::clone(&open);
+    crate::common::s3::forward_when(port, moto.port, move || {
+        while !gate.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let mut env = s3_env(moto);
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
+    env.push(("PINGER_ADMIN_TOKEN", "admin-secret".to_string()));
+    (env, open)
+}
+
+#[test]
+fn a_slow_store_at_start_up_delays_no_page_and_the_first_check_waits_for_its_copy() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let saved = saved_in(&moto, &target);
+    let before = target.count();
+    let (env, open) = held_store(&moto);
+    let p = start(temp_dir("s3-held-1"), &config(&target, "1h", ""), &env);
+    // The store has not answered: the page and /health are served, the worker is listed with
+    // nothing checked, and admin calls and reports are told to come back.
+    assert_eq!(p.get("/health").status, 200);
+    assert_eq!(p.get("/").status, 200);
+    assert_eq!(p.worker("t")["checks"].as_u64(), Some(0), "{}", p.worker("t"));
+    let check = request("POST", &p.url("/api/workers/t/check"), Some("Bearer admin-secret"));
+    assert_eq!(check.status, 503, "{}", check.body);
+    assert_eq!(check.header("retry-after"), Some("5"));
+    assert_eq!(p.get("/push/t?token=x").status, 503, "a report too");
+    assert!(
+        !p.log().contains("remote state s3://"),
+        "the copy was not read yet:\n{}",
+        p.log()
+    );
+    assert_eq!(target.count(), before, "no check before the copy is read");
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_log(&p, "remote state s3://");
+    // The first check comes after the copy: it adds to the saved history.
+    let w = p.wait_worker("t", 10 * SEC, |w| w["checks"].as_u64() > Some(saved));
+    assert!(w["history"].as_array().unwrap().len() as u64 > saved, "{w}");
+    let check = request("POST", &p.url("/api/workers/t/check"), Some("Bearer admin-secret"));
+    assert_eq!(check.status, 202, "{}", check.body);
+}
+
+#[test]
+fn sigterm_while_the_copy_is_read_exits_at_once_and_writes_nothing() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let saved = saved_in(&moto, &target);
+    let (env, open) = held_store(&moto);
+    let mut p = start(temp_dir("s3-held-2"), &config(&target, "1h", ""), &env);
+    assert_eq!(p.get("/health").status, 200);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(5 * SEC), Some(0), "{}", p.log());
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let copy = stored(&moto).unwrap();
+    assert_eq!(
+        copy["workers"]["t"]["checks"].as_u64(),
+        Some(saved),
+        "the copy is as it was"
+    );
+}
+
 #[test]
 fn two_instances_on_one_object_find_out_and_the_loser_stops_writing() {
     let Some(moto) = Moto::start() else { return };
