@@ -164,6 +164,20 @@ impl Inbox {
     fn take_all(&self) -> Vec<Report> {
         self.lock().queue.drain(..).collect()
     }
+
+    /// Moves the reports queued here into `to`, oldest first, and wakes its worker: reports
+    /// taken while the service was starting, before the worker's thread ran.
+    pub fn hand_over(&self, to: &Inbox) {
+        let reports = self.take_all();
+        if reports.is_empty() {
+            return;
+        }
+        let mut mailbox = to.lock();
+        let room = QUEUE_MAX.saturating_sub(mailbox.queue.len());
+        mailbox.queue.extend(reports.into_iter().take(room));
+        drop(mailbox);
+        to.waker.check_now();
+    }
 }
 
 /// The inboxes of the running push workers, by name: what `/push/NAME` looks names up in. The

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod healthcheck;
+pub mod late_fleet;
 mod logging;
 pub mod notify_test;
 pub mod once;

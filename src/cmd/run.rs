@@ -6,7 +6,7 @@ use crate::config::{Config, Env, Flags};
 use crate::shutdown::{self, Shutdown, Thread};
 use crate::state::{SavePlace, State};
 use crate::{fleet, net, os, persist, reload, remote_saver, web};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Nice value of the HTTP-serving threads (workers keep 0).
@@ -35,7 +35,8 @@ const SERVER_END: Duration = Duration::from_millis(250);
 
 /// Runs the service until SIGTERM or SIGINT; SIGHUP (and a change of the file) reloads the
 /// configuration from `flags` and `env`. `Err` is a runtime failure (exit 1). However it ends,
-/// every thread it started has ended and been joined when it returns (see `Services::stop`).
+/// every thread it started has ended and been joined when it returns (see `Services::stop`),
+/// but for one still reading the remote copy at start-up, which is named in the last warning.
 pub fn run(cfg: Config, flags: Flags, env: Env) -> Result<(), String> {
     init_logging(cfg.settings.log_level);
     for w in &cfg.warnings {
@@ -146,7 +147,7 @@ fn start_and_serve(
     for line in net.proxies().describe() {
         log::info!("{line}");
     }
-    let late = Arc::new(LateFleet::default());
+    let late = Arc::new(super::late_fleet::LateFleet::new(&cfg));
     let app = Arc::new(web::App {
         state: Arc::clone(&state),
         fleet: Arc::clone(&late) as Arc<dyn web::Control>,
@@ -200,7 +201,7 @@ struct Rest {
     persister: Option<Arc<persist::Persister>>,
     local_loaded: bool,
     net: net::Net,
-    late: Arc<LateFleet>,
+    late: Arc<super::late_fleet::LateFleet>,
     /// Whether `read_remote` reads the copy (and so may take `remote_timeout`).
     reads_remote: bool,
 }
@@ -243,7 +244,7 @@ impl Rest {
             )?);
             services.file = Some(saved);
         }
-        let _ = self.late.0.set(Arc::clone(&fleet));
+        self.late.set(&fleet);
         let reloader = reload::Reloader {
             fleet,
             state: self.state,
@@ -268,7 +269,7 @@ struct Starter {
 }
 
 /// What the starter thread started, for `Services::stop`. Once `taken`, the thread starts
-/// nothing more and ends what it did start itself.
+/// nothing more.
 #[derive(Default)]
 struct Handover {
     taken: bool,
@@ -287,25 +288,11 @@ impl Starter {
         // It does the main thread's start-up work (the fleet, the reload thread): more stack than
         // a worker's.
         let thread = shutdown::spawn("starter".into(), 1024 * 1024, move || {
-            let mut started = Services::default();
-            let read = rest.read_remote(&mut started);
-            // Held while the threads start, so that a stop waits for them rather than missing them.
-            let mut h = lock(&h);
-            let result = read.and_then(|()| {
-                if h.taken || stop.is_triggered() {
-                    return Ok(());
-                }
-                rest.start_threads(&stop, &mut started)
-            });
-            if let Err(e) = result {
-                h.error = Some(e);
+            let run = std::panic::AssertUnwindSafe(|| starter_run(rest, &h, &stop));
+            if std::panic::catch_unwind(run).is_err() {
+                // Logged by the panic hook; without a fleet the service would only pretend.
+                lock(&h).error = Some("the start-up failed (a panic; see the log)".into());
                 stop.trigger();
-            }
-            if h.taken {
-                drop(h);
-                let _ = started.stop(Instant::now());
-            } else {
-                h.started = Some(started);
             }
         })
         .map_err(|e| format!("cannot start the start-up thread: {e}"))?;
@@ -322,31 +309,32 @@ impl Starter {
     }
 }
 
-/// The fleet as the HTTP side sees it: absent until it has started, which waits for the remote
-/// copy's start-up read when there is one.
-#[derive(Default)]
-struct LateFleet(OnceLock<Arc<fleet::Fleet>>);
-
-impl web::Control for LateFleet {
-    fn check_now(&self, name: &str) -> Option<bool> {
-        self.0.get().and_then(|f| f.check_now(name))
+/// The starter thread's work: the remote copy's read, then (unless the service is stopping by
+/// then) the fleet and the rest, handed to `Services::stop` through `handover`.
+fn starter_run(rest: Rest, handover: &Mutex<Handover>, stop: &Arc<Shutdown>) {
+    if stop.is_triggered() {
+        return;
     }
-
-    fn set_paused(&self, name: &str, paused: bool) -> bool {
-        self.0.get().is_some_and(|f| f.set_paused(name, paused))
+    let mut started = Services::default();
+    let read = rest.read_remote(&mut started);
+    // Held while the threads start, so that a stop waits for them rather than missing them.
+    let mut h = lock(handover);
+    let result = read.and_then(|()| {
+        if h.taken || stop.is_triggered() {
+            return Ok(());
+        }
+        rest.start_threads(stop, &mut started)
+    });
+    if let Err(e) = result {
+        h.error = Some(e);
+        stop.trigger();
     }
-
-    fn alert_counts(&self) -> Arc<crate::alert::Counts> {
-        self.0.get().map_or_else(Arc::default, |f| f.alert_counts())
+    if h.taken {
+        // The stop went ahead without this thread; all it started is the remote saver, which
+        // has nothing new to write: left to the process's exit rather than racing it.
+        return;
     }
-
-    fn push_inbox(&self, name: &str) -> Option<Arc<crate::heartbeat::Inbox>> {
-        self.0.get().and_then(|f| f.board().get(name))
-    }
-
-    fn starting(&self) -> bool {
-        self.0.get().is_none()
-    }
+    h.started = Some(started);
 }
 
 /// The state's persister (for the file, the remote copy, or both), with the state file loaded

@@ -118,7 +118,8 @@ pub trait Control: Send + Sync {
         None
     }
     /// True while the fleet has not started yet (the remote copy is being read): admin calls
-    /// and reports get 503 rather than a 404 for a worker that will be there in a moment.
+    /// and `/metrics` get 503 rather than a 404 for a worker that will be there in a moment or
+    /// counters that are not restored yet.
     fn starting(&self) -> bool {
         false
     }
@@ -243,6 +244,11 @@ pub fn route(app: &App, req: &Request) -> Reply {
             )
         }
         "/metrics" => {
+            // Counters not restored yet would read as a reset to Prometheus, and their return as
+            // a burst of checks and failures: no scrape until they are.
+            if app.fleet.starting() {
+                return starting();
+            }
             let counts = app.fleet.alert_counts().snapshot();
             // Deliveries are counted outside the state: they change the body too. Both only
             // grow, so their sum changes whenever either does.

@@ -108,9 +108,6 @@ pub fn answer(
             ..Reply::error(405, &format!("method {method} is not allowed here; use {ALLOW}"))
         };
     }
-    if app.fleet.starting() {
-        return super::starting();
-    }
     let inbox = app.fleet.push_inbox(name);
     let expected = inbox.as_ref().map_or(Arc::from(DUMMY_TOKEN), |i| i.token());
     let given = token(authorization, query);

@@ -380,19 +380,18 @@ impl Pinger {
     /// The worker named `name` from /status.
     pub fn worker(&self, name: &str) -> serde_json::Value {
         let s = self.status();
-        if name == "self" {
-            return s["self_ping"].clone();
-        }
-        s["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no worker {name} in {s}"))
+        Self::find(&s, name).unwrap_or_else(|| panic!("no worker {name} in {s}"))
     }
 
-    /// Polls /status until `pred` holds for worker `name`.
+    fn find(s: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+        if name == "self" {
+            return Some(s["self_ping"].clone());
+        }
+        s["workers"].as_array()?.iter().find(|w| w["name"] == name).cloned()
+    }
+
+    /// Polls /status until `pred` holds for worker `name` (which may appear meanwhile, after
+    /// a reload).
     pub fn wait_worker(
         &self,
         name: &str,
@@ -401,12 +400,14 @@ impl Pinger {
     ) -> serde_json::Value {
         let end = Instant::now() + within;
         loop {
-            let w = self.worker(name);
-            if pred(&w) {
-                return w;
+            let s = self.status();
+            let w = Self::find(&s, name);
+            if let Some(w) = w.as_ref().filter(|w| pred(w)) {
+                return w.clone();
             }
             if Instant::now() > end {
-                panic!("timed out waiting on {name}: {w:#}\nlog:\n{}", self.log());
+                let shown = w.map_or_else(|| format!("absent from {s}"), |w| format!("{w:#}"));
+                panic!("timed out waiting on {name}: {shown}\nlog:\n{}", self.log());
             }
             thread::sleep(Duration::from_millis(20));
         }

@@ -456,7 +456,14 @@ fn a_slow_store_at_start_up_delays_no_page_and_the_first_check_waits_for_its_cop
     let saved = saved_in(&moto, &target);
     let before = target.count();
     let (env, open) = held_store(&moto);
-    let p = start(temp_dir("s3-held-1"), &config(&target, "1h", ""), &env);
+    // `t` as before, and a heartbeat worker whose job reports while the copy is read.
+    let cfg = format!(
+        r#"{{"self_ping": false, "remote_save_interval": "1h", "remote_timeout": "60s",
+            "workers": [{{"name": "t", "url": "{}", "interval": "1s", "retries": 0}},
+                        {{"name": "job", "push": {{"period": "1h"}}, "token": "job-token"}}]}}"#,
+        target.url("/")
+    );
+    let p = start(temp_dir("s3-held-1"), &cfg, &env);
     // The store has not answered: the page and /health are served, the worker is listed with
     // nothing checked, and admin calls and reports are told to come back.
     assert_eq!(p.get("/health").status, 200);
@@ -465,7 +472,14 @@ fn a_slow_store_at_start_up_delays_no_page_and_the_first_check_waits_for_its_cop
     let check = request("POST", &p.url("/api/workers/t/check"), Some("Bearer admin-secret"));
     assert_eq!(check.status, 503, "{}", check.body);
     assert_eq!(check.header("retry-after"), Some("5"));
-    assert_eq!(p.get("/push/t?token=x").status, 503, "a report too");
+    assert_eq!(p.get("/metrics").status, 503, "no counters until they are restored");
+    assert_eq!(p.get("/push/job?token=wrong").status, 404);
+    let report = p.get("/push/job?token=job-token");
+    assert_eq!(
+        (report.status, report.body.as_str()),
+        (200, "OK\n"),
+        "a report is taken"
+    );
     assert!(
         !p.log().contains("remote state s3://"),
         "the copy was not read yet:\n{}",
@@ -473,12 +487,16 @@ fn a_slow_store_at_start_up_delays_no_page_and_the_first_check_waits_for_its_cop
     );
     assert_eq!(target.count(), before, "no check before the copy is read");
     open.store(true, std::sync::atomic::Ordering::SeqCst);
-    wait_log(&p, "remote state s3://");
+    wait_log(&p, ": restored");
     // The first check comes after the copy: it adds to the saved history.
     let w = p.wait_worker("t", 10 * SEC, |w| w["checks"].as_u64() > Some(saved));
     assert!(w["history"].as_array().unwrap().len() as u64 > saved, "{w}");
     let check = request("POST", &p.url("/api/workers/t/check"), Some("Bearer admin-secret"));
     assert_eq!(check.status, 202, "{}", check.body);
+    // The report taken while starting reached its worker.
+    let job = p.wait_worker("job", 10 * SEC, |w| w["successes"].as_u64() == Some(1));
+    assert_eq!(job["state"], "up", "{job}");
+    assert_eq!(p.get("/metrics").status, 200);
 }
 
 #[test]
@@ -486,18 +504,15 @@ fn sigterm_while_the_copy_is_read_exits_at_once_and_writes_nothing() {
     let Some(moto) = Moto::start() else { return };
     let target = FakeServer::always(ok());
     let saved = saved_in(&moto, &target);
+    let before = stored_raw(&s3_client(&moto, &moto.secret_access_key)).unwrap();
     let (env, open) = held_store(&moto);
     let mut p = start(temp_dir("s3-held-2"), &config(&target, "1h", ""), &env);
     assert_eq!(p.get("/health").status, 200);
     p.signal("TERM");
     assert_eq!(p.wait_exit(5 * SEC), Some(0), "{}", p.log());
     open.store(true, std::sync::atomic::Ordering::SeqCst);
-    let copy = stored(&moto).unwrap();
-    assert_eq!(
-        copy["workers"]["t"]["checks"].as_u64(),
-        Some(saved),
-        "the copy is as it was"
-    );
+    let after = stored_raw(&s3_client(&moto, &moto.secret_access_key)).unwrap();
+    assert!(after == before, "the copy is as it was, byte for byte ({saved} checks)");
 }
 
 #[test]
