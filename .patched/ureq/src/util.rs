@@ -91,8 +91,8 @@ impl<T> IoResultExt for io::Result<T> {
     }
 }
 
-/// `buf.resize(size, 0)`, without a byte-at-a-time loop. master-pinger builds ureq at opt-level
-/// "s", where `Vec::resize` zero-fills a byte at a time: for the 24 KiB of buffers a connection
+/// `buf.resize(size, 0)`, without a byte-at-a-time loop. master-pinger builds for size (opt-level
+/// "z"), where `Vec::resize` zero-fills a byte at a time: for the 24 KiB of buffers a connection
 /// gets, that was two thirds of the instructions of a whole check. A buffer still empty (every
 /// connection's first allocation) comes zeroed from the allocator instead (`vec![0; n]`, calloc).
 pub(crate) fn resize_zeroed(buf: &mut Vec<u8>, size: usize) {
