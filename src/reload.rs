@@ -19,6 +19,23 @@ fn stamp(path: &PathBuf) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// The configuration file (when the service started with one) and its version when it was
+/// loaded: a change after that reloads, even one made before the reload thread runs (which can be
+/// seconds later, after a slow store's start-up read).
+pub struct Loaded {
+    path: Option<PathBuf>,
+    seen: Option<Stamp>,
+}
+
+impl Loaded {
+    /// Noted as soon as the configuration is loaded.
+    pub fn now(flags: &Flags, env: &Env) -> Loaded {
+        let path = config::file_path(flags, env);
+        let seen = path.as_ref().map(stamp);
+        Loaded { path, seen }
+    }
+}
+
 pub struct Reloader {
     pub fleet: Arc<Fleet>,
     pub state: Arc<State>,
@@ -28,19 +45,19 @@ pub struct Reloader {
     pub env: Env,
     /// Woken with "check now" by SIGHUP, stopped at shutdown.
     pub waker: Arc<Waker>,
+    /// The file watched, as it was when loaded.
+    pub loaded: Loaded,
 }
 
 impl Reloader {
     pub fn spawn(self) -> std::io::Result<Thread> {
-        // Only a file the service started with is watched; SIGHUP reloads in any case. Its
-        // version is noted here, not when the new thread first runs, which on a busy machine
-        // can be after the file changed.
-        let path = config::file_path(&self.flags, &self.env);
-        let seen = path.as_ref().map(stamp);
-        crate::shutdown::spawn("reload".into(), 256 * 1024, move || self.run(path, seen))
+        // Only a file the service started with is watched; SIGHUP reloads in any case.
+        crate::shutdown::spawn("reload".into(), 256 * 1024, move || self.run())
     }
 
-    fn run(mut self, path: Option<PathBuf>, mut seen: Option<Stamp>) {
+    fn run(mut self) {
+        let path = self.loaded.path.take();
+        let mut seen = self.loaded.seen.take();
         loop {
             // The file watch polls on purpose (no inotify without a new crate, and a mounted
             // ConfigMap changes by a symlink swap that a watch on the file would miss); SIGHUP

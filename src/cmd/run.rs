@@ -159,6 +159,7 @@ fn start_and_serve(
         max_connections: cfg.settings.max_connections,
     };
     let rest = Rest {
+        loaded: reload::Loaded::now(&flags, &env),
         reads_remote: cfg.settings.remote.state_url.is_some() && persister.is_some() && !local_loaded,
         cfg,
         flags,
@@ -202,6 +203,8 @@ struct Rest {
     local_loaded: bool,
     net: net::Net,
     late: Arc<super::late_fleet::LateFleet>,
+    /// The configuration file's version when it was loaded, for the reload thread's watch.
+    loaded: reload::Loaded,
     /// Whether `read_remote` reads the copy (and so may take `remote_timeout`).
     reads_remote: bool,
 }
@@ -252,6 +255,7 @@ impl Rest {
             flags: self.flags,
             env: self.env,
             waker: self.reload_waker,
+            loaded: self.loaded,
         };
         services.reload = Some(
             reloader

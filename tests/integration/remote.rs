@@ -516,6 +516,26 @@ fn sigterm_while_the_copy_is_read_exits_at_once_and_writes_nothing() {
 }
 
 #[test]
+fn a_config_edit_made_while_the_copy_is_read_is_picked_up_once_the_service_runs() {
+    let Some(moto) = Moto::start() else { return };
+    let target = FakeServer::always(ok());
+    let (env, open) = held_store(&moto);
+    let cfg = |names: &[&str]| {
+        format!(
+            r#"{{"self_ping": false, "remote_save_interval": "1h", "remote_timeout": "60s",
+                "watch_config": "50ms", "workers": [{}]}}"#,
+            crate::common::named_workers(&target, names)
+        )
+    };
+    let p = start(temp_dir("s3-held-edit"), &cfg(&["a"]), &env);
+    assert_eq!(p.get("/health").status, 200);
+    p.rewrite_config(&cfg(&["a", "b"]));
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_log(&p, "no copy yet");
+    p.wait_worker("b", 15 * SEC, |w| w["checks"].as_u64() >= Some(1));
+}
+
+#[test]
 fn two_instances_on_one_object_find_out_and_the_loser_stops_writing() {
     let Some(moto) = Moto::start() else { return };
     let target = FakeServer::always(ok());
