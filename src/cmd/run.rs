@@ -160,7 +160,6 @@ fn start_and_serve(
     };
     let rest = Rest {
         loaded: reload::Loaded::now(&flags, &env),
-        reads_remote: cfg.settings.remote.state_url.is_some() && persister.is_some() && !local_loaded,
         cfg,
         flags,
         env,
@@ -171,11 +170,11 @@ fn start_and_serve(
         net,
         late,
     };
-    if rest.reads_remote {
+    if rest.reads_remote() {
         // The remote copy is read before the first check, which takes up to `remote_timeout`
         // when the store is slow or down: meanwhile the page and `/health` are served (remote
-        // I/O delays no page), the workers listed without checks, and admin calls and reports
-        // answered 503 until the fleet has started.
+        // I/O delays no page), the workers listed without checks, admin calls and `/metrics`
+        // answered 503 and heartbeat reports kept until the fleet has started (`LateFleet`).
         services.starter = Some(Starter::spawn(rest, shutdown)?);
     } else {
         rest.read_remote(services)?;
@@ -205,11 +204,15 @@ struct Rest {
     late: Arc<super::late_fleet::LateFleet>,
     /// The configuration file's version when it was loaded, for the reload thread's watch.
     loaded: reload::Loaded,
-    /// Whether `read_remote` reads the copy (and so may take `remote_timeout`).
-    reads_remote: bool,
 }
 
 impl Rest {
+    /// Whether `read_remote` reads the copy (and so may take `remote_timeout`): a remote state
+    /// and no state file loaded.
+    fn reads_remote(&self) -> bool {
+        self.cfg.settings.remote.state_url.is_some() && self.persister.is_some() && !self.local_loaded
+    }
+
     /// Starts the remote saver, which reads the copy first when the state file was not loaded.
     fn read_remote(&self, services: &mut Services) -> Result<(), String> {
         if let (Some(url), Some(p)) = (&self.cfg.settings.remote.state_url, &self.persister) {
